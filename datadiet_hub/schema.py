@@ -1,0 +1,80 @@
+"""The score dataset's format (DESIGN.md section 3): columns, types, config names, and their validation."""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+
+METRICS = ("el2n", "grand", "forgetting")
+BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
+METRIC_COLUMNS = {
+    "el2n": {"el2n": pa.float32(), "el2n_std": pa.float32(), "el2n_per_seed": pa.list_(pa.float32())},
+    "grand": {"grand": pa.float32(), "grand_std": pa.float32(), "grand_per_seed": pa.list_(pa.float32())},
+    "forgetting": {
+        "forgetting": pa.float32(),
+        "forgetting_std": pa.float32(),
+        "forgetting_per_seed": pa.list_(pa.float32()),
+        "never_learned": pa.bool_(),
+    },
+}
+# The direction of every score column: larger means harder (more important to keep) for all three metrics.
+HIGHER_IS_HARDER = {"el2n": True, "grand": True, "forgetting": True}
+DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
+CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> str:
+    """``cnn-ep2`` when the step is a whole epoch, else ``cnn-step150``; factories use their function name."""
+    short = model.rsplit(":", 1)[-1].lower().replace("_", "-")
+    if steps_per_epoch and step % steps_per_epoch == 0:
+        return f"{short}-ep{step // steps_per_epoch}"
+    return f"{short}-step{step}"
+
+
+def validate_config_name(name: str) -> str:
+    if not CONFIG_RE.match(name):
+        raise ValueError(
+            f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'."
+        )
+    return name
+
+
+def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
+    """The arrow schema of a config holding the given metrics, in canonical column order."""
+    fields = list(BASE_COLUMNS.items())
+    for metric in metrics:
+        if metric not in METRIC_COLUMNS:
+            raise ValueError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.")
+        fields.extend(METRIC_COLUMNS[metric].items())
+    return pa.schema(fields)
+
+
+def metrics_in(column_names: list[str]) -> list[str]:
+    """The metrics a score table carries, judged by their mean columns."""
+    return [m for m in METRICS if m in column_names]
+
+
+def validate_table(table: pa.Table) -> pa.Table:
+    """Check a score table against the format: required columns, types, unique contiguous ``idx``.
+
+    Returns the table cast to the canonical schema; raises ``ValueError`` naming the first problem.
+    """
+    names = table.column_names
+    missing = [c for c in BASE_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"Score table lacks required column(s) {missing}; it has {names}.")
+    metrics = metrics_in(names)
+    if not metrics:
+        raise ValueError(f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.")
+    schema = score_schema(metrics)
+    absent = [f.name for f in schema if f.name not in names]
+    if absent:
+        raise ValueError(f"Score table lacks column(s) {absent} that go with {metrics}.")
+    table = table.select(schema.names).cast(schema)
+    import numpy as np  # noqa: PLC0415
+
+    idx = table.column("idx").to_numpy()
+    if len(idx) and not np.array_equal(np.sort(idx), np.arange(len(idx))):
+        raise ValueError("Score table's 'idx' column must hold each row position 0..N-1 exactly once.")
+    return table

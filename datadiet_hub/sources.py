@@ -1,0 +1,161 @@
+"""Source datasets: the embedded Fashion-MNIST (Debian package) or anything ``datasets.load_dataset`` reads.
+
+Returns a ``datasets.Dataset`` plus the names of its image and label columns, so the scoring engine and the
+pruning library see every source the same way.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SourceNotFoundError
+
+logger = logging.getLogger(__name__)
+
+FASHION_MNIST = "fashion_mnist"
+FASHION_MNIST_APT = "dataset-fashion-mnist"
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+_FMNIST_FILES = {"train": "train", "test": "t10k"}
+
+IMAGE_COLUMN_GUESSES = ("image", "img", "pixel_values", "images", "picture")
+LABEL_COLUMN_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "class")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A loaded split and the facts the card's provenance needs about it."""
+
+    dataset: "datasets.Dataset"  # noqa: F821
+    image_column: str
+    label_column: str
+    name: str
+    split: str
+    revision: str | None = None
+
+    @property
+    def num_classes(self) -> int:
+        feature = self.dataset.features[self.label_column]
+        if hasattr(feature, "num_classes"):
+            return int(feature.num_classes)
+        return int(max(self.dataset[self.label_column])) + 1
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read a (gzipped) IDX file: magic, dims, then big-endian payload (http://yann.lecun.com/exdb/mnist/)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` of Fashion-MNIST from the Debian package's IDX files."""
+    if split not in _FMNIST_FILES:
+        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
+    root = Path(root or os.environ.get("DATADIET_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
+    stem = _FMNIST_FILES[split]
+    paths = [root / f"{stem}-images-idx3-ubyte.gz", root / f"{stem}-labels-idx1-ubyte.gz"]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SourceNotFoundError(
+            f"Fashion-MNIST files not found: {', '.join(missing)}. "
+            f"Install them with `sudo apt-get install {FASHION_MNIST_APT}` "
+            "(or point DATADIET_FASHION_MNIST_DIR at a folder holding the IDX files)."
+        )
+    images, labels = _read_idx(paths[0]), _read_idx(paths[1])
+    if len(images) != len(labels):
+        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels.")
+    return images, labels.astype(np.int64)
+
+
+def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> "datasets.Dataset":  # noqa: F821
+    """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
+    import datasets  # noqa: PLC0415
+
+    images, labels = fashion_mnist_arrays(split, root)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
+    )
+    # Raw arrays go in as PNG bytes so the dataset is what a user gets from the Hub; batched for speed.
+    from PIL import Image  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    def encode(start: int, stop: int) -> list[dict]:
+        out = []
+        for array in images[start:stop]:
+            buffer = io.BytesIO()
+            Image.fromarray(array, mode="L").save(buffer, format="PNG", compress_level=1)
+            out.append({"bytes": buffer.getvalue(), "path": None})
+        return out
+
+    return datasets.Dataset.from_dict({"image": encode(0, len(images)), "label": labels}, features=features)
+
+
+def _guess(columns: list[str], guesses: tuple[str, ...], what: str, flag: str) -> str:
+    for name in guesses:
+        if name in columns:
+            return name
+    raise ValueError(f"Cannot find the {what} column among {columns}; name it with {flag}.")
+
+
+def detect_columns(
+    dataset: "datasets.Dataset", image_column: str | None = None, label_column: str | None = None  # noqa: F821
+) -> tuple[str, str]:
+    """Pick the image and label columns: given names are checked, missing ones guessed from features and names."""
+    import datasets  # noqa: PLC0415
+
+    columns = list(dataset.column_names)
+    for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
+        if given is not None and given not in columns:
+            raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
+    if image_column is None:
+        typed = [c for c in columns if isinstance(dataset.features[c], datasets.Image)]
+        image_column = typed[0] if len(typed) == 1 else _guess(columns, IMAGE_COLUMN_GUESSES, "image", "--image-column")
+    if label_column is None:
+        typed = [c for c in columns if isinstance(dataset.features[c], datasets.ClassLabel)]
+        label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES, "label", "--label-column")
+    return image_column, label_column
+
+
+def load_source(
+    name: str,
+    *,
+    split: str = "train",
+    image_column: str | None = None,
+    label_column: str | None = None,
+    revision: str | None = None,
+    data_files: str | list[str] | None = None,
+) -> Source:
+    """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
+
+    ``name`` may be a Hub id (``uoft-cs/cifar10``), a local folder, or a builder such as ``parquet`` with
+    ``data_files``.
+    """
+    if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
+        dataset = fashion_mnist_dataset(split)
+        return Source(dataset, "image", "label", name=FASHION_MNIST, split=split, revision=f"debian:{FASHION_MNIST_APT}")
+    import datasets  # noqa: PLC0415
+
+    if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
+        builder = Path(name).suffix.lstrip(".").replace("jsonl", "json")
+        name, data_files = builder, name
+    try:
+        dataset = datasets.load_dataset(name, split=split, revision=revision, data_files=data_files)
+    except (FileNotFoundError, ValueError) as err:
+        raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
+    image_column, label_column = detect_columns(dataset, image_column, label_column)
+    return Source(dataset, image_column, label_column, name=name, split=split, revision=revision)

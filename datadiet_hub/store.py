@@ -1,0 +1,184 @@
+"""The local versioned store: immutable version folders, each a complete Hub-layout dataset repo.
+
+Layout: ``<root>/<name>/<version>/{README.md, data/<config>/*.parquet, plots/*.png}``. The root is
+``$DATADIET_HOME`` if set, else ``~/.cache/datadiet``. A version is copied into a temporary sibling folder and
+renamed into place in one step, so readers never see a partial version and two concurrent publishes of the same
+version cannot both win.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from .errors import ScoresNotFoundError, StoreError, VersionExistsError
+from .versions import VersionInfo, validate_version, version_sort_key
+
+logger = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+REPO_FILES = ("README.md",)
+REPO_DIRS = ("data", "plots")
+_TMP_PREFIX = ".tmp-"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("DATADIET_HOME") or Path.home() / ".cache" / "datadiet")
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"Invalid score dataset name {name!r}: use letters, digits, '.', '_' or '-', optionally 'owner/name' "
+            "(e.g. 'fashion-mnist-datadiet')."
+        )
+    return name
+
+
+def repo_files(folder: Path) -> list[Path]:
+    """The files of a score dataset folder that belong in a version (card, data, plots), relative paths."""
+    files = [Path(f) for f in REPO_FILES if (folder / f).is_file()]
+    for sub in REPO_DIRS:
+        if (folder / sub).is_dir():
+            files += sorted(p.relative_to(folder) for p in (folder / sub).rglob("*") if p.is_file()
+                            and not p.name.startswith("."))
+    return files
+
+
+def check_score_folder(folder: Path) -> list[str]:
+    """Verify ``folder`` is a loadable score dataset before it is published; return its config names."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    from .cards import read_card_data  # noqa: PLC0415
+    from .schema import validate_table  # noqa: PLC0415
+
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise ScoresNotFoundError(
+            f"{folder} is not a score dataset: it has no README.md. Run `datadiet score ... --output-dir {folder}` "
+            "first, or point at the folder it wrote."
+        )
+    try:
+        configs = [c["config_name"] for c in read_card_data(readme).get("configs", [])]
+    except Exception as err:  # a broken card must not be published
+        raise ScoresNotFoundError(f"{readme} has no readable YAML header ({err}).") from err
+    if not configs:
+        raise ScoresNotFoundError(f"{readme} declares no `configs:`; nothing to publish.")
+    for config in configs:
+        files = sorted((folder / "data" / config).glob("train-*.parquet"))
+        if not files:
+            raise ScoresNotFoundError(f"Config {config!r} has no data file under {folder / 'data' / config}.")
+        for path in files:
+            try:
+                validate_table(pq.read_table(path))
+            except Exception as err:
+                raise ScoresNotFoundError(f"{path} is not a valid score table: {err}") from err
+    return configs
+
+
+class LocalStore:
+    """Immutable, versioned score datasets on local disk."""
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def path(self, name: str, version: str | None = None) -> Path:
+        """Folder of ``name`` at ``version`` (the newest version when None)."""
+        validate_name(name)
+        if version is None:
+            versions = self.versions(name)
+            if not versions:
+                raise ScoresNotFoundError(f"No versions of {name!r} in {self.root}; publish one with `datadiet publish`.")
+            return Path(versions[-1].location)
+        folder = self.root / name / validate_version(version)
+        if not folder.is_dir():
+            known = [v.version for v in self.versions(name)]
+            raise ScoresNotFoundError(
+                f"Version {version!r} of {name!r} not found in {self.root}; available: {known or 'none'}."
+            )
+        return folder
+
+    def has(self, name: str) -> bool:
+        return bool(validate_name(name)) and (self.root / name).is_dir()
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Published versions of ``name``, oldest name first in natural order (v2 before v10)."""
+        from .cards import read_card_data  # noqa: PLC0415
+
+        base = self.root / validate_name(name)
+        if not base.is_dir():
+            return []
+        infos = []
+        for folder in base.iterdir():
+            if folder.name.startswith(".") or not (folder / "README.md").is_file():
+                continue
+            try:
+                data = read_card_data(folder / "README.md")
+            except (ValueError, OSError):
+                data = {}
+            configs = [c.get("config_name", "?") for c in data.get("configs", [])]
+            infos.append(VersionInfo(name, folder.name, str(folder), configs, data.get("datadiet", {})))
+        return sorted(infos, key=lambda info: version_sort_key(info.version))
+
+    def publish(self, source: str | os.PathLike, name: str, version: str) -> VersionInfo:
+        """Copy the score dataset in ``source`` into the store as ``name``/``version``, atomically.
+
+        Raises ``VersionExistsError`` if that version exists (it is left untouched) and ``StoreError`` if the
+        store cannot be written.
+        """
+        source, name, version = Path(source), validate_name(name), validate_version(version)
+        configs = check_score_folder(source)
+        target = self.root / name / version
+        if target.exists():
+            raise VersionExistsError(
+                f"Version {version!r} of {name!r} already exists at {target}; versions are immutable. "
+                "Publish under a new version (e.g. the next number)."
+            )
+        tmp = self.root / name / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir(parents=True)
+            for rel in repo_files(source):
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / rel, tmp / rel)
+            _fsync_tree(tmp)
+            os.rename(tmp, target)  # atomic; fails if another publish created the version meanwhile
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if err.errno in (errno.EEXIST, errno.ENOTEMPTY) or target.exists():
+                raise VersionExistsError(
+                    f"Version {version!r} of {name!r} was published by another process meanwhile; it was kept "
+                    "as that process wrote it. Publish under a new version."
+                ) from err
+            raise StoreError(
+                f"Cannot write to the store at {self.root}: {err.strerror or err}. Set DATADIET_HOME (or "
+                "--store) to a writable folder."
+            ) from err
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        logger.info("Published %s %s to %s", name, version, target)
+        return VersionInfo(name, version, str(target), configs)
+
+    def clean_stale(self, name: str) -> int:
+        """Remove temporary folders left by killed publishes; returns how many were removed."""
+        base = self.root / validate_name(name)
+        stale = [p for p in base.glob(f"{_TMP_PREFIX}*") if p.is_dir()] if base.is_dir() else []
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return len(stale)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file so the rename publishes complete data even after a power loss."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())

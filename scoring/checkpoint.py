@@ -1,0 +1,71 @@
+"""Per-seed training checkpoints and raw score shards as safetensors, written atomically (temp + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+_STEP_RE = re.compile(r"ckpt-step(\d+)\.safetensors$")
+
+
+def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    meta = {"json": json.dumps(metadata or {})}
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import safe_open  # noqa: PLC0415
+
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = json.loads((handle.metadata() or {}).get("json", "{}"))
+    return load_file(str(path)), metadata
+
+
+def checkpoint_path(state_dir: Path, seed: int, step: int) -> Path:
+    return state_dir / f"seed-{seed}" / f"ckpt-step{step:08d}.safetensors"
+
+
+def shard_path(state_dir: Path, seed: int, step: int) -> Path:
+    return state_dir / "scores" / f"seed-{seed}-step{step:08d}.safetensors"
+
+
+def latest_checkpoint(state_dir: Path, seed: int) -> tuple[int, Path] | None:
+    folder = state_dir / f"seed-{seed}"
+    found = [(int(m.group(1)), p) for p in folder.glob("ckpt-step*.safetensors") if (m := _STEP_RE.search(p.name))]
+    return max(found) if found else None
+
+
+def pack_training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tracker_state: dict,
+                        ) -> dict[str, torch.Tensor]:
+    """Model weights and buffers, optimizer per-parameter state, forgetting state: everything to resume."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    for pid, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value
+    tensors.update({f"forgetting.{k}": v for k, v in tracker_state.items()})
+    return tensors
+
+
+def unpack_training_state(tensors: dict[str, torch.Tensor], model: torch.nn.Module,
+                          optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Restore model and optimizer in place; return the forgetting tracker state."""
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    opt_state = optimizer.state_dict()
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            per_param.setdefault(int(pid), {})[name] = value
+    opt_state["state"] = per_param
+    optimizer.load_state_dict(opt_state)
+    return {k[len("forgetting."):]: v for k, v in tensors.items() if k.startswith("forgetting.")}

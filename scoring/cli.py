@@ -1,0 +1,111 @@
+"""Command line of the scoring engine: ``accelerate launch -m scoring ...`` and ``datadiet score ...``.
+
+Flags map one-to-one to ``ScoringConfig`` fields (``--batch-size`` -> ``batch_size``); ``--config FILE`` (YAML or
+JSON) and ``--preset`` fill the rest, flags win. Lists are comma-separated (``--seeds 0,1,2``, ``--at 0,1,2``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import shlex
+import sys
+import types
+import typing
+
+from .config import PRESETS, ScoringConfig
+
+EXAMPLES = """examples:
+  datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
+  datadiet score --scores el2n,grand,forgetting --at 0,1,2 --unit epoch --output-dir runs/fmnist-all
+  accelerate launch -m scoring --preset cifar10-paper --output-dir runs/cifar10
+  torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
+  datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
+Rerunning the same command resumes an interrupted run."""
+
+
+def _parse_list(kind: type):
+    def parse(text: str):
+        try:
+            return [kind(part) for part in text.split(",") if part.strip() != ""]
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, got {text!r}") from err
+
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train M seeds briefly and write per-example EL2N / GraNd / forgetting scores as a dataset.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", help="YAML or JSON file with config fields; flags override it")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a ready recipe (flags override it)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    hints = typing.get_type_hints(ScoringConfig)
+    for field in dataclasses.fields(ScoringConfig):
+        hint = hints[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        base = hint
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X] -> X
+            base = next(a for a in typing.get_args(hint) if a is not type(None))
+        if typing.get_origin(base) is list:
+            kind = typing.get_args(base)[0]
+            parser.add_argument(flag, type=_parse_list(kind), default=None, metavar=f"{kind.__name__.upper()},...")
+        elif base is bool:
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+        else:
+            parser.add_argument(flag, type=base, default=None)
+    for action in parser._actions:
+        name = action.dest
+        if name in ScoringConfig.__dataclass_fields__:
+            default = ScoringConfig.__dataclass_fields__[name]
+            value = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+            action.help = f"(default: {value})"
+    parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1")
+    return parser
+
+
+def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
+    flags = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ScoringConfig) if getattr(ns, f.name) is not None}
+    if ns.num_seeds is not None:
+        if "seeds" in flags:
+            raise ValueError("Give --seeds or --num-seeds, not both.")
+        flags["seeds"] = list(range(ns.num_seeds))
+    base = dict(PRESETS[ns.preset]) if ns.preset else {}
+    if ns.config:
+        return ScoringConfig.from_file(ns.config, **{**base, **flags})
+    return ScoringConfig(**{**base, **flags})
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
+    from datadiet_hub.cli_errors import run_guarded  # noqa: PLC0415
+
+    parser = build_parser(prog)
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def go() -> int:
+        from .run import run  # noqa: PLC0415
+
+        cfg = config_from_args(ns)
+        command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        out = run(cfg, progress=not ns.no_progress, command=command)
+        print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
+        return 0
+
+    return run_guarded(go)

@@ -1,0 +1,143 @@
+"""``ScoringConfig``: every knob of a scoring run, one field per CLI flag, saved with the outputs and the card."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCORES = ("el2n", "grand", "forgetting")
+UNITS = ("epoch", "step")
+AUGMENTATIONS = ("auto", "none", "crop-flip")
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class ScoringConfig:
+    """A scoring run: which data, which model, how many seeds, how long to train, when to score.
+
+    Hardware (processes, devices) is not here: that belongs to ``accelerate launch`` / ``torchrun``.
+    """
+
+    output_dir: str = "runs/scores"
+    """Where the score dataset (README.md, data/) and the resumable state (.datadiet/) go."""
+    dataset: str = "fashion_mnist"
+    """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
+    split: str = "train"
+    image_column: str | None = None
+    label_column: str | None = None
+    revision: str | None = None
+    data_files: list[str] | None = None
+    model: str = "cnn"
+    """Registry name (cnn, mlp, resnet18) or ``package.module:function`` factory."""
+    width: float = 1.0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """One independent training per seed (init and data order); scores are averaged over them."""
+    scores: list[str] = field(default_factory=lambda: ["el2n"])
+    at: list[int] = field(default_factory=lambda: [2])
+    """Score times, in ``unit``s; each becomes its own config (``cnn-ep2``)."""
+    unit: str = "epoch"
+    epochs: int | None = None
+    """Training length in epochs; defaults to the last score time (rounded up)."""
+    batch_size: int = 128
+    eval_batch_size: int = 1024
+    grand_batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    lr_milestones: list[int] = field(default_factory=list)
+    """Epochs at which the learning rate is multiplied by ``lr_gamma`` (paper: 60,120,160 with 0.2)."""
+    lr_gamma: float = 0.2
+    augmentation: str = "auto"
+    """``crop-flip`` (pad 4, random crop, horizontal flip), ``none``, or ``auto`` (crop-flip for 3-channel images
+    of side >= 32, else none). Scoring never augments."""
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    """Normalisation per channel; computed from the split when not given."""
+    checkpoint_every: int = 1
+    """Also checkpoint every this many epochs (besides every score time), for resuming long runs."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def choice(name: str, value: Any, options: tuple) -> None:
+            if value not in options:
+                raise ValueError(f"Unknown {name} {value!r}. Choose between {', '.join(options)}.")
+
+        for score in self.scores:
+            choice("score", score, SCORES)
+        choice("unit", self.unit, UNITS)
+        choice("augmentation", self.augmentation, AUGMENTATIONS)
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not self.scores:
+            raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds={self.seeds!r} must be a non-empty list of distinct integers.")
+        if not self.at or any(t < 0 for t in self.at):
+            raise ValueError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
+        for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be at least 1.")
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError(f"epochs={self.epochs!r} must be >= 0.")
+        if self.width <= 0:
+            raise ValueError(f"width={self.width!r} must be positive.")
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("Give both mean and std, or neither (then they are computed from the data).")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for a rerun to resume a previous one (everything but the output dir)."""
+        return {k: v for k, v in self.to_dict().items() if k != "output_dir"}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> "ScoringConfig":
+        """Read a YAML or JSON config file; ``overrides`` (e.g. from flags) win over the file."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # noqa: PLC0415
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {unknown}. Known fields: {', '.join(sorted(known))}.")
+        return cls(**{**data, **overrides})
+
+
+PAPER_CIFAR10 = {
+    "dataset": "uoft-cs/cifar10",
+    "image_column": "img",
+    "label_column": "label",
+    "model": "resnet18",
+    "seeds": list(range(10)),
+    "scores": ["el2n", "grand", "forgetting"],
+    "at": [0, 20, 200],
+    "unit": "epoch",
+    "epochs": 200,
+    "batch_size": 128,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "lr_milestones": [60, 120, 160],
+    "lr_gamma": 0.2,
+    "augmentation": "crop-flip",
+}
+"""The paper's CIFAR-10 recipe (DESIGN.md section 1): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
+the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
+
+PRESETS = {"cifar10-paper": PAPER_CIFAR10}

@@ -1,0 +1,139 @@
+"""Short, deterministic, resumable training of one seed, saving a checkpoint at every score time.
+
+Determinism: the init comes from ``torch.manual_seed(seed)``, the data order of epoch e from a generator seeded
+with (seed, e), the augmentation of step s from (seed, s). A run resumed from a checkpoint therefore replays
+exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .config import ScoringConfig
+from .data import Preprocess, TensorData
+from .metrics.forgetting import ForgettingTracker
+from .models import build_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Training length and score times in optimizer steps."""
+
+    steps_per_epoch: int
+    total_steps: int
+    score_steps: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, cfg: ScoringConfig, num_examples: int) -> "Schedule":
+        spe = math.ceil(num_examples / cfg.batch_size)  # the last partial batch is kept: every example, every epoch
+        score_steps = sorted({t * spe if cfg.unit == "epoch" else t for t in cfg.at})
+        epochs = cfg.epochs if cfg.epochs is not None else math.ceil(score_steps[-1] / spe)
+        total = epochs * spe
+        if score_steps[-1] > total:
+            raise ValueError(
+                f"Score time {max(cfg.at)} {cfg.unit}(s) is after the end of training ({epochs} epochs = {total} "
+                "steps); raise --epochs or lower --at."
+            )
+        return cls(spe, total, tuple(score_steps))
+
+
+def seed_generator(*parts: int) -> torch.Generator:
+    """A CPU generator seeded from a tuple of integers, so each (seed, epoch) stream is independent."""
+    value = 0
+    for part in parts:
+        value = (value * 1_000_003 + int(part)) % (2**63 - 1)
+    return torch.Generator().manual_seed(value)
+
+
+def make_model(cfg: ScoringConfig, data: TensorData, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    channels, height, _ = data.shape
+    return build_model(cfg.model, num_classes=data.num_classes, in_channels=channels, image_size=height,
+                       width=cfg.width)
+
+
+def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_at(cfg: ScoringConfig, epoch: int) -> float:
+    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+
+
+def train_seed(
+    cfg: ScoringConfig,
+    data: TensorData,
+    preprocess: Preprocess,
+    seed: int,
+    schedule: Schedule,
+    state_dir: Path,
+    device: torch.device,
+    *,
+    progress: bool = True,
+) -> None:
+    """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
+    model = make_model(cfg, data, seed).to(device)
+    optimizer = make_optimizer(cfg, model)
+    tracker = ForgettingTracker(len(data))
+    start = 0
+    latest = ckpt.latest_checkpoint(state_dir, seed)
+    if latest is not None:
+        start, path = latest
+        tensors, _ = ckpt.load(path)
+        tracker.load_state(ckpt.unpack_training_state(tensors, model, optimizer))
+        logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
+    wanted = set(schedule.score_steps)
+    wanted |= {e * schedule.steps_per_epoch for e in range(0, schedule.total_steps // schedule.steps_per_epoch + 1,
+                                                           cfg.checkpoint_every)}
+    wanted = {s for s in wanted if s <= schedule.total_steps} | {schedule.total_steps}
+
+    def save(step: int) -> None:
+        ckpt.atomic_save(ckpt.pack_training_state(model, optimizer, tracker.state()),
+                         ckpt.checkpoint_path(state_dir, seed, step), {"seed": seed, "step": step})
+
+    if start == 0 and 0 in wanted and latest is None:
+        save(0)
+    n, spe = len(data), schedule.steps_per_epoch
+    images, labels = data.images.to(device), data.labels.to(device)
+    bar = tqdm(total=schedule.total_steps, initial=start, desc=f"seed {seed}", unit="step", disable=not progress,
+               leave=False)
+    model.train()
+    step, t0, seen = start, time.perf_counter(), 0
+    while step < schedule.total_steps:
+        epoch, within = divmod(step, spe)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, epoch)
+        order = torch.randperm(n, generator=seed_generator(seed, epoch)).to(device)
+        for b in range(within, spe):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = preprocess(images[idx], train=True, generator=seed_generator(seed, 1_000_000 + step))
+            y = labels[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            tracker.update(idx, logits.detach().argmax(1) == y)
+            step += 1
+            seen += len(idx)
+            bar.update(1)
+            if step in wanted:
+                save(step)
+        rate = seen / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{loss.item():.3f}", ex_s=f"{rate:.0f}")
+        logger.info("seed %d epoch %d: loss %.4f, %.0f examples/s", seed, epoch + 1, loss.item(), rate)
+    bar.close()
