@@ -154,7 +154,7 @@ def _aligned(a: Any, b: Any, column: str) -> tuple[np.ndarray, np.ndarray, np.nd
             i = differ[0]
             raise ScoreMismatchError(
                 f"{len(differ)} rows have the same idx but different example_id (e.g. idx {int(idx[i])}:"
-                f" {ex_a[i]!r} vs {ex_b[i]!r}): the tables were scored on different data or revisions."
+                f" {str(ex_a[i])!r} vs {str(ex_b[i])!r}): the tables were scored on different data or revisions."
                 " Join them by example_id instead of idx."
             )
         example_id = ex_a
@@ -194,7 +194,7 @@ def compare_scores(
     order_a, order_b = _hardness_order(sa, idx), _hardness_order(sb, idx)
     overlaps = {}
     for f in fracs:
-        k = max(1, int(round(f * n)))
+        k = max(1, round(f * n))
         overlaps[f] = len(np.intersect1d(order_a[:k], order_b[:k], assume_unique=True)) / k
     rank_a, rank_b = np.empty(n, np.int64), np.empty(n, np.int64)
     rank_a[order_a] = np.arange(1, n + 1)
@@ -219,7 +219,7 @@ def format_comparison(c: Comparison) -> str:
         "Overlap of the kept (hardest) sets:",
     ]
     for f, o in c.overlaps.items():
-        k = max(1, int(round(f * c.n)))
+        k = max(1, round(f * c.n))
         lines.append(f"  keep {f:>4.0%} ({k:>7} rows): {o:6.1%}   (random ~{f:.0%})")
     if c.moved:
         lines.append(f"Rows whose rank moved most (rank 1 = hardest, of {c.n}):")

@@ -127,7 +127,9 @@ def _folder_files(folder: Path) -> list[str]:
     if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
         raise ScoresNotFoundError(f"Version folder {str(folder)!r} has no data/**/*.parquet files to publish.")
     ignored = sorted(
-        p.name for p in folder.iterdir() if p.name not in PUBLISHED_FILES + PUBLISHED_DIRS and not p.name.startswith(".")
+        p.name
+        for p in folder.iterdir()
+        if p.name not in PUBLISHED_FILES + PUBLISHED_DIRS and not p.name.startswith(".")
     )
     if ignored:
         logger.warning("Not publishing %s from %s (only README.md, data/ and plots/ are published).", ignored, folder)
@@ -317,8 +319,9 @@ def _set_ref(api: HfApi, repo_id: str, version: str, kind: str, sha: str, old_ki
     The Hub has no atomic "move tag", so a forced move is delete + create; the old target is restored on failure so
     that a failed publish never leaves a version pointing somewhere new (or nowhere).
     """
-    landed = f"The commit {sha} landed on main, but version {version!r} was not {'tagged' if kind == 'tag' else 'branched'}."
-    retry = f" Rerun the same publish command to finish (it will not re-upload unchanged files)."
+    marked = "tagged" if kind == "tag" else "branched"
+    landed = f"The commit {sha} landed on main, but version {version!r} was not {marked}."
+    retry = " Rerun the same publish command to finish (it will not re-upload unchanged files)."
     if old_kind is None:
         _call(f"Creating {kind} {version!r} in {repo_id!r}", lambda: _create_ref(api, repo_id, version, kind, sha),
               secret=secret, state=f"{landed} Previous versions are untouched.{retry}")

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from hub_double import HubDouble
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +44,8 @@ def _tiny_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 def make_version_folder(path: Path, *, n: int = 50, configs: tuple[str, ...] = ("cnn-ep2", "mlp-ep2"),
@@ -140,7 +140,7 @@ class HubEnv:
         if token is not None:
             env["HF_TOKEN"] = token
         script = _PRELUDE + textwrap.dedent(code) + _EPILOGUE
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=self.tmp)
         result = None
         for line in proc.stdout.splitlines():

@@ -151,7 +151,7 @@ class HubDouble:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> HubDouble:
+    def __enter__(self) -> HubDouble:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -247,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     double: HubDouble  # set on the bound subclass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # keep test output quiet; requests are recorded instead
 
     # entry points
@@ -302,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._route(method, segments, split.path)
         except HubError as e:
             self._send_error(e)
-        except Exception as e:  # a bug in the double must show up as a clear 500, not a hung client
+        except Exception as e:  # noqa: BLE001 - a bug in the double must show up as a clear 500, not a hung client
             self._send_error(HubError(500, f"HubDouble internal error: {type(e).__name__}: {e}"))
 
     # responses
@@ -369,9 +369,10 @@ class _Handler(BaseHTTPRequestHandler):
         with d._lock:
             if seg[:1] == ["api"]:
                 return self._route_api(method, seg[1:])
-            if len(seg) >= 5 and seg[0] in ("datasets", "spaces") and seg[3] == "resolve" and method in ("GET", "HEAD"):
+            reading = method in ("GET", "HEAD")
+            if len(seg) >= 5 and seg[0] in ("datasets", "spaces") and seg[3] == "resolve" and reading:
                 return self._resolve(_REPO_TYPES[seg[0]], f"{seg[1]}/{seg[2]}", seg[4], "/".join(seg[5:]))
-            if len(seg) >= 4 and seg[2] == "resolve" and method in ("GET", "HEAD"):
+            if len(seg) >= 4 and seg[2] == "resolve" and reading:
                 return self._resolve("model", f"{seg[0]}/{seg[1]}", seg[3], "/".join(seg[4:]))
         d.unhandled.append(self._rec)
         raise HubError(404, f"HubDouble does not implement {method} {raw_path}")
