@@ -102,7 +102,13 @@ try:
     missing = None
 except ScoresNotFoundError as e:
     missing = str(e)
+try:
+    load_from_hub("user/scores", "nope-ep9", "v1")
+    no_config = None
+except ScoresNotFoundError as e:
+    no_config = str(e)
 result = {
+    "no_config": no_config,
     "deleted": list(p2.deleted),
     "v1_old": load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1"], "cnn-ep2"),
     "v1_mlp": load_rows("mlp-ep2", "v1") == local_rows(ARGS["v1"], "mlp-ep2"),
@@ -125,6 +131,7 @@ result = {
     assert [v[4] for v in r["versions"]] == ["v1", "v2"]
     assert "source_dataset=fashion_mnist" in r["versions"][0][5] and "model=cnn" in r["versions"][0][5]
     assert "'v9'" in r["missing"] and "datadiet versions user/scores" in r["missing"]
+    assert "'nope-ep9'" in r["no_config"] and "cnn-ep2" in r["no_config"]  # names the available configs
     assert any("cursor" in q.query for q in hub.double.find("GET", r"/tree/"))
     assert hub.double.unhandled == []
 
@@ -334,3 +341,38 @@ def test_hub_and_compare_modules_import_without_torch():
         [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_double_http_contract_ranges_error_codes_and_auth(hub):
+    """The double itself: Range answers, X-Error-Code on 404s, Content-Length everywhere, writes need a token."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    hub.double.add_repo_with_files(REPO, {"data/a.bin": bytes(range(100))}, tag="v1")
+    base = hub.double.endpoint
+
+    def call(path, method="GET", headers=None, data=None):
+        req = urllib.request.Request(base + path, method=method, headers=headers or {}, data=data)
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    status, headers, body = call("/datasets/user/scores/resolve/v1/data/a.bin", headers={"Range": "bytes=10-19"})
+    assert status == 206 and body == bytes(range(10, 20)) and headers["Content-Range"] == "bytes 10-19/100"
+    status, headers, body = call("/datasets/user/scores/resolve/v1/data/a.bin", "HEAD")
+    assert status == 200 and headers["Content-Length"] == "100" and len(headers["X-Repo-Commit"]) == 40
+    for path, code in [("/datasets/user/scores/resolve/v1/nope.py", "EntryNotFound"),
+                       ("/datasets/user/scores/resolve/v9/data/a.bin", "RevisionNotFound"),
+                       ("/datasets/user/missing/resolve/main/README.md", "RepoNotFound")]:
+        status, headers, _ = call(path, "HEAD")
+        assert headers["X-Error-Code"] == code and "Content-Length" in headers and status in (401, 404)
+    status, _, body = call("/api/datasets/user/scores/tag/main", "POST", {"Content-Type": "application/json"},
+                           json.dumps({"tag": "v2"}).encode())
+    assert status == 401 and "v2" not in hub.double.repo(REPO).tags
+    status, _, _ = call("/api/datasets/user/scores/tag/main", "POST",
+                        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+                        json.dumps({"tag": "v1"}).encode())
+    assert status == 409  # existing tag
