@@ -99,10 +99,9 @@ def build_card(
 
 def read_card_data(readme: str | Path) -> dict[str, Any]:
     """The YAML header of a score dataset's README as a dict (raises ``ValueError`` if it has none)."""
-    from huggingface_hub import DatasetCard  # noqa: PLC0415
+    from .versions import read_card_metadata  # noqa: PLC0415
 
-    card = DatasetCard.load(Path(readme))
-    data = card.data.to_dict()
+    data = read_card_metadata(Path(readme).read_text(encoding="utf-8"), source=str(readme))
     if not data:
         raise ValueError(f"{readme} has no YAML header.")
     return data

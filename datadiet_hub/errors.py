@@ -23,3 +23,7 @@ class StoreError(DatadietError, OSError):
 
 class SourceNotFoundError(DatadietError, FileNotFoundError):
     """The source dataset to score or prune could not be found or read."""
+
+
+class HubError(DatadietError):
+    """A Hub request failed; the message says which step and what state the repo is left in."""

@@ -1,16 +1,373 @@
-"""The Hugging Face Hub side: loading a version through ``datasets.load_dataset(..., revision=)``."""
+"""Publish score version folders to the Hugging Face Hub, list the versions there, load one back.
+
+A *version folder* (``README.md`` with ``configs:`` + ``datadiet:`` YAML, ``data/<config>/*.parquet``,
+``plots/*.png``) is the unit of publication, identical in the local store and on the Hub. Pushing it makes
+exactly one commit on ``main`` whose tree equals the folder (files not in the folder are deleted in that same
+commit), then points a tag (or a branch) named after the version at that commit. A commit either lands whole or
+not at all, and refs are only created or moved after it landed, so a failure can never change what an existing
+version points to (a forced move that fails is rolled back, and the error says so).
+
+Auth is huggingface_hub's (``token=None`` -> ``HF_TOKEN`` or ``hf auth login``). The token is never logged and is
+scrubbed from every error message this module builds.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
-from .errors import ScoresNotFoundError
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+from .errors import DatadietError, HubError, ScoresNotFoundError, VersionExistsError
+from .versions import (
+    RESERVED_VERSIONS,
+    VERSION_PATTERN,
+    VersionInfo,
+    read_card_metadata,
+    validate_version,
+    version_sort_key,
+)
+
+logger = logging.getLogger(__name__)
+
+REPO_TYPE = "dataset"
+# What a version folder publishes; anything else in the folder (store bookkeeping, hidden files) stays local.
+PUBLISHED_FILES = ("README.md",)
+PUBLISHED_DIRS = ("data", "plots")
+# Repo plumbing the Hub creates itself; kept when the rest of the tree is replaced.
+KEEP_REMOTE = frozenset({".gitattributes"})
+
+_T = TypeVar("_T")
 
 
-def load_from_hub(repo_id: str, config: str | None, version: str | None, *, token: Any = None, **kwargs: Any):
-    import datasets  # noqa: PLC0415
+@dataclass(frozen=True)
+class PushResult:
+    """What ``push_version`` did.
 
+    Attributes:
+        repo_id: the dataset repo.
+        version: the tag or branch name.
+        kind: ``"tag"`` or ``"branch"``.
+        commit_sha: the commit the version now points to.
+        replaced_sha: the commit the version pointed to before a ``force`` push, else None.
+        uploaded: paths sent in the commit (unchanged files are skipped by huggingface_hub).
+        deleted: repo paths removed because the version folder no longer has them.
+        url: browsable URL of the version.
+    """
+
+    repo_id: str
+    version: str
+    kind: str
+    commit_sha: str
+    replaced_sha: str | None
+    uploaded: tuple[str, ...]
+    deleted: tuple[str, ...]
+    url: str
+
+    def describe(self) -> str:
+        """One line for the CLI."""
+        what = f"Published {self.repo_id} {self.kind} {self.version!r} -> commit {self.commit_sha[:12]}"
+        if self.replaced_sha:
+            what += f" (replaced commit {self.replaced_sha[:12]})"
+        return what
+
+
+# -- validation ----------------------------------------------------------------------------------------------------
+
+
+def _folder_files(folder: Path) -> list[str]:
+    """Repo paths (posix) of the files a version folder publishes; raises if it is not a version folder."""
+    if not folder.is_dir():
+        raise ScoresNotFoundError(f"Version folder {str(folder)!r} does not exist or is not a directory.")
+    if not (folder / "README.md").is_file():
+        raise ScoresNotFoundError(
+            f"{str(folder)!r} is not a version folder: it has no README.md (the dataset card with the `configs:`"
+            " YAML). Write the version with the datadiet store first."
+        )
+    files = [name for name in PUBLISHED_FILES if (folder / name).is_file()]
+    for d in PUBLISHED_DIRS:
+        if (folder / d).is_dir():
+            files += sorted(
+                p.relative_to(folder).as_posix()
+                for p in (folder / d).rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            )
+    if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
+        raise ScoresNotFoundError(f"Version folder {str(folder)!r} has no data/**/*.parquet files to publish.")
+    ignored = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name not in PUBLISHED_FILES + PUBLISHED_DIRS and not p.name.startswith(".")
+    )
+    if ignored:
+        logger.warning("Not publishing %s from %s (only README.md, data/ and plots/ are published).", ignored, folder)
+    read_card_metadata((folder / "README.md").read_text(encoding="utf-8"), source=str(folder / "README.md"))
+    return files
+
+
+# -- card metadata -------------------------------------------------------------------------------------------------
+
+
+# -- error handling ------------------------------------------------------------------------------------------------
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "<token>") if secret else text
+
+
+def _reason(exc: BaseException, secret: str | None) -> str:
+    """One-line cause of a failed Hub call, with auth hints, never containing the token."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, RepositoryNotFoundError) or status in (401, 403):
+        text += (
+            " -- check the repo id, and that you are logged in with a token that may write to it"
+            " (set HF_TOKEN or run `hf auth login`)."
+        )
+    return _redact(f"{type(exc).__name__}: {text}", secret)
+
+
+def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str) -> _T:
+    """Run one Hub request; on failure raise HubError naming the step, the cause and the repo state left behind."""
     try:
-        return datasets.load_dataset(repo_id, config, split="train", revision=version, token=token, **kwargs)
-    except FileNotFoundError as err:
-        raise ScoresNotFoundError(f"Score dataset {repo_id!r} (version {version!r}) not found on the Hub: {err}") from err
+        return fn()
+    except DatadietError:
+        raise
+    except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
+        raise HubError(f"{step} failed: {_reason(e, secret)} {state}") from None
+
+
+# -- push ----------------------------------------------------------------------------------------------------------
+
+
+def push_version(
+    folder: str | Path,
+    repo_id: str,
+    version: str,
+    *,
+    private: bool = False,
+    as_branch: bool = False,
+    force: bool = False,
+    token: str | None = None,
+) -> PushResult:
+    """Publish a version folder to the Hub dataset repo ``repo_id`` as version ``version``.
+
+    Creates the repo if needed, makes one commit on ``main`` whose files are exactly the folder's, then creates the
+    tag (or branch, with ``as_branch``) ``version`` at that commit. ``load_dataset(repo_id, config,
+    revision=version)`` then loads it with no datadiet code.
+
+    Args:
+        folder: the version folder (README.md, data/, plots/).
+        repo_id: ``"user/name"``.
+        version: tag or branch name, e.g. ``"v2"``.
+        private: create the repo private (an existing repo's visibility is not changed).
+        as_branch: mark the version with a branch instead of a tag.
+        force: replace an existing version of that name; the result and log name the commit it pointed to.
+        token: Hub token; None uses ``HF_TOKEN`` / the stored login. Never logged.
+
+    Raises:
+        ValueError: bad version name.
+        ScoresNotFoundError: ``folder`` is not a version folder.
+        VersionExistsError: the version exists and ``force`` is False.
+        HubError: a Hub request failed; the message says which step and that previous versions are untouched.
+    """
+    validate_version(version)
+    folder = Path(folder)
+    files = _folder_files(folder)
+    secret = token or get_token()
+    api = HfApi(token=token)
+    kind = "branch" if as_branch else "tag"
+    nothing_changed = "Nothing was changed on the Hub; existing versions are untouched."
+
+    repo_url = _call(f"Creating dataset repo {repo_id!r}",
+                     lambda: api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True),
+                     secret=secret, state=nothing_changed)
+    repo_id = getattr(repo_url, "repo_id", None) or repo_id
+    refs = _call(f"Listing the refs of {repo_id!r}", lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE),
+                 secret=secret, state=nothing_changed)
+    branches = {r.name: r.target_commit for r in refs.branches}
+    tags = {r.name: r.target_commit for r in refs.tags}
+    old_kind = "tag" if version in tags else "branch" if version in branches else None
+    old_sha = tags.get(version) or branches.get(version)
+    if old_kind and not force:
+        raise VersionExistsError(
+            f"Version {version!r} already exists in {repo_id!r} as a {old_kind} at commit {old_sha}. Publish under a"
+            " new name, or pass force=True (`--force`) to move it to the new content."
+        )
+    if private:
+        info = _call(f"Reading {repo_id!r}", lambda: api.repo_info(repo_id, repo_type=REPO_TYPE),
+                     secret=secret, state=nothing_changed)
+        if not getattr(info, "private", True):
+            logger.warning("Repo %s already exists and is public: --private does not change it.", repo_id)
+    main_sha = branches.get("main")
+
+    remote = _call(f"Listing the files of {repo_id!r}",
+                   lambda: api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=main_sha or "main"),
+                   secret=secret, state=nothing_changed) if main_sha else []
+    deletes = sorted(set(remote) - set(files) - KEEP_REMOTE)
+    operations: list[Any] = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
+    operations += [CommitOperationDelete(path_in_repo=f) for f in deletes]
+    logger.info("Publishing %s as %s %r: %d files, %d deletions, one commit on main.",
+                folder, kind, version, len(files), len(deletes))
+    commit = _call(
+        f"Committing version {version!r} to {repo_id!r}",
+        lambda: api.create_commit(
+            repo_id, operations, repo_type=REPO_TYPE, revision="main", parent_commit=main_sha,
+            commit_message=f"datadiet: publish version {version}",
+            commit_description=f"Version folder {folder.name}: {len(files)} files, {len(deletes)} removed.",
+        ),
+        secret=secret, state=f"The commit did not land (a commit lands whole or not at all). {nothing_changed}",
+    )
+    sha = commit.oid
+    uploaded = tuple(op.path_in_repo for op in operations if isinstance(op, CommitOperationAdd))
+
+    if old_sha == sha and old_kind == kind:
+        logger.info("Version %r of %s already points to commit %s; nothing to move.", version, repo_id, sha)
+    else:
+        _set_ref(api, repo_id, version, kind, sha, old_kind, old_sha, secret)
+    if old_sha and old_sha != sha:
+        logger.warning("Replaced version %r of %s: %s %s -> %s.", version, repo_id, old_kind, old_sha, sha)
+    url = f"{api.endpoint}/datasets/{repo_id}/tree/{version}"
+    return PushResult(repo_id, version, kind, sha, old_sha if old_sha != sha else None, uploaded, tuple(deletes), url)
+
+
+def _create_ref(api: HfApi, repo_id: str, name: str, kind: str, sha: str) -> None:
+    if kind == "tag":
+        api.create_tag(repo_id, tag=name, revision=sha, repo_type=REPO_TYPE, tag_message=f"datadiet version {name}")
+    else:
+        api.create_branch(repo_id, branch=name, revision=sha, repo_type=REPO_TYPE)
+
+
+def _delete_ref(api: HfApi, repo_id: str, name: str, kind: str) -> None:
+    if kind == "tag":
+        api.delete_tag(repo_id, tag=name, repo_type=REPO_TYPE)
+    else:
+        api.delete_branch(repo_id, branch=name, repo_type=REPO_TYPE)
+
+
+def _set_ref(api: HfApi, repo_id: str, version: str, kind: str, sha: str, old_kind: str | None,
+             old_sha: str | None, secret: str | None) -> None:
+    """Point ``version`` at ``sha``; when replacing, restore the old ref if the new one cannot be created.
+
+    The Hub has no atomic "move tag", so a forced move is delete + create; the old target is restored on failure so
+    that a failed publish never leaves a version pointing somewhere new (or nowhere).
+    """
+    marked = "tagged" if kind == "tag" else "branched"
+    landed = f"The commit {sha} landed on main, but version {version!r} was not {marked}."
+    retry = " Rerun the same publish command to finish (it will not re-upload unchanged files)."
+    if old_kind is None:
+        _call(f"Creating {kind} {version!r} in {repo_id!r}", lambda: _create_ref(api, repo_id, version, kind, sha),
+              secret=secret, state=f"{landed} Previous versions are untouched.{retry}")
+        return
+    _call(f"Removing the old {old_kind} {version!r} (commit {old_sha}) in {repo_id!r}",
+          lambda: _delete_ref(api, repo_id, version, old_kind),
+          secret=secret, state=f"{landed} Version {version!r} still points to commit {old_sha}; previous versions"
+                               f" are untouched.{retry}")
+    try:
+        _create_ref(api, repo_id, version, kind, sha)
+    except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
+        reason = _reason(e, secret)
+        try:
+            _create_ref(api, repo_id, version, old_kind, old_sha)  # type: ignore[arg-type]
+        except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e2:
+            raise HubError(
+                f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Restoring the old {old_kind}"
+                f" also failed ({_reason(e2, secret)}): version {version!r} is now missing; recreate it at commit"
+                f" {old_sha} (`hf repo tag create {repo_id} {version} -r {old_sha} --repo-type dataset`)."
+                " Other versions are untouched."
+            ) from None
+        raise HubError(
+            f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Version {version!r} was restored"
+            f" to commit {old_sha}; previous versions are untouched.{retry}"
+        ) from None
+
+
+# -- list / load ---------------------------------------------------------------------------------------------------
+
+
+def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo]:
+    """The versions (tags and branches other than ``main``) of a score repo, with the provenance in each card.
+
+    Args:
+        repo_id: ``"user/name"``.
+        token: Hub token for private repos; None uses ``HF_TOKEN`` / the stored login.
+
+    Raises:
+        ScoresNotFoundError: the repo does not exist or is not visible with this token.
+        HubError: another Hub failure.
+    """
+    secret = token or get_token()
+    api = HfApi(token=token)
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+    except RepositoryNotFoundError:
+        raise ScoresNotFoundError(
+            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
+            " `hf auth login`)."
+        ) from None
+    except (HfHubHTTPError, OSError) as e:
+        raise HubError(f"Listing the versions of {repo_id!r} failed: {_reason(e, secret)}") from None
+    candidates = [("tag", r) for r in refs.tags] + [("branch", r) for r in refs.branches]
+    out = []
+    for kind, ref in candidates:
+        if ref.name in RESERVED_VERSIONS or not VERSION_PATTERN.fullmatch(ref.name):
+            continue
+        meta = _card_metadata_at(repo_id, ref.target_commit, token=token, secret=secret)
+        configs = tuple(c.get("config_name", "") for c in meta.get("configs") or [] if isinstance(c, dict))
+        provenance = meta.get("datadiet") if isinstance(meta.get("datadiet"), dict) else {}
+        out.append(VersionInfo(ref.name, kind, ref.target_commit, configs, provenance))
+    return sorted(out, key=lambda v: (version_sort_key(v.name), v.kind))
+
+
+def _card_metadata_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -> dict[str, Any]:
+    try:
+        path = hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=sha, token=token)
+    except HfHubHTTPError as e:
+        if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return {}
+        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
+    except OSError as e:
+        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
+    try:
+        return read_card_metadata(Path(path).read_text(encoding="utf-8"), source=f"{repo_id}@{sha}/README.md")
+    except DatadietError as e:
+        logger.warning("%s", e)
+        return {}
+
+
+def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:
+    """Load one config of one published version with plain ``datasets.load_dataset`` (split ``train``).
+
+    Args:
+        repo_id: ``"user/name"``.
+        config: config name, e.g. ``"cnn-ep2"``.
+        version: tag, branch or commit sha.
+        **kwargs: passed to ``load_dataset`` (e.g. ``token``, ``cache_dir``, ``split``).
+
+    Raises:
+        ScoresNotFoundError: the repo, version or config does not exist.
+    """
+    import datasets  # heavy import, only when loading
+
+    split = kwargs.pop("split", "train")
+    try:
+        return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)
+    except RevisionNotFoundError:
+        raise ScoresNotFoundError(
+            f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones."
+        ) from None
+    except datasets.exceptions.DatasetNotFoundError as e:
+        raise ScoresNotFoundError(
+            f"Could not load {repo_id!r} at version {version!r}: {' '.join(str(e).split())} -- `datadiet versions"
+            f" {repo_id}` lists the published versions; private repos need HF_TOKEN or `hf auth login`."
+        ) from None
+    except ValueError as e:
+        if "config" in str(e).lower():
+            raise ScoresNotFoundError(
+                f"Config {config!r} not found in {repo_id!r} at version {version!r}: {' '.join(str(e).split())}"
+            ) from None
+        raise

@@ -16,7 +16,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .errors import ScoresNotFoundError, StoreError, VersionExistsError
+from .errors import DatadietError, ScoresNotFoundError, StoreError, VersionExistsError
 from .versions import VersionInfo, validate_version, version_sort_key
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class LocalStore:
             return Path(versions[-1].location)
         folder = self.root / name / validate_version(version)
         if not folder.is_dir():
-            known = [v.version for v in self.versions(name)]
+            known = [v.name for v in self.versions(name)]
             raise ScoresNotFoundError(
                 f"Version {version!r} of {name!r} not found in {self.root}; available: {known or 'none'}."
             )
@@ -122,11 +122,11 @@ class LocalStore:
                 continue
             try:
                 data = read_card_data(folder / "README.md")
-            except (ValueError, OSError):
+            except (ValueError, OSError, DatadietError):
                 data = {}
             configs = [c.get("config_name", "?") for c in data.get("configs", [])]
-            infos.append(VersionInfo(name, folder.name, str(folder), configs, data.get("datadiet", {})))
-        return sorted(infos, key=lambda info: version_sort_key(info.version))
+            infos.append(VersionInfo(folder.name, "folder", str(folder), tuple(configs), data.get("datadiet") or {}))
+        return sorted(infos, key=lambda info: version_sort_key(info.name))
 
     def publish(self, source: str | os.PathLike, name: str, version: str) -> VersionInfo:
         """Copy the score dataset in ``source`` into the store as ``name``/``version``, atomically.
@@ -165,7 +165,7 @@ class LocalStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         logger.info("Published %s %s to %s", name, version, target)
-        return VersionInfo(name, version, str(target), configs)
+        return VersionInfo(version, "folder", str(target), tuple(configs))
 
     def clean_stale(self, name: str) -> int:
         """Remove temporary folders left by killed publishes; returns how many were removed."""
