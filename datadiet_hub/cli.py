@@ -1,0 +1,339 @@
+"""``datadiet``: score, publish, list, inspect, compare and prune score datasets from the shell.
+
+One argparse entry point with a subcommand per verb, like ``datasets-cli`` / ``hf``. Every subcommand's help
+shows example calls. User errors print one ``error:`` line and exit non-zero (2 bad input, 3 not found,
+4 already exists); ``DATADIET_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .cli_errors import run_guarded
+
+logger = logging.getLogger(__name__)
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _sub(subparsers, name: str, help_text: str, examples: list[str]) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=help_text, description=help_text, epilog=_examples(*examples),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="DIR",
+                        help="local store folder (default: $DATADIET_HOME, else ~/.cache/datadiet)")
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.1,0.5, got {text!r}") from None
+
+
+# -- score ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_score(argv: list[str]) -> int:
+    try:
+        from scoring.cli import main as scoring_main  # noqa: PLC0415
+    except ImportError as err:
+        print(f"error: scoring needs torch and accelerate ({err}). Install them with "
+              "`pip install 'datadiet-hub[torch]'` (CPU: `pip install torch==2.13.0` first).", file=sys.stderr)
+        return 2
+    return scoring_main(argv, prog="datadiet score")
+
+
+def cmd_demo(argv: list[str]) -> int:
+    try:
+        from scoring.demo import main as demo_main  # noqa: PLC0415
+    except ImportError as err:
+        print(f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",
+              file=sys.stderr)
+        return 2
+    return demo_main(argv)
+
+
+# -- publish / versions ----------------------------------------------------------------------------------------------
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .store import LocalStore  # noqa: PLC0415
+
+    if (args.name is None) == (args.repo_id is None):
+        raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
+    if args.repo_id is not None:
+        from .hub import push_version  # noqa: PLC0415
+        from .store import check_score_folder  # noqa: PLC0415
+
+        check_score_folder(Path(args.scores_dir))
+        result = push_version(args.scores_dir, args.repo_id, args.version, private=args.private,
+                              as_branch=args.branch, force=args.force)
+        print(result.describe())
+        print(result.url)
+        return 0
+    if args.private or args.branch or args.force:
+        raise ValueError("--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable.")
+    info = LocalStore(args.store).publish(args.scores_dir, args.name, args.version)
+    print(f"Published {args.name} {info.name} -> {info.location} (configs: {', '.join(info.configs)})")
+    print(f"Load it: datasets.load_dataset({info.location!r}, {info.configs[0]!r}, split='train')")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from .store import LocalStore  # noqa: PLC0415
+
+    store = LocalStore(args.store)
+    if store.has(args.name) or "/" not in args.name or args.local:
+        versions, where = store.versions(args.name), f"local store {store.root}"
+    else:
+        from .hub import list_versions  # noqa: PLC0415
+
+        versions, where = list_versions(args.name), "the Hub"
+    if not versions:
+        print(f"No versions of {args.name!r} in {where}.")
+        return 3
+    for v in versions:
+        location = v.location if v.kind == "folder" else v.location[:12]
+        print(f"{v.name:<10} {v.kind:<6} {location}  configs={','.join(v.configs)}  {v.summary()}")
+    return 0
+
+
+# -- show / diff ------------------------------------------------------------------------------------------------------
+
+
+def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, str | None]:
+    """``REPO_OR_DIR[@VERSION][:CONFIG]`` -> (location, version, config)."""
+    location, config = ref, default_config
+    if ":" in ref and not Path(ref).exists():
+        location, config = ref.rsplit(":", 1)
+    version = None
+    if "@" in location and not Path(location).exists():
+        location, version = location.rsplit("@", 1)
+    return location, version, config
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from .loading import load_scores  # noqa: PLC0415
+    from .schema import METRICS  # noqa: PLC0415
+
+    scores = load_scores(args.scores, args.config, args.version, store=args.store)
+    print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
+    metrics = [m for m in METRICS if m in scores.column_names]
+    table = scores.select_columns(["idx", *metrics]).with_format("numpy")[:]
+    print(f"{'metric':<12}{'min':>10}{'p10':>10}{'median':>10}{'p90':>10}{'max':>10}{'mean':>10}")
+    for metric in metrics:
+        v = table[metric].astype(float)
+        q = np.percentile(v, [0, 10, 50, 90, 100])
+        print(f"{metric:<12}" + "".join(f"{x:>10.4f}" for x in (*q, v.mean())))
+    column = args.column or (metrics[0] if metrics else None)
+    if column and args.top:
+        order = np.argsort(-table[column], kind="stable")[: args.top]
+        print(f"hardest {args.top} by {column}: " + ", ".join(f"idx {int(table['idx'][i])} ({table[column][i]:.3f})"
+                                                              for i in order))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .compare import compare_scores, format_comparison  # noqa: PLC0415
+    from .loading import load_scores  # noqa: PLC0415
+
+    tables = []
+    for ref in (args.a, args.b):
+        location, version, config = _parse_ref(ref, args.config)
+        tables.append(load_scores(location, config, version, store=args.store))
+    comparison = compare_scores(tables[0], tables[1], column=args.column, fractions=args.fractions, top=args.top,
+                                names=(args.a, args.b))
+    print(format_comparison(comparison))
+    return 0
+
+
+# -- prune -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from .filtering import prune  # noqa: PLC0415
+    from .loading import load_scores  # noqa: PLC0415
+    from .sources import load_source  # noqa: PLC0415
+
+    if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
+        raise ValueError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+    scores = load_scores(args.scores, args.config, args.version, store=args.store)
+    source = load_source(args.dataset, split=args.split, image_column=args.image_column,
+                         label_column=args.label_column, data_files=args.data_files)
+    pruned = prune(source.dataset, scores, column=args.column, fraction=args.fraction, count=args.count,
+                   strategy=args.strategy, offset=args.offset, min_score=args.min_score, max_score=args.max_score,
+                   seed=args.seed, class_balanced=args.class_balanced, on=args.on, missing=args.missing,
+                   verify=args.verify, image_column=source.image_column, label_column=source.label_column)
+    out = Path(args.output)
+    if args.format == "parquet":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pruned.to_parquet(str(out))
+    else:
+        pruned.save_to_disk(str(out))
+    print(f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
+          f"by {args.column} ({args.strategy}) -> {out}")
+    return 0
+
+
+# -- env -------------------------------------------------------------------------------------------------------------
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    import importlib.metadata as md  # noqa: PLC0415
+    import platform  # noqa: PLC0415
+
+    from .store import default_root  # noqa: PLC0415
+
+    print(f"datadiet-hub: {__version__}")
+    print(f"python: {platform.python_version()} ({platform.platform()})")
+    for package in ("datasets", "huggingface-hub", "pyarrow", "numpy", "torch", "accelerate", "safetensors",
+                    "matplotlib"):
+        try:
+            print(f"{package}: {md.version(package)}")
+        except md.PackageNotFoundError:
+            print(f"{package}: not installed")
+    print(f"store: {default_root()}")
+    print(f"HF_ENDPOINT: {os.environ.get('HF_ENDPOINT', 'https://huggingface.co (default)')}")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datadiet",
+        description="Per-example difficulty scores (EL2N, GraNd, forgetting) as versioned Hugging Face datasets.",
+        epilog=_examples(
+            "datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist",
+            "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
+            "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
+            "datadiet <command> --help",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"datadiet-hub {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    _sub(sub, "score", "Train M seeds briefly and write per-example scores (needs the [torch] extra).",
+         ["datadiet score --seeds 0,1,2 --at 2 --output-dir runs/fmnist", "datadiet score --help  # all flags"])
+    _sub(sub, "demo", "The main job: score Fashion-MNIST, publish v1, reload, prune 50%%, train, print a table.",
+         ["datadiet demo", "datadiet demo --output-dir runs/demo --seeds 3 --epochs 3"])
+
+    p = _sub(sub, "publish", "Publish a score folder as an immutable version (local store, or the Hub).", [
+        "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
+        "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1",
+        "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1 --force  # replace",
+    ])
+    p.add_argument("scores_dir", metavar="SCORES_DIR", help="folder written by `datadiet score`")
+    p.add_argument("--name", help="name in the local store")
+    p.add_argument("--repo-id", metavar="USER/NAME", help="Hub dataset repo (auth: HF_TOKEN or `hf auth login`)")
+    p.add_argument("--version", required=True, help="version name, e.g. v1")
+    p.add_argument("--private", action="store_true", help="Hub: create the repo private")
+    p.add_argument("--branch", action="store_true", help="Hub: mark the version with a branch instead of a tag")
+    p.add_argument("--force", action="store_true", help="Hub: replace an existing version (prints what it replaced)")
+    _add_store(p)
+    p.set_defaults(func=cmd_publish)
+
+    p = _sub(sub, "versions", "List the versions of a score dataset (local store name or Hub repo id).", [
+        "datadiet versions fashion-mnist-datadiet", "datadiet versions you/fashion-mnist-datadiet"])
+    p.add_argument("name", metavar="NAME_OR_REPO_ID")
+    p.add_argument("--local", action="store_true", help="only look in the local store")
+    _add_store(p)
+    p.set_defaults(func=cmd_versions)
+
+    p = _sub(sub, "show", "Summarise one config of a score dataset: columns, score quantiles, hardest rows.", [
+        "datadiet show fashion-mnist-datadiet --config cnn-ep2", "datadiet show runs/fmnist --top 5"])
+    p.add_argument("scores", metavar="NAME_OR_PATH_OR_REPO_ID")
+    p.add_argument("--config")
+    p.add_argument("--version")
+    p.add_argument("--column", help="score column for the hardest rows (default: the first metric)")
+    p.add_argument("--top", type=int, default=5, help="how many hardest rows to list (default: 5)")
+    _add_store(p)
+    p.set_defaults(func=cmd_show)
+
+    p = _sub(sub, "diff", "Compare two versions or configs: Spearman, kept-set overlap, rows that moved most.", [
+        "datadiet diff fashion-mnist-datadiet@v1:cnn-ep2 fashion-mnist-datadiet@v2:cnn-ep2",
+        "datadiet diff runs/fmnist:cnn-ep1 runs/fmnist:cnn-ep2 --column el2n",
+    ])
+    p.add_argument("a", metavar="A", help="REPO_OR_DIR_OR_NAME[@VERSION][:CONFIG]")
+    p.add_argument("b", metavar="B", help="the same, for the other side")
+    p.add_argument("--config", help="config used when A or B names none")
+    p.add_argument("--column", default="el2n", help="score column (default: el2n)")
+    p.add_argument("--fractions", type=_fractions, default=(0.1, 0.3, 0.5, 0.7),
+                   help="kept fractions for the overlap (default: 0.1,0.3,0.5,0.7)")
+    p.add_argument("--top", type=int, default=10, help="rows whose rank moved most (default: 10)")
+    _add_store(p)
+    p.set_defaults(func=cmd_diff)
+
+    p = _sub(sub, "prune", "Prune a dataset by score and save the kept rows (arrow folder or parquet).", [
+        "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
+        "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --offset 0.1 "
+        "--fraction 0.5 --output pruned.parquet --format parquet",
+        "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
+        "--fraction 0.7 --output pruned/",
+    ])
+    p.add_argument("dataset", metavar="DATASET", help="fashion_mnist, a Hub id, a folder or a parquet file")
+    p.add_argument("--scores", required=True, metavar="NAME_OR_PATH_OR_REPO_ID")
+    p.add_argument("--config")
+    p.add_argument("--version")
+    p.add_argument("--split", default="train")
+    p.add_argument("--data-files", nargs="+", help="data files for builder datasets such as parquet")
+    p.add_argument("--image-column")
+    p.add_argument("--label-column")
+    p.add_argument("--column", default="el2n", help="score column (default: el2n)")
+    p.add_argument("--fraction", type=float, help="share of rows to keep, in (0, 1]")
+    p.add_argument("--count", type=int, help="number of rows to keep")
+    p.add_argument("--strategy", default="hardest", choices=["hardest", "easiest", "random", "offset", "ccs"])
+    p.add_argument("--offset", type=float, default=0.0, help="offset/ccs: share of hardest rows skipped first")
+    p.add_argument("--min-score", type=float)
+    p.add_argument("--max-score", type=float)
+    p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
+    p.add_argument("--class-balanced", action="store_true", help="keep class proportions")
+    p.add_argument("--on", default="idx", choices=["idx", "example_id"], help="join by row position or content")
+    p.add_argument("--missing", default="error", choices=["error", "drop", "keep"],
+                   help="--on example_id: rows without a score")
+    p.add_argument("--verify", default="sample", choices=["sample", "full", "none"],
+                   help="--on idx: content check of the alignment")
+    p.add_argument("--output", required=True, help="output folder (arrow) or .parquet file")
+    p.add_argument("--format", default="arrow", choices=["arrow", "parquet"])
+    _add_store(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = _sub(sub, "env", "Print versions and settings for bug reports.", ["datadiet env"])
+    p.set_defaults(func=cmd_env)
+    return parser
+
+
+FORWARDED = {"score": cmd_score, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in FORWARDED:  # these own their flags (ScoringConfig fields)
+        return FORWARDED[argv[0]](argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return run_guarded(lambda: args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
