@@ -62,7 +62,9 @@ def read_scores(
     if column not in names:
         available = [c for c in names if c in METRICS] or names
         raise ScoresNotFoundError(f"Score column {column!r} not found; this score table has {available}.")
-    raw = table.column(column).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    raw = table.column(column).to_numpy(zero_copy_only=False)
+    if raw.dtype.kind != "f":  # keep float32 as float32 so thresholds compare at the stored precision
+        raw = raw.astype(np.float64)
     if "idx" in names:
         idx = table.column("idx").to_numpy(zero_copy_only=False)
         n = len(idx)
@@ -80,7 +82,7 @@ def read_scores(
             f"{int(bad.sum())} {column!r} score(s) are NaN or infinite (first at idx {first}); "
             "the score table is corrupt or was computed with a diverged model. Recompute or drop those rows."
         )
-    values = np.empty(len(raw), dtype=np.float64)
+    values = np.empty(len(raw), dtype=raw.dtype)
     values[idx] = raw
     if column == "forgetting" and never_learned_as_inf and "never_learned" in names:
         never = np.empty(len(raw), dtype=bool)

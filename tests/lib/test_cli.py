@@ -1,0 +1,76 @@
+"""The ``datadiet`` CLI: helpful --help, one-line errors with exit codes, no tracebacks for user errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from datadiet_hub.cli import main
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "datadiet_hub.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+@pytest.mark.parametrize("verb", ["publish", "versions", "show", "diff", "prune", "env"])
+def test_every_verb_has_help_with_examples(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"datadiet {verb}" in out
+
+
+def test_publish_versions_show_prune_round_trip(score_folder, tmp_path, capsys):
+    store = str(tmp_path / "store")
+    assert main(["publish", str(score_folder), "--name", "tiny", "--version", "v1", "--store", store]) == 0
+    assert "Published tiny v1" in capsys.readouterr().out
+    assert main(["versions", "tiny", "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("v1") and "configs=cnn-ep2,cnn-ep0" in out
+    assert main(["show", "tiny", "--config", "cnn-ep2", "--store", store, "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "40 rows" in out and "hardest 3 by el2n" in out
+    assert main(["diff", "tiny@v1:cnn-ep2", "tiny@v1:cnn-ep0", "--store", store]) == 0
+    assert "Spearman" in capsys.readouterr().out
+
+
+def test_prune_command_writes_the_kept_rows(score_folder, image_dataset, tmp_path, capsys):
+    data = tmp_path / "data.parquet"
+    image_dataset.to_parquet(str(data))
+    out = tmp_path / "pruned.parquet"
+    code = main(["prune", str(data), "--scores", str(score_folder), "--config", "cnn-ep2", "--fraction", "0.25",
+                 "--output", str(out), "--format", "parquet"])
+    assert code == 0
+    assert "Kept 10 of 40 rows" in capsys.readouterr().out
+    import datasets
+
+    assert len(datasets.load_dataset("parquet", data_files=str(out), split="train")) == 10
+
+
+def test_user_errors_are_one_line_without_traceback(score_folder, tmp_path):
+    store = str(tmp_path / "store")
+    assert run_cli("publish", str(score_folder), "--name", "tiny", "--version", "v1", "--store", store).returncode == 0
+    again = run_cli("publish", str(score_folder), "--name", "tiny", "--version", "v1", "--store", store)
+    assert again.returncode == 4
+    assert again.stderr.startswith("error: Version 'v1' of 'tiny' already exists")
+    assert "Traceback" not in again.stderr
+    missing = run_cli("show", "nope", "--store", store)
+    assert missing.returncode == 3 and "Traceback" not in missing.stderr and "error: No score dataset 'nope'" in \
+        missing.stderr
+    bad = run_cli("prune", "x", "--scores", str(score_folder), "--output", str(tmp_path / "o"))
+    assert bad.returncode == 2 and "Say how much to keep" in bad.stderr
+
+
+def test_debug_env_shows_the_traceback(tmp_path):
+    import os
+
+    env = {**os.environ, "DATADIET_DEBUG": "1"}
+    result = run_cli("show", "nope", "--store", str(tmp_path), env=env)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out

@@ -1,0 +1,83 @@
+"""prune / keep on real datasets: exact rows, the filter pattern, and refusal of mismatched pairs."""
+
+import datasets
+import numpy as np
+import pytest
+
+import datadiet_hub
+from datadiet_hub.errors import ScoreMismatchError
+
+from builders import make_image_dataset, make_score_table
+
+
+def scores_for(ds, values=None):
+    table = make_score_table(ds, values=values)
+    return datasets.Dataset(table)
+
+
+def test_prune_and_filter_keep_the_same_rows(image_dataset):
+    values = np.arange(len(image_dataset), dtype=np.float32)[::-1]  # row 0 hardest
+    scores = scores_for(image_dataset, values)
+    pruned = datadiet_hub.prune(image_dataset, scores, fraction=0.25)
+    filtered = image_dataset.filter(datadiet_hub.keep(scores, fraction=0.25), with_indices=True, batched=True)
+    assert len(pruned) == len(filtered) == 10
+    assert pruned["label"] == filtered["label"] == image_dataset.select(range(10))["label"]
+
+
+def test_filter_pattern_with_plain_load_dataset(score_folder, image_dataset):
+    scores = datasets.load_dataset(str(score_folder), "cnn-ep2", split="train")
+    predicate = datadiet_hub.keep(scores, fraction=0.5, strategy="easiest", dataset=image_dataset)
+    kept = image_dataset.filter(predicate, with_indices=True, batched=True, batch_size=7)
+    expected = datadiet_hub.select_indices(scores, fraction=0.5, strategy="easiest")
+    assert len(kept) == 20
+    assert [row["label"] for row in kept] == [image_dataset[int(i)]["label"] for i in expected]
+
+
+def test_wrong_length_is_refused(image_dataset):
+    scores = scores_for(image_dataset)
+    shorter = image_dataset.select(range(30))
+    with pytest.raises(ScoreMismatchError, match="The scores have 40 rows but the dataset has 30.*on='example_id'"):
+        datadiet_hub.prune(shorter, scores, fraction=0.5)
+    with pytest.raises(ScoreMismatchError, match="40 rows but the dataset has 30"):
+        datadiet_hub.keep(scores, fraction=0.5, dataset=shorter)
+
+
+def test_same_length_different_content_is_refused(image_dataset):
+    other = make_image_dataset(seed=99)
+    with pytest.raises(ScoreMismatchError, match="differ from the scored examples.*on='example_id'"):
+        datadiet_hub.prune(other, scores_for(image_dataset), fraction=0.5)
+
+
+def test_reordered_copy_is_refused_by_position_and_joined_by_content(image_dataset):
+    scores = scores_for(image_dataset, np.arange(40, dtype=np.float32))  # row 39 hardest
+    order = np.random.default_rng(0).permutation(40)
+    shuffled = image_dataset.select(order).flatten_indices()
+    with pytest.raises(ScoreMismatchError):
+        datadiet_hub.prune(shuffled, scores, fraction=0.25, verify="full")
+    by_content = datadiet_hub.prune(shuffled, scores, fraction=0.25, on="example_id")
+    from datadiet_hub.align import dataset_example_ids
+
+    assert sorted(dataset_example_ids(by_content)) == sorted(dataset_example_ids(image_dataset.select(range(30, 40))))
+
+
+def test_subsampled_copy_missing_policies(image_dataset):
+    scores = scores_for(image_dataset.select(range(30)))  # scores only for the first 30 rows
+    with pytest.raises(ScoreMismatchError, match="10 of 40 dataset rows have no score.*missing='drop'"):
+        datadiet_hub.prune(image_dataset, scores, fraction=1.0, on="example_id")
+    assert len(datadiet_hub.prune(image_dataset, scores, fraction=1.0, on="example_id", missing="drop")) == 30
+    assert len(datadiet_hub.prune(image_dataset, scores, fraction=1.0, on="example_id", missing="keep")) == 40
+
+
+def test_keep_refuses_rows_beyond_the_scores(image_dataset):
+    predicate = datadiet_hub.keep(scores_for(image_dataset.select(range(10))), fraction=0.5)
+    with pytest.raises(ScoreMismatchError, match="beyond the 10 scored rows"):
+        image_dataset.filter(predicate, with_indices=True, batched=True)
+
+
+def test_keep_works_on_a_streaming_dataset(tmp_path, image_dataset):
+    path = tmp_path / "data.parquet"
+    image_dataset.to_parquet(str(path))
+    stream = datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True)
+    scores = scores_for(image_dataset, np.arange(40, dtype=np.float32))
+    kept = list(datadiet_hub.prune(stream, scores, fraction=0.1))
+    assert [row["label"] for row in kept] == image_dataset.select(range(36, 40))["label"]
