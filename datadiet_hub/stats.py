@@ -33,3 +33,22 @@ def mean_pairwise_spearman(per_seed: np.ndarray) -> float:
     m = per_seed.shape[1]
     pairs = [spearman(per_seed[:, i], per_seed[:, j]) for i in range(m) for j in range(i + 1, m)]
     return float(np.nanmean(pairs)) if pairs else float("nan")
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for finding the ``positive`` rows (ties count one half), via the
+    Mann-Whitney U statistic on average ranks."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"auroc needs positive and negative rows; got {n_pos} positive and {n_neg} negative.")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def precision_at(scores: np.ndarray, positive: np.ndarray, fraction: float) -> float:
+    """Share of positives among the top ``fraction`` of rows by score (ties broken by lower position)."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    k = max(1, int(round(fraction * len(scores))))
+    top = np.argsort(-scores, kind="stable")[:k]
+    return float(positive[top].mean())

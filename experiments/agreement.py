@@ -1,0 +1,67 @@
+"""Agreement between scores: Spearman correlations between seeds, score times, architectures and metrics, and
+GraNd at init vs the input norm (Kirsch 2023 found them almost the same on CIFAR-10). No training; seconds.
+
+    python -m experiments.agreement
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+
+import numpy as np
+
+from .common import CARD, RESULTS, ResultsCSV, fashion_mnist, setup_logging
+
+logger = logging.getLogger("experiments.agreement")
+FIELDS = ["kind", "a", "b", "spearman"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--card", default=str(CARD))
+    args = parser.parse_args(argv)
+    setup_logging()
+    import datasets  # noqa: PLC0415
+
+    from datadiet_hub.cards import read_card_data  # noqa: PLC0415
+    from datadiet_hub.stats import mean_pairwise_spearman, spearman  # noqa: PLC0415
+
+    configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
+    tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy") for c in configs}
+    out = RESULTS / "agreement.csv"
+    out.unlink(missing_ok=True)  # cheap to recompute: always fresh
+    results = ResultsCSV(out, FIELDS, ["kind", "a", "b"])
+    columns = {}
+    for config, table in tables.items():
+        for metric in ("el2n", "grand", "forgetting"):
+            if metric in table.column_names:
+                columns[f"{metric}@{config}"] = table[metric].astype(np.float64)
+                per_seed = np.stack(table[f"{metric}_per_seed"])
+                results.append({"kind": "seeds", "a": f"{metric}@{config}", "b": "",
+                                "spearman": f"{mean_pairwise_spearman(per_seed):.4f}"})
+    for a, b in itertools.combinations(columns, 2):
+        metric_a, config_a = a.split("@")
+        metric_b, config_b = b.split("@")
+        model_a, model_b = config_a.rsplit("-", 1)[0], config_b.rsplit("-", 1)[0]
+        kind = ("times" if metric_a == metric_b and model_a == model_b else
+                "architectures" if metric_a == metric_b and config_a.rsplit("-", 1)[1] == config_b.rsplit("-", 1)[1]
+                else "metrics" if config_a == config_b else "other")
+        if kind == "other":
+            continue
+        results.append({"kind": kind, "a": a, "b": b, "spearman": f"{spearman(columns[a], columns[b]):.4f}"})
+    data = fashion_mnist()
+    x = data.preprocess(data.train.images).flatten(1)
+    input_norm = x.norm(dim=1).numpy().astype(np.float64)
+    for name in columns:
+        if name.startswith("grand@") and name.endswith("-ep0"):
+            results.append({"kind": "input_norm", "a": name, "b": "input L2 norm (normalised pixels)",
+                            "spearman": f"{spearman(columns[name], input_norm):.4f}"})
+    for row in results.rows:
+        logger.info("%-13s %-22s %-22s %s", row["kind"], row["a"], row["b"], row["spearman"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

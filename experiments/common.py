@@ -1,0 +1,93 @@
+"""Shared pieces of the experiments: a resumable results CSV, cached Fashion-MNIST tensors, one training run."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+CARD = Path(__file__).resolve().parents[1] / "cards" / "fashion-mnist-datadiet"
+
+
+class ResultsCSV:
+    """Append-only CSV keyed by some columns: finished rows are skipped on rerun, each new row is flushed."""
+
+    def __init__(self, path: str | os.PathLike, fields: list[str], key: list[str]):
+        self.path, self.fields, self.key = Path(path), fields, key
+        self.rows: list[dict[str, str]] = []
+        if self.path.exists():
+            with open(self.path, newline="") as handle:
+                self.rows = list(csv.DictReader(handle))
+
+    def _key(self, row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[k]) for k in self.key)
+
+    def done(self, **key: Any) -> bool:
+        wanted = self._key(key)
+        return any(self._key(row) == wanted for row in self.rows)
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row.get(k, "") for k in self.fields})
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.rows.append({k: str(row.get(k, "")) for k in self.fields})
+
+
+@dataclass
+class FashionMNIST:
+    train: Any  # scoring.data.TensorData
+    test: Any
+    preprocess: Any
+
+
+def fashion_mnist(progress: bool = False) -> FashionMNIST:
+    """Train/test tensors straight from the Debian IDX files (same rows, same order as the scored split)."""
+    import torch  # noqa: PLC0415
+
+    from datadiet_hub.hashing import example_ids_from_array  # noqa: PLC0415
+    from datadiet_hub.sources import fashion_mnist_arrays  # noqa: PLC0415
+    from scoring.data import Preprocess, TensorData, channel_stats  # noqa: PLC0415
+
+    def tensors(split: str, ids: bool) -> TensorData:
+        images, labels = fashion_mnist_arrays(split)
+        eids = example_ids_from_array(images, labels) if ids else []
+        return TensorData(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels), eids, 10)
+
+    train, test = tensors("train", True), tensors("test", False)
+    mean, std = channel_stats(train.images)
+    return FashionMNIST(train, test, Preprocess(mean, std, "none"))
+
+
+def subset(data, rows: Iterable[int]):
+    """The rows of a TensorData (kept in ascending order)."""
+    import torch  # noqa: PLC0415
+
+    from scoring.data import TensorData  # noqa: PLC0415
+
+    rows = torch.as_tensor(np.sort(np.asarray(list(rows), dtype=np.int64)))
+    return TensorData(data.images[rows], data.labels[rows], [], data.num_classes)
+
+
+def load_card_scores(config: str, card: Path = CARD):
+    import datasets  # noqa: PLC0415
+
+    return datasets.load_dataset(str(card), config, split="train")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("datasets", "accelerate", "huggingface_hub", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
