@@ -91,7 +91,7 @@ def demo(args: argparse.Namespace) -> int:
     random_half = ds.filter(datadiet_hub.keep(scores, fraction=args.fraction, strategy="random", seed=0, dataset=ds),
                             with_indices=True, batched=True)
 
-    logger.info("5/5 training the same CNN on each, matched on iterations (%d epochs of the full set)",
+    logger.info("5/5 training the same CNN on each, matched on iterations (%d epochs of the full set, cosine learning rate)",
                 args.train_epochs)
     decode = lambda d, split: load_tensors(Source(d, "image", "label", "fashion_mnist", split), progress=progress)  # noqa: E731
     full = decode(ds, "train")
