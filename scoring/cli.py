@@ -14,7 +14,7 @@ import sys
 import types
 import typing
 
-from .config import PRESETS, ScoringConfig
+from .config import PRESETS, ScoringConfig, read_config_file
 
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
@@ -85,9 +85,10 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
         if "seeds" in flags:
             raise ValueError("Give --seeds or --num-seeds, not both.")
         flags["seeds"] = list(range(ns.num_seeds))
+    # Precedence, lowest first: field defaults < --preset < --config file < flags.
     base = dict(PRESETS[ns.preset]) if ns.preset else {}
     if ns.config:
-        return ScoringConfig.from_file(ns.config, **{**base, **flags})
+        base.update(read_config_file(ns.config))
     return ScoringConfig(**{**base, **flags})
 
 
@@ -105,7 +106,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
         cfg = config_from_args(ns)
         command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         out = run(cfg, progress=not ns.no_progress, command=command)
-        print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
+        if _is_main_process():
+            print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
         return 0
 
     return run_guarded(go)
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState  # noqa: PLC0415
+
+    return PartialState().is_main_process
