@@ -8,11 +8,11 @@ Every phase skips what a previous, interrupted run already finished, so rerunnin
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 import math
 import os
+import pickle
 import platform
 import sys
 import time
@@ -41,9 +41,6 @@ from .train import Schedule, make_model, train_seed
 logger = logging.getLogger(__name__)
 STATE = ".datadiet"
 T = TypeVar("T")
-_ERRORS = {name: getattr(builtins, name) for name in ("ValueError", "FileNotFoundError", "FileExistsError",
-                                                       "PermissionError", "ImportError", "KeyError", "TypeError",
-                                                       "OSError")}
 
 
 def _on_main(accelerator, func: Callable[[], T]) -> T | None:
@@ -56,16 +53,20 @@ def _on_main(accelerator, func: Callable[[], T]) -> T | None:
         except Exception as err:  # noqa: BLE001 -- re-raised below, on every process
             error = err
     if accelerator.num_processes > 1:
-        from accelerate.utils import broadcast_object_list  # noqa: PLC0415
-
-        message = [None if error is None else (type(error).__name__, str(error))]
-        broadcast_object_list(message, from_process=0)
-        if message[0] is not None and error is None:
-            kind, text = message[0]
-            raise _ERRORS.get(kind, RuntimeError)(text)
+        shipped = _broadcast(accelerator, None if error is None else _portable(error))
+        if shipped is not None and error is None:
+            raise shipped
     if error is not None:
         raise error
     return result
+
+
+def _portable(error: Exception) -> Exception:
+    """The error itself if it survives pickling (to reach the other processes), else a RuntimeError naming it."""
+    try:
+        return pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 -- any unpicklable exception
+        return RuntimeError(f"{type(error).__name__} on the main process: {error}")
 
 
 def _broadcast(accelerator, value: Any) -> Any:
