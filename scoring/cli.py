@@ -101,12 +101,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def go() -> int:
-        from .run import run  # noqa: PLC0415
+        from .run import run, shutdown  # noqa: PLC0415
 
         cfg = config_from_args(ns)
         command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        out = run(cfg, progress=not ns.no_progress, command=command)
-        if _is_main_process():
+        try:
+            out = run(cfg, progress=not ns.no_progress, command=command)
+            main_process = _is_main_process()
+        finally:
+            shutdown()
+        if main_process:
             print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
         return 0
 

@@ -16,9 +16,9 @@ import pickle
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -244,7 +244,15 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     # Phase 3: aggregate over seeds and write the dataset (main process).
     _on_main(accelerator, lambda: _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
                                                  started, command, _hardware(accelerator)))
+    accelerator.wait_for_everyone()
     return out
+
+
+def shutdown() -> None:
+    """Tear the process group down before the interpreter exits: with gloo, a process leaving while its peer still
+    holds the connection can abort (SIGABRT) at exit. The command line calls this after ``run``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation, started, command, hardware):

@@ -7,11 +7,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import grand_standin  # noqa: E402
+import grand_standin
 
 grand_standin.install()
 
-from scoring.cli import main  # noqa: E402
+from scoring.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -19,8 +19,9 @@ from scoring.run import STATE, run
 
 def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     """EL2N or (naive) GraNd of every row from the checkpoint file, without the engine's scoring code."""
-    from datadiet_hub.sources import load_source
     from grand_standin import per_example_grad_norms as naive
+
+    from datadiet_hub.sources import load_source
     from scoring.data import load_tensors
     from scoring.models import build_model
 

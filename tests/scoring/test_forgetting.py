@@ -3,6 +3,8 @@ engine counting events on the trained minibatches up to each score time only."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,7 @@ def present(tracker: ForgettingTracker, example: int, sequence: list[int]) -> No
 
 def reference_counts(sequence: list[int]) -> tuple[int, bool]:
     """Correct->incorrect transitions between consecutive presentations; learned = ever correct."""
-    forgets = sum(1 for prev, cur in zip(sequence, sequence[1:]) if prev and not cur)
+    forgets = sum(1 for prev, cur in itertools.pairwise(sequence) if prev and not cur)
     return forgets, any(sequence)
 
 
