@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +71,9 @@ class ScoringConfig:
     def _coerce(self) -> None:
         """Accept what YAML/JSON files and the library's callers naturally write: ``at: 2`` for ``[2]``,
         ``scores: el2n,grand`` for ``["el2n", "grand"]``, ``data_files: x.parquet`` for ``["x.parquet"]``."""
-        for name, kind in _LIST_FIELDS.items():
+        for name, (kind, is_list, _) in field_kinds().items():
             value = getattr(self, name)
-            if value is None:
+            if value is None or not is_list:
                 continue
             if isinstance(value, str):
                 value = [part.strip() for part in value.split(",") if part.strip()]
@@ -91,18 +94,15 @@ class ScoringConfig:
             if value not in options:
                 raise ValueError(f"Unknown {name} {value!r}. Choose between {', '.join(options)}.")
 
-        for name, kind in _LIST_FIELDS.items():
+        for name, (kind, is_list, optional) in field_kinds().items():
             value = getattr(self, name)
-            if value is None:
+            if value is None and optional:
                 continue
-            if not isinstance(value, list) or not all(_is(v, kind) for v in value):
+            if is_list and (not isinstance(value, list) or not all(_is(v, kind) for v in value)):
                 raise ValueError(f"{name}={value!r} must be a list of {kind.__name__}s (comma-separated on the "
                                  f"command line: --{name.replace('_', '-')} ...).")
-        for name, kind in _SCALAR_FIELDS.items():
-            value = getattr(self, name)
-            optional = name in _OPTIONAL_FIELDS
-            if not (_is(value, kind) or (optional and value is None)):
-                raise ValueError(f"{name}={value!r} must be {'a' if kind is not int else 'an'} {kind.__name__}"
+            if not is_list and not _is(value, kind):
+                raise ValueError(f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
                                  f"{' or null' if optional else ''}.")
         if not self.scores:
             raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
@@ -193,14 +193,20 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-_LIST_FIELDS = {"seeds": int, "scores": str, "at": int, "lr_milestones": int, "mean": float, "std": float,
-                "data_files": str}
-_SCALAR_FIELDS = {"output_dir": str, "dataset": str, "split": str, "image_column": str, "label_column": str,
-                  "revision": str, "model": str, "width": float, "unit": str, "epochs": int, "batch_size": int,
-                  "eval_batch_size": int, "grand_batch_size": int, "optimizer": str, "lr": float, "momentum": float,
-                  "nesterov": bool, "weight_decay": float, "lr_gamma": float, "augmentation": str,
-                  "checkpoint_every": int}
-_OPTIONAL_FIELDS = {"image_column", "label_column", "revision", "epochs"}
+@functools.cache
+def field_kinds() -> dict[str, tuple[type, bool, bool]]:
+    """Per ``ScoringConfig`` field, from its type hint: (element type, is a list, may be None)."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(ScoringConfig).items():
+        optional = False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None -> X
+            optional = type(None) in typing.get_args(hint)
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if typing.get_origin(hint) is list:
+            kinds[name] = (typing.get_args(hint)[0], True, optional)
+        else:
+            kinds[name] = (hint, False, optional)
+    return kinds
 
 
 PAPER_CIFAR10 = {
