@@ -11,14 +11,21 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-_STEP_RE = re.compile(r"ckpt-step(\d+)\.safetensors$")
+_STEP_RE = re.compile(r"^ckpt-step(\d+)\.safetensors$")
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     meta = {"json": json.dumps(metadata or {})}
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    out, seen = {}, set()
+    for key, value in tensors.items():
+        value = value.detach().cpu().contiguous()
+        if value.numel() and value.untyped_storage().data_ptr() in seen:  # tied weights: safetensors refuses shares
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        out[key] = value
+    save_file(out, str(tmp), metadata=meta)
     os.replace(tmp, path)
 
 
@@ -38,10 +45,23 @@ def shard_path(state_dir: Path, seed: int, step: int) -> Path:
     return state_dir / "scores" / f"seed-{seed}-step{step:08d}.safetensors"
 
 
-def latest_checkpoint(state_dir: Path, seed: int) -> tuple[int, Path] | None:
+def list_checkpoints(state_dir: Path, seed: int) -> list[tuple[int, Path]]:
+    """The (step, path) of every finished checkpoint of ``seed``, by step."""
     folder = state_dir / f"seed-{seed}"
-    found = [(int(m.group(1)), p) for p in folder.glob("ckpt-step*.safetensors") if (m := _STEP_RE.search(p.name))]
-    return max(found) if found else None
+    return sorted((int(m.group(1)), p) for p in folder.glob("ckpt-step*.safetensors") if (m := _STEP_RE.match(p.name)))
+
+
+def latest_checkpoint(state_dir: Path, seed: int) -> tuple[int, Path] | None:
+    found = list_checkpoints(state_dir, seed)
+    return found[-1] if found else None
+
+
+def remove_temporaries(state_dir: Path) -> int:
+    """Delete the temporary files a killed run left behind (``.name.PID.tmp``); returns how many."""
+    stale = [p for p in state_dir.rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def pack_training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tracker_state: dict,

@@ -11,10 +11,8 @@ import dataclasses
 import logging
 import shlex
 import sys
-import types
-import typing
 
-from .config import PRESETS, ScoringConfig
+from .config import PRESETS, ScoringConfig, field_kinds, read_config_file
 
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
@@ -52,23 +50,17 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="YAML or JSON file with config fields; flags override it")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="a ready recipe (flags override it)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a ready recipe (a --config file and flags override it)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
-    hints = typing.get_type_hints(ScoringConfig)
-    for field in dataclasses.fields(ScoringConfig):
-        hint = hints[field.name]
-        flag = "--" + field.name.replace("_", "-")
-        base = hint
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X] -> X
-            base = next(a for a in typing.get_args(hint) if a is not type(None))
-        if typing.get_origin(base) is list:
-            kind = typing.get_args(base)[0]
+    for name, (kind, is_list, _) in field_kinds().items():
+        flag = "--" + name.replace("_", "-")
+        if is_list:
             parser.add_argument(flag, type=_parse_list(kind), default=None, metavar=f"{kind.__name__.upper()},...")
-        elif base is bool:
+        elif kind is bool:
             parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
         else:
-            parser.add_argument(flag, type=base, default=None)
+            parser.add_argument(flag, type=kind, default=None)
     for action in parser._actions:
         name = action.dest
         if name in ScoringConfig.__dataclass_fields__:
@@ -85,9 +77,10 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
         if "seeds" in flags:
             raise ValueError("Give --seeds or --num-seeds, not both.")
         flags["seeds"] = list(range(ns.num_seeds))
+    # Precedence, lowest first: field defaults < --preset < --config file < flags.
     base = dict(PRESETS[ns.preset]) if ns.preset else {}
     if ns.config:
-        return ScoringConfig.from_file(ns.config, **{**base, **flags})
+        base.update(read_config_file(ns.config))
     return ScoringConfig(**{**base, **flags})
 
 
@@ -100,12 +93,23 @@ def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def go() -> int:
-        from .run import run  # noqa: PLC0415
+        from .run import run, shutdown  # noqa: PLC0415
 
         cfg = config_from_args(ns)
         command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-        out = run(cfg, progress=not ns.no_progress, command=command)
-        print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
+        try:
+            out = run(cfg, progress=not ns.no_progress, command=command)
+            main_process = _is_main_process()
+        finally:
+            shutdown()
+        if main_process:
+            print(f"Scores written to {out} (load: datasets.load_dataset({str(out)!r}, '<config>', split='train'))")
         return 0
 
     return run_guarded(go)
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState  # noqa: PLC0415
+
+    return PartialState().is_main_process

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,24 +65,63 @@ class ScoringConfig:
     """Also checkpoint every this many epochs (besides every score time), for resuming long runs."""
 
     def __post_init__(self) -> None:
+        self._coerce()
         self.validate()
 
+    def _coerce(self) -> None:
+        """Accept what YAML/JSON files and the library's callers naturally write: ``at: 2`` for ``[2]``,
+        ``scores: el2n,grand`` for ``["el2n", "grand"]``, ``data_files: x.parquet`` for ``["x.parquet"]``."""
+        for name, (kind, is_list, _) in field_kinds().items():
+            value = getattr(self, name)
+            if value is None or not is_list:
+                continue
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+                try:
+                    value = [kind(part) for part in value]
+                except ValueError:
+                    pass  # validate() names the field and the expected type
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = [value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            setattr(self, name, value)
+
     def validate(self) -> None:
+        """Check every field; raise ``ValueError`` naming the field, the bad value and the fix or the choices."""
+
         def choice(name: str, value: Any, options: tuple) -> None:
             if value not in options:
                 raise ValueError(f"Unknown {name} {value!r}. Choose between {', '.join(options)}.")
 
+        for name, (kind, is_list, optional) in field_kinds().items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if is_list and (not isinstance(value, list) or not all(_is(v, kind) for v in value)):
+                raise ValueError(f"{name}={value!r} must be a list of {kind.__name__}s (comma-separated on the "
+                                 f"command line: --{name.replace('_', '-')} ...).")
+            if not is_list and not _is(value, kind):
+                raise ValueError(f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
+                                 f"{' or null' if optional else ''}.")
+        if not self.scores:
+            raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
         for score in self.scores:
             choice("score", score, SCORES)
+        if len(set(self.scores)) != len(self.scores):
+            raise ValueError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
         choice("optimizer", self.optimizer, OPTIMIZERS)
-        if not self.scores:
-            raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds={self.seeds!r} must be a non-empty list of distinct integers.")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds={self.seeds!r} must be a non-empty list of distinct integers >= 0.")
         if not self.at or any(t < 0 for t in self.at):
             raise ValueError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
+        if len(set(self.at)) != len(self.at):
+            raise ValueError(f"at={self.at!r} lists a score time twice.")
+        if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
+            raise ValueError("Forgetting events need training: with --scores forgetting give a score time > 0 "
+                             f"(--at), got at={self.at!r}.")
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be at least 1.")
@@ -87,8 +129,23 @@ class ScoringConfig:
             raise ValueError(f"epochs={self.epochs!r} must be >= 0.")
         if self.width <= 0:
             raise ValueError(f"width={self.width!r} must be positive.")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr!r} must be positive.")
+        if self.momentum < 0 or self.weight_decay < 0:
+            raise ValueError(f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0.")
+        if self.lr_gamma <= 0:
+            raise ValueError(f"lr_gamma={self.lr_gamma!r} must be positive.")
+        if any(m < 1 for m in self.lr_milestones) or self.lr_milestones != sorted(set(self.lr_milestones)):
+            raise ValueError(f"lr_milestones={self.lr_milestones!r} must be increasing epochs >= 1, e.g. 60,120,160.")
         if (self.mean is None) != (self.std is None):
             raise ValueError("Give both mean and std, or neither (then they are computed from the data).")
+        if self.mean is not None:
+            if len(self.mean) != len(self.std) or not self.mean:
+                raise ValueError(f"mean={self.mean!r} and std={self.std!r} must have one value per channel each.")
+            if any(s <= 0 for s in self.std):
+                raise ValueError(f"std={self.std!r} must be positive.")
+        if self.data_files is not None and not self.data_files:
+            raise ValueError("data_files=[] is empty; leave it out or give at least one file.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,21 +157,56 @@ class ScoringConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> "ScoringConfig":
         """Read a YAML or JSON config file; ``overrides`` (e.g. from flags) win over the file."""
-        path = Path(path)
-        text = path.read_text()
+        return cls(**{**read_config_file(path), **overrides})
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The fields of a YAML (``.yaml``/``.yml``) or JSON config file, checked against ``ScoringConfig``'s fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {str(path)!r} not found.")
+    text = path.read_text()
+    try:
         if path.suffix in (".yaml", ".yml"):
             import yaml  # noqa: PLC0415
 
             data = yaml.safe_load(text) or {}
         else:
-            data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown field(s) {unknown}. Known fields: {', '.join(sorted(known))}.")
-        return cls(**{**data, **overrides})
+            data = json.loads(text) if text.strip() else {}
+    except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
+        raise ValueError(f"Cannot parse config file {str(path)!r}: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}  # accept flag spellings (batch-size)
+    known = {f.name for f in dataclasses.fields(ScoringConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {unknown}. Known fields: {', '.join(sorted(known))}.")
+    return data
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+@functools.cache
+def field_kinds() -> dict[str, tuple[type, bool, bool]]:
+    """Per ``ScoringConfig`` field, from its type hint: (element type, is a list, may be None)."""
+    kinds = {}
+    for name, hint in typing.get_type_hints(ScoringConfig).items():
+        optional = False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None -> X
+            optional = type(None) in typing.get_args(hint)
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if typing.get_origin(hint) is list:
+            kinds[name] = (typing.get_args(hint)[0], True, optional)
+        else:
+            kinds[name] = (hint, False, optional)
+    return kinds
 
 
 PAPER_CIFAR10 = {

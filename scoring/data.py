@@ -72,6 +72,12 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
     bar.close()
     if images is None:
         raise ValueError(f"The split {source.name}/{source.split} is empty; nothing to score.")
+    if labels.min() < 0:
+        bad = int(np.flatnonzero(labels < 0)[0])
+        raise ValueError(
+            f"Row {bad} of {source.name}/{source.split} has label {int(labels[bad])}: scoring needs every row "
+            "labelled with a class 0..K-1 (unlabelled test splits use -1); choose a labelled split."
+        )
     num_classes = max(source.num_classes, int(labels.max()) + 1)
     return TensorData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), ids,
                       num_classes)

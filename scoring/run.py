@@ -12,10 +12,14 @@ import json
 import logging
 import math
 import os
+import pickle
 import platform
 import sys
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -36,34 +40,88 @@ from .train import Schedule, make_model, train_seed
 
 logger = logging.getLogger(__name__)
 STATE = ".datadiet"
+T = TypeVar("T")
 
 
-def _check_or_write_config(cfg: ScoringConfig, state_dir: Path) -> None:
+def _on_main(accelerator, func: Callable[[], T]) -> T | None:
+    """Run ``func`` on the main process only and re-raise its error on *every* process, so that a failure there
+    (bad config, missing dataset, full disk) stops the whole group instead of leaving the others at a barrier."""
+    result, error = None, None
+    if accelerator.is_main_process:
+        try:
+            result = func()
+        except Exception as err:  # noqa: BLE001 -- re-raised below, on every process
+            error = err
+    if accelerator.num_processes > 1:
+        shipped = _broadcast(accelerator, None if error is None else _portable(error))
+        if shipped is not None and error is None:
+            raise shipped
+    if error is not None:
+        raise error
+    return result
+
+
+def _portable(error: Exception) -> Exception:
+    """The error itself if it survives pickling (to reach the other processes), else a RuntimeError naming it."""
+    try:
+        return pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 -- any unpicklable exception
+        return RuntimeError(f"{type(error).__name__} on the main process: {error}")
+
+
+def _broadcast(accelerator, value: Any) -> Any:
+    """The main process's ``value`` on every process."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list  # noqa: PLC0415
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def _check_config(cfg: ScoringConfig, state_dir: Path) -> None:
+    """Refuse to resume a run made with other settings (every process checks, so every process stops)."""
     path = state_dir / "config.json"
-    if path.exists():
-        previous = json.loads(path.read_text())
-        if previous != cfg.identity():
-            changed = sorted(k for k in set(previous) | set(cfg.identity()) if previous.get(k) != cfg.identity().get(k))
-            raise ValueError(
-                f"{state_dir.parent} holds a run with a different configuration (differs in: {', '.join(changed)}). "
-                "Rerun with the same settings to resume, or choose a new --output-dir."
-            )
+    if not path.exists():
         return
-    atomic_write_bytes(path, json.dumps(cfg.identity(), indent=2, sort_keys=True).encode())
+    previous = json.loads(path.read_text())
+    current = json.loads(json.dumps(cfg.identity()))
+    if previous != current:
+        changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+        details = "; ".join(f"{k}: was {previous.get(k)!r}, now {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"{state_dir.parent} holds a run with a different configuration ({details}). "
+            "Rerun with the same settings to resume, or choose a new --output-dir."
+        )
 
 
-def _load_data(cfg: ScoringConfig, state_dir: Path, accelerator) -> TensorData:
+def _prepare_state(cfg: ScoringConfig, state_dir: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    removed = ckpt.remove_temporaries(state_dir)
+    if removed:
+        logger.info("removed %d temporary file(s) left by an interrupted run", removed)
+    path = state_dir / "config.json"
+    if not path.exists():
+        atomic_write_bytes(path, json.dumps(cfg.identity(), indent=2, sort_keys=True).encode())
+
+
+def _decode_source(cfg: ScoringConfig, cache: Path, progress: bool) -> None:
+    if cache.exists():
+        return
+    source = load_source(cfg.dataset, split=cfg.split, image_column=cfg.image_column,
+                         label_column=cfg.label_column, revision=cfg.revision, data_files=cfg.data_files)
+    data = load_tensors(source, progress=progress)
+    meta = {"example_ids": data.example_ids, "num_classes": data.num_classes, "name": source.name,
+            "revision": source.revision, "image_column": source.image_column,
+            "label_column": source.label_column}
+    ckpt.atomic_save({"images": data.images, "labels": data.labels}, cache, meta)
+
+
+def _load_data(cfg: ScoringConfig, state_dir: Path, accelerator, progress: bool = True) -> TensorData:
     """Decode the split once (main process) into a cache the other processes and later resumes read."""
     cache = state_dir / "data.safetensors"
-    if accelerator.is_main_process and not cache.exists():
-        source = load_source(cfg.dataset, split=cfg.split, image_column=cfg.image_column,
-                             label_column=cfg.label_column, revision=cfg.revision, data_files=cfg.data_files)
-        data = load_tensors(source)
-        meta = {"example_ids": data.example_ids, "num_classes": data.num_classes, "name": source.name,
-                "revision": source.revision, "image_column": source.image_column,
-                "label_column": source.label_column}
-        ckpt.atomic_save({"images": data.images, "labels": data.labels}, cache, meta)
-    accelerator.wait_for_everyone()
+    _on_main(accelerator, lambda: _decode_source(cfg, cache, progress))
     tensors, meta = ckpt.load(cache)
     data = TensorData(tensors["images"], tensors["labels"], meta["example_ids"], meta["num_classes"])
     data.source_meta = meta  # type: ignore[attr-defined]
@@ -71,16 +129,26 @@ def _load_data(cfg: ScoringConfig, state_dir: Path, accelerator) -> TensorData:
 
 
 def _gather_rows(accelerator, rows: torch.Tensor, values: dict[str, torch.Tensor], n: int) -> dict[str, np.ndarray]:
-    """Gather per-process ``(idx, value)`` pairs and place them by idx; padding rows (idx -1) are dropped."""
-    width = math.ceil(n / accelerator.num_processes)
+    """Gather per-process ``(idx, value)`` pairs and place them by idx.
+
+    Each process pads its rows to the same width with idx -1 (N need not divide by the number of processes);
+    padding is dropped, and the gathered idx must cover 0..N-1 exactly once.
+    """
+    world = accelerator.num_processes
+    width = math.ceil(n / world)
+    if len(rows) > width:
+        raise ValueError(f"A process holds {len(rows)} rows, more than ceil({n}/{world}) = {width}.")
     idx = torch.full((width,), -1, dtype=torch.int64)
-    idx[: len(rows)] = rows
-    out = {}
+    idx[: len(rows)] = rows.to(torch.int64)
     all_idx = accelerator.gather(idx.to(accelerator.device)).cpu().numpy()
     valid = all_idx >= 0
-    if np.unique(all_idx[valid]).size != n or valid.sum() != n:
-        raise RuntimeError(f"Sharded scoring covered {np.unique(all_idx[valid]).size} of {n} rows exactly once.")
-    for name, tensor in values.items():
+    covered = np.unique(all_idx[valid])
+    if covered.size != n or valid.sum() != n or (n and covered[-1] != n - 1):
+        raise RuntimeError(f"Sharded scoring covered {covered.size} distinct of {n} rows ({int(valid.sum())} "
+                           "gathered); every row must be scored exactly once.")
+    out = {}
+    for name in sorted(values):  # same order on every process: gather is a collective
+        tensor = values[name]
         padded = torch.zeros(width, dtype=tensor.dtype)
         padded[: len(tensor)] = tensor
         gathered = accelerator.gather(padded.to(accelerator.device)).cpu().numpy()
@@ -98,21 +166,33 @@ def _hardware(accelerator) -> str:
     return f"{accelerator.num_processes} process(es) on {device}"
 
 
-def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None) -> Path:
-    """Run (or resume) the scoring described by ``cfg``; returns the output folder."""
+def _make_accelerator():
     from accelerate import Accelerator  # noqa: PLC0415
+    from accelerate.utils import InitProcessGroupKwargs  # noqa: PLC0415
 
+    # Processes without a seed to train wait at a barrier while the others train: the default 30 min collective
+    # timeout would kill long runs (10 seeds on 8 GPUs), so wait as long as a run may take.
+    timeout = timedelta(seconds=float(os.environ.get("DATADIET_DIST_TIMEOUT_S", "604800")))
+    return Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[InitProcessGroupKwargs(timeout=timeout)])
+
+
+def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None) -> Path:
+    """Run (or resume) the scoring described by ``cfg``; returns the output folder.
+
+    Args:
+        cfg: the run's configuration; rerunning with the same one (and ``output_dir``) resumes.
+        progress: show progress bars (main process only): decoding, one bar per seed with ETA, scoring.
+        command: the command line to record in the card.
+    """
     started = time.perf_counter()
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = _make_accelerator()
     device = accelerator.device
     out = Path(cfg.output_dir)
     state_dir = out / STATE
     show = progress and accelerator.is_local_main_process
-    if accelerator.is_main_process:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        _check_or_write_config(cfg, state_dir)
-    accelerator.wait_for_everyone()
-    data = _load_data(cfg, state_dir, accelerator)
+    _on_main(accelerator, lambda: _prepare_state(cfg, state_dir))
+    _check_config(cfg, state_dir)
+    data = _load_data(cfg, state_dir, accelerator, progress=show)
     shape = data.shape
     mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else channel_stats(data.images)
     if len(mean) != shape[0]:
@@ -121,40 +201,58 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     preprocess = Preprocess(mean, std, augmentation)
     schedule = Schedule.from_config(cfg, len(data))
     rank, world = accelerator.process_index, accelerator.num_processes
-    logger.info("%d rows, %d steps/epoch, %d steps, score at steps %s, %d process(es)", len(data),
-                schedule.steps_per_epoch, schedule.total_steps, list(schedule.score_steps), world)
+    if accelerator.is_main_process:
+        logger.info("%d rows of shape %s, %d classes, %d steps/epoch, %d steps, score at steps %s, "
+                    "augmentation %s, %d process(es) on %s", len(data), shape, data.num_classes,
+                    schedule.steps_per_epoch, schedule.total_steps, list(schedule.score_steps), augmentation,
+                    world, device)
 
     # Phase 1: train; seeds round-robin over processes.
     for seed in cfg.seeds[rank::world]:
         latest = ckpt.latest_checkpoint(state_dir, seed)
         if latest is not None and latest[0] >= schedule.total_steps:
             continue
+        started_seed = time.perf_counter()
         train_seed(cfg, data, preprocess, seed, schedule, state_dir, device, progress=show)
+        logger.info("[rank %d] seed %d trained in %.1f s", rank, seed, time.perf_counter() - started_seed)
     accelerator.wait_for_everyone()
 
     # Phase 2: score every (seed, time) checkpoint; rows sharded over processes, gathered by idx.
-    todo = [(s, t) for s in cfg.seeds for t in schedule.score_steps if not ckpt.shard_path(state_dir, s, t).exists()]
-    accelerator.wait_for_everyone()
+    todo = _broadcast(accelerator, [(s, t) for s in cfg.seeds for t in schedule.score_steps
+                                    if not ckpt.shard_path(state_dir, s, t).exists()])
     rows = torch.arange(len(data))[rank::world]
-    for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show):
+    for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show, dynamic_ncols=True):
+        t0 = time.perf_counter()
         tensors, _ = ckpt.load(ckpt.checkpoint_path(state_dir, seed, step))
         model = make_model(cfg, data, seed).to(device)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        model.eval()
         values = score_rows(cfg, model, data, preprocess, rows, device)
         placed = _gather_rows(accelerator, rows, values, len(data))
-        if accelerator.is_main_process:
+
+        def save_shard(placed=placed, tensors=tensors, seed=seed, step=step) -> None:
             shard = {k: torch.from_numpy(v) for k, v in placed.items()}
             shard["forgetting"] = tensors["forgetting.counts"].to(torch.float32)
             shard["never_learned"] = (~tensors["forgetting.learned"].bool()).to(torch.uint8)
             ckpt.atomic_save(shard, ckpt.shard_path(state_dir, seed, step), {"seed": seed, "step": step})
-    accelerator.wait_for_everyone()
+
+        _on_main(accelerator, save_shard)
+        if accelerator.is_main_process:
+            logger.info("scored seed %d step %d: %d rows in %.1f s (%.0f rows/s)", seed, step, len(data),
+                        time.perf_counter() - t0, len(data) / max(time.perf_counter() - t0, 1e-9))
 
     # Phase 3: aggregate over seeds and write the dataset (main process).
-    if accelerator.is_main_process:
-        _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation, started, command,
-                       _hardware(accelerator))
+    _on_main(accelerator, lambda: _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
+                                                 started, command, _hardware(accelerator)))
     accelerator.wait_for_everyone()
     return out
+
+
+def shutdown() -> None:
+    """Tear the process group down before the interpreter exits: with gloo, a process leaving while its peer still
+    holds the connection can abort (SIGABRT) at exit. The command line calls this after ``run``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation, started, command, hardware):

@@ -26,6 +26,7 @@ def grand_rows(model: torch.nn.Module, data: TensorData, preprocess: Preprocess,
                batch_size: int, device: torch.device) -> torch.Tensor:
     from .metrics.grand import per_example_grad_norms  # noqa: PLC0415
 
+    model.eval()  # BatchNorm uses its running statistics (DESIGN.md section 1), whatever the function does
     out = torch.empty(len(rows), dtype=torch.float32)
     for start in range(0, len(rows), batch_size):
         idx = rows[start : start + batch_size]

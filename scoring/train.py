@@ -1,12 +1,17 @@
 """Short, deterministic, resumable training of one seed, saving a checkpoint at every score time.
 
 Determinism: the init comes from ``torch.manual_seed(seed)``, the data order of epoch e from a generator seeded
-with (seed, e), the augmentation of step s from (seed, s). A run resumed from a checkpoint therefore replays
-exactly the batches the uninterrupted run would have seen.
+with ("order", seed, e), the augmentation of step s from ("augment", seed, s), and the global RNG (dropout or other
+randomness inside a custom model) is reseeded from ("step", seed, s) before every step. A run resumed from a
+checkpoint therefore replays exactly the batches the uninterrupted run would have seen.
+
+Checkpoints: one at every score time (kept: phase 2 scores them) and one every ``checkpoint_every`` epochs for
+resuming; a periodic checkpoint is deleted once a later one exists, so disk use stays at one per score time plus one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -48,12 +53,15 @@ class Schedule:
         return cls(spe, total, tuple(score_steps))
 
 
-def seed_generator(*parts: int) -> torch.Generator:
-    """A CPU generator seeded from a tuple of integers, so each (seed, epoch) stream is independent."""
-    value = 0
-    for part in parts:
-        value = (value * 1_000_003 + int(part)) % (2**63 - 1)
-    return torch.Generator().manual_seed(value)
+def stream_seed(*parts: int | str) -> int:
+    """A 63-bit seed hashed from a tuple such as ("order", seed, epoch): distinct tuples give unrelated streams."""
+    text = "/".join(str(p) for p in parts).encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") >> 1
+
+
+def seed_generator(*parts: int | str) -> torch.Generator:
+    """A CPU generator seeded from a tuple, so each (stream, seed, epoch-or-step) stream is independent."""
+    return torch.Generator().manual_seed(stream_seed(*parts))
 
 
 def make_model(cfg: ScoringConfig, data: TensorData, seed: int) -> torch.nn.Module:
@@ -96,44 +104,54 @@ def train_seed(
         tensors, _ = ckpt.load(path)
         tracker.load_state(ckpt.unpack_training_state(tensors, model, optimizer))
         logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
-    wanted = set(schedule.score_steps)
-    wanted |= {e * schedule.steps_per_epoch for e in range(0, schedule.total_steps // schedule.steps_per_epoch + 1,
-                                                           cfg.checkpoint_every)}
-    wanted = {s for s in wanted if s <= schedule.total_steps} | {schedule.total_steps}
+    spe = schedule.steps_per_epoch
+    score_steps = set(schedule.score_steps)
+    periodic = {e * spe for e in range(0, schedule.total_steps // spe + 1, cfg.checkpoint_every)}
+    wanted = {s for s in score_steps | periodic if s <= schedule.total_steps} | {schedule.total_steps}
 
     def save(step: int) -> None:
         ckpt.atomic_save(ckpt.pack_training_state(model, optimizer, tracker.state()),
                          ckpt.checkpoint_path(state_dir, seed, step), {"seed": seed, "step": step})
+        for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):  # keep score times and the latest
+            if old_step < step and old_step not in score_steps:
+                old_path.unlink(missing_ok=True)
 
-    if start == 0 and 0 in wanted and latest is None:
+    if latest is None:
         save(0)
-    n, spe = len(data), schedule.steps_per_epoch
+    if start >= schedule.total_steps:
+        return
+    n = len(data)
     images, labels = data.images.to(device), data.labels.to(device)
     bar = tqdm(total=schedule.total_steps, initial=start, desc=f"seed {seed}", unit="step", disable=not progress,
-               leave=False)
+               leave=False, dynamic_ncols=True)
     model.train()
-    step, t0, seen = start, time.perf_counter(), 0
+    step = start
     while step < schedule.total_steps:
         epoch, within = divmod(step, spe)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, epoch)
-        order = torch.randperm(n, generator=seed_generator(seed, epoch)).to(device)
+        order = torch.randperm(n, generator=seed_generator("order", seed, epoch)).to(device)
+        t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
         for b in range(within, spe):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = preprocess(images[idx], train=True, generator=seed_generator(seed, 1_000_000 + step))
+            x = preprocess(images[idx], train=True, generator=seed_generator("augment", seed, step))
             y = labels[idx]
+            torch.manual_seed(stream_seed("step", seed, step))
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             tracker.update(idx, logits.detach().argmax(1) == y)
+            loss_sum += loss.detach() * len(idx)
             step += 1
             seen += len(idx)
             bar.update(1)
             if step in wanted:
                 save(step)
-        rate = seen / max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix(loss=f"{loss.item():.3f}", ex_s=f"{rate:.0f}")
-        logger.info("seed %d epoch %d: loss %.4f, %.0f examples/s", seed, epoch + 1, loss.item(), rate)
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        mean_loss = loss_sum.item() / max(seen, 1)
+        bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", ex_s=f"{seen / elapsed:.0f}")
+        logger.info("seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)", seed, epoch + 1,
+                    schedule.total_steps // spe, mean_loss, seen / elapsed, elapsed)
     bar.close()

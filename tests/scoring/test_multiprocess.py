@@ -1,0 +1,99 @@
+"""1 vs 2 processes (torchrun, CPU gloo): the same seeds give the same scores; rows are sharded and gathered by
+idx with N not divisible by the number of processes; a failure on the main process stops every process."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import configs_in, read_scores, run_engine
+
+from scoring.run import _gather_rows
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+class FakeAccelerator:
+    """``gather`` over simulated processes: concatenates what every rank contributes, in rank order."""
+
+    def __init__(self, world: int):
+        self.num_processes, self.device = world, torch.device("cpu")
+        self.contributions: list[torch.Tensor] = []
+
+    def gather(self, tensor):
+        return torch.cat(self.contributions.pop(0))
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("n", [1, 5, 203])
+def test_gather_rows_places_every_row_once(world, n):
+    if world > n:
+        pytest.skip("more processes than rows")
+    shards = [torch.arange(n)[rank::world] for rank in range(world)]
+    values = [{"el2n": s.float() * 2, "grand": s.double() + 0.5} for s in shards]
+    width = math.ceil(n / world)
+
+    def padded(tensors, fill):
+        out = []
+        for t in tensors:
+            p = torch.full((width,), fill, dtype=t.dtype)
+            p[: len(t)] = t
+            out.append(p)
+        return out
+
+    acc = FakeAccelerator(world)
+    acc.contributions = [padded(shards, -1), padded([v["el2n"] for v in values], 0),
+                         padded([v["grand"] for v in values], 0)]
+    placed = _gather_rows(acc, shards[0], values[0], n)
+    np.testing.assert_array_equal(placed["el2n"], np.arange(n) * 2.0)
+    np.testing.assert_array_equal(placed["grand"], np.arange(n) + 0.5)
+
+
+def test_gather_rows_refuses_duplicates_and_gaps():
+    acc = FakeAccelerator(2)
+    acc.contributions = [[torch.tensor([0, 2]), torch.tensor([0, 3])]]  # row 1 missing, row 0 twice
+    with pytest.raises(RuntimeError, match="exactly once"):
+        _gather_rows(acc, torch.tensor([0, 2]), {}, 4)
+
+
+@pytest.mark.multi_process
+@pytest.mark.slow
+def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
+    def args(out):
+        return ["--output-dir", str(out), "--dataset", str(tiny_parquet), "--seeds", "0,1,2", "--at", "0,1",
+                "--scores", "el2n,grand,forgetting", "--width", "0.25", "--batch-size", "32",
+                "--eval-batch-size", "50", "--no-progress", "-v"]
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_engine(args(one))
+    result = run_engine(args(two), launcher=TORCHRUN)
+    assert result.stderr.count("203 rows of shape") == 1, "the setup line comes from the main process only"
+    assert result.stdout.count("Scores written to") == 1
+    assert "3 seed" not in result.stderr
+    assert "[rank 1] seed 1 trained" in result.stderr and "[rank 0] seed 2 trained" in result.stderr
+
+    prov = yaml.safe_load((two / "README.md").read_text().split("---")[1])["datadiet"]
+    assert prov["hardware"].startswith("2 process(es)")
+    assert configs_in(one) == configs_in(two) == ["cnn-ep0", "cnn-ep1"]
+    for config in configs_in(one):
+        a, b = read_scores(one, config), read_scores(two, config)
+        assert list(a) == list(b)
+        for name in ("idx", "example_id", "label", "forgetting_per_seed", "never_learned"):
+            if name in a:
+                np.testing.assert_array_equal(a[name], b[name], err_msg=f"{config}/{name}")
+        for name in ("el2n_per_seed", "grand_per_seed", "el2n", "grand"):
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=f"{config}/{name}")
+
+
+@pytest.mark.multi_process
+def test_an_error_on_the_main_process_stops_both(tmp_path):
+    result = run_engine(["--output-dir", str(tmp_path / "out"), "--dataset", str(tmp_path / "missing.parquet"),
+                         "--data-files", str(tmp_path / "missing.parquet"), "--no-progress"],
+                        launcher=TORCHRUN, check=False, timeout=120)
+    assert result.returncode != 0
+    # Both processes raise the main process's error (rank 1 does not wait at a barrier until a timeout).
+    assert result.stderr.count("SourceNotFoundError: Could not load dataset") == 2, result.stderr[-3000:]
