@@ -64,14 +64,14 @@ def train_and_evaluate(
     model.train()
     while step < steps:
         epoch = step // spe
-        order = torch.randperm(len(train), generator=seed_generator(seed, 7, epoch))
+        order = torch.randperm(len(train), generator=seed_generator("downstream-order", seed, epoch))
         for b in range(spe):
             if step >= steps:
                 break
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(cfg.lr, step, steps) if schedule == "cosine" else lr_at(cfg, epoch)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = preprocess(train.images[idx], train=True, generator=seed_generator(seed, 8, step))
+            x = preprocess(train.images[idx], train=True, generator=seed_generator("downstream-augment", seed, step))
             loss = F.cross_entropy(model(x), train.labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
