@@ -110,7 +110,7 @@ class IdIndex:
             return np.full(len(query), -1, dtype=np.int64)
         bits = np.uint64(self._bits)
         truncated = query[:, 0] >> bits
-        at = np.minimum(np.searchsorted(self._sorted, truncated << bits), len(self._sorted) - 1)
+        at = np.minimum(_searchsorted_local(self._sorted, truncated << bits), len(self._sorted) - 1)
         cand = self._sorted[at]
         row = (cand & self._low).astype(np.int64)
         hit = ((cand >> bits) == truncated) & (self.keys[row, 0] == query[:, 0]) & (self.keys[row, 1] == query[:, 1])
@@ -119,6 +119,24 @@ class IdIndex:
             for i in np.flatnonzero(np.isin(truncated, self._clash_keys)).tolist():
                 out[i] = self._clash.get((int(query[i, 0]), int(query[i, 1])), -1)
         return out
+
+
+def _searchsorted_local(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(haystack, needles)``, visiting the needles in (nearly) ascending order.
+
+    Random needles into a 80 MB array miss the cache on every probe (~1 us each: 10 s for 10M); in ascending order
+    numpy reuses the previous bound and the probes walk memory forwards. The order comes from one ``np.sort`` of
+    ``(needle high bits | needle position)``, several times faster than ``argsort``.
+    """
+    m = len(needles)
+    if m < 4096:
+        return np.searchsorted(haystack, needles)
+    bits = np.uint64(int(m - 1).bit_length())
+    order = (np.sort(((needles >> bits) << bits) | np.arange(m, dtype=np.uint64)) & np.uint64((1 << int(bits)) - 1))
+    order = order.astype(np.int64)
+    out = np.empty(m, dtype=np.int64)
+    out[order] = np.searchsorted(haystack, needles[order])
+    return out
 
 
 def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, image_column: str | None = None,
@@ -130,9 +148,9 @@ def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, im
 
     from .sources import detect_columns  # noqa: PLC0415
 
-    rows = dataset if positions is None else dataset.select(positions)
     if "example_id" in dataset.column_names:
-        return rows.select_columns(["example_id"]).with_format("arrow")[:].column("example_id")
+        return arrow_column(dataset, "example_id", positions)
+    rows = dataset if positions is None else dataset.select(positions)
     try:
         image_column, label_column = detect_columns(dataset, image_column, label_column)
     except ValueError as err:
@@ -144,6 +162,27 @@ def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, im
     for batch in rows.with_format(None).iter(batch_size=HASH_BATCH):
         ids += [example_id(img, lab) for img, lab in zip(batch[image_column], batch[label_column])]
     return pa.array(ids, type=pa.string())
+
+
+def arrow_column(dataset: Any, name: str, positions: np.ndarray | None = None) -> Any:
+    """One column of a ``datasets.Dataset`` as a single arrow array, through its indices mapping if it has one.
+
+    ``dataset.with_format("arrow")[:]`` on a shuffled or selected dataset gathers row by row in Python (~4 s per
+    million rows); a pyarrow ``take`` over the underlying table does the same in milliseconds.
+    """
+    import pyarrow as pa  # noqa: PLC0415
+
+    try:
+        column = dataset.data.column(name)
+        mapping = dataset._indices
+        if mapping is not None:
+            column = column.take(mapping.column(0) if positions is None else mapping.column(0).take(pa.array(positions)))
+        elif positions is not None:
+            column = column.take(pa.array(positions))
+    except (AttributeError, KeyError, TypeError):  # not a map-style Dataset (or internals changed): public path
+        rows = dataset if positions is None else dataset.select(positions)
+        column = rows.select_columns([name]).with_format("arrow")[:].column(name)
+    return column
 
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
@@ -195,7 +234,8 @@ def check_alignment(
 
     Args:
         dataset: a ``datasets.Dataset``.
-        score_ids: the score table's ``example_id`` in ``idx`` order (arrow array or list), or None to check the
+        score_ids: the score table's ``example_id`` in ``idx`` order (arrow array or list), or a function
+            returning them at given positions (None: all), so a sampled check reads 32 ids, or None to check the
             length only.
         num_scores: rows in the score table.
         verify: ``sample`` (32 evenly spread rows), ``full`` (every row, plus the card's source fingerprint when
@@ -218,9 +258,12 @@ def check_alignment(
         return
     positions = None if verify == "full" else sample_positions(n)
     ours = dataset_example_ids(dataset, positions, image_column=image_column, label_column=label_column)
-    theirs = score_ids if isinstance(score_ids, (pa.Array, pa.ChunkedArray)) else pa.array(score_ids, pa.string())
-    if positions is not None:
-        theirs = theirs.take(pa.array(positions))
+    if callable(score_ids):
+        theirs = score_ids(positions)
+    else:
+        theirs = score_ids if isinstance(score_ids, (pa.Array, pa.ChunkedArray)) else pa.array(score_ids, pa.string())
+        if positions is not None:
+            theirs = theirs.take(pa.array(positions))
     if verify == "full":
         check_fingerprint(ours, provenance, what="the dataset's example ids")
     count, first = _first_difference(ours, theirs)

@@ -75,7 +75,9 @@ def _table(scores: Any, columns: list[str]):
         return scores.select(present)
     if isinstance(scores, dict):
         return pa.table({k: scores[k] for k in present})
-    return scores.select_columns(present).with_format("arrow")[:]
+    from .align import arrow_column  # noqa: PLC0415
+
+    return pa.table({k: arrow_column(scores, k) for k in present})
 
 
 def _numpy(column: Any) -> np.ndarray:
@@ -167,10 +169,28 @@ def read_scores(
     labels = ordered(_numpy(table.column("label")).astype(np.int64, copy=False)) if need_labels else None
     ids = None
     if need_ids:
-        ids = table.column("example_id").combine_chunks()
+        ids = table.column("example_id")
         if inverse is not None:
             ids = ids.take(pa.array(inverse))
     return ScoreColumns(values, labels, ids)
+
+
+def score_ids(scores: Any, positions: np.ndarray | None = None) -> Any:
+    """The score table's ``example_id`` in ``idx`` order (all rows, or at ``positions``) as arrow, reading only
+    the ``idx`` and ``example_id`` columns and never copying the whole id column (memory-mapped chunks stay so)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    names = _column_names(scores)
+    if "example_id" not in names:
+        raise ScoresNotFoundError(
+            f"on='example_id' and content checks need an 'example_id' column in the score table; it has {names}."
+            " Use on='idx' with verify='none' for tables without ids."
+        )
+    table = _table(scores, ["idx", "example_id"])
+    inverse = _idx_inverse(_numpy(table.column("idx"))) if "idx" in table.column_names else None
+    rows = positions if inverse is None else (inverse if positions is None else inverse[positions])
+    column = table.column("example_id")
+    return column if rows is None else column.take(pa.array(np.asarray(rows, dtype=np.int64)))
 
 
 def num_scores(scores: Any) -> int:
@@ -338,10 +358,14 @@ class KeepPredicate:
             if indices is None:
                 raise TypeError("keep(..., on='idx') needs the row indices: call ds.filter(pred, with_indices=True).")
             positions = _as_positions(indices)
-            last = positions.stop - 1 if isinstance(positions, slice) else int(positions.max(initial=-1))
+            if isinstance(positions, slice):
+                last, first_bad = positions.stop - 1, max(positions.start, len(self.mask))
+            else:
+                last = int(positions.max(initial=-1))
+                first_bad = int(positions[positions >= len(self.mask)].min(initial=last))
             if last >= len(self.mask):
                 raise ScoreMismatchError(
-                    f"Row {last} is beyond the {len(self.mask)} scored rows: the dataset is not the scored split. "
+                    f"Row {first_bad} is beyond the {len(self.mask)} scored rows: the dataset is not the scored split. "
                     "Check the split, or join by content with on='example_id' (CLI: --on example_id)."
                 )
             if self.expected_ids is not None:
@@ -361,12 +385,16 @@ class KeepPredicate:
         if "example_id" in names:
             ids = [batch["example_id"]] if single else _batch_column(batch, "example_id")
             return ids if rows is None else [ids[i] for i in rows]
-        image_col = self.image_column or next((c for c in ("image", "img", "pixel_values") if c in names), None)
-        label_col = self.label_column or next((c for c in ("label", "labels", "fine_label") if c in names), None)
+        from .sources import IMAGE_COLUMN_GUESSES, LABEL_COLUMN_GUESSES  # noqa: PLC0415
+
+        image_col = self.image_column or next((c for c in IMAGE_COLUMN_GUESSES if c in names), None)
+        label_col = self.label_column or next((c for c in LABEL_COLUMN_GUESSES if c in names), None)
         if image_col is None or label_col is None or image_col not in names or label_col not in names:
+            fix = "" if self.on == "example_id" else ", or skip the check with verify='none'"
             raise ScoreMismatchError(
-                f"Cannot hash rows with columns {names} to match them to the scores; name them with "
-                "image_column= and label_column=, add an 'example_id' column, or skip the check with verify='none'."
+                f"Cannot hash rows with columns {names} to match them to the scores (image column {image_col!r}, "
+                f"label column {label_col!r}); name them with image_column= and label_column=, or add an "
+                f"'example_id' column{fix}."
             )
         if single:
             return [example_id(batch[image_col], batch[label_col])]
@@ -375,16 +403,32 @@ class KeepPredicate:
         return [example_id(images[i], labels[i]) for i in take]
 
     def _check(self, batch: Any, positions: slice | np.ndarray, single: bool) -> None:
-        pos = np.arange(positions.start, positions.stop) if isinstance(positions, slice) else positions
-        if self.check_positions is None:
-            local = np.arange(len(pos))
+        """Compare the content ids of the batch's rows at check positions with the scored ids.
+
+        O(log 32) for a batch without a sample row (a ``searchsorted`` on the slice bounds), so the check is free
+        for all but 32 batches.
+        """
+        if isinstance(positions, slice):
+            if self.check_positions is not None:
+                lo, hi = np.searchsorted(self.check_positions, [positions.start, positions.stop])
+                if lo == hi:
+                    return
+                pos = self.check_positions[lo:hi]
+            else:
+                pos = np.arange(positions.start, positions.stop)
+            local = pos - positions.start
         else:
-            local = np.flatnonzero(np.isin(pos, self.check_positions, assume_unique=True))
-        if not len(local):
-            return
+            local = np.arange(len(positions)) if self.check_positions is None else \
+                np.flatnonzero(np.isin(positions, self.check_positions))
+            pos = positions[local]
+            if not len(local):
+                return
         ours = self._ids(batch, single, None if single else local)
-        theirs = self.expected_ids.take(pos[local]).to_pylist()
-        for row, a, b in zip(pos[local].tolist(), ours, theirs):
+        if isinstance(self.expected_ids, dict):
+            theirs = [self.expected_ids[p] for p in pos.tolist()]
+        else:
+            theirs = self.expected_ids.take(pos).to_pylist()
+        for row, a, b in zip(pos.tolist(), ours, theirs):
             if a != b:
                 raise ScoreMismatchError(
                     f"Row {row} differs from the scored example (example_id {a!r} vs scored {b!r}): the rows are "
@@ -478,23 +522,33 @@ def keep(
     mask[kept] = True
     column = select_kwargs.get("column", "el2n")
     if on == "example_id":
-        ids = read_scores(scores, column, need_ids=True).example_ids
+        ids = score_ids(scores)
         if verify == "full":
             check_fingerprint(ids, provenance, what="the score table's example ids")
         return KeepPredicate(mask, on=on, index=IdIndex(ids), missing=missing, image_column=image_column,
                              label_column=label_column)
-    names = _column_names(scores)
-    ids = read_scores(scores, column, need_ids=True).example_ids if verify != "none" and "example_id" in names \
-        else None
+    has_ids = verify != "none" and "example_id" in _column_names(scores)
     if dataset is not None and hasattr(dataset, "__len__"):
-        check_alignment(dataset, ids, num_scores=n, verify=verify, image_column=image_column,
-                        label_column=label_column, provenance=provenance)
-        ids = None  # checked up front: nothing left to check while filtering
-    elif verify != "none" and ids is None:
+        check_alignment(dataset, _ids_reader(scores) if has_ids else None, num_scores=n,
+                        verify=verify, image_column=image_column, label_column=label_column, provenance=provenance)
+        has_ids = False  # checked up front: nothing left to check while filtering
+    elif verify != "none" and not has_ids:
         logger.info("The score table has no example_id column: rows are matched by position only.")
-    check_positions = None if verify == "full" else sample_positions(n)
+    ids = check_positions = None
+    if has_ids and verify == "sample":  # only the 32 sampled ids: the predicate is pickled and hashed by filter
+        check_positions = sample_positions(n)
+        ids = dict(zip(check_positions.tolist(), score_ids(scores, check_positions).to_pylist()))
+    elif has_ids:
+        ids = score_ids(scores)
     return KeepPredicate(mask, on=on, image_column=image_column, label_column=label_column, expected_ids=ids,
-                         check_positions=check_positions if ids is not None else None)
+                         check_positions=check_positions)
+
+
+def _ids_reader(scores: Any) -> Callable[[np.ndarray | None], Any] | None:
+    """For ``check_alignment``: reads the scored ids at the positions it checks (32 rows unless verify="full")."""
+    if "example_id" not in _column_names(scores):
+        return None
+    return lambda positions: score_ids(scores, positions)
 
 
 def _validate(on: str, missing: str, verify: str) -> tuple[str, str, str]:
@@ -541,13 +595,10 @@ def prune(
     if len(dataset) == 0:
         logger.warning("The dataset to prune is empty; nothing to keep.")
     if on == "idx":
-        ids = None
-        if verify != "none" and "example_id" in _column_names(scores):
-            ids = read_scores(scores, column, need_ids=True).example_ids
-        check_alignment(dataset, ids, num_scores=n, verify=verify, image_column=image_column,
+        check_alignment(dataset, _ids_reader(scores), num_scores=n, verify=verify, image_column=image_column,
                         label_column=label_column, provenance=provenance)
         return select_rows(dataset, kept)
-    ids = read_scores(scores, column, need_ids=True).example_ids
+    ids = score_ids(scores)
     if verify == "full":
         check_fingerprint(ids, provenance, what="the score table's example ids")
     mapped = join_by_content(dataset_example_ids(dataset, image_column=image_column, label_column=label_column),

@@ -126,9 +126,14 @@ def id_keys(ids: Any) -> np.ndarray | None:
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.compute as pc  # noqa: PLC0415
 
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks() if ids.num_chunks != 1 else ids.chunk(0)
-    elif not isinstance(ids, pa.Array):
+    if isinstance(ids, pa.ChunkedArray) and ids.num_chunks > 64 and len(ids) < 64 * ids.num_chunks * 1024:
+        ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead
+    if isinstance(ids, pa.ChunkedArray):  # chunk by chunk: no copy of the (memory-mapped) strings
+        parts = [id_keys(chunk) for chunk in ids.chunks]
+        if any(part is None for part in parts):
+            return None
+        return np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.uint64)
+    if not isinstance(ids, pa.Array):
         try:
             ids = pa.array(ids if isinstance(ids, list) else list(ids), type=pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
