@@ -215,12 +215,12 @@ def main(argv: list[str] | None = None) -> int:
         sub, t_sub, _ = measure(lambda: pruned.select(range(0, len(pruned), 2)))
         assert sub._indices is not None and sub.data.num_rows == n  # still a mapping over the full table
         report.add("select on the pruned result (no flatten)", len(pruned), t_sub)
-        pred, t_keep, _ = measure(lambda: keep(scores, fraction=frac))
+        _, t_keep, _ = measure(lambda: keep(scores, fraction=frac))
         report.add("keep(...) predicate construction", n, t_keep)
         results = {}
         for bs in (1000, 10_000):
-            out, t, mem = measure(lambda: ds.filter(keep(scores, fraction=frac), with_indices=True, batched=True,
-                                                    batch_size=bs, load_from_cache_file=False))
+            out, t, mem = measure(lambda bs=bs: ds.filter(keep(scores, fraction=frac), with_indices=True,
+                                                          batched=True, batch_size=bs, load_from_cache_file=False))
             assert len(out) == len(pruned)
             results[bs] = report.add(f"ds.filter(keep(...), batched, batch_size={bs})", n, t, mem,
                                      "default batch_size" if bs == 1000 else "")
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         part = ds if naive_n == n else ds.select(range(naive_n))
         out, t_naive, _ = measure(lambda: part.filter(lambda example, i: i in kept, with_indices=True,
                                                       load_from_cache_file=False))
-        naive = report.add("naive ds.filter(lambda ex, i: i in kept)", naive_n, t_naive, None,
+        report.add("naive ds.filter(lambda ex, i: i in kept)", naive_n, t_naive, None,
                            "" if naive_n == n else f"extrapolated x{n / naive_n:.0f}")
         t_naive_full = t_naive * n / naive_n
 
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         img_naive = report.add("naive ds.filter(lambda ex, i: i in kept)", args.image_rows, t_img_naive,
                                m_img_naive, "decodes every image")
         us_per_row = t_img_naive / args.image_rows * 1e6
-        img_prune, t_img_prune, m_img_prune = measure(
+        _, t_img_prune, m_img_prune = measure(
             lambda: prune(img_ds, img_scores, fraction=frac, verify="none"))
         report.add("prune (select, verify=none)", args.image_rows, t_img_prune, m_img_prune)
         _, t_img_keep, m_img_keep = measure(lambda: img_ds.filter(

@@ -140,7 +140,7 @@ def read_scores(
         if "example_id" not in names:
             raise ScoresNotFoundError(
                 f"on='example_id' and content checks need an 'example_id' column in the score table; it has {names}."
-                " Use on='idx' with verify='none' for tables without ids."
+                " Without ids, rows can only be matched by position: on='idx'."
             )
         wanted.append("example_id")
     table = _table(scores, wanted)
@@ -184,7 +184,7 @@ def score_ids(scores: Any, positions: np.ndarray | None = None) -> Any:
     if "example_id" not in names:
         raise ScoresNotFoundError(
             f"on='example_id' and content checks need an 'example_id' column in the score table; it has {names}."
-            " Use on='idx' with verify='none' for tables without ids."
+            " Without ids, rows can only be matched by position: on='idx'."
         )
     table = _table(scores, ["idx", "example_id"])
     inverse = _idx_inverse(_numpy(table.column("idx"))) if "idx" in table.column_names else None
@@ -520,7 +520,6 @@ def keep(
     n = num_scores(scores)
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True
-    column = select_kwargs.get("column", "el2n")
     if on == "example_id":
         ids = score_ids(scores)
         if verify == "full":
@@ -590,7 +589,6 @@ def prune(
         return dataset.filter(predicate, with_indices=True, batched=True)
     provenance = _provenance(scores, provenance)
     kept = select_indices(scores, **select_kwargs)
-    column = select_kwargs.get("column", "el2n")
     n = num_scores(scores)
     if len(dataset) == 0:
         logger.warning("The dataset to prune is empty; nothing to keep.")

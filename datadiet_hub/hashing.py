@@ -24,9 +24,9 @@ def _input_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded datasets Image
-        from PIL import Image  # noqa: PLC0415
-
         import io  # noqa: PLC0415
+
+        from PIL import Image  # noqa: PLC0415
 
         value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
     array = np.asarray(value)

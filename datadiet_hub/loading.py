@@ -22,7 +22,7 @@ from .store import LocalStore, validate_name
 
 logger = logging.getLogger(__name__)
 
-_PROVENANCE: "weakref.WeakKeyDictionary[Any, dict[str, Any]]" = weakref.WeakKeyDictionary()
+_PROVENANCE: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def provenance_of(scores: Any) -> dict[str, Any] | None:

@@ -13,7 +13,14 @@ import datasets
 import numpy as np
 import pyarrow as pa
 import pytest
-from scale_builders import ids_of, image_arrays, make_image_dataset, provenance, write_parquet_dataset, write_score_folder
+from scale_builders import (
+    ids_of,
+    image_arrays,
+    make_image_dataset,
+    provenance,
+    write_parquet_dataset,
+    write_score_folder,
+)
 
 from datadiet_hub import keep, load_provenance, load_scores, prune, select_indices
 from datadiet_hub.align import IdIndex, dataset_example_ids
@@ -133,7 +140,7 @@ def test_content_join_on_reordered_subsampled_reexported_copy(env):
     _, _, scores = env
     copy, order = reexported_copy(keep_rows=40)
     pruned = prune(copy, scores, fraction=0.5, on="example_id", missing="error")
-    wanted = set(expected_ids(scores, fraction=0.5)) & set(ids_of(N)[i] for i in order)
+    wanted = set(expected_ids(scores, fraction=0.5)) & {ids_of(N)[i] for i in order}
     assert sorted(ids(pruned)) == sorted(wanted)
     assert ids(pruned) == [i for i in ids(copy) if i in wanted]  # the copy's own order is kept
     filtered = copy.filter(keep(scores, fraction=0.5, on="example_id"), batched=True, batch_size=9)
