@@ -25,6 +25,7 @@ from .align import (
     join_by_content,
     report_missing,
     sample_positions,
+    take_rows,
     validate_missing,
     validate_verify,
 )
@@ -178,7 +179,6 @@ def read_scores(
 def score_ids(scores: Any, positions: np.ndarray | None = None) -> Any:
     """The score table's ``example_id`` in ``idx`` order (all rows, or at ``positions``) as arrow, reading only
     the ``idx`` and ``example_id`` columns and never copying the whole id column (memory-mapped chunks stay so)."""
-    import pyarrow as pa  # noqa: PLC0415
 
     names = _column_names(scores)
     if "example_id" not in names:
@@ -190,7 +190,7 @@ def score_ids(scores: Any, positions: np.ndarray | None = None) -> Any:
     inverse = _idx_inverse(_numpy(table.column("idx"))) if "idx" in table.column_names else None
     rows = positions if inverse is None else (inverse if positions is None else inverse[positions])
     column = table.column("example_id")
-    return column if rows is None else column.take(pa.array(np.asarray(rows, dtype=np.int64)))
+    return column if rows is None else take_rows(column, np.asarray(rows, dtype=np.int64))
 
 
 def num_scores(scores: Any) -> int:
