@@ -155,7 +155,9 @@ def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, im
         image_column, label_column = detect_columns(dataset, image_column, label_column)
     except ValueError as err:
         raise ScoreMismatchError(
-            f"Cannot hash the dataset's rows to match them to the scores: {err} (or add an 'example_id' column)."
+            f"Cannot hash the dataset's rows to match them to the scores: {err} (library: image_column= and "
+            "label_column=), or add an 'example_id' column; with on='idx' the check can be skipped with "
+            "verify='none'."
         ) from err
     rows = rows.select_columns([image_column, label_column])
     ids: list[str] = []
