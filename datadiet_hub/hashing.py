@@ -2,6 +2,10 @@
 
 The id hashes the *decoded* input (pixel values, shape, dtype) plus the label, so it survives re-encoding of an
 image (PNG vs JPEG-lossless vs raw arrays), row reordering and subsampling; it changes when pixels or labels do.
+
+At 10M rows a Python string per id costs seconds and gigabytes, so ids are also handled as arrow string arrays
+(``fingerprint`` hashes their buffers directly) and as pairs of uint64 (``id_keys``), which numpy can sort and
+search without a Python loop.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ def _input_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded datasets Image
-        from PIL import Image  # noqa: PLC0415
-
         import io  # noqa: PLC0415
+
+        from PIL import Image  # noqa: PLC0415
 
         value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
     array = np.asarray(value)
@@ -45,10 +49,109 @@ def example_ids_from_array(images: np.ndarray, labels: np.ndarray) -> list[str]:
     return [example_id(images[i], int(labels[i])) for i in range(len(labels))]
 
 
-def fingerprint(ids: Iterable[str]) -> str:
-    """Order-sensitive hash over all example ids of a split: identifies the exact source rows and their order."""
+ID_HEX = 2 * ID_BYTES
+_FINGERPRINT_CHUNK = 1 << 20  # rows per buffer when fingerprinting an arrow array: bounds memory at ~40 MB
+
+
+def fingerprint(ids: Iterable[str] | Any) -> str:
+    """Order-sensitive hash over all example ids of a split: identifies the exact source rows and their order.
+
+    ``sha256("".join(id + "\\n" for id in ids))``. Arrow string arrays (a ``datasets`` column read with
+    ``with_format("arrow")``) are hashed from their buffers, ~0.2 s for 10M ids instead of ~5 s.
+    """
+    import pyarrow as pa  # noqa: PLC0415
+
     digest = hashlib.sha256()
+    if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+        for chunk in chunks:
+            for start in range(0, len(chunk), _FINGERPRINT_CHUNK):
+                digest.update(_newline_joined(chunk.slice(start, _FINGERPRINT_CHUNK)))
+        return digest.hexdigest()
     for eid in ids:
         digest.update(eid.encode("ascii"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets relative to the first value, value bytes) of an arrow string array, without copying."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    if pa.types.is_large_string(array.type):
+        offset_dtype = np.int64
+    elif pa.types.is_string(array.type):
+        offset_dtype = np.int32
+    else:
+        raise TypeError(f"example ids must be strings, not {array.type}.")
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_dtype, count=array.offset + n + 1)[array.offset:]
+    start, stop = int(offsets[0]), int(offsets[-1])
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8, count=stop)[start:] if stop > start else \
+        np.empty(0, np.uint8)
+    return (offsets - start).astype(np.int64, copy=False), data
+
+
+def _newline_joined(array: Any) -> bytes:
+    """The bytes of an arrow string array with ``\\n`` after each value, built with numpy."""
+    if array.null_count:
+        raise ValueError(f"{array.null_count} example_id value(s) are null; every row needs an id.")
+    offsets, data = _string_buffers(array)
+    n = len(array)
+    width = int(offsets[1]) if n else 0
+    if n and len(data) == n * width:  # the usual case, every id the same length: one reshape
+        out = np.empty((n, width + 1), dtype=np.uint8)
+        out[:, :width] = data.reshape(n, width)
+        out[:, width] = ord("\n")
+        return out.tobytes()
+    out = np.empty(len(data) + n, dtype=np.uint8)
+    rows_before = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))  # each byte moves right by its row
+    out[np.arange(len(data), dtype=np.int64) + rows_before] = data
+    out[offsets[1:] + np.arange(n, dtype=np.int64)] = ord("\n")
+    return out.tobytes()
+
+
+_CASE_BITS = np.uint64(0x2020202020202020)  # set in every byte of '0'-'9' and 'a'-'f', clear in 'A'-'F'
+
+
+def id_keys(ids: Any) -> np.ndarray | None:
+    """Ids as a ``[N, 2]`` uint64 array (the 128-bit hash split in two), or None if any id is not 32 lowercase
+    hex digits (then callers fall back to a dict). Accepts an arrow string array or a sequence of str.
+
+    ~0.5 s for 10M ids: ``binascii.unhexlify`` over the arrow data buffer, then a bitwise check that no digit was
+    upper case (ids are ``hexdigest()`` output, so "ABC" and "abc" must stay different).
+    """
+    import binascii  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    if isinstance(ids, pa.ChunkedArray) and ids.num_chunks > 64 and len(ids) < 64 * ids.num_chunks * 1024:
+        ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead
+    if isinstance(ids, pa.ChunkedArray):  # chunk by chunk: no copy of the (memory-mapped) strings
+        parts = [id_keys(chunk) for chunk in ids.chunks]
+        if any(part is None for part in parts):
+            return None
+        return np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.uint64)
+    if not isinstance(ids, pa.Array):
+        try:
+            ids = pa.array(ids if isinstance(ids, list) else list(ids), type=pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)) or ids.null_count:
+        return None
+    n = len(ids)
+    if n == 0:
+        return np.empty((0, 2), dtype=np.uint64)
+    lengths = pc.binary_length(ids)
+    if pc.min(lengths).as_py() != ID_HEX or pc.max(lengths).as_py() != ID_HEX:
+        return None
+    _, text = _string_buffers(ids)
+    try:
+        raw = binascii.unhexlify(text)
+    except (binascii.Error, ValueError):
+        return None
+    words = text.view(np.uint64) if text.ctypes.data % 8 == 0 else np.frombuffer(text.tobytes(), np.uint64)
+    if np.bitwise_and.reduce(words) & _CASE_BITS != _CASE_BITS:  # some byte was 'A'-'F'
+        return None
+    return np.frombuffer(raw, dtype=">u8").reshape(n, 2).astype(np.uint64)

@@ -1,20 +1,44 @@
 """``load_scores``: one call for a score dataset in the local store, in a folder, or on the Hub.
 
 Whatever the location, the data is read by plain ``datasets.load_dataset`` from the repo layout; this module
-only decides where to point it and gives clear errors when the name, config or version does not exist.
+only decides where to point it and gives clear errors when the name, config or version does not exist, or a data
+file is corrupt.
+
+The card's provenance (``datadiet:`` YAML block, with the source fingerprint) is not part of the arrow data, so
+``load_provenance`` reads it from the README next to the data files, and ``load_scores`` remembers it for the table
+it returns (``provenance_of``), so ``prune``/``keep`` can check the fingerprint without being told.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
-from .errors import ScoresNotFoundError
+from .errors import DatadietError, ScoresNotFoundError
 from .store import LocalStore, validate_name
 
 logger = logging.getLogger(__name__)
+
+_PROVENANCE: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def provenance_of(scores: Any) -> dict[str, Any] | None:
+    """The card provenance of a table returned by ``load_scores`` (None for other tables or derived copies)."""
+    try:
+        return _PROVENANCE.get(scores)
+    except TypeError:  # unhashable (a dict of arrays)
+        return None
+
+
+def _remember(scores: Any, provenance: dict[str, Any] | None) -> None:
+    if provenance:
+        try:
+            _PROVENANCE[scores] = provenance
+        except TypeError:
+            pass
 
 
 def _configs_of(folder: Path) -> list[str]:
@@ -81,20 +105,97 @@ def load_scores(
         store: the local store (default ``$DATADIET_HOME`` or ``~/.cache/datadiet``).
         token: Hub token (default: ``HF_TOKEN`` or the saved login).
     """
-    import datasets  # noqa: PLC0415
-
     store = store if isinstance(store, LocalStore) or store is None else LocalStore(store)
     folder = resolve_folder(name_or_path, version, store)
     if folder is not None:
         config = _pick_config(_configs_of(folder), config, str(folder))
         logger.info("Loading config %s from %s", config, folder)
-        return datasets.load_dataset(str(folder), config, split="train", **load_kwargs)
+        scores = _load_folder(folder, config, load_kwargs)
+        _remember(scores, _folder_provenance(folder))
+        return scores
+    repo_id = _hub_repo_id(name_or_path, store)
+    from .hub import load_from_hub  # noqa: PLC0415
+
+    scores = load_from_hub(repo_id, config, version, token=token, **load_kwargs)
+    _remember(scores, _hub_provenance(repo_id, version, token=token, local_only=True))
+    return scores
+
+
+def _hub_repo_id(name_or_path: str | os.PathLike, store: LocalStore) -> str:
     repo_id = str(name_or_path)
     if "/" not in repo_id:
         raise ScoresNotFoundError(
             f"No score dataset {repo_id!r} in the local store {store.root} and it is not a Hub repo id "
             "('user/name'). See `datadiet versions` or publish one with `datadiet publish`."
         )
-    from .hub import load_from_hub  # noqa: PLC0415
+    return repo_id
 
-    return load_from_hub(repo_id, config, version, token=token, **load_kwargs)
+
+def _load_folder(folder: Path, config: str, load_kwargs: dict[str, Any]) -> Any:
+    """``load_dataset`` on a local folder; a corrupt or truncated data file becomes one clear error."""
+    import datasets  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+
+    try:
+        return datasets.load_dataset(str(folder), config, split="train", **load_kwargs)
+    except (datasets.exceptions.DatasetGenerationError, pa.ArrowException) as err:
+        cause = err.__cause__ or err
+        files = sorted(str(p) for p in (folder / "data" / config).glob("*.parquet"))
+        raise ScoresNotFoundError(
+            f"Config {config!r} in {folder} cannot be read: a data file is corrupt or truncated ({files}; "
+            f"{type(cause).__name__}: {cause}). Re-publish the version from the original scores, or re-download it; "
+            "nothing was pruned."
+        ) from err
+
+
+def _folder_provenance(folder: Path) -> dict[str, Any]:
+    from .cards import read_card_data  # noqa: PLC0415
+
+    try:
+        data = read_card_data(folder / "README.md").get("datadiet")
+    except (ValueError, OSError, DatadietError) as err:
+        logger.warning("Cannot read the provenance in %s/README.md: %s", folder, err)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _hub_provenance(repo_id: str, version: str | None, *, token: str | bool | None, local_only: bool) -> dict:
+    """The card provenance of a Hub version; with ``local_only`` only from the local cache (no request)."""
+    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+
+    from .versions import read_card_metadata  # noqa: PLC0415
+
+    try:
+        path = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=version, token=token,
+                               local_files_only=local_only)
+        data = read_card_metadata(Path(path).read_text(encoding="utf-8"), source=f"{repo_id}@{version}/README.md")
+    except Exception as err:  # noqa: BLE001 - provenance is optional for loading; load_provenance re-raises
+        if not local_only:
+            raise ScoresNotFoundError(
+                f"Cannot read the card of {repo_id!r} at version {version!r}: {err}. `datadiet versions {repo_id}` "
+                "lists the published versions."
+            ) from err
+        return {}
+    block = data.get("datadiet")
+    return block if isinstance(block, dict) else {}
+
+
+def load_provenance(
+    name_or_path: str | os.PathLike,
+    version: str | None = None,
+    *,
+    store: LocalStore | str | os.PathLike | None = None,
+    token: str | bool | None = None,
+) -> dict[str, Any]:
+    """The ``datadiet`` block of a score dataset's card: source (dataset, split, num_rows, fingerprint), model,
+    seeds, ... ({} when the card has none). Pass it to ``prune(..., provenance=)`` for tables not loaded with
+    ``load_scores``.
+
+    Args:
+        name_or_path, version, store, token: as for ``load_scores``.
+    """
+    store = store if isinstance(store, LocalStore) or store is None else LocalStore(store)
+    folder = resolve_folder(name_or_path, version, store)
+    if folder is not None:
+        return _folder_provenance(folder)
+    return _hub_provenance(_hub_repo_id(name_or_path, store), version, token=token, local_only=False)

@@ -3,7 +3,10 @@
 Layout: ``<root>/<name>/<version>/{README.md, data/<config>/*.parquet, plots/*.png}``. The root is
 ``$DATADIET_HOME`` if set, else ``~/.cache/datadiet``. A version is copied into a temporary sibling folder and
 renamed into place in one step, so readers never see a partial version and two concurrent publishes of the same
-version cannot both win.
+version cannot both win (the loser's ``rename`` fails with ENOTEMPTY and it raises ``VersionExistsError``).
+
+A publish killed midway (SIGKILL, power loss) leaves only a ``.tmp-<version>-<pid>-<random>`` folder, which
+``versions`` never lists; the next publish of that name removes the ones whose process is gone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +29,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?
 REPO_FILES = ("README.md",)
 REPO_DIRS = ("data", "plots")
 _TMP_PREFIX = ".tmp-"
+_STALE_AFTER_S = 24 * 3600  # a temp folder this old is stale even if its pid was reused
 
 
 def default_root() -> Path:
@@ -142,7 +147,11 @@ class LocalStore:
                 f"Version {version!r} of {name!r} already exists at {target}; versions are immutable. "
                 "Publish under a new version (e.g. the next number)."
             )
-        tmp = self.root / name / f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.clean_stale(name)
+        except OSError as err:  # cleaning is a courtesy; the publish itself reports real write errors
+            logger.debug("Could not clean stale temporary folders of %s: %s", name, err)
+        tmp = self.root / name / f"{_TMP_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir(parents=True)
             for rel in repo_files(source):
@@ -150,6 +159,7 @@ class LocalStore:
                 shutil.copy2(source / rel, tmp / rel)
             _fsync_tree(tmp)
             os.rename(tmp, target)  # atomic; fails if another publish created the version meanwhile
+            _fsync_dir(target.parent)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             if err.errno in (errno.EEXIST, errno.ENOTEMPTY) or target.exists():
@@ -157,9 +167,10 @@ class LocalStore:
                     f"Version {version!r} of {name!r} was published by another process meanwhile; it was kept "
                     "as that process wrote it. Publish under a new version."
                 ) from err
+            where = f" ({err.filename})" if err.filename else ""
             raise StoreError(
-                f"Cannot write to the store at {self.root}: {err.strerror or err}. Set DATADIET_HOME (or "
-                "--store) to a writable folder."
+                f"Cannot write to the store at {self.root}: {err.strerror or err}{where}. Nothing was published. "
+                "Set DATADIET_HOME (or --store) to a writable folder."
             ) from err
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -167,13 +178,58 @@ class LocalStore:
         logger.info("Published %s %s to %s", name, version, target)
         return VersionInfo(version, "folder", str(target), tuple(configs))
 
-    def clean_stale(self, name: str) -> int:
-        """Remove temporary folders left by killed publishes; returns how many were removed."""
+    def clean_stale(self, name: str, *, max_age_s: float = _STALE_AFTER_S) -> int:
+        """Remove temporary folders left by killed publishes; returns how many were removed.
+
+        A folder is stale when the process named in it no longer runs on this machine, or it is older than
+        ``max_age_s``; a publish in progress in another process is left alone.
+        """
         base = self.root / validate_name(name)
-        stale = [p for p in base.glob(f"{_TMP_PREFIX}*") if p.is_dir()] if base.is_dir() else []
-        for path in stale:
-            shutil.rmtree(path, ignore_errors=True)
-        return len(stale)
+        if not base.is_dir():
+            return 0
+        removed = 0
+        for path in base.glob(f"{_TMP_PREFIX}*"):
+            if path.is_dir() and _is_stale(path, max_age_s):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += not path.exists()
+        if removed:
+            logger.info("Removed %d temporary folder(s) left by interrupted publishes of %s", removed, name)
+        return removed
+
+
+def _is_stale(path: Path, max_age_s: float) -> bool:
+    try:
+        if time.time() - path.stat().st_mtime > max_age_s:
+            return True
+    except FileNotFoundError:
+        return False
+    parts = path.name[len(_TMP_PREFIX):].rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # an old-style name without a pid: only its age can tell
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder`` (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -1,0 +1,135 @@
+"""Properties of the selection strategies on arbitrary score vectors (hypothesis): exact counts, subsets,
+deterministic ties (always the lower position), and class-balanced budgets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datadiet_hub import select_indices
+from datadiet_hub.selection import budget, class_balanced, class_quotas, order_hardest, select, top_k
+
+SETTINGS = settings(max_examples=150, deadline=None)
+# few distinct values, so ties are common; plus arbitrary finite float32 values
+tied = st.lists(st.sampled_from([0.0, 0.25, 0.5, 1.0, 2.0]), min_size=0, max_size=80)
+free = st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=0, max_size=80)
+score_lists = st.one_of(tied, free)
+
+
+@st.composite
+def scores_and_k(draw, min_size=0):
+    values = np.asarray(draw(score_lists.filter(lambda v: len(v) >= min_size)), dtype=np.float32)
+    k = draw(st.integers(0, len(values)))
+    return values, k
+
+
+def is_sorted_subset(kept: np.ndarray, n: int) -> bool:
+    return kept.dtype == np.int64 and bool(np.all(np.diff(kept) > 0)) and (len(kept) == 0 or (kept[0] >= 0
+                                                                                                and kept[-1] < n))
+
+
+@SETTINGS
+@given(scores_and_k(), st.booleans())
+def test_hardest_and_easiest_are_exact_and_break_ties_by_position(case, largest):
+    values, k = case
+    kept = top_k(values, k, largest=largest)
+    assert len(kept) == k and is_sorted_subset(kept, len(values))
+    reference = np.argsort(-values if largest else values, kind="stable")[:k]  # stable: ties -> lower position
+    assert kept.tolist() == sorted(reference.tolist())
+    assert np.array_equal(kept, top_k(values.copy(), k, largest=largest))  # deterministic
+
+
+@SETTINGS
+@given(scores_and_k(min_size=1), st.floats(0, 0.99))
+def test_offset_is_the_stable_order_window(case, offset):
+    values, k = case
+    skip = int(math.floor(offset * len(values) + 0.5))
+    k = min(k, len(values) - skip)
+    kept = select(values, k, strategy="offset", offset=offset)
+    assert len(kept) == k and is_sorted_subset(kept, len(values))
+    assert kept.tolist() == sorted(order_hardest(values)[skip: skip + k].tolist())
+
+
+@SETTINGS
+@given(scores_and_k(), st.integers(0, 2**32 - 1))
+def test_random_is_exact_subset_and_seeded(case, seed):
+    values, k = case
+    kept = select(values, k, strategy="random", seed=seed)
+    assert len(kept) == k and is_sorted_subset(kept, len(values))
+    assert np.array_equal(kept, select(values, k, strategy="random", seed=seed))
+
+
+@SETTINGS
+@given(scores_and_k(min_size=1), st.floats(0, 0.5), st.integers(1, 12), st.integers(0, 1000))
+def test_ccs_is_exact_subset_without_the_dropped_hardest(case, beta, bins, seed):
+    values, k = case
+    drop = int(math.floor(beta * len(values) + 0.5))
+    k = min(k, len(values) - drop)
+    kept = select(values, k, strategy="ccs", offset=beta, bins=bins, seed=seed)
+    assert len(kept) == k and is_sorted_subset(kept, len(values))
+    assert not set(kept.tolist()) & set(order_hardest(values)[:drop].tolist())
+    assert np.array_equal(kept, select(values, k, strategy="ccs", offset=beta, bins=bins, seed=seed))
+
+
+@SETTINGS
+@given(st.data())
+def test_class_balanced_counts_follow_the_class_proportions(data):
+    n = data.draw(st.integers(1, 80))
+    labels = np.asarray(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
+    values = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=n, max_size=n)),
+                        dtype=np.float32)
+    k = data.draw(st.integers(0, n))
+    strategy = data.draw(st.sampled_from(["hardest", "easiest", "random"]))
+    kept = class_balanced(values, labels, k, strategy=strategy, seed=1)
+    assert len(kept) == k and is_sorted_subset(kept, n)
+    classes, inverse, quota = class_quotas(labels, k)
+    sizes = np.bincount(inverse)
+    assert quota.sum() == k and np.all(quota <= sizes)
+    assert np.all(np.abs(quota - k * sizes / n) < 1)  # largest remainder: never off by a whole row
+    counts = np.bincount(inverse[kept], minlength=len(classes))
+    assert counts.tolist() == quota.tolist()
+    if strategy == "hardest":  # within each class: that class's hardest rows, ties to the lower position
+        for c in range(len(classes)):
+            rows = np.flatnonzero(inverse == c)
+            expect = rows[np.argsort(-values[rows], kind="stable")[: quota[c]]]
+            assert sorted(expect.tolist()) == [r for r in kept.tolist() if inverse[r] == c]
+    assert np.array_equal(kept, class_balanced(values, labels, k, strategy=strategy, seed=1))
+
+
+@SETTINGS
+@given(st.integers(0, 10**7), st.floats(1e-9, 1.0))
+def test_budget_rounds_half_up_within_bounds(n, fraction):
+    k = budget(n, fraction=fraction)
+    assert 0 <= k <= n and k == min(n, int(math.floor(fraction * n + 0.5)))
+
+
+@SETTINGS
+@given(scores_and_k(min_size=1), st.sampled_from([0.0, 0.25, 0.5, 1.0]), st.sampled_from(["hardest", "random"]))
+def test_thresholds_then_budget_pick_only_rows_inside(case, low, strategy):
+    values, _ = case
+    inside = np.flatnonzero(values >= low)
+    k = len(inside) // 2
+    table = {"idx": np.arange(len(values)), "el2n": values}
+    kept = select_indices(table, min_score=low, count=k, strategy=strategy)
+    assert len(kept) == k and set(kept.tolist()) <= set(inside.tolist())
+
+
+@SETTINGS
+@given(scores_and_k())
+def test_row_order_of_the_table_does_not_matter(case):
+    values, k = case
+    order = np.random.default_rng(len(values)).permutation(len(values))
+    table = {"idx": order, "el2n": values[order]}
+    assert np.array_equal(select_indices(table, count=k), top_k(values, k))
+
+
+def test_top_k_matches_argpartition_at_scale():
+    values = np.random.default_rng(0).random(2_000_000).astype(np.float32)
+    values[::1000] = 0.5  # plenty of ties at the boundary region
+    k = 1_000_000
+    kept = top_k(values, k)
+    assert len(kept) == k and is_sorted_subset(kept, len(values))
+    assert kept.tolist() == sorted(np.argsort(-values, kind="stable")[:k].tolist())
