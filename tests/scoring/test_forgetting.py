@@ -94,11 +94,15 @@ def test_engine_counts_up_to_each_score_time_on_trained_minibatches(tmp_path, ti
     from scoring import run as run_module
     from scoring.metrics import forgetting
 
-    log: dict[int, list[tuple[list[int], list[bool]]]] = {}
+    log: list[list[tuple[list[int], list[bool]]]] = []  # one list per tracker, in creation order
     original = forgetting.ForgettingTracker.update
 
     def recording_update(self, idx, correct):
-        log.setdefault(id(self), []).append((idx.tolist(), correct.tolist()))
+        # not keyed by id(self): a finished seed's tracker can be freed and its id reused by the next one
+        if not hasattr(self, "_test_log"):
+            self._test_log = []
+            log.append(self._test_log)
+        self._test_log.append((idx.tolist(), correct.tolist()))
         return original(self, idx, correct)
 
     monkeypatch.setattr(forgetting.ForgettingTracker, "update", recording_update)
@@ -107,7 +111,7 @@ def test_engine_counts_up_to_each_score_time_on_trained_minibatches(tmp_path, ti
                       lr=0.2)
     run_module.run(cfg, progress=False)
     assert len(log) == 2, "one tracker per seed"
-    per_seed_steps = list(log.values())  # seeds trained in order 0, 1 on one process
+    per_seed_steps = log  # seeds trained in order 0, 1 on one process
     n = 203
     for t in at:
         name = f"cnn-step{t}" if t % 7 else f"cnn-ep{t // 7}"
