@@ -7,8 +7,8 @@ per layer type, so they also serve models the fast path refuses.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,8 @@ def naive_grad_norms(
             parameters, keyed like :func:`~scoring.metrics.grand.per_example_grad_norms`.
     """
     owners = {
-        name: [p for p in module.parameters(recurse=False) if p.requires_grad] for name, module in model.named_modules()
+        name: [p for p in module.parameters(recurse=False) if p.requires_grad]
+        for name, module in model.named_modules()
     }
     owners = {name: params for name, params in owners.items() if params}
     params = [p for group in owners.values() for p in group]

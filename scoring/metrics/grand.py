@@ -260,4 +260,3 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap]) -> None:
                     "functional call), which the fast GraNd path cannot see. Use "
                     "scoring.metrics._oracles.vmap_grad_norms for this model."
                 )
-
