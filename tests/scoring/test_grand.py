@@ -147,6 +147,18 @@ def test_embedding_sequence_linear_and_layernorm(method, monkeypatch):
     _assert_matches_oracle(TokenModel(), ids, torch.tensor([0, 2, 1, 1]))
 
 
+def test_linear_on_non_contiguous_sequence_input():
+    class Transposed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mix, self.head = nn.Linear(4, 3), nn.Linear(15, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.mix(x.transpose(1, 2)).flatten(1))  # [n, 5, 4] view, not contiguous
+
+    _assert_matches_oracle(Transposed(), torch.randn(3, 4, 5), torch.tensor([0, 1, 1]))
+
+
 def test_embedding_in_place_op_downstream_is_harmless():
     class Scaled(TokenModel):
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
