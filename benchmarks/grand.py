@@ -241,7 +241,8 @@ def main() -> None:
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
-    print(f"# median of {repeats} repeat(s) after 1 warm-up; peak = RSS high-water growth in a fresh subprocess\n")
+    print(f"# median of {repeats} repeat(s) after 1 warm-up; peak = RSS high-water growth in a fresh subprocess")
+    print("# load average at start (1/5/15 min): {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
     header = f"| {'model':8} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
     header += f" {'peak MB':>8} | {'x plain peak':>12} |"
     rule = "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"
@@ -266,6 +267,7 @@ def main() -> None:
     print("\n".join(rows))
     print()
     print("\n".join(f"# {note}" for note in notes))
+    print("# load average at end (1/5/15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print("# EL2N rows: 'x plain' is relative to 'plain eval fwd' (inference_mode); GraNd rows to 'plain fwd+bwd'.")
 
 
