@@ -246,7 +246,9 @@ def main() -> None:
     header = f"| {'model':8} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
     header += f" {'peak MB':>8} | {'x plain peak':>12} |"
     rule = "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"
-    rows, notes = [header, rule], []
+    notes = []
+    print(header)
+    print(rule, flush=True)
     for model_name in args.models.split(","):
         for batch in batches:
             model, x, y = make_case(model_name, batch)
@@ -263,8 +265,7 @@ def main() -> None:
             )
             for name in names:
                 base = "plain eval fwd" if name in EL2N_METHODS else "plain fwd+bwd"
-                rows.append(_row(model_name, batch, name, seconds, memory, base))
-    print("\n".join(rows))
+                print(_row(model_name, batch, name, seconds, memory, base), flush=True)
     print()
     print("\n".join(f"# {note}" for note in notes))
     print("# load average at end (1/5/15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
