@@ -317,6 +317,7 @@ def test_non_logit_output_and_frozen_model_are_rejected():
 # -------------------------------------------------------------------------------------------- optional BackPACK
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # BackPACK's own hooks
 def test_matches_backpack_batch_l2_grad_when_installed():
     backpack = pytest.importorskip("backpack")
     from backpack.extensions import BatchL2Grad
