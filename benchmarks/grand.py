@@ -1,0 +1,290 @@
+"""Benchmark: exact per-example gradient norms (GraNd) by four methods, and EL2N, against plain passes.
+
+Usage::
+
+    python benchmarks/grand.py            # full run: cnn and resnet18, batch 32 and 128, 3 timed repeats
+    python benchmarks/grand.py --quick    # one repeat, batch 16: a smoke run
+
+Timing: everything runs in this one process on the same model and the same batch. Each repeat runs every method
+once, in turn (so slow drifts of a shared machine hit all methods alike); the table shows the fastest of the
+repeats after one untimed warm-up (other processes on a shared machine only ever add time, so the minimum is the
+least disturbed estimate). Ratios are to a plain forward + backward of the same batch (eval mode, mean loss, weight
+gradients computed), and for EL2N to a plain eval-mode forward under ``torch.inference_mode``.
+
+Peak memory: torch's CPU allocations are invisible to tracemalloc, so each method is also run once in a fresh
+subprocess (same seed, model and batch) and we report the growth of the process's resident-set high-water mark
+(``ru_maxrss``) over its RSS just before the call: the extra memory the method needed at its peak, including
+activations, gradients and temporaries but not the model and batch themselves.
+
+Methods: ``naive`` (a forward and backward per example), ``vmap`` (``torch.func.vmap(grad)``, chunks of 8),
+``backpack`` (BackPACK ``BatchL2Grad``; only if installed, ``pip install backpack-for-pytorch``), ``ours``
+(``scoring.metrics.grand.per_example_grad_norms``). Each method's norms are checked against ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scoring.metrics._oracles import naive_grad_norms, vmap_grad_norms
+from scoring.metrics.el2n import el2n_from_logits
+from scoring.metrics.grand import per_example_grad_norms
+from scoring.models import build_model
+
+SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs
+GRAND_METHODS = ["plain fwd+bwd", "naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad", "ours"]
+EL2N_METHODS = ["plain eval fwd", "el2n"]
+
+
+def make_case(model_name: str, batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    channels, side = SHAPES[model_name]
+    model = build_model(model_name, num_classes=10, in_channels=channels, image_size=side).eval()
+    return model, torch.randn(batch, channels, side, side), torch.randint(0, 10, (batch,))
+
+
+def make_methods(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, with_backpack: bool = True
+) -> dict[str, Callable[[], torch.Tensor | None]]:
+    """Zero-argument callables for every available method; BackPACK gets its own extended copy of the model."""
+
+    def plain() -> None:
+        F.cross_entropy(model(x), y).backward()
+        model.zero_grad(set_to_none=True)
+
+    def eval_forward() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    def el2n() -> torch.Tensor:
+        with torch.inference_mode():
+            return el2n_from_logits(model(x), y)
+
+    methods: dict[str, Callable[[], torch.Tensor | None]] = {
+        "plain fwd+bwd": plain,
+        "naive loop": lambda: naive_grad_norms(model, x, y),
+        "vmap(grad) chunk 8": lambda: vmap_grad_norms(model, x, y, chunk_size=8),
+        "ours": lambda: per_example_grad_norms(model, x, y),
+        "plain eval fwd": eval_forward,
+        "el2n": el2n,
+    }
+    backpack_run = _backpack_method(model, x, y) if with_backpack else None
+    if backpack_run is not None:
+        methods["backpack BatchL2Grad"] = backpack_run
+    return methods
+
+
+def _backpack_method(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+    try:
+        from backpack import backpack, extend
+        from backpack.extensions import BatchL2Grad
+    except ImportError:
+        return None
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")  # BackPACK's hooks, harmless here
+    # BackPACK's converter turns residual adds into modules it knows; if it fails, the method reports the error in
+    # the table instead of a time.
+    try:
+        bp_model = extend(_relu_as_modules(copy.deepcopy(model)).eval(), use_converter=True)
+    except Exception as err:  # noqa: BLE001 - any converter failure is a result to report
+        message = f"{type(err).__name__} in backpack.extend(use_converter=True): {err}"
+
+        def refuse() -> torch.Tensor:
+            raise RuntimeError(message)
+
+        return refuse
+    loss_fn = extend(nn.CrossEntropyLoss(reduction="sum"))
+
+    def run() -> torch.Tensor:
+        with backpack(BatchL2Grad()):
+            loss_fn(bp_model(x), y).backward()
+        params = [p for p in bp_model.parameters() if p.requires_grad]
+        sq = sum(p.batch_l2 for p in params)
+        for p in params:
+            del p.batch_l2
+        bp_model.zero_grad(set_to_none=True)
+        return sq.sqrt()
+
+    return run
+
+
+def _relu_as_modules(model: nn.Module) -> nn.Module:
+    """Same model with each functional ``torch.relu`` call as its own ``nn.ReLU`` module.
+
+    BackPACK 1.7.1's converter crashes with torch 2.13 on repeated functional calls (``_transform_remove_duplicates``
+    calls ``get_submodule`` on the builtin ``torch.relu``); modules sidestep that. The numbers are unchanged.
+    """
+    import torch.fx
+
+    graph_module = torch.fx.symbolic_trace(model)
+    for i, node in enumerate(list(graph_module.graph.nodes)):
+        if node.op == "call_function" and node.target in (torch.relu, F.relu):
+            graph_module.add_submodule(f"relu_{i}", nn.ReLU())
+            with graph_module.graph.inserting_after(node):
+                replacement = graph_module.graph.call_module(f"relu_{i}", node.args)
+            node.replace_all_uses_with(replacement)
+            graph_module.graph.erase_node(node)
+    graph_module.recompile()
+    return graph_module
+
+
+def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -> dict[str, float | str]:
+    """Fastest seconds per call over the repeats, interleaving methods within each repeat; a failing method reports its error."""
+    times: dict[str, list[float]] = {name: [] for name in names}
+    failed: dict[str, str] = {}
+    for _ in range(repeats + 1):  # the first round is the warm-up
+        for name in names:
+            if name in failed or name not in methods:
+                continue
+            start = time.perf_counter()
+            try:
+                methods[name]()
+            except Exception as err:  # noqa: BLE001 - report it, do not abort the whole benchmark
+                failed[name] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
+                continue
+            times[name].append(time.perf_counter() - start)
+    out: dict[str, float | str] = {}
+    for name in names:
+        if name not in methods:
+            out[name] = "not installed"
+        elif name in failed:
+            out[name] = failed[name]
+        else:
+            out[name] = min(times[name][1:])
+    return out
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's RSS high-water mark (VmHWM) so that earlier peaks (imports, setup) do not hide ours."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def memory_probe(model_name: str, batch: int, method: str) -> None:
+    """Subprocess entry: run one method once and print the RSS high-water growth in bytes as JSON."""
+    model, x, y = make_case(model_name, batch)
+    methods = make_methods(model, x, y, with_backpack=method.startswith("backpack"))
+    if not _reset_peak_rss():
+        raise SystemExit("cannot reset the RSS high-water mark (/proc/self/clear_refs); memory not measured")
+    before = _rss_bytes()
+    methods[method]()
+    print(json.dumps({"peak_bytes": max(0, _peak_rss_bytes() - before)}))
+
+
+def measure_memory(model_name: str, batch: int, method: str) -> float | None:
+    cmd = [sys.executable, __file__, "--memory-probe", model_name, str(batch), method]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+def check_agreement(methods: dict[str, Callable], reference: torch.Tensor) -> dict[str, float | str]:
+    out = {}
+    for name in ("naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad"):
+        if name in methods:
+            try:
+                out[name] = float(((methods[name]() - reference).abs() / reference).max())
+            except Exception as err:  # noqa: BLE001 - the timing table reports it too
+                out[name] = f"failed ({type(err).__name__})"
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat, batch 16 only")
+    parser.add_argument("--models", default="cnn,resnet18")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated; default 32,128 (16 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 3, 1 quick)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
+    parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_probe:
+        memory_probe(args.memory_probe[0], int(args.memory_probe[1]), args.memory_probe[2])
+        return
+
+    batches = [int(b) for b in (args.batch_sizes or ("16" if args.quick else "32,128")).split(",")]
+    repeats = args.repeats or (1 if args.quick else 3)
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+        f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
+    )
+    print(f"# fastest of {repeats} repeat(s) after 1 warm-up; peak = RSS high-water growth in a fresh subprocess")
+    print("# load average at start (1/5/15 min): {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
+    header = f"| {'model':8} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
+    header += f" {'peak MB':>8} | {'x plain peak':>12} |"
+    rule = "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"
+    notes = []
+    print(header)
+    print(rule, flush=True)
+    for model_name in args.models.split(","):
+        for batch in batches:
+            model, x, y = make_case(model_name, batch)
+            methods = make_methods(model, x, y)
+            names = GRAND_METHODS + EL2N_METHODS
+            seconds = time_methods(methods, names, repeats)
+            memory = {}
+            if not args.no_memory:
+                memory = {n: measure_memory(model_name, batch, n) for n in names if isinstance(seconds[n], float)}
+            agreement = check_agreement(methods, per_example_grad_norms(model, x, y))
+            notes.append(
+                f"{model_name} b{batch}: max relative difference to ours: "
+                + ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in agreement.items())
+            )
+            for name in names:
+                base = "plain eval fwd" if name in EL2N_METHODS else "plain fwd+bwd"
+                print(_row(model_name, batch, name, seconds, memory, base), flush=True)
+    print()
+    print("\n".join(f"# {note}" for note in notes))
+    print("# load average at end (1/5/15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    print("# EL2N rows: 'x plain' is relative to 'plain eval fwd' (inference_mode); GraNd rows to 'plain fwd+bwd'.")
+
+
+def _row(model_name: str, batch: int, name: str, seconds: dict, memory: dict, base: str) -> str:
+    sec = seconds[name]
+    if not isinstance(sec, float):
+        return f"| {model_name:8} | {batch:>5} | {name:22} | {sec} |"
+    ratio = sec / seconds[base] if isinstance(seconds[base], float) else float("nan")
+    mem, base_mem = memory.get(name), memory.get(base)
+    mem_s = f"{mem / 2**20:8.0f}" if mem is not None else f"{'-':>8}"
+    mem_ratio = f"{mem / base_mem:12.2f}" if mem is not None and base_mem else f"{'-':>12}"
+    return (
+        f"| {model_name:8} | {batch:>5} | {name:22} | {sec:8.3f} | {batch / sec:10.1f} | {ratio:7.2f} |"
+        f" {mem_s} | {mem_ratio} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
