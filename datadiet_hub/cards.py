@@ -37,6 +37,14 @@ def yaml_configs(config_names: list[str]) -> list[dict[str, Any]]:
     ]
 
 
+def _seeds_text(seeds: list) -> str:
+    if not seeds:
+        return "n/a"
+    if all(isinstance(s, list) for s in seeds):  # one list per combined run
+        return "; ".join(_seeds_text(s) for s in seeds)
+    return f"{len(seeds)} ({', '.join(map(str, seeds))})"
+
+
 def _size_category(n: int) -> str:
     for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if n < bound:
@@ -69,6 +77,8 @@ def build_card(
         datadiet=provenance,
     )
     seeds = scoring.get("seeds", [])
+    # the usage snippet shows a score from training, not one at initialisation
+    example = next((c for c in configs if c.time not in ("epoch 0", "step 0")), configs[0])
     training = ", ".join(
         f"{k}={scoring[k]}" for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
                                        "augmentation") if k in scoring
@@ -83,12 +93,12 @@ def build_card(
         num_rows=source["num_rows"],
         fingerprint=source.get("fingerprint", "n/a"),
         repo_hint=repo_hint,
-        first_config=configs[0].name,
-        first_metric=next((m for m in ("el2n", "grand", "forgetting") if m in configs[0].metrics), "el2n"),
+        first_config=example.name,
+        first_metric=next((m for m in ("el2n", "grand", "forgetting") if m in example.metrics), "el2n"),
         configs=configs,
         plots=list(plots),
         model=scoring.get("model", "n/a"),
-        seeds=f"{len(seeds)} ({', '.join(map(str, seeds))})" if seeds else "n/a",
+        seeds=_seeds_text(seeds),
         training=training or "n/a",
         hardware=provenance.get("hardware", "n/a"),
         wall_time=f"{provenance['wall_time_s']:.0f} s" if "wall_time_s" in provenance else "n/a",

@@ -119,3 +119,60 @@ def write_score_dataset(
     atomic_write_bytes(folder / "README.md", str(card).encode("utf-8"))
     logger.info("Wrote %d config(s) to %s", len(tables), folder)
     return folder
+
+
+def combine_score_folders(
+    folder: str | os.PathLike, sources: list[str | os.PathLike], *, plots: bool = True, repo_hint: str | None = None
+) -> Path:
+    """Merge several score folders of the *same* source split (e.g. one per architecture) into one dataset.
+
+    The sources must agree on the source fingerprint and must not share config names. The combined card keeps each
+    run's provenance under ``runs`` and sums the wall times; ``scoring.model`` lists every model.
+    """
+    from .cards import read_card_data  # noqa: PLC0415
+
+    if not sources:
+        raise ValueError("Give at least one score folder to combine.")
+    tables: dict[str, pa.Table] = {}
+    info: dict[str, dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    source_block: dict[str, Any] | None = None
+    for src in map(Path, sources):
+        card = read_card_data(src / "README.md")
+        prov = card.get("datadiet") or {}
+        if "source" not in prov:
+            raise ValueError(f"{src}/README.md has no datadiet.source provenance; was it written by datadiet score?")
+        if source_block is None:
+            source_block = prov["source"]
+        elif prov["source"].get("fingerprint") != source_block.get("fingerprint"):
+            raise ValueError(
+                f"{src} scores a different source (fingerprint {prov['source'].get('fingerprint')!r} vs "
+                f"{source_block.get('fingerprint')!r}); only folders of the same split can be combined."
+            )
+        for entry in card.get("configs", []):
+            name = entry["config_name"]
+            if name in tables:
+                raise ValueError(f"Config {name!r} appears in more than one folder; rename one run's model.")
+            files = sorted((src / "data" / name).glob("train-*.parquet"))
+            tables[name] = pa.concat_tables([pq.read_table(f) for f in files])
+            model = prov.get("scoring", {}).get("model", "n/a")
+            meta = prov.get("configs", {}).get(name, {})
+            epoch = meta.get("epoch")
+            info[name] = {"model": model, "time": f"epoch {epoch:g}" if isinstance(epoch, (int, float)) else "n/a"}
+        runs.append({k: v for k, v in prov.items() if k != "source"})
+    models = [r.get("scoring", {}).get("model", "?") for r in runs]
+    seeds = [r.get("scoring", {}).get("seeds", []) for r in runs]
+    provenance = {
+        "format_version": 1,
+        "source": source_block,
+        "scoring": {"model": ", ".join(models), "seeds": seeds[0] if all(s == seeds[0] for s in seeds) else seeds},
+        "configs": {name: {**meta, "model": r.get("scoring", {}).get("model")}
+                    for r in runs for name, meta in r.get("configs", {}).items()},
+        "runs": runs,
+        "hardware": "; ".join(sorted({str(r.get("hardware", "?")) for r in runs})),
+        "wall_time_s": round(sum(float(r.get("wall_time_s", 0.0)) for r in runs), 1),
+        "library_version": runs[0].get("library_version"),
+        "command": "\n".join(str(r["command"]) for r in runs if r.get("command")),
+    }
+    return write_score_dataset(folder, tables, provenance=provenance, config_info=info, plots=plots,
+                               repo_hint=repo_hint)

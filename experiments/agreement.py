@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     from datadiet_hub.stats import mean_pairwise_spearman, spearman  # noqa: PLC0415
 
     configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
-    tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy") for c in configs}
+    tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy")[:] for c in configs}
     out = RESULTS / "agreement.csv"
     out.unlink(missing_ok=True)  # cheap to recompute: always fresh
     results = ResultsCSV(out, FIELDS, ["kind", "a", "b"])
     columns = {}
     for config, table in tables.items():
         for metric in ("el2n", "grand", "forgetting"):
-            if metric in table.column_names:
+            if metric in table:
                 columns[f"{metric}@{config}"] = table[metric].astype(np.float64)
                 per_seed = np.stack(table[f"{metric}_per_seed"])
                 results.append({"kind": "seeds", "a": f"{metric}@{config}", "b": "",

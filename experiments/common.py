@@ -81,6 +81,13 @@ def subset(data, rows: Iterable[int]):
     return TensorData(data.images[rows], data.labels[rows], [], data.num_classes)
 
 
+def device_name() -> str:
+    """Where downstream training runs: the GPU's name, or 'cpu'."""
+    import torch  # noqa: PLC0415
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
 def load_card_scores(config: str, card: Path = CARD):
     import datasets  # noqa: PLC0415
 

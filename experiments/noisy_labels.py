@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import RESULTS, ResultsCSV, fashion_mnist, setup_logging, subset
+from .common import device_name, RESULTS, ResultsCSV, fashion_mnist, setup_logging, subset
 
 logger = logging.getLogger("experiments.noisy_labels")
 NOISE_FIELDS = ["score", "config", "auroc", "precision_top10", "noise_rate", "seeds"]
-TRAIN_FIELDS = ["run", "seed", "test_accuracy", "examples", "flipped_kept", "steps", "wall_time_s"]
+TRAIN_FIELDS = ["run", "seed", "test_accuracy", "examples", "flipped_kept", "steps", "wall_time_s", "device"]
 
 
 def flip_labels(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         from datadiet_hub.sources import fashion_mnist_dataset  # noqa: PLC0415
 
         work.mkdir(parents=True, exist_ok=True)
-        ds = fashion_mnist_dataset("train").cast_column("label", datasets.Value("int64"))
-        ds = ds.map(lambda _, i: {"label": int(noisy[i])}, with_indices=True)
-        ds = ds.cast_column("label", datasets.ClassLabel(names=FASHION_MNIST_CLASSES))
+        ds = fashion_mnist_dataset("train").remove_columns("label")
+        ds = ds.add_column("label", noisy.tolist()).cast_column(
+            "label", datasets.ClassLabel(names=FASHION_MNIST_CLASSES))
         tmp = parquet.with_suffix(".tmp")
         ds.to_parquet(str(tmp))
         tmp.rename(parquet)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for score, config in (("el2n", early), ("grand", early), ("forgetting", late), ("el2n", late)):
         if noise.done(score=score, config=config):
             continue
-        table = tables[config].with_format("numpy")
+        table = tables[config].with_format("numpy")[:]  # dict of numpy arrays
         values = table[score].astype(np.float64)
         if score == "forgetting":  # never-learned rows rank first, as data_diet's infinity
             values = np.where(table["never_learned"], values.max() + 1, values)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = fashion_mnist()
     data.train.labels = torch.from_numpy(noisy)
-    el2n = tables[early].with_format("numpy")["el2n"]
+    el2n = tables[early].with_format("numpy")[:]["el2n"]
     top = np.argsort(-el2n, kind="stable")[: int(round(args.rate * len(el2n)))]
     keep_rows = np.setdiff1d(np.arange(len(el2n)), top)
     steps = args.train_epochs * math.ceil(len(data.train) / 128)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                         seed=seed, steps=steps, progress=False)
             training.append({"run": name, "seed": seed, "test_accuracy": f"{result.test_accuracy:.4f}",
                              "examples": result.examples, "flipped_kept": int(flipped[rows].sum()),
-                             "steps": steps, "wall_time_s": f"{result.wall_time_s:.1f}"})
+                             "steps": steps, "wall_time_s": f"{result.wall_time_s:.1f}", "device": device_name()})
             logger.info("%s seed %d: acc %.4f", name, seed, result.test_accuracy)
     return 0
 

@@ -13,7 +13,7 @@ import argparse
 import logging
 import math
 
-from .common import CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
+from .common import device_name, CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
 
 logger = logging.getLogger("experiments.pruning_curve")
 
@@ -26,7 +26,7 @@ METHODS = {
     "easiest": ("cnn-ep2", "el2n", "easiest", {}),
     "ccs": ("cnn-ep2", "el2n", "ccs", {}),
 }
-FIELDS = ["method", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s", "score_config"]
+FIELDS = ["method", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s", "score_config", "device"]
 
 
 def ccs_beta(fraction: float) -> float:
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                                     desc=f"{method} {fraction}", progress=False)
         results.append({"method": method, "fraction": fraction, "seed": seed,
                         "test_accuracy": f"{result.test_accuracy:.4f}", "examples": result.examples,
-                        "steps": result.steps, "wall_time_s": f"{result.wall_time_s:.1f}", "score_config": config})
+                        "steps": result.steps, "wall_time_s": f"{result.wall_time_s:.1f}", "score_config": config,
+                        "device": device_name()})
         logger.info("%-10s %.1f seed %d: acc %.4f (%d ex, %.0f s)", method, fraction, seed, result.test_accuracy,
                     result.examples, result.wall_time_s)
     plot(args.output)

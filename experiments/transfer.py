@@ -10,10 +10,11 @@ import argparse
 import logging
 import math
 
-from .common import CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
+from .common import device_name, CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
 
 logger = logging.getLogger("experiments.transfer")
-FIELDS = ["train_model", "scores_from", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s"]
+FIELDS = ["train_model", "scores_from", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s",
+          "device"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append({"train_model": train_model, "scores_from": source, "fraction": fraction,
                                     "seed": seed, "test_accuracy": f"{result.test_accuracy:.4f}",
                                     "examples": result.examples, "steps": steps,
-                                    "wall_time_s": f"{result.wall_time_s:.1f}"})
+                                    "wall_time_s": f"{result.wall_time_s:.1f}", "device": device_name()})
                     logger.info("train %s, scores %s, %.1f, seed %d: %.4f", train_model, source, fraction, seed,
                                 result.test_accuracy)
     return 0

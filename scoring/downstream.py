@@ -28,13 +28,18 @@ class TrainResult:
     wall_time_s: float
 
 
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, data: TensorData, preprocess: Preprocess, batch_size: int = 1024) -> float:
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     for start in range(0, len(data), batch_size):
-        logits = model(preprocess(data.images[start : start + batch_size]))
-        correct += int((logits.argmax(1) == data.labels[start : start + batch_size]).sum())
+        logits = model(preprocess(data.images[start : start + batch_size].to(device)))
+        correct += int((logits.argmax(1).cpu() == data.labels[start : start + batch_size]).sum())
     return correct / max(len(data), 1)
 
 
@@ -49,6 +54,7 @@ def train_and_evaluate(
     desc: str = "train",
     progress: bool = True,
     schedule: str = "cosine",
+    device: torch.device | str | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` from ``seed`` for exactly ``steps`` SGD steps on ``train`` (reshuffled each pass) and
     return its accuracy on ``test``. ``schedule="cosine"`` (default) anneals the learning rate to 0 over the run, so
@@ -56,7 +62,9 @@ def train_and_evaluate(
     if schedule not in ("cosine", "milestones"):
         raise ValueError(f"Unknown schedule {schedule!r}. Choose between cosine, milestones.")
     started = time.perf_counter()
-    model = make_model(cfg, train, seed)
+    device = torch.device(device) if device is not None else default_device()
+    model = make_model(cfg, train, seed).to(device)
+    images, labels = train.images.to(device), train.labels.to(device)
     optimizer = make_optimizer(cfg, model)
     spe = math.ceil(len(train) / cfg.batch_size)
     step = 0
@@ -71,8 +79,9 @@ def train_and_evaluate(
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(cfg.lr, step, steps) if schedule == "cosine" else lr_at(cfg, epoch)
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = preprocess(train.images[idx], train=True, generator=seed_generator("downstream-augment", seed, step))
-            loss = F.cross_entropy(model(x), train.labels[idx])
+            idx = idx.to(device)
+            x = preprocess(images[idx], train=True, generator=seed_generator("downstream-augment", seed, step))
+            loss = F.cross_entropy(model(x), labels[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
