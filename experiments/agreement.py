@@ -60,7 +60,33 @@ def main(argv: list[str] | None = None) -> int:
                             "spearman": f"{spearman(columns[name], input_norm):.4f}"})
     for row in results.rows:
         logger.info("%-13s %-22s %-22s %s", row["kind"], row["a"], row["b"], row["spearman"])
+    heatmap({k: v for k, v in columns.items() if not k.endswith(("-ep0", "-ep1"))}, out.with_suffix(".png"))
     return 0
+
+
+def heatmap(columns: dict[str, np.ndarray], path) -> None:
+    """Spearman matrix of the given score columns (forgetting as raw counts, never-learned rows counted 0)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    from datadiet_hub.stats import spearman  # noqa: PLC0415
+
+    names = sorted(columns, key=lambda n: (n.split("@")[1].split("-")[0], n.split("@")[0], n))
+    matrix = np.array([[spearman(columns[a], columns[b]) for b in names] for a in names])
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=110)
+    image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=5)
+    fig.colorbar(image, ax=ax, label="Spearman")
+    ax.set_title("Agreement between scores (Fashion-MNIST, 5 seeds each)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
