@@ -376,3 +376,26 @@ def test_double_http_contract_ranges_error_codes_and_auth(hub):
                         {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
                         json.dumps({"tag": "v1"}).encode())
     assert status == 409  # existing tag
+
+
+def test_cli_publish_versions_and_load_scores_through_the_hub(hub, score_folder):
+    """The real card writer's folder, pushed with `datadiet publish --repo-id`, listed with `datadiet versions`,
+    loaded back with `datadiet_hub.load_scores(repo_id, config, version)`; a second publish is refused (exit 4)."""
+    run = hub.run("""
+import contextlib, io
+from datadiet_hub.cli import main
+import datadiet_hub
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    first = main(["publish", ARGS["folder"], "--repo-id", "user/cli-scores", "--version", "v1"])
+    listed = main(["versions", "user/cli-scores"])
+again = main(["publish", ARGS["folder"], "--repo-id", "user/cli-scores", "--version", "v1"])
+scores = datadiet_hub.load_scores("user/cli-scores", "cnn-ep2", version="v1")
+result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(scores), "cols": scores.column_names}
+""", args={"folder": str(score_folder)})
+    r = run.result
+    assert r["codes"] == [0, 0, 4]
+    assert "Published user/cli-scores tag 'v1'" in r["out"]
+    assert "v1" in r["out"] and "configs=cnn-ep2,cnn-ep0" in r["out"] and "source=tiny/train (40 rows)" in r["out"]
+    assert r["n"] == 40 and r["cols"][:4] == ["idx", "example_id", "label", "el2n"]
+    assert "already exists" in run.stderr and "--force" in run.stderr
