@@ -31,8 +31,6 @@ class FakeAccelerator:
 @pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
 @pytest.mark.parametrize("n", [1, 5, 203])
 def test_gather_rows_places_every_row_once(world, n):
-    if world > n:
-        pytest.skip("more processes than rows")
     shards = [torch.arange(n)[rank::world] for rank in range(world)]
     values = [{"el2n": s.float() * 2, "grand": s.double() + 0.5} for s in shards]
     width = math.ceil(n / world)
