@@ -19,7 +19,7 @@ FIELDS = ["train_model", "scores_from", "fraction", "seed", "test_accuracy", "ex
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fractions", default="0.5,0.3")
+    parser.add_argument("--fractions", default="0.5")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--time", default="ep2", help="score time suffix of the configs (default ep2)")
