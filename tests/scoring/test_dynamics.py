@@ -107,3 +107,22 @@ def test_el2n_bins_equal_size_and_ordered():
     assert list(np.bincount(tied)) == [5, 5, 5, 5]
     with pytest.raises(ValueError):
         el2n_bins(scores, 0)
+
+
+def test_linear_kernels_match_vmap_oracle():
+    from experiments.dynamics.kernel import linear_kernels, per_example_kernels
+    from scoring.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(num_classes=3, in_channels=1, image_size=4, width=0.05).double()  # hidden 13, in-place ReLU
+    x, y = torch.randn(7, 1, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    fast, oracle = linear_kernels(model, x, y, 3), per_example_kernels(model, x, y, 3)
+    for name in ("ntk", "lossgrad"):
+        assert torch.allclose(fast[name], oracle[name], rtol=1e-9, atol=1e-12), name
+    # loss-gradient Gram by hand for one pair: explicit per-example gradients
+    def flat_grad(i):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+        return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert float(fast["lossgrad"][2, 5]) == pytest.approx(float(flat_grad(2) @ flat_grad(5)), rel=1e-9)
+    assert linear_kernels(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), x, y, 3) is None
