@@ -16,7 +16,7 @@ Then per bin and kernel:
 * stable subspace (``dynamics_subspace.csv``): overlap ||U_t^T U_T||_F^2 / k of the top-k eigenspace of the kernel
   at checkpoint t with that of the final kernel (k = ``--k``, default 10 = number of classes).
 
-    python -m experiments.dynamics.kernel [--train-size 10000] [--epochs 10] [--per-bin 200] [--k 10]
+    python -m experiments.dynamics.kernel [--train-size 10000] [--epochs 10] [--per-bin 300] [--k 10]
 
 Resumable: model checkpoints and kernels are cached under runs/dynamics/kernel/, finished CSV rows are skipped.
 """
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-size", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--checkpoint-epochs", default=DEFAULT_EPOCHS)
-    parser.add_argument("--per-bin", type=int, default=200, help="sampled training examples per EL2N bin")
+    parser.add_argument("--per-bin", type=int, default=300, help="sampled training examples per EL2N bin")
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--k", type=int, default=10, help="dimension of the tracked top eigenspace")
     parser.add_argument("--width", type=float, default=0.5)
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(RESULTS / "dynamics_kernel.csv"))
     parser.add_argument("--subspace-output", default=str(RESULTS / "dynamics_subspace.csv"))
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
     args = parser.parse_args(argv)
     setup_logging()
     import torch  # noqa: PLC0415

@@ -7,8 +7,8 @@ subsample (bins by rank of the card's EL2N) and on the test set; the barrier is
 max_alpha err(alpha) - (err(0) + err(1)) / 2 (Frankle et al. 2020), ``barrier_linear`` the variant against the
 linear interpolation of the endpoint errors.
 
-    python -m experiments.dynamics.lmc [--train-size 10000] [--epochs 10] [--spawn-epochs 0,0.25,0.5,1,2,5]
-                                       [--pairs 2] [--bins 10]
+    python -m experiments.dynamics.lmc [--train-size 10000] [--epochs 10] [--spawn-epochs 0,0.125,0.25,0.5,1,2,3,5,8]
+                                       [--pairs 5] [--bins 10]
 
 Resumable: one row per (spawn_step, pair, group) in docs/results/dynamics_lmc.csv; finished pairs are skipped,
 parent checkpoints are kept under runs/dynamics/lmc/.
@@ -34,15 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-size", type=int, default=10000)
     parser.add_argument("--epochs", type=int, default=10, help="length of parent and children runs (default 10)")
-    parser.add_argument("--spawn-epochs", default="0,0.25,0.5,1,2,5")
-    parser.add_argument("--pairs", type=int, default=2, help="child pairs per spawn time (default 2)")
+    parser.add_argument("--spawn-epochs", default="0,0.125,0.25,0.5,1,2,3,5,8")
+    parser.add_argument("--pairs", type=int, default=5, help="child pairs per spawn time (default 5)")
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--alphas", type=int, default=11, help="interpolation points incl. both ends (default 11)")
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--score-config", default="mlp-ep2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(RESULTS / "dynamics_lmc.csv"))
-    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
     args = parser.parse_args(argv)
     setup_logging()
     import torch  # noqa: PLC0415
@@ -120,7 +121,35 @@ def main(argv: list[str] | None = None) -> int:
                         float(results.rows[-len(groups)]["barrier"]), args.bins - 1,
                         float(results.rows[-2]["barrier"]), wall)
     plot(args.output)
+    print(report(args.output))
     return 0
+
+
+def report(csv_path: str, threshold: float = 0.01) -> str:
+    """Markdown table: mean barrier (over pairs) per group and spawn epoch, the endpoint error, and the first
+    spawn epoch from which the mean barrier stays <= ``threshold``."""
+    from collections import defaultdict  # noqa: PLC0415
+
+    rows = load_rows(csv_path)
+    table = summary(csv_path)
+    sd: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    end_err: dict[str, list[float]] = defaultdict(list)
+    el2n: dict[str, str] = {}
+    for row in rows:
+        sd[row["group"]][float(row["spawn_epoch"])].append(float(row["barrier"]))
+        end_err[row["group"]] += [float(row["err_a"]), float(row["err_b"])]
+        el2n[row["group"]] = row["el2n_mean"]
+    groups = sorted((g for g in table if g.startswith("bin")), key=lambda g: int(g[3:])) + ["test"]
+    epochs = sorted({e for g in table for e in table[g]})
+    head = "| group | EL2N mean | end error | " + " | ".join(f"spawn {e:g}" for e in epochs) + \
+        f" | stable from (barrier <= {threshold}) |"
+    lines = [head, "|" + "---|" * (4 + len(epochs))]
+    for g in groups:
+        cells = [f"{table[g][e]:.3f} ± {np.std(sd[g][e]):.3f}" for e in epochs]
+        ok = [table[g][e] <= threshold for e in epochs]
+        stable = next((f"{epochs[i]:g}" for i in range(len(epochs)) if all(ok[i:])), "never")
+        lines.append(f"| {g} | {el2n[g]} | {np.mean(end_err[g]):.3f} | " + " | ".join(cells) + f" | {stable} |")
+    return "\n".join(lines)
 
 
 def load_rows(csv_path: str) -> list[dict[str, str]]:
