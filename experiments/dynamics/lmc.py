@@ -148,7 +148,7 @@ def report(csv_path: str, threshold: float = 0.01) -> str:
         cells = [f"{table[g][e]:.3f} ± {np.std(sd[g][e]):.3f}" for e in epochs]
         ok = [table[g][e] <= threshold for e in epochs]
         stable = next((f"{epochs[i]:g}" for i in range(len(epochs)) if all(ok[i:])), "never")
-        lines.append(f"| {g} | {el2n[g]} | {np.mean(end_err[g]):.3f} | " + " | ".join(cells) + f" | {stable} |")
+        lines.append(f"| {g} | {el2n[g] if g != 'test' else '—'} | {np.mean(end_err[g]):.3f} | " + " | ".join(cells) + f" | {stable} |")
     return "\n".join(lines)
 
 
