@@ -8,9 +8,10 @@ The pure functions (``kernel_distance``, ``error_barrier``, ``subspace_overlap``
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -146,8 +147,8 @@ def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_
     """SGD steps ``start`` .. ``stop - 1`` of the run (cosine learning rate over ``setup.total_steps``); the data
     order of each epoch comes from ``seed_generator(*order_key, epoch)``, so two children with different keys see
     different orders from the same starting point."""
-    import torch.nn.functional as F  # noqa: PLC0415
     import torch  # noqa: PLC0415
+    import torch.nn.functional as F  # noqa: PLC0415
 
     from scoring.downstream import cosine_lr  # noqa: PLC0415
     from scoring.train import seed_generator  # noqa: PLC0415

@@ -24,13 +24,18 @@ Resumable: model checkpoints and kernels are cached under runs/dynamics/kernel/,
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..common import RESULTS, ResultsCSV, device_name, setup_logging
 from .common import RUNS, kernel_distance, make_setup, subspace_overlap, top_eigenspace, train_steps
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("experiments.dynamics.kernel")
 KERNEL_FIELDS = ["kernel", "group", "epoch_from", "epoch_to", "step_from", "step_to", "distance",
@@ -41,7 +46,7 @@ KERNELS = ("ntk", "lossgrad")
 DEFAULT_EPOCHS = "0,0.125,0.25,0.5,1,1.5,2,3,4,6,8,10"
 
 
-def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> dict[str, "torch.Tensor"]:
+def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> dict[str, torch.Tensor]:
     """Trace logit NTK and loss-gradient Gram over the rows of ``x`` (float64 accumulation), model in eval mode."""
     import torch  # noqa: PLC0415
     import torch.nn.functional as F  # noqa: PLC0415
@@ -71,7 +76,7 @@ def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> 
     return {"ntk": ntk, "lossgrad": g @ g.T}
 
 
-def linear_kernels(model, x, y, num_classes: int) -> dict[str, "torch.Tensor"] | None:
+def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | None:
     """The same two kernels in one forward and ``num_classes + 1`` backward passes, for models whose parameters all
     sit in ``nn.Linear`` layers fed 2-D inputs (the MLP): per layer, <dW_i, dW_j> = (a_i . a_j)(g_i . g_j) with a the
     layer input and g the gradient at its output (+ g_i . g_j for the bias), the "ghost" identity of DESIGN.md.
@@ -116,7 +121,7 @@ def linear_kernels(model, x, y, num_classes: int) -> dict[str, "torch.Tensor"] |
     return {"ntk": ntk, "lossgrad": lossgrad}
 
 
-def empirical_kernels(model, x, y, num_classes: int) -> dict[str, "torch.Tensor"]:
+def empirical_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor]:
     """``linear_kernels`` when the model qualifies, else the vmap route."""
     out = linear_kernels(model, x, y, num_classes)
     return out if out is not None else per_example_kernels(model, x, y, num_classes)
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     velocity = ResultsCSV(args.output, KERNEL_FIELDS, ["kernel", "group", "step_to"])
     for name in KERNELS:
         for b in range(args.bins):
-            for (s0, e0), (s1, e1) in zip(points[:-1], points[1:]):
+            for (s0, e0), (s1, e1) in itertools.pairwise(points):
                 if velocity.done(kernel=name, group=f"bin{b}", step_to=s1):
                     continue
                 d = kernel_distance(kernels[s0][name][b], kernels[s1][name][b])
@@ -258,8 +263,8 @@ def report(kernel_csv: str, subspace_csv: str) -> str:
         dfin = _series(vel, name, "epoch_to", "distance_to_final")
         ov = _series(sub, name, "epoch", "overlap_with_final")
         lines += [f"\n**{name}**\n",
-                  "| bin | EL2N mean | distance, epochs 0-1 | distance, epochs 1-10 | dist. to final at ep. 1 "
-                  "| kernel settles (dist. to final <= 0.05) | overlap at ep. 1 | subspace settles (overlap >= 0.9) |",
+                  ("| bin | EL2N mean | distance, epochs 0-1 | distance, epochs 1-10 | dist. to final at ep. 1 "
+                   "| kernel settles (dist. to final <= 0.05) | overlap at ep. 1 | subspace settles (overlap >= 0.9) |"),
                   "|---|---|---|---|---|---|---|---|"]
         el2n = {int(r["group"][3:]): r["el2n_mean"] for r in vel if r["kernel"] == name}
         for b, (xs, ds) in v.items():
