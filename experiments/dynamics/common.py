@@ -181,3 +181,25 @@ def error_rate(model, images, labels, preprocess, batch_size: int = 4096):
         for s in range(0, len(labels), batch_size):
             wrong.append(model(preprocess(images[s : s + batch_size])).argmax(1) != labels[s : s + batch_size])
     return torch.cat(wrong)
+
+
+def add_setup_arguments(parser) -> None:
+    """The flags both dynamics commands share: data subsample, training length, bins, model width, threads."""
+    parser.add_argument("--train-size", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=10, help="length of the training runs (default 10)")
+    parser.add_argument("--bins", type=int, default=10)
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--score-config", default="mlp-ep2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
+
+
+def setup_from_args(args):
+    """Apply ``--threads`` and build the shared setup from the parsed flags of ``add_setup_arguments``."""
+    import torch  # noqa: PLC0415
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return make_setup(train_size=args.train_size, n_bins=args.bins, epochs=args.epochs, width=args.width,
+                      score_config=args.score_config, seed=args.seed)

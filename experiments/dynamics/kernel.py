@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..common import RESULTS, ResultsCSV, device_name, setup_logging
-from .common import RUNS, kernel_distance, make_setup, subspace_overlap, top_eigenspace, train_steps
+from .common import (
+    RUNS,
+    add_setup_arguments,
+    kernel_distance,
+    setup_from_args,
+    subspace_overlap,
+    top_eigenspace,
+    train_steps,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -129,30 +137,20 @@ def empirical_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-size", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--checkpoint-epochs", default=DEFAULT_EPOCHS)
     parser.add_argument("--per-bin", type=int, default=300, help="sampled training examples per EL2N bin")
-    parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--k", type=int, default=10, help="dimension of the tracked top eigenspace")
-    parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--score-config", default="mlp-ep2")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(RESULTS / "dynamics_kernel.csv"))
     parser.add_argument("--subspace-output", default=str(RESULTS / "dynamics_subspace.csv"))
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
+    add_setup_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
     import torch  # noqa: PLC0415
 
     from scoring.train import make_model, make_optimizer  # noqa: PLC0415
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    setup = make_setup(train_size=args.train_size, n_bins=args.bins, epochs=args.epochs, width=args.width,
-                       score_config=args.score_config, seed=args.seed)
+    setup = setup_from_args(args)
     spe = setup.steps_per_epoch
     points = sorted({round(float(e) * spe): float(e) for e in args.checkpoint_epochs.split(",")}.items())
     if points[-1][0] != setup.total_steps:

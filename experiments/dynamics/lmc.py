@@ -23,7 +23,15 @@ import time
 import numpy as np
 
 from ..common import RESULTS, ResultsCSV, device_name, setup_logging
-from .common import RUNS, error_barrier, error_rate, interpolate_state, make_setup, train_steps
+from .common import (
+    RUNS,
+    add_setup_arguments,
+    error_barrier,
+    error_rate,
+    interpolate_state,
+    setup_from_args,
+    train_steps,
+)
 
 logger = logging.getLogger("experiments.dynamics.lmc")
 FIELDS = ["spawn_epoch", "spawn_step", "pair", "group", "examples", "el2n_mean", "barrier", "barrier_linear",
@@ -32,28 +40,18 @@ FIELDS = ["spawn_epoch", "spawn_step", "pair", "group", "examples", "el2n_mean",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-size", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=10, help="length of parent and children runs (default 10)")
     parser.add_argument("--spawn-epochs", default="0,0.125,0.25,0.5,1,2,3,5,8")
     parser.add_argument("--pairs", type=int, default=5, help="child pairs per spawn time (default 5)")
-    parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--alphas", type=int, default=11, help="interpolation points incl. both ends (default 11)")
-    parser.add_argument("--width", type=float, default=0.5)
-    parser.add_argument("--score-config", default="mlp-ep2")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(RESULTS / "dynamics_lmc.csv"))
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
+    add_setup_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
     import torch  # noqa: PLC0415
 
     from scoring.train import make_model, make_optimizer  # noqa: PLC0415
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    setup = make_setup(train_size=args.train_size, n_bins=args.bins, epochs=args.epochs, width=args.width,
-                       score_config=args.score_config, seed=args.seed)
+    setup = setup_from_args(args)
     spe = setup.steps_per_epoch
     spawns = sorted({(float(e), round(float(e) * spe)) for e in args.spawn_epochs.split(",")}, key=lambda t: t[1])
     alphas = np.linspace(0.0, 1.0, args.alphas)
