@@ -73,9 +73,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
     if args.repo_id is not None:
         from .hub import push_version  # noqa: PLC0415
-        from .store import check_score_folder  # noqa: PLC0415
 
-        check_score_folder(Path(args.scores_dir))
         result = push_version(args.scores_dir, args.repo_id, args.version, private=args.private,
                               as_branch=args.branch, force=args.force)
         print(result.describe())

@@ -23,6 +23,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
 from .errors import DatadietError, HubError, ScoresNotFoundError, VersionExistsError
+from .store import REPO_DIRS, REPO_FILES, check_score_folder, repo_files
 from .versions import (
     RESERVED_VERSIONS,
     VERSION_PATTERN,
@@ -36,8 +37,7 @@ logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
 # What a version folder publishes; anything else in the folder (store bookkeeping, hidden files) stays local.
-PUBLISHED_FILES = ("README.md",)
-PUBLISHED_DIRS = ("data", "plots")
+PUBLISHED_FILES, PUBLISHED_DIRS = REPO_FILES, REPO_DIRS  # one layout for the local store and the Hub
 # Repo plumbing the Hub creates itself; kept when the rest of the tree is replaced.
 KEEP_REMOTE = frozenset({".gitattributes"})
 
@@ -88,14 +88,7 @@ def _folder_files(folder: Path) -> list[str]:
             f"{str(folder)!r} is not a version folder: it has no README.md (the dataset card with the `configs:`"
             " YAML). Write the version with the datadiet store first."
         )
-    files = [name for name in PUBLISHED_FILES if (folder / name).is_file()]
-    for d in PUBLISHED_DIRS:
-        if (folder / d).is_dir():
-            files += sorted(
-                p.relative_to(folder).as_posix()
-                for p in (folder / d).rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-            )
+    files = [p.as_posix() for p in repo_files(folder)]
     if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
         raise ScoresNotFoundError(f"Version folder {str(folder)!r} has no data/**/*.parquet files to publish.")
     ignored = sorted(
@@ -105,7 +98,7 @@ def _folder_files(folder: Path) -> list[str]:
     )
     if ignored:
         logger.warning("Not publishing %s from %s (only README.md, data/ and plots/ are published).", ignored, folder)
-    read_card_metadata((folder / "README.md").read_text(encoding="utf-8"), source=str(folder / "README.md"))
+    check_score_folder(folder)  # card declares configs, every data file is a valid score table
     return files
 
 

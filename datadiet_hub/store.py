@@ -46,12 +46,14 @@ def validate_name(name: str) -> str:
 
 
 def repo_files(folder: Path) -> list[Path]:
-    """The files of a score dataset folder that belong in a version (card, data, plots), relative paths."""
+    """The files of a score dataset folder that belong in a version (card, data, plots), relative paths; hidden
+    files and folders (temp files, engine state) are left out, as ``datasets`` ignores them too. The local store
+    and the Hub publish exactly these."""
     files = [Path(f) for f in REPO_FILES if (folder / f).is_file()]
     for sub in REPO_DIRS:
         if (folder / sub).is_dir():
             files += sorted(p.relative_to(folder) for p in (folder / sub).rglob("*") if p.is_file()
-                            and not p.name.startswith("."))
+                            and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     return files
 
 

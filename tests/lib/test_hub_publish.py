@@ -399,3 +399,19 @@ result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(score
     assert "v1" in r["out"] and "configs=cnn-ep2,cnn-ep0" in r["out"] and "source=tiny/train (40 rows)" in r["out"]
     assert r["n"] == 40 and r["cols"][:4] == ["idx", "example_id", "label", "el2n"]
     assert "already exists" in run.stderr and "--force" in run.stderr
+
+
+def test_push_version_refuses_an_invalid_score_table_before_any_request(hub, score_folder):
+    """The library call validates the folder itself (not only the CLI): nothing reaches the Hub."""
+    (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
+    run = hub.run("""
+from datadiet_hub.errors import ScoresNotFoundError
+from datadiet_hub.hub import push_version
+try:
+    push_version(ARGS["folder"], "user/bad", "v1")
+    result = None
+except ScoresNotFoundError as e:
+    result = str(e)
+""", args={"folder": str(score_folder)})
+    assert run.result and "is not a valid score table" in run.result
+    assert hub.double.find("POST", r"^/api/repos/create$") == []
