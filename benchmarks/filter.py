@@ -27,8 +27,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,12 +75,20 @@ class Report:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, name: str, rows: int, seconds: float, mem_mb: float | None = None, note: str = "") -> dict:
-        entry = {"name": name, "rows": rows, "seconds": seconds, "rows_per_s": rows / seconds if seconds else 0.0,
-                 "mem_mb": mem_mb, "note": note}
+        entry = {
+            "name": name,
+            "rows": rows,
+            "seconds": seconds,
+            "rows_per_s": rows / seconds if seconds else 0.0,
+            "mem_mb": mem_mb,
+            "note": note,
+        }
         self.rows.append(entry)
         mem = f"{mem_mb:8.1f} MB" if mem_mb is not None else "       n/a"
-        print(f"  {name:<52} {rows:>11,} rows {seconds:9.3f} s {entry['rows_per_s'] / 1e6:9.3f} M rows/s {mem}"
-              f"  {note}", flush=True)
+        print(
+            f"  {name:<52} {rows:>11,} rows {seconds:9.3f} s {entry['rows_per_s'] / 1e6:9.3f} M rows/s {mem}  {note}",
+            flush=True,
+        )
         return entry
 
 
@@ -111,19 +120,25 @@ def write_score_folder(folder: Path, ids, labels: np.ndarray, seed: int) -> Path
 
     n = len(labels)
     rng = np.random.default_rng(seed)
-    table = pa.table({
-        "idx": pa.array(np.arange(n, dtype=np.int64)),
-        "example_id": ids,
-        "label": pa.array(labels),
-        "el2n": pa.array(rng.random(n, dtype=np.float32)),
-        "never_learned": pa.array(rng.random(n) > 0.99),
-    })
+    table = pa.table(
+        {
+            "idx": pa.array(np.arange(n, dtype=np.int64)),
+            "example_id": ids,
+            "label": pa.array(labels),
+            "el2n": pa.array(rng.random(n, dtype=np.float32)),
+            "never_learned": pa.array(rng.random(n) > 0.99),
+        }
+    )
     (folder / "data" / "bench").mkdir(parents=True, exist_ok=True)
     pq.write_table(table, folder / "data" / "bench" / "train-00000-of-00001.parquet", row_group_size=1 << 20)
-    meta = {"configs": [{"config_name": "bench", "data_files": [{"split": "train",
-                                                                   "path": "data/bench/train-*.parquet"}]}],
-            "datadiet": {"source": {"dataset": "synthetic", "split": "train", "num_rows": n,
-                                    "fingerprint": fingerprint(ids)}}}
+    meta = {
+        "configs": [
+            {"config_name": "bench", "data_files": [{"split": "train", "path": "data/bench/train-*.parquet"}]}
+        ],
+        "datadiet": {
+            "source": {"dataset": "synthetic", "split": "train", "num_rows": n, "fingerprint": fingerprint(ids)}
+        },
+    }
     (folder / "README.md").write_text("---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n# bench\n")
     return folder
 
@@ -142,9 +157,13 @@ def numeric_dataset(ids, labels: np.ndarray, path: Path):
 
     n = len(labels)
     feature = np.random.default_rng(7).random((n, 4), dtype=np.float32)
-    table = pa.table({"label": pa.array(labels),
-                      "feature": pa.FixedSizeListArray.from_arrays(pa.array(feature.ravel()), 4),
-                      "example_id": ids})
+    table = pa.table(
+        {
+            "label": pa.array(labels),
+            "feature": pa.FixedSizeListArray.from_arrays(pa.array(feature.ravel()), 4),
+            "example_id": ids,
+        }
+    )
     return saved(datasets.Dataset(table), path)
 
 
@@ -176,8 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--image-rows", type=int, default=100_000)
     parser.add_argument("--stream-rows", type=int, default=500_000)
-    parser.add_argument("--naive-rows", type=int, default=None,
-                        help="rows for the naive numeric filter (default: all; fewer are extrapolated, labelled)")
+    parser.add_argument(
+        "--naive-rows",
+        type=int,
+        default=None,
+        help="rows for the naive numeric filter (default: all; fewer are extrapolated, labelled)",
+    )
     parser.add_argument("--fraction", type=float, default=0.5)
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temp dir, removed at the end)")
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -194,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
 
     datasets.disable_progress_bars()
     n, frac = args.rows, args.fraction
-    print(f"datadiet-hub benchmark: {n:,} rows, keep fraction {frac}; python {platform.python_version()}, "
-          f"datasets {datasets.__version__}, numpy {np.__version__}, {os.cpu_count()} CPU(s), {platform.machine()}")
+    print(
+        f"datadiet-hub benchmark: {n:,} rows, keep fraction {frac}; python {platform.python_version()}, "
+        f"datasets {datasets.__version__}, numpy {np.__version__}, {os.cpu_count()} CPU(s), {platform.machine()}"
+    )
     report = Report()
     try:
         t0 = time.perf_counter()
@@ -220,18 +245,45 @@ def main(argv: list[str] | None = None) -> int:
         mask = np.zeros(n, dtype=bool)
         mask[select_indices(scores, fraction=frac)] = True
         for bs in (1000, 10_000):  # the floor: datasets' own per-batch cost, with a predicate that does nothing
-            _, t, _ = measure(lambda bs=bs: ds.filter(lambda b, i: mask[i[0]: i[-1] + 1].tolist(), with_indices=True,
-                                                      batched=True, batch_size=bs, load_from_cache_file=False))
+            _, t, _ = measure(
+                lambda bs=bs: ds.filter(
+                    lambda b, i: mask[i[0] : i[-1] + 1].tolist(),
+                    with_indices=True,
+                    batched=True,
+                    batch_size=bs,
+                    load_from_cache_file=False,
+                )
+            )
             report.add(f"floor: ds.filter(<mask slice>, batched, batch_size={bs})", n, t, None, "baseline")
         results = {}
         for bs in (1000, 10_000):
-            out, t, mem = measure(lambda bs=bs: ds.filter(keep(scores, fraction=frac), with_indices=True,
-                                                          batched=True, batch_size=bs, load_from_cache_file=False))
+            out, t, mem = measure(
+                lambda bs=bs: ds.filter(
+                    keep(scores, fraction=frac),
+                    with_indices=True,
+                    batched=True,
+                    batch_size=bs,
+                    load_from_cache_file=False,
+                )
+            )
             assert len(out) == len(pruned)
-            results[bs] = report.add(f"ds.filter(keep(...), batched, batch_size={bs})", n, t, mem,
-                                     "default batch_size" if bs == 1000 else "")
-        out, t_np, _ = measure(lambda: ds.filter(keep(scores, fraction=frac), with_indices=True, batched=True,
-                                                 batch_size=10_000, num_proc=2, load_from_cache_file=False))
+            results[bs] = report.add(
+                f"ds.filter(keep(...), batched, batch_size={bs})",
+                n,
+                t,
+                mem,
+                "default batch_size" if bs == 1000 else "",
+            )
+        out, t_np, _ = measure(
+            lambda: ds.filter(
+                keep(scores, fraction=frac),
+                with_indices=True,
+                batched=True,
+                batch_size=10_000,
+                num_proc=2,
+                load_from_cache_file=False,
+            )
+        )
         assert len(out) == len(pruned)
         report.add("ds.filter(keep(...), batched, batch_size=10000, num_proc=2)", n, t_np)
         shuffled = ds.shuffle(seed=5)
@@ -242,10 +294,16 @@ def main(argv: list[str] | None = None) -> int:
         kept = set(select_indices(scores, fraction=frac).tolist())
         naive_n = min(args.naive_rows or n, n)
         part = ds if naive_n == n else ds.select(range(naive_n))
-        out, t_naive, _ = measure(lambda: part.filter(lambda example, i: i in kept, with_indices=True,
-                                                      load_from_cache_file=False))
-        report.add("naive ds.filter(lambda ex, i: i in kept)", naive_n, t_naive, None,
-                           "" if naive_n == n else f"extrapolated x{n / naive_n:.0f}")
+        out, t_naive, _ = measure(
+            lambda: part.filter(lambda example, i: i in kept, with_indices=True, load_from_cache_file=False)
+        )
+        report.add(
+            "naive ds.filter(lambda ex, i: i in kept)",
+            naive_n,
+            t_naive,
+            None,
+            "" if naive_n == n else f"extrapolated x{n / naive_n:.0f}",
+        )
         t_naive_full = t_naive * n / naive_n
 
         print(f"\nimage dataset ({args.image_rows:,} rows of 32x32 RGB PNG, memory-mapped):")
@@ -253,21 +311,33 @@ def main(argv: list[str] | None = None) -> int:
         img_ids = random_hex_ids(args.image_rows, seed=9)
         img_scores = load_scores(write_score_folder(workdir / "img-scores", img_ids, img_labels, seed=4))
         img_kept = set(select_indices(img_scores, fraction=frac).tolist())
-        _, t_img_naive, m_img_naive = measure(lambda: img_ds.filter(lambda ex, i: i in img_kept, with_indices=True,
-                                                                     load_from_cache_file=False))
-        img_naive = report.add("naive ds.filter(lambda ex, i: i in kept)", args.image_rows, t_img_naive,
-                               m_img_naive, "decodes every image")
+        _, t_img_naive, m_img_naive = measure(
+            lambda: img_ds.filter(lambda ex, i: i in img_kept, with_indices=True, load_from_cache_file=False)
+        )
+        img_naive = report.add(
+            "naive ds.filter(lambda ex, i: i in kept)",
+            args.image_rows,
+            t_img_naive,
+            m_img_naive,
+            "decodes every image",
+        )
         us_per_row = t_img_naive / args.image_rows * 1e6
-        _, t_img_prune, m_img_prune = measure(
-            lambda: prune(img_ds, img_scores, fraction=frac, verify="none"))
+        _, t_img_prune, m_img_prune = measure(lambda: prune(img_ds, img_scores, fraction=frac, verify="none"))
         report.add("prune (select, verify=none)", args.image_rows, t_img_prune, m_img_prune)
-        _, t_img_keep, m_img_keep = measure(lambda: img_ds.filter(
-            keep(img_scores, fraction=frac, verify="none"), with_indices=True, batched=True,
-            load_from_cache_file=False))
+        _, t_img_keep, m_img_keep = measure(
+            lambda: img_ds.filter(
+                keep(img_scores, fraction=frac, verify="none"),
+                with_indices=True,
+                batched=True,
+                load_from_cache_file=False,
+            )
+        )
         report.add("ds.filter(keep(...), batched)", args.image_rows, t_img_keep, m_img_keep)
         data_mb = sum(f.stat().st_size for f in (workdir / "images").glob("*.arrow")) / 2**20
-        print(f"  image data on disk: {data_mb:.0f} MB; naive filter: {us_per_row:.1f} us/row -> "
-              f"extrapolated to {n:,} rows: {us_per_row * n / 1e6:.0f} s (EXTRAPOLATED from {args.image_rows:,})")
+        print(
+            f"  image data on disk: {data_mb:.0f} MB; naive filter: {us_per_row:.1f} us/row -> "
+            f"extrapolated to {n:,} rows: {us_per_row * n / 1e6:.0f} s (EXTRAPOLATED from {args.image_rows:,})"
+        )
 
         print(f"\nstreaming (IterableDataset from one parquet file of {args.stream_rows:,} rows):")
         m = min(args.stream_rows, n)
@@ -300,20 +370,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  prune memory, image vs numeric dataset:          {m_img_prune} MB vs {m_prune} MB (peak RSS growth)")
         goals = [
             ("prune >= 10M rows/s", prune_rate >= 10e6, f"{prune_rate / 1e6:.1f} M rows/s"),
-            ("batched keep filter <= 3 s at 10M rows (batch_size=10000)", results[10_000]["seconds"] * 10e6 / n <= 3,
-             f"{results[10_000]['seconds']:.2f} s (batch_size=10000), {results[1000]['seconds']:.2f} s (default 1000)"),
-            (">= 100x the naive filter on images", prune_rate / img_naive_rate >= 100,
-             f"{prune_rate / img_naive_rate:.0f}x"),
-            ("memory independent of the non-score columns",
-             m_img_prune is not None and m_img_prune < 0.1 * data_mb,
-             f"prune touched {m_img_prune} MB of a {data_mb:.0f} MB image dataset"),
+            (
+                "batched keep filter <= 3 s at 10M rows (batch_size=10000)",
+                results[10_000]["seconds"] * 10e6 / n <= 3,
+                f"{results[10_000]['seconds']:.2f} s (batch_size=10000), {results[1000]['seconds']:.2f} s (default 1000)",
+            ),
+            (
+                ">= 100x the naive filter on images",
+                prune_rate / img_naive_rate >= 100,
+                f"{prune_rate / img_naive_rate:.0f}x",
+            ),
+            (
+                "memory independent of the non-score columns",
+                m_img_prune is not None and m_img_prune < 0.1 * data_mb,
+                f"prune touched {m_img_prune} MB of a {data_mb:.0f} MB image dataset",
+            ),
         ]
         print("\ngoals:")
         for name, ok, value in goals:
             print(f"  [{'met' if ok else 'MISSED'}] {name}: {value}")
         if args.json:
-            Path(args.json).write_text(json.dumps({"rows": report.rows, "goals": [list(g) for g in goals],
-                                                   "version": datadiet_hub.__version__}, indent=1, default=str))
+            Path(args.json).write_text(
+                json.dumps(
+                    {"rows": report.rows, "goals": [list(g) for g in goals], "version": datadiet_hub.__version__},
+                    indent=1,
+                    default=str,
+                )
+            )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

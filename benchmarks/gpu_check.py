@@ -44,8 +44,10 @@ def main() -> None:
         ours = per_example_grad_norms(model, x, y)
         naive = naive_grad_norms(model, x, y)
         rel = ((ours - naive).abs() / naive.abs()).max().item()
-        print(f"exactness {name:<9} float64 on cuda: max relative error vs naive loop {rel:.2e}"
-              f" ({'OK' if rel <= 1e-6 else 'FAIL'})")
+        print(
+            f"exactness {name:<9} float64 on cuda: max relative error vs naive loop {rel:.2e}"
+            f" ({'OK' if rel <= 1e-6 else 'FAIL'})"
+        )
     print(f"\ntiming, float32, batch {args.batch}, fastest of 10 (ratio to a plain forward+backward):")
     for name, channels, side, width in (("cnn", 1, 28, 1.0), ("resnet18", 3, 32, 1.0)):
         torch.manual_seed(0)
@@ -63,12 +65,17 @@ def main() -> None:
                 model(x)
 
         base = timed(plain)
-        rows = {"plain fwd+bwd": base, "ours": timed(lambda: per_example_grad_norms(model, x, y)),
-                "vmap(grad) chunk 32": timed(lambda: vmap_grad_norms(model, x, y, chunk_size=32), repeats=3),
-                "eval forward (EL2N cost)": timed(forward)}
+        rows = {
+            "plain fwd+bwd": base,
+            "ours": timed(lambda: per_example_grad_norms(model, x, y)),
+            "vmap(grad) chunk 32": timed(lambda: vmap_grad_norms(model, x, y, chunk_size=32), repeats=3),
+            "eval forward (EL2N cost)": timed(forward),
+        }
         for label, seconds in rows.items():
-            print(f"  {name:<9} {label:<26} {seconds * 1e3:8.2f} ms  {seconds / base:6.2f}x  "
-                  f"{args.batch / seconds:10.0f} ex/s")
+            print(
+                f"  {name:<9} {label:<26} {seconds * 1e3:8.2f} ms  {seconds / base:6.2f}x  "
+                f"{args.batch / seconds:10.0f} ex/s"
+            )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ Imports neither torch nor anything heavy at import time; the scoring engine live
 
 __version__ = "0.1.0"
 
-from .filtering import keep, prune, select_indices  # noqa: E402
-from .loading import load_provenance, load_scores  # noqa: E402
-from .store import LocalStore  # noqa: E402
+from .filtering import keep, prune, select_indices
+from .loading import load_provenance, load_scores
+from .store import LocalStore
 
-__all__ = ["__version__", "keep", "load_provenance", "load_scores", "prune", "select_indices", "LocalStore"]
+__all__ = ["LocalStore", "__version__", "keep", "load_provenance", "load_scores", "prune", "select_indices"]

@@ -132,21 +132,26 @@ def _searchsorted_local(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray
     if m < 4096:
         return np.searchsorted(haystack, needles)
     bits = np.uint64(int(m - 1).bit_length())
-    order = (np.sort(((needles >> bits) << bits) | np.arange(m, dtype=np.uint64)) & np.uint64((1 << int(bits)) - 1))
+    order = np.sort(((needles >> bits) << bits) | np.arange(m, dtype=np.uint64)) & np.uint64((1 << int(bits)) - 1)
     order = order.astype(np.int64)
     out = np.empty(m, dtype=np.int64)
     out[order] = np.searchsorted(haystack, needles[order])
     return out
 
 
-def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, image_column: str | None = None,
-                        label_column: str | None = None) -> Any:
+def dataset_example_ids(
+    dataset: Any,
+    positions: np.ndarray | None = None,
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> Any:
     """Content hashes of dataset rows (all rows, or ``positions``) as an arrow string array: the ``example_id``
     column if present (read through arrow, no Python strings), else computed from the decoded image and label
     (only those two columns are read)."""
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
-    from .sources import detect_columns  # noqa: PLC0415
+    from .sources import detect_columns
 
     if "example_id" in dataset.column_names:
         return arrow_column(dataset, "example_id", positions)
@@ -169,7 +174,7 @@ def dataset_example_ids(dataset: Any, positions: np.ndarray | None = None, *, im
 def take_rows(column: Any, rows: Any) -> Any:
     """``column.take(rows)``; a few rows of a chunked column are read one by one, because arrow's ``take`` on a
     chunked string column first concatenates every chunk (a 360 MB copy for 10M ids, to read 32 of them)."""
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray) and len(rows) <= 4096 and column.num_chunks > 1:
         wanted = rows.to_pylist() if hasattr(rows, "to_pylist") else np.asarray(rows).tolist()
@@ -200,7 +205,7 @@ def arrow_column(dataset: Any, name: str, positions: np.ndarray | None = None) -
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
     """(number of differing rows, first differing row) of two equal-length arrow string arrays."""
-    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow.compute as pc
 
     differs = pc.not_equal(ours, theirs)
     count = pc.sum(differs).as_py() or 0
@@ -228,7 +233,8 @@ def check_fingerprint(ids: Any, provenance: dict[str, Any] | None, *, what: str)
         name = f"{source.get('dataset', '?')} split {source.get('split', '?')}" if source else "its source"
         raise ScoreMismatchError(
             f"The fingerprint of {what} ({actual[:16]}...) differs from the source fingerprint in the score card "
-            f"({expected[:16]}..., {name}): the scores were computed on other rows or another order." + _HINT
+            f"({expected[:16]}..., {name}): the scores were computed on other rows or another order."
+            + _HINT
             + _OVERRIDE
         )
 
@@ -255,7 +261,7 @@ def check_alignment(
             ``provenance`` has one) or ``none`` (length only).
         provenance: the card's ``datadiet`` block (``load_provenance``); its ``source.num_rows`` is checked too.
     """
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     validate_verify(verify)
     n = len(dataset)
@@ -307,5 +313,11 @@ def report_missing(unmatched: int, total: int, missing: str, *, where: str = "da
             f"{unmatched} of {total} {where} have no score (no matching example_id). Choose what to do with them: "
             "missing='drop' or missing='keep' (CLI: --missing drop|keep)."
         )
-    logger.warning("%d of %d %s have no score; policy missing=%r (%s them).", unmatched, total, where, missing,
-                   "dropped" if missing == "drop" else "kept")
+    logger.warning(
+        "%d of %d %s have no score; policy missing=%r (%s them).",
+        unmatched,
+        total,
+        where,
+        missing,
+        "dropped" if missing == "drop" else "kept",
+    )

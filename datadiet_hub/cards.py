@@ -31,8 +31,12 @@ class ConfigSummary:
 def yaml_configs(config_names: list[str]) -> list[dict[str, Any]]:
     """The ``configs:`` YAML entries that let plain ``load_dataset(folder, config)`` find each parquet file."""
     return [
-        {"config_name": name, "data_files": [{"split": "train", "path": DATA_FILE.format(config=name).replace(
-            "train-00000-of-00001", "train-*")}]}
+        {
+            "config_name": name,
+            "data_files": [
+                {"split": "train", "path": DATA_FILE.format(config=name).replace("train-00000-of-00001", "train-*")}
+            ],
+        }
         for name in config_names
     ]
 
@@ -59,9 +63,9 @@ def build_card(
     plots: list[str] = (),
     repo_hint: str = "path/to/scores",
     license: str | None = None,
-) -> "huggingface_hub.DatasetCard":  # noqa: F821
+) -> huggingface_hub.DatasetCard:  # noqa: F821
     """Render the card from the package template; the provenance goes under the YAML key ``datadiet``."""
-    from huggingface_hub import DatasetCard, DatasetCardData  # noqa: PLC0415
+    from huggingface_hub import DatasetCard, DatasetCardData
 
     source = provenance["source"]
     scoring = provenance.get("scoring", {})
@@ -80,8 +84,9 @@ def build_card(
     # the usage snippet shows a score from training, not one at initialisation
     example = next((c for c in configs if c.time not in ("epoch 0", "step 0")), configs[0])
     training = ", ".join(
-        f"{k}={scoring[k]}" for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-                                       "augmentation") if k in scoring
+        f"{k}={scoring[k]}"
+        for k in ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "augmentation")
+        if k in scoring
     )
     return DatasetCard.from_template(
         card_data,
@@ -109,7 +114,7 @@ def build_card(
 
 def read_card_data(readme: str | Path) -> dict[str, Any]:
     """The YAML header of a score dataset's README as a dict (raises ``ValueError`` if it has none)."""
-    from .versions import read_card_metadata  # noqa: PLC0415
+    from .versions import read_card_metadata
 
     data = read_card_metadata(Path(readme).read_text(encoding="utf-8"), source=str(readme))
     if not data:
@@ -119,7 +124,7 @@ def read_card_data(readme: str | Path) -> dict[str, Any]:
 
 def seed_spearman_text(per_seed: np.ndarray | None) -> str:
     """Mean pairwise Spearman of per-seed scores, formatted for the card table."""
-    from .stats import mean_pairwise_spearman  # noqa: PLC0415
+    from .stats import mean_pairwise_spearman
 
     if per_seed is None or per_seed.ndim != 2 or per_seed.shape[1] < 2:
         return "n/a (1 seed)"

@@ -24,13 +24,19 @@ def _examples(*lines: str) -> str:
 
 
 def _sub(subparsers, name: str, help_text: str, examples: list[str]) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=help_text, description=help_text, epilog=_examples(*examples),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    return subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="DIR",
-                        help="local store folder (default: $DATADIET_HOME, else ~/.cache/datadiet)")
+    parser.add_argument(
+        "--store", metavar="DIR", help="local store folder (default: $DATADIET_HOME, else ~/.cache/datadiet)"
+    )
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -45,20 +51,25 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 def cmd_score(argv: list[str]) -> int:
     try:
-        from scoring.cli import main as scoring_main  # noqa: PLC0415
+        from scoring.cli import main as scoring_main
     except ImportError as err:
-        print(f"error: scoring needs torch and accelerate ({err}). Install them with "
-              "`pip install 'datadiet-hub[torch]'` (CPU: `pip install torch==2.13.0` first).", file=sys.stderr)
+        print(
+            f"error: scoring needs torch and accelerate ({err}). Install them with "
+            "`pip install 'datadiet-hub[torch]'` (CPU: `pip install torch==2.13.0` first).",
+            file=sys.stderr,
+        )
         return 2
     return scoring_main(argv, prog="datadiet score")
 
 
 def cmd_demo(argv: list[str]) -> int:
     try:
-        from scoring.demo import main as demo_main  # noqa: PLC0415
+        from scoring.demo import main as demo_main
     except ImportError as err:
-        print(f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",
-              file=sys.stderr)
+        print(
+            f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",
+            file=sys.stderr,
+        )
         return 2
     return demo_main(argv)
 
@@ -67,15 +78,16 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .store import LocalStore  # noqa: PLC0415
+    from .store import LocalStore
 
     if (args.name is None) == (args.repo_id is None):
         raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
     if args.repo_id is not None:
-        from .hub import push_version  # noqa: PLC0415
+        from .hub import push_version
 
-        result = push_version(args.scores_dir, args.repo_id, args.version, private=args.private,
-                              as_branch=args.branch, force=args.force)
+        result = push_version(
+            args.scores_dir, args.repo_id, args.version, private=args.private, as_branch=args.branch, force=args.force
+        )
         print(result.describe())
         print(result.url)
         return 0
@@ -88,13 +100,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from .store import LocalStore  # noqa: PLC0415
+    from .store import LocalStore
 
     store = LocalStore(args.store)
     if store.has(args.name) or "/" not in args.name or args.local:
         versions, where = store.versions(args.name), f"local store {store.root}"
     else:
-        from .hub import list_versions  # noqa: PLC0415
+        from .hub import list_versions
 
         versions, where = list_versions(args.name), "the Hub"
     if not versions:
@@ -121,10 +133,10 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
-    from .loading import load_scores  # noqa: PLC0415
-    from .schema import METRICS  # noqa: PLC0415
+    from .loading import load_scores
+    from .schema import METRICS
 
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
@@ -138,21 +150,24 @@ def cmd_show(args: argparse.Namespace) -> int:
     column = args.column or (metrics[0] if metrics else None)
     if column and args.top:
         order = np.argsort(-table[column], kind="stable")[: args.top]
-        print(f"hardest {args.top} by {column}: " + ", ".join(f"idx {int(table['idx'][i])} ({table[column][i]:.3f})"
-                                                              for i in order))
+        print(
+            f"hardest {args.top} by {column}: "
+            + ", ".join(f"idx {int(table['idx'][i])} ({table[column][i]:.3f})" for i in order)
+        )
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare import compare_scores, format_comparison  # noqa: PLC0415
-    from .loading import load_scores  # noqa: PLC0415
+    from .compare import compare_scores, format_comparison
+    from .loading import load_scores
 
     tables = []
     for ref in (args.a, args.b):
         location, version, config = _parse_ref(ref, args.config)
         tables.append(load_scores(location, config, version, store=args.store))
-    comparison = compare_scores(tables[0], tables[1], column=args.column, fractions=args.fractions, top=args.top,
-                                names=(args.a, args.b))
+    comparison = compare_scores(
+        tables[0], tables[1], column=args.column, fractions=args.fractions, top=args.top, names=(args.a, args.b)
+    )
     print(format_comparison(comparison))
     return 0
 
@@ -161,27 +176,48 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .filtering import prune  # noqa: PLC0415
-    from .loading import load_scores  # noqa: PLC0415
-    from .sources import load_source  # noqa: PLC0415
+    from .filtering import prune
+    from .loading import load_scores
+    from .sources import load_source
 
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
         raise ValueError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
-    source = load_source(args.dataset, split=args.split, image_column=args.image_column,
-                         label_column=args.label_column, data_files=args.data_files)
-    pruned = prune(source.dataset, scores, column=args.column, fraction=args.fraction, count=args.count,
-                   strategy=args.strategy, offset=args.offset, min_score=args.min_score, max_score=args.max_score,
-                   seed=args.seed, class_balanced=args.class_balanced, on=args.on, missing=args.missing,
-                   verify=args.verify, image_column=source.image_column, label_column=source.label_column)
+    source = load_source(
+        args.dataset,
+        split=args.split,
+        image_column=args.image_column,
+        label_column=args.label_column,
+        data_files=args.data_files,
+    )
+    pruned = prune(
+        source.dataset,
+        scores,
+        column=args.column,
+        fraction=args.fraction,
+        count=args.count,
+        strategy=args.strategy,
+        offset=args.offset,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        seed=args.seed,
+        class_balanced=args.class_balanced,
+        on=args.on,
+        missing=args.missing,
+        verify=args.verify,
+        image_column=source.image_column,
+        label_column=source.label_column,
+    )
     out = Path(args.output)
     if args.format == "parquet":
         out.parent.mkdir(parents=True, exist_ok=True)
         pruned.to_parquet(str(out))
     else:
         pruned.save_to_disk(str(out))
-    print(f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
-          f"by {args.column} ({args.strategy}) -> {out}")
+    print(
+        f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
+        f"by {args.column} ({args.strategy}) -> {out}"
+    )
     return 0
 
 
@@ -189,15 +225,23 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import importlib.metadata as md  # noqa: PLC0415
-    import platform  # noqa: PLC0415
+    import importlib.metadata as md
+    import platform
 
-    from .store import default_root  # noqa: PLC0415
+    from .store import default_root
 
     print(f"datadiet-hub: {__version__}")
     print(f"python: {platform.python_version()} ({platform.platform()})")
-    for package in ("datasets", "huggingface-hub", "pyarrow", "numpy", "torch", "accelerate", "safetensors",
-                    "matplotlib"):
+    for package in (
+        "datasets",
+        "huggingface-hub",
+        "pyarrow",
+        "numpy",
+        "torch",
+        "accelerate",
+        "safetensors",
+        "matplotlib",
+    ):
         try:
             print(f"{package}: {md.version(package)}")
         except md.PackageNotFoundError:
@@ -226,16 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    _sub(sub, "score", "Train M seeds briefly and write per-example scores (needs the [torch] extra).",
-         ["datadiet score --seeds 0,1,2 --at 2 --output-dir runs/fmnist", "datadiet score --help  # all flags"])
-    _sub(sub, "demo", "The main job: score Fashion-MNIST, publish v1, reload, prune 50%%, train, print a table.",
-         ["datadiet demo", "datadiet demo --output-dir runs/demo --seeds 3 --epochs 3"])
+    _sub(
+        sub,
+        "score",
+        "Train M seeds briefly and write per-example scores (needs the [torch] extra).",
+        ["datadiet score --seeds 0,1,2 --at 2 --output-dir runs/fmnist", "datadiet score --help  # all flags"],
+    )
+    _sub(
+        sub,
+        "demo",
+        "The main job: score Fashion-MNIST, publish v1, reload, prune 50%%, train, print a table.",
+        ["datadiet demo", "datadiet demo --output-dir runs/demo --seeds 3 --epochs 3"],
+    )
 
-    p = _sub(sub, "publish", "Publish a score folder as an immutable version (local store, or the Hub).", [
-        "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
-        "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1",
-        "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1 --force  # replace",
-    ])
+    p = _sub(
+        sub,
+        "publish",
+        "Publish a score folder as an immutable version (local store, or the Hub).",
+        [
+            "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
+            "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1",
+            "datadiet publish runs/fmnist --repo-id you/fashion-mnist-datadiet --version v1 --force  # replace",
+        ],
+    )
     p.add_argument("scores_dir", metavar="SCORES_DIR", help="folder written by `datadiet score`")
     p.add_argument("--name", help="name in the local store")
     p.add_argument("--repo-id", metavar="USER/NAME", help="Hub dataset repo (auth: HF_TOKEN or `hf auth login`)")
@@ -246,15 +303,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(p)
     p.set_defaults(func=cmd_publish)
 
-    p = _sub(sub, "versions", "List the versions of a score dataset (local store name or Hub repo id).", [
-        "datadiet versions fashion-mnist-datadiet", "datadiet versions you/fashion-mnist-datadiet"])
+    p = _sub(
+        sub,
+        "versions",
+        "List the versions of a score dataset (local store name or Hub repo id).",
+        ["datadiet versions fashion-mnist-datadiet", "datadiet versions you/fashion-mnist-datadiet"],
+    )
     p.add_argument("name", metavar="NAME_OR_REPO_ID")
     p.add_argument("--local", action="store_true", help="only look in the local store")
     _add_store(p)
     p.set_defaults(func=cmd_versions)
 
-    p = _sub(sub, "show", "Summarise one config of a score dataset: columns, score quantiles, hardest rows.", [
-        "datadiet show fashion-mnist-datadiet --config cnn-ep2", "datadiet show runs/fmnist --top 5"])
+    p = _sub(
+        sub,
+        "show",
+        "Summarise one config of a score dataset: columns, score quantiles, hardest rows.",
+        ["datadiet show fashion-mnist-datadiet --config cnn-ep2", "datadiet show runs/fmnist --top 5"],
+    )
     p.add_argument("scores", metavar="NAME_OR_PATH_OR_REPO_ID")
     p.add_argument("--config")
     p.add_argument("--version")
@@ -263,27 +328,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(p)
     p.set_defaults(func=cmd_show)
 
-    p = _sub(sub, "diff", "Compare two versions or configs: Spearman, kept-set overlap, rows that moved most.", [
-        "datadiet diff fashion-mnist-datadiet@v1:cnn-ep2 fashion-mnist-datadiet@v2:cnn-ep2",
-        "datadiet diff runs/fmnist:cnn-ep1 runs/fmnist:cnn-ep2 --column el2n",
-    ])
+    p = _sub(
+        sub,
+        "diff",
+        "Compare two versions or configs: Spearman, kept-set overlap, rows that moved most.",
+        [
+            "datadiet diff fashion-mnist-datadiet@v1:cnn-ep2 fashion-mnist-datadiet@v2:cnn-ep2",
+            "datadiet diff runs/fmnist:cnn-ep1 runs/fmnist:cnn-ep2 --column el2n",
+        ],
+    )
     p.add_argument("a", metavar="A", help="REPO_OR_DIR_OR_NAME[@VERSION][:CONFIG]")
     p.add_argument("b", metavar="B", help="the same, for the other side")
     p.add_argument("--config", help="config used when A or B names none")
     p.add_argument("--column", default="el2n", help="score column (default: el2n)")
-    p.add_argument("--fractions", type=_fractions, default=(0.1, 0.3, 0.5, 0.7),
-                   help="kept fractions for the overlap (default: 0.1,0.3,0.5,0.7)")
+    p.add_argument(
+        "--fractions",
+        type=_fractions,
+        default=(0.1, 0.3, 0.5, 0.7),
+        help="kept fractions for the overlap (default: 0.1,0.3,0.5,0.7)",
+    )
     p.add_argument("--top", type=int, default=10, help="rows whose rank moved most (default: 10)")
     _add_store(p)
     p.set_defaults(func=cmd_diff)
 
-    p = _sub(sub, "prune", "Prune a dataset by score and save the kept rows (arrow folder or parquet).", [
-        "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
-        "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --offset 0.1 "
-        "--fraction 0.5 --output pruned.parquet --format parquet",
-        "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
-        "--fraction 0.7 --output pruned/",
-    ])
+    p = _sub(
+        sub,
+        "prune",
+        "Prune a dataset by score and save the kept rows (arrow folder or parquet).",
+        [
+            "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
+            "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --offset 0.1 "
+            "--fraction 0.5 --output pruned.parquet --format parquet",
+            "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
+            "--fraction 0.7 --output pruned/",
+        ],
+    )
     p.add_argument("dataset", metavar="DATASET", help="fashion_mnist, a Hub id, a folder or a parquet file")
     p.add_argument("--scores", required=True, metavar="NAME_OR_PATH_OR_REPO_ID")
     p.add_argument("--config")
@@ -302,10 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
     p.add_argument("--class-balanced", action="store_true", help="keep class proportions")
     p.add_argument("--on", default="idx", choices=["idx", "example_id"], help="join by row position or content")
-    p.add_argument("--missing", default="error", choices=["error", "drop", "keep"],
-                   help="--on example_id: rows without a score")
-    p.add_argument("--verify", default="sample", choices=["sample", "full", "none"],
-                   help="--on idx: content check of the alignment")
+    p.add_argument(
+        "--missing", default="error", choices=["error", "drop", "keep"], help="--on example_id: rows without a score"
+    )
+    p.add_argument(
+        "--verify",
+        default="sample",
+        choices=["sample", "full", "none"],
+        help="--on idx: content check of the alignment",
+    )
     p.add_argument("--output", required=True, help="output folder (arrow) or .parquet file")
     p.add_argument("--format", default="arrow", choices=["arrow", "parquet"])
     _add_store(p)
@@ -325,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         return FORWARDED[argv[0]](argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -180,8 +180,14 @@ def compare_scores(
     shift = np.abs(rank_b - rank_a)
     most = np.lexsort((idx, -shift))[: min(top, n)]
     moved = [
-        RankMove(int(idx[i]), None if example_id is None else str(example_id[i]), int(rank_a[i]), int(rank_b[i]),
-                 float(sa[i]), float(sb[i]))
+        RankMove(
+            int(idx[i]),
+            None if example_id is None else str(example_id[i]),
+            int(rank_a[i]),
+            int(rank_b[i]),
+            float(sa[i]),
+            float(sb[i]),
+        )
         for i in most
         if shift[i] > 0
     ]
@@ -201,12 +207,16 @@ def format_comparison(c: Comparison) -> str:
         lines.append(f"  keep {f:>4.0%} ({k:>7} rows): {o:6.1%}   (random ~{f:.0%})")
     if c.moved:
         lines.append(f"Rows whose rank moved most (rank 1 = hardest, of {c.n}):")
-        lines.append(f"  {'idx':>8}  {'example_id':<16} {'rank ' + a:>10} {'rank ' + b:>10} {'shift':>8}"
-                     f" {'score ' + a:>10} {'score ' + b:>10}")
+        lines.append(
+            f"  {'idx':>8}  {'example_id':<16} {'rank ' + a:>10} {'rank ' + b:>10} {'shift':>8}"
+            f" {'score ' + a:>10} {'score ' + b:>10}"
+        )
         for m in c.moved:
             ex = (m.example_id or "-")[:16]
-            lines.append(f"  {m.idx:>8}  {ex:<16} {m.rank_a:>10} {m.rank_b:>10} {m.shift:>+8}"
-                         f" {m.score_a:>10.4g} {m.score_b:>10.4g}")
+            lines.append(
+                f"  {m.idx:>8}  {ex:<16} {m.rank_a:>10} {m.rank_b:>10} {m.shift:>+8}"
+                f" {m.score_a:>10.4g} {m.score_b:>10.4g}"
+            )
     else:
         lines.append("No row changed rank.")
     return "\n".join(lines)

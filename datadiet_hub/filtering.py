@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class ScoreColumns:
 
 
 def _column_names(scores: Any) -> list[str]:
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if isinstance(scores, pa.Table):
         return scores.column_names
@@ -69,14 +70,14 @@ def _table(scores: Any, columns: list[str]):
 
     For a memory-mapped ``Dataset`` this is a zero-copy slice: the other columns (per-seed lists, ids) are not read.
     """
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     present = [c for c in columns if c in _column_names(scores)]
     if isinstance(scores, pa.Table):
         return scores.select(present)
     if isinstance(scores, dict):
         return pa.table({k: scores[k] for k in present})
-    from .align import arrow_column  # noqa: PLC0415
+    from .align import arrow_column
 
     return pa.table({k: arrow_column(scores, k) for k in present})
 
@@ -114,7 +115,11 @@ def _idx_inverse(idx: np.ndarray) -> np.ndarray | None:
 
 
 def read_scores(
-    scores: Any, column: str = "el2n", *, need_labels: bool = False, need_ids: bool = False,
+    scores: Any,
+    column: str = "el2n",
+    *,
+    need_labels: bool = False,
+    need_ids: bool = False,
     never_learned_as_inf: bool = True,
 ) -> ScoreColumns:
     """Extract one score column in ``idx`` order, checking it is complete and finite.
@@ -122,7 +127,7 @@ def read_scores(
     float32 scores stay float32, so thresholds compare at the stored precision (``max_score=0.3`` keeps a stored
     ``0.3``). Reads only the columns asked for.
     """
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     names = _column_names(scores)
     if column not in names:
@@ -135,7 +140,9 @@ def read_scores(
         wanted.append("never_learned")
     if need_labels:
         if "label" not in names:
-            raise ScoresNotFoundError(f"class_balanced=True needs a 'label' column in the score table; it has {names}.")
+            raise ScoresNotFoundError(
+                f"class_balanced=True needs a 'label' column in the score table; it has {names}."
+            )
         wanted.append("label")
     if need_ids:
         if "example_id" not in names:
@@ -283,8 +290,8 @@ def select_rows(dataset: Any, rows: np.ndarray) -> Any:
     if rows[-1] - rows[0] + 1 == len(rows):  # contiguous: a zero-copy slice
         return dataset.select(range(int(rows[0]), int(rows[-1]) + 1))
     try:
-        import pyarrow as pa  # noqa: PLC0415
-        from datasets.table import InMemoryTable  # noqa: PLC0415
+        import pyarrow as pa
+        from datasets.table import InMemoryTable
 
         if dataset.list_indexes():
             return dataset.select(rows)
@@ -302,11 +309,11 @@ def select_rows(dataset: Any, rows: np.ndarray) -> Any:
 
 def _selection_fingerprint(parent: str, rows: np.ndarray) -> str:
     try:
-        import xxhash  # noqa: PLC0415 (a datasets dependency)
+        import xxhash
 
         digest = xxhash.xxh64()
     except ImportError:
-        import hashlib  # noqa: PLC0415
+        import hashlib
 
         digest = hashlib.blake2b(digest_size=8)
     digest.update(f"datadiet-select|{parent}|".encode())
@@ -340,9 +347,18 @@ class KeepPredicate:
     ``stats`` counts rows seen, kept and without a score in this process (each ``num_proc`` worker has a copy).
     """
 
-    def __init__(self, mask: np.ndarray, *, on: str, index: IdIndex | None = None, missing: str = "error",
-                 image_column: str | None = None, label_column: str | None = None, expected_ids: Any = None,
-                 check_positions: np.ndarray | None = None):
+    def __init__(
+        self,
+        mask: np.ndarray,
+        *,
+        on: str,
+        index: IdIndex | None = None,
+        missing: str = "error",
+        image_column: str | None = None,
+        label_column: str | None = None,
+        expected_ids: Any = None,
+        check_positions: np.ndarray | None = None,
+    ):
         self.mask = mask
         self.on = on
         self.missing = missing
@@ -379,13 +395,13 @@ class KeepPredicate:
 
     def _ids(self, batch: Any, single: bool, rows: np.ndarray | None = None) -> list[str]:
         """Content ids of the batch's rows (or of ``rows`` within it): its ``example_id`` column, else hashes."""
-        from .hashing import example_id  # noqa: PLC0415
+        from .hashing import example_id
 
         names = _batch_names(batch)
         if "example_id" in names:
             ids = [batch["example_id"]] if single else _batch_column(batch, "example_id")
             return ids if rows is None else [ids[i] for i in rows]
-        from .sources import IMAGE_COLUMN_GUESSES, LABEL_COLUMN_GUESSES  # noqa: PLC0415
+        from .sources import IMAGE_COLUMN_GUESSES, LABEL_COLUMN_GUESSES
 
         image_col = self.image_column or next((c for c in IMAGE_COLUMN_GUESSES if c in names), None)
         label_col = self.label_column or next((c for c in LABEL_COLUMN_GUESSES if c in names), None)
@@ -418,8 +434,11 @@ class KeepPredicate:
                 pos = np.arange(positions.start, positions.stop)
             local = pos - positions.start
         else:
-            local = np.arange(len(positions)) if self.check_positions is None else \
-                np.flatnonzero(np.isin(positions, self.check_positions))
+            local = (
+                np.arange(len(positions))
+                if self.check_positions is None
+                else np.flatnonzero(np.isin(positions, self.check_positions))
+            )
             pos = positions[local]
             if not len(local):
                 return
@@ -449,8 +468,11 @@ class KeepPredicate:
                     "missing='drop' or missing='keep' (CLI: --missing drop|keep)."
                 )
             log = logger.warning if before == 0 else logger.debug
-            log("%d row(s) without a score so far (policy missing=%r); see KeepPredicate.stats.",
-                self.stats["missing"], self.missing)
+            log(
+                "%d row(s) without a score so far (policy missing=%r); see KeepPredicate.stats.",
+                self.stats["missing"],
+                self.missing,
+            )
         return np.where(pos >= 0, self.mask[np.maximum(pos, 0)], self.missing == "keep")
 
 
@@ -468,8 +490,13 @@ def _as_positions(indices: Any) -> slice | np.ndarray:
         return np.array([int(indices)], dtype=np.int64)
     if isinstance(indices, range) and indices.step == 1:
         return slice(indices.start, indices.stop)
-    if isinstance(indices, list) and indices and indices[-1] - indices[0] + 1 == len(indices) \
-            and indices[0] >= 0 and (len(indices) < 3 or indices[1] == indices[0] + 1):
+    if (
+        isinstance(indices, list)
+        and indices
+        and indices[-1] - indices[0] + 1 == len(indices)
+        and indices[0] >= 0
+        and (len(indices) < 3 or indices[1] == indices[0] + 1)
+    ):
         return slice(indices[0], indices[-1] + 1)
     positions = np.asarray(indices, dtype=np.int64)
     if positions.size and positions.min() < 0:
@@ -480,7 +507,7 @@ def _as_positions(indices: Any) -> slice | np.ndarray:
 def _provenance(scores: Any, provenance: dict[str, Any] | None) -> dict[str, Any] | None:
     if provenance is not None:
         return provenance
-    from .loading import provenance_of  # noqa: PLC0415
+    from .loading import provenance_of
 
     return provenance_of(scores)
 
@@ -524,12 +551,20 @@ def keep(
         ids = score_ids(scores)
         if verify == "full":
             check_fingerprint(ids, provenance, what="the score table's example ids")
-        return KeepPredicate(mask, on=on, index=IdIndex(ids), missing=missing, image_column=image_column,
-                             label_column=label_column)
+        return KeepPredicate(
+            mask, on=on, index=IdIndex(ids), missing=missing, image_column=image_column, label_column=label_column
+        )
     has_ids = verify != "none" and "example_id" in _column_names(scores)
     if dataset is not None and hasattr(dataset, "__len__"):
-        check_alignment(dataset, _ids_reader(scores) if has_ids else None, num_scores=n,
-                        verify=verify, image_column=image_column, label_column=label_column, provenance=provenance)
+        check_alignment(
+            dataset,
+            _ids_reader(scores) if has_ids else None,
+            num_scores=n,
+            verify=verify,
+            image_column=image_column,
+            label_column=label_column,
+            provenance=provenance,
+        )
         has_ids = False  # checked up front: nothing left to check while filtering
     elif verify != "none" and not has_ids:
         logger.info("The score table has no example_id column: rows are matched by position only.")
@@ -539,8 +574,14 @@ def keep(
         ids = dict(zip(check_positions.tolist(), score_ids(scores, check_positions).to_pylist()))
     elif has_ids:
         ids = score_ids(scores)
-    return KeepPredicate(mask, on=on, image_column=image_column, label_column=label_column, expected_ids=ids,
-                         check_positions=check_positions)
+    return KeepPredicate(
+        mask,
+        on=on,
+        image_column=image_column,
+        label_column=label_column,
+        expected_ids=ids,
+        check_positions=check_positions,
+    )
 
 
 def _ids_reader(scores: Any) -> Callable[[np.ndarray | None], Any] | None:
@@ -584,8 +625,16 @@ def prune(
     """
     on, missing, verify = _validate(on, missing, verify)
     if not hasattr(dataset, "__len__"):  # IterableDataset: stream through the predicate
-        predicate = keep(scores, on=on, missing=missing, verify=verify, image_column=image_column,
-                         label_column=label_column, provenance=provenance, **select_kwargs)
+        predicate = keep(
+            scores,
+            on=on,
+            missing=missing,
+            verify=verify,
+            image_column=image_column,
+            label_column=label_column,
+            provenance=provenance,
+            **select_kwargs,
+        )
         return dataset.filter(predicate, with_indices=True, batched=True)
     provenance = _provenance(scores, provenance)
     kept = select_indices(scores, **select_kwargs)
@@ -593,14 +642,22 @@ def prune(
     if len(dataset) == 0:
         logger.warning("The dataset to prune is empty; nothing to keep.")
     if on == "idx":
-        check_alignment(dataset, _ids_reader(scores), num_scores=n, verify=verify, image_column=image_column,
-                        label_column=label_column, provenance=provenance)
+        check_alignment(
+            dataset,
+            _ids_reader(scores),
+            num_scores=n,
+            verify=verify,
+            image_column=image_column,
+            label_column=label_column,
+            provenance=provenance,
+        )
         return select_rows(dataset, kept)
     ids = score_ids(scores)
     if verify == "full":
         check_fingerprint(ids, provenance, what="the score table's example ids")
-    mapped = join_by_content(dataset_example_ids(dataset, image_column=image_column, label_column=label_column),
-                             ids, missing=missing)
+    mapped = join_by_content(
+        dataset_example_ids(dataset, image_column=image_column, label_column=label_column), ids, missing=missing
+    )
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True
     rows = np.flatnonzero(np.where(mapped >= 0, mask[np.maximum(mapped, 0)], missing == "keep"))

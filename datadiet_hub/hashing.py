@@ -11,7 +11,8 @@ search without a Python loop.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -24,9 +25,9 @@ def _input_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded datasets Image
-        import io  # noqa: PLC0415
+        import io
 
-        from PIL import Image  # noqa: PLC0415
+        from PIL import Image
 
         value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
     array = np.asarray(value)
@@ -59,7 +60,7 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
     ``sha256("".join(id + "\\n" for id in ids))``. Arrow string arrays (a ``datasets`` column read with
     ``with_format("arrow")``) are hashed from their buffers, ~0.2 s for 10M ids instead of ~5 s.
     """
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     digest = hashlib.sha256()
     if isinstance(ids, (pa.Array, pa.ChunkedArray)):
@@ -76,7 +77,7 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
 
 def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """(offsets relative to the first value, value bytes) of an arrow string array, without copying."""
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     if pa.types.is_large_string(array.type):
         offset_dtype = np.int64
@@ -85,10 +86,13 @@ def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise TypeError(f"example ids must be strings, not {array.type}.")
     n = len(array)
-    offsets = np.frombuffer(array.buffers()[1], dtype=offset_dtype, count=array.offset + n + 1)[array.offset:]
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_dtype, count=array.offset + n + 1)[array.offset :]
     start, stop = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8, count=stop)[start:] if stop > start else \
-        np.empty(0, np.uint8)
+    data = (
+        np.frombuffer(array.buffers()[2], dtype=np.uint8, count=stop)[start:]
+        if stop > start
+        else np.empty(0, np.uint8)
+    )
     return (offsets - start).astype(np.int64, copy=False), data
 
 
@@ -121,10 +125,10 @@ def id_keys(ids: Any) -> np.ndarray | None:
     ~0.5 s for 10M ids: ``binascii.unhexlify`` over the arrow data buffer, then a bitwise check that no digit was
     upper case (ids are ``hexdigest()`` output, so "ABC" and "abc" must stay different).
     """
-    import binascii  # noqa: PLC0415
+    import binascii
 
-    import pyarrow as pa  # noqa: PLC0415
-    import pyarrow.compute as pc  # noqa: PLC0415
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     if isinstance(ids, pa.ChunkedArray) and ids.num_chunks > 64 and len(ids) < 64 * ids.num_chunks * 1024:
         ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead

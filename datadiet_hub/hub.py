@@ -176,12 +176,19 @@ def push_version(
     kind = "branch" if as_branch else "tag"
     nothing_changed = "Nothing was changed on the Hub; existing versions are untouched."
 
-    repo_url = _call(f"Creating dataset repo {repo_id!r}",
-                     lambda: api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True),
-                     secret=secret, state=nothing_changed)
+    repo_url = _call(
+        f"Creating dataset repo {repo_id!r}",
+        lambda: api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True),
+        secret=secret,
+        state=nothing_changed,
+    )
     repo_id = getattr(repo_url, "repo_id", None) or repo_id
-    refs = _call(f"Listing the refs of {repo_id!r}", lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE),
-                 secret=secret, state=nothing_changed)
+    refs = _call(
+        f"Listing the refs of {repo_id!r}",
+        lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE),
+        secret=secret,
+        state=nothing_changed,
+    )
     branches = {r.name: r.target_commit for r in refs.branches}
     tags = {r.name: r.target_commit for r in refs.tags}
     old_kind = "tag" if version in tags else "branch" if version in branches else None
@@ -192,28 +199,50 @@ def push_version(
             " new name, or pass force=True (`--force`) to move it to the new content."
         )
     if private:
-        info = _call(f"Reading {repo_id!r}", lambda: api.repo_info(repo_id, repo_type=REPO_TYPE),
-                     secret=secret, state=nothing_changed)
+        info = _call(
+            f"Reading {repo_id!r}",
+            lambda: api.repo_info(repo_id, repo_type=REPO_TYPE),
+            secret=secret,
+            state=nothing_changed,
+        )
         if not getattr(info, "private", True):
             logger.warning("Repo %s already exists and is public: --private does not change it.", repo_id)
     main_sha = branches.get("main")
 
-    remote = _call(f"Listing the files of {repo_id!r}",
-                   lambda: api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=main_sha or "main"),
-                   secret=secret, state=nothing_changed) if main_sha else []
+    remote = (
+        _call(
+            f"Listing the files of {repo_id!r}",
+            lambda: api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=main_sha or "main"),
+            secret=secret,
+            state=nothing_changed,
+        )
+        if main_sha
+        else []
+    )
     deletes = sorted(set(remote) - set(files) - KEEP_REMOTE)
     operations: list[Any] = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=str(folder / f)) for f in files]
     operations += [CommitOperationDelete(path_in_repo=f) for f in deletes]
-    logger.info("Publishing %s as %s %r: %d files, %d deletions, one commit on main.",
-                folder, kind, version, len(files), len(deletes))
+    logger.info(
+        "Publishing %s as %s %r: %d files, %d deletions, one commit on main.",
+        folder,
+        kind,
+        version,
+        len(files),
+        len(deletes),
+    )
     commit = _call(
         f"Committing version {version!r} to {repo_id!r}",
         lambda: api.create_commit(
-            repo_id, operations, repo_type=REPO_TYPE, revision="main", parent_commit=main_sha,
+            repo_id,
+            operations,
+            repo_type=REPO_TYPE,
+            revision="main",
+            parent_commit=main_sha,
             commit_message=f"datadiet: publish version {version}",
             commit_description=f"Version folder {folder.name}: {len(files)} files, {len(deletes)} removed.",
         ),
-        secret=secret, state=f"The commit did not land (a commit lands whole or not at all). {nothing_changed}",
+        secret=secret,
+        state=f"The commit did not land (a commit lands whole or not at all). {nothing_changed}",
     )
     sha = commit.oid
     uploaded = tuple(op.path_in_repo for op in operations if isinstance(op, CommitOperationAdd))
@@ -242,8 +271,16 @@ def _delete_ref(api: HfApi, repo_id: str, name: str, kind: str) -> None:
         api.delete_branch(repo_id, branch=name, repo_type=REPO_TYPE)
 
 
-def _set_ref(api: HfApi, repo_id: str, version: str, kind: str, sha: str, old_kind: str | None,
-             old_sha: str | None, secret: str | None) -> None:
+def _set_ref(
+    api: HfApi,
+    repo_id: str,
+    version: str,
+    kind: str,
+    sha: str,
+    old_kind: str | None,
+    old_sha: str | None,
+    secret: str | None,
+) -> None:
     """Point ``version`` at ``sha``; when replacing, restore the old ref if the new one cannot be created.
 
     The Hub has no atomic "move tag", so a forced move is delete + create; the old target is restored on failure so
@@ -253,13 +290,20 @@ def _set_ref(api: HfApi, repo_id: str, version: str, kind: str, sha: str, old_ki
     landed = f"The commit {sha} landed on main, but version {version!r} was not {marked}."
     retry = " Rerun the same publish command to finish (it will not re-upload unchanged files)."
     if old_kind is None:
-        _call(f"Creating {kind} {version!r} in {repo_id!r}", lambda: _create_ref(api, repo_id, version, kind, sha),
-              secret=secret, state=f"{landed} Previous versions are untouched.{retry}")
+        _call(
+            f"Creating {kind} {version!r} in {repo_id!r}",
+            lambda: _create_ref(api, repo_id, version, kind, sha),
+            secret=secret,
+            state=f"{landed} Previous versions are untouched.{retry}",
+        )
         return
-    _call(f"Removing the old {old_kind} {version!r} (commit {old_sha}) in {repo_id!r}",
-          lambda: _delete_ref(api, repo_id, version, old_kind),
-          secret=secret, state=f"{landed} Version {version!r} still points to commit {old_sha}; previous versions"
-                               f" are untouched.{retry}")
+    _call(
+        f"Removing the old {old_kind} {version!r} (commit {old_sha}) in {repo_id!r}",
+        lambda: _delete_ref(api, repo_id, version, old_kind),
+        secret=secret,
+        state=f"{landed} Version {version!r} still points to commit {old_sha}; previous versions"
+        f" are untouched.{retry}",
+    )
     try:
         _create_ref(api, repo_id, version, kind, sha)
     except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e:

@@ -42,7 +42,7 @@ def _remember(scores: Any, provenance: dict[str, Any] | None) -> None:
 
 
 def _configs_of(folder: Path) -> list[str]:
-    from .cards import read_card_data  # noqa: PLC0415
+    from .cards import read_card_data
 
     try:
         return [c["config_name"] for c in read_card_data(folder / "README.md").get("configs", [])]
@@ -60,8 +60,9 @@ def _pick_config(configs: list[str], config: str | None, where: str) -> str:
     return config
 
 
-def resolve_folder(name_or_path: str | os.PathLike, version: str | None = None,
-                   store: LocalStore | None = None) -> Path | None:
+def resolve_folder(
+    name_or_path: str | os.PathLike, version: str | None = None, store: LocalStore | None = None
+) -> Path | None:
     """The local folder holding the score dataset, or None when it must come from the Hub."""
     path = Path(name_or_path)
     if path.is_dir():
@@ -94,7 +95,7 @@ def load_scores(
     store: LocalStore | str | os.PathLike | None = None,
     token: str | bool | None = None,
     **load_kwargs: Any,
-) -> "datasets.Dataset":  # noqa: F821
+) -> datasets.Dataset:  # noqa: F821
     """Load one config of a score dataset as a ``datasets.Dataset``.
 
     Args:
@@ -114,7 +115,7 @@ def load_scores(
         _remember(scores, _folder_provenance(folder))
         return scores
     repo_id = _hub_repo_id(name_or_path, store)
-    from .hub import load_from_hub  # noqa: PLC0415
+    from .hub import load_from_hub
 
     scores = load_from_hub(repo_id, config, version, token=token, **load_kwargs)
     _remember(scores, _hub_provenance(repo_id, version, token=token, local_only=True))
@@ -133,8 +134,8 @@ def _hub_repo_id(name_or_path: str | os.PathLike, store: LocalStore) -> str:
 
 def _load_folder(folder: Path, config: str, load_kwargs: dict[str, Any]) -> Any:
     """``load_dataset`` on a local folder; a corrupt or truncated data file becomes one clear error."""
-    import datasets  # noqa: PLC0415
-    import pyarrow as pa  # noqa: PLC0415
+    import datasets
+    import pyarrow as pa
 
     try:
         return datasets.load_dataset(str(folder), config, split="train", **load_kwargs)
@@ -149,7 +150,7 @@ def _load_folder(folder: Path, config: str, load_kwargs: dict[str, Any]) -> Any:
 
 
 def _folder_provenance(folder: Path) -> dict[str, Any]:
-    from .cards import read_card_data  # noqa: PLC0415
+    from .cards import read_card_data
 
     try:
         data = read_card_data(folder / "README.md").get("datadiet")
@@ -161,15 +162,16 @@ def _folder_provenance(folder: Path) -> dict[str, Any]:
 
 def _hub_provenance(repo_id: str, version: str | None, *, token: str | bool | None, local_only: bool) -> dict:
     """The card provenance of a Hub version; with ``local_only`` only from the local cache (no request)."""
-    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+    from huggingface_hub import hf_hub_download
 
-    from .versions import read_card_metadata  # noqa: PLC0415
+    from .versions import read_card_metadata
 
     try:
-        path = hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=version, token=token,
-                               local_files_only=local_only)
+        path = hf_hub_download(
+            repo_id, "README.md", repo_type="dataset", revision=version, token=token, local_files_only=local_only
+        )
         data = read_card_metadata(Path(path).read_text(encoding="utf-8"), source=f"{repo_id}@{version}/README.md")
-    except Exception as err:  # noqa: BLE001 - provenance is optional for loading; load_provenance re-raises
+    except Exception as err:
         if not local_only:
             raise ScoresNotFoundError(
                 f"Cannot read the card of {repo_id!r} at version {version!r}: {err}. `datadiet versions {repo_id}` "

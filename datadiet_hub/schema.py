@@ -72,7 +72,7 @@ def validate_table(table: pa.Table) -> pa.Table:
     if absent:
         raise ValueError(f"Score table lacks column(s) {absent} that go with {metrics}.")
     table = table.select(schema.names).cast(schema)
-    import numpy as np  # noqa: PLC0415
+    import numpy as np
 
     idx = table.column("idx").to_numpy()
     if len(idx) and not np.array_equal(np.sort(idx), np.arange(len(idx))):

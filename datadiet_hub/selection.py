@@ -24,10 +24,14 @@ def budget(n: int, *, fraction: float | None = None, count: int | None = None) -
         return int(count)
     if fraction is None:
         return n
-    if (isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating))
-            or math.isnan(fraction) or not 0 < fraction <= 1):
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, (int, float, np.integer, np.floating))
+        or math.isnan(fraction)
+        or not 0 < fraction <= 1
+    ):
         raise ValueError(f"fraction={fraction!r} must be in (0, 1], e.g. 0.5 to keep half of the rows.")
-    return min(n, int(math.floor(fraction * n + 0.5)))
+    return min(n, math.floor(fraction * n + 0.5))
 
 
 def top_k(scores: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
@@ -79,7 +83,7 @@ def select_offset(scores: np.ndarray, k: int, offset: float) -> np.ndarray:
     if not 0 <= offset < 1:
         raise ValueError(f"offset={offset!r} must be in [0, 1): the fraction of hardest rows to skip first.")
     n = len(scores)
-    skip = int(math.floor(offset * n + 0.5))
+    skip = math.floor(offset * n + 0.5)
     if skip + k > n:
         raise ValueError(
             f"offset={offset} skips {skip} rows, leaving {n - skip}: cannot keep {k}. Lower the offset or fraction."
@@ -99,7 +103,7 @@ def select_ccs(scores: np.ndarray, k: int, *, beta: float = 0.0, bins: int = 50,
     if bins < 1:
         raise ValueError(f"bins={bins!r} must be a positive integer.")
     n = len(scores)
-    drop = int(math.floor(beta * n + 0.5))
+    drop = math.floor(beta * n + 0.5)
     candidates = np.delete(np.arange(n, dtype=np.int64), top_k(scores, drop)) if drop else np.arange(n)
     if k > len(candidates):
         raise ValueError(f"CCS with beta={beta} leaves {len(candidates)} rows: cannot keep {k}. Lower beta.")
@@ -168,9 +172,7 @@ def class_quotas(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np
     return classes, inverse, quota
 
 
-def class_balanced(
-    scores: np.ndarray, labels: np.ndarray, k: int, **kwargs
-) -> np.ndarray:
+def class_balanced(scores: np.ndarray, labels: np.ndarray, k: int, **kwargs) -> np.ndarray:
     """Apply ``select`` within each class, with budgets from ``class_quotas``, so the kept set keeps the class
     proportions. ``seed`` is offset by the class position, so classes draw independent random streams."""
     classes, inverse, quota = class_quotas(labels, k)

@@ -12,10 +12,14 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import SourceNotFoundError
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ LABEL_COLUMN_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target
 class Source:
     """A loaded split and the facts the card's provenance needs about it."""
 
-    dataset: "datasets.Dataset"  # noqa: F821
+    dataset: datasets.Dataset
     image_column: str
     label_column: str
     name: str
@@ -82,17 +86,18 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
     return images, labels.astype(np.int64)
 
 
-def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> "datasets.Dataset":  # noqa: F821
+def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-    import datasets  # noqa: PLC0415
+    import datasets
 
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
     )
     # Raw arrays go in as PNG bytes so the dataset is what a user gets from the Hub; batched for speed.
-    from PIL import Image  # noqa: PLC0415
-    import io  # noqa: PLC0415
+    import io
+
+    from PIL import Image
 
     def encode(start: int, stop: int) -> list[dict]:
         out = []
@@ -113,10 +118,12 @@ def _guess(columns: list[str], guesses: tuple[str, ...], what: str, flag: str) -
 
 
 def detect_columns(
-    dataset: "datasets.Dataset", image_column: str | None = None, label_column: str | None = None  # noqa: F821
+    dataset: datasets.Dataset,
+    image_column: str | None = None,
+    label_column: str | None = None,
 ) -> tuple[str, str]:
     """Pick the image and label columns: given names are checked, missing ones guessed from features and names."""
-    import datasets  # noqa: PLC0415
+    import datasets
 
     columns = list(dataset.column_names)
     for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
@@ -124,10 +131,14 @@ def detect_columns(
             raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
     if image_column is None:
         typed = [c for c in columns if isinstance(dataset.features[c], datasets.Image)]
-        image_column = typed[0] if len(typed) == 1 else _guess(columns, IMAGE_COLUMN_GUESSES, "image", "--image-column")
+        image_column = (
+            typed[0] if len(typed) == 1 else _guess(columns, IMAGE_COLUMN_GUESSES, "image", "--image-column")
+        )
     if label_column is None:
         typed = [c for c in columns if isinstance(dataset.features[c], datasets.ClassLabel)]
-        label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES, "label", "--label-column")
+        label_column = (
+            typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES, "label", "--label-column")
+        )
     return image_column, label_column
 
 
@@ -147,8 +158,10 @@ def load_source(
     """
     if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
         dataset = fashion_mnist_dataset(split)
-        return Source(dataset, "image", "label", name=FASHION_MNIST, split=split, revision=f"debian:{FASHION_MNIST_APT}")
-    import datasets  # noqa: PLC0415
+        return Source(
+            dataset, "image", "label", name=FASHION_MNIST, split=split, revision=f"debian:{FASHION_MNIST_APT}"
+        )
+    import datasets
 
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         builder = Path(name).suffix.lstrip(".").replace("jsonl", "json")

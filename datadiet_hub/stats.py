@@ -49,6 +49,6 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
 def precision_at(scores: np.ndarray, positive: np.ndarray, fraction: float) -> float:
     """Share of positives among the top ``fraction`` of rows by score (ties broken by lower position)."""
     scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
-    k = max(1, int(round(fraction * len(scores))))
+    k = max(1, round(fraction * len(scores)))
     top = np.argsort(-scores, kind="stable")[:k]
     return float(positive[top].mean())

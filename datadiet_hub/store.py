@@ -52,17 +52,20 @@ def repo_files(folder: Path) -> list[Path]:
     files = [Path(f) for f in REPO_FILES if (folder / f).is_file()]
     for sub in REPO_DIRS:
         if (folder / sub).is_dir():
-            files += sorted(p.relative_to(folder) for p in (folder / sub).rglob("*") if p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+            files += sorted(
+                p.relative_to(folder)
+                for p in (folder / sub).rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+            )
     return files
 
 
 def check_score_folder(folder: Path) -> list[str]:
     """Verify ``folder`` is a loadable score dataset before it is published; return its config names."""
-    import pyarrow.parquet as pq  # noqa: PLC0415
+    import pyarrow.parquet as pq
 
-    from .cards import read_card_data  # noqa: PLC0415
-    from .schema import validate_table  # noqa: PLC0415
+    from .cards import read_card_data
+    from .schema import validate_table
 
     readme = folder / "README.md"
     if not readme.is_file():
@@ -103,7 +106,9 @@ class LocalStore:
         if version is None:
             versions = self.versions(name)
             if not versions:
-                raise ScoresNotFoundError(f"No versions of {name!r} in {self.root}; publish one with `datadiet publish`.")
+                raise ScoresNotFoundError(
+                    f"No versions of {name!r} in {self.root}; publish one with `datadiet publish`."
+                )
             return Path(versions[-1].location)
         folder = self.root / name / validate_version(version)
         if not folder.is_dir():
@@ -118,7 +123,7 @@ class LocalStore:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Published versions of ``name``, oldest name first in natural order (v2 before v10)."""
-        from .cards import read_card_data  # noqa: PLC0415
+        from .cards import read_card_data
 
         base = self.root / validate_name(name)
         if not base.is_dir():
@@ -205,7 +210,7 @@ def _is_stale(path: Path, max_age_s: float) -> bool:
             return True
     except FileNotFoundError:
         return False
-    parts = path.name[len(_TMP_PREFIX):].rsplit("-", 2)
+    parts = path.name[len(_TMP_PREFIX) :].rsplit("-", 2)
     if len(parts) != 3 or not parts[1].isdigit():
         return False  # an old-style name without a pid: only its age can tell
     pid = int(parts[1])

@@ -59,8 +59,18 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-_SUMMARY_KEYS = ("source_dataset", "source", "dataset", "model", "metrics", "epoch", "epochs", "steps", "num_runs",
-                 "seeds")
+_SUMMARY_KEYS = (
+    "source_dataset",
+    "source",
+    "dataset",
+    "model",
+    "metrics",
+    "epoch",
+    "epochs",
+    "steps",
+    "num_runs",
+    "seeds",
+)
 
 
 def provenance_summary(provenance: dict[str, Any], *, max_keys: int = 6) -> str:

@@ -46,10 +46,10 @@ def write_parquet(path: Path, table: pa.Table) -> None:
 def _plot_histograms(folder: Path, config: str, table: pa.Table) -> list[str]:
     """One PNG per metric with a histogram of its mean score; skipped (logged) without matplotlib."""
     try:
-        import matplotlib  # noqa: PLC0415
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         logger.info("matplotlib not installed: no histograms in the card (pip install 'datadiet-hub[plot]').")
         return []
@@ -109,13 +109,17 @@ def write_score_dataset(
                 per_seed = column.flatten().to_numpy().reshape(len(table), lengths.pop())
         info = config_info.get(name, {})
         summaries.append(
-            ConfigSummary(name, str(info.get("model", "n/a")), str(info.get("time", "n/a")), metrics,
-                          seed_spearman_text(per_seed))
+            ConfigSummary(
+                name,
+                str(info.get("model", "n/a")),
+                str(info.get("time", "n/a")),
+                metrics,
+                seed_spearman_text(per_seed),
+            )
         )
         if plots:
             plot_files += _plot_histograms(folder, name, table)
-    card = build_card(provenance=provenance, configs=summaries, plots=plot_files,
-                      repo_hint=repo_hint or str(folder))
+    card = build_card(provenance=provenance, configs=summaries, plots=plot_files, repo_hint=repo_hint or str(folder))
     atomic_write_bytes(folder / "README.md", str(card).encode("utf-8"))
     logger.info("Wrote %d config(s) to %s", len(tables), folder)
     return folder
@@ -129,7 +133,7 @@ def combine_score_folders(
     The sources must agree on the source fingerprint and must not share config names. The combined card keeps each
     run's provenance under ``runs`` and sums the wall times; ``scoring.model`` lists every model.
     """
-    from .cards import read_card_data  # noqa: PLC0415
+    from .cards import read_card_data
 
     if not sources:
         raise ValueError("Give at least one score folder to combine.")
@@ -166,13 +170,17 @@ def combine_score_folders(
         "format_version": 1,
         "source": source_block,
         "scoring": {"model": ", ".join(models), "seeds": seeds[0] if all(s == seeds[0] for s in seeds) else seeds},
-        "configs": {name: {**meta, "model": r.get("scoring", {}).get("model")}
-                    for r in runs for name, meta in r.get("configs", {}).items()},
+        "configs": {
+            name: {**meta, "model": r.get("scoring", {}).get("model")}
+            for r in runs
+            for name, meta in r.get("configs", {}).items()
+        },
         "runs": runs,
         "hardware": "; ".join(sorted({str(r.get("hardware", "?")) for r in runs})),
         "wall_time_s": round(sum(float(r.get("wall_time_s", 0.0)) for r in runs), 1),
         "library_version": runs[0].get("library_version"),
         "command": "\n".join(str(r["command"]) for r in runs if r.get("command")),
     }
-    return write_score_dataset(folder, tables, provenance=provenance, config_info=info, plots=plots,
-                               repo_hint=repo_hint)
+    return write_score_dataset(
+        folder, tables, provenance=provenance, config_info=info, plots=plots, repo_hint=repo_hint
+    )

@@ -23,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", default=str(CARD))
     args = parser.parse_args(argv)
     setup_logging()
-    import datasets  # noqa: PLC0415
+    import datasets
 
-    from datadiet_hub.cards import read_card_data  # noqa: PLC0415
-    from datadiet_hub.stats import mean_pairwise_spearman, spearman  # noqa: PLC0415
+    from datadiet_hub.cards import read_card_data
+    from datadiet_hub.stats import mean_pairwise_spearman, spearman
 
     configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
     tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy")[:] for c in configs}
@@ -39,15 +39,27 @@ def main(argv: list[str] | None = None) -> int:
             if metric in table:
                 columns[f"{metric}@{config}"] = table[metric].astype(np.float64)
                 per_seed = np.stack(table[f"{metric}_per_seed"])
-                results.append({"kind": "seeds", "a": f"{metric}@{config}", "b": "",
-                                "spearman": f"{mean_pairwise_spearman(per_seed):.4f}"})
+                results.append(
+                    {
+                        "kind": "seeds",
+                        "a": f"{metric}@{config}",
+                        "b": "",
+                        "spearman": f"{mean_pairwise_spearman(per_seed):.4f}",
+                    }
+                )
     for a, b in itertools.combinations(columns, 2):
         metric_a, config_a = a.split("@")
         metric_b, config_b = b.split("@")
         model_a, model_b = config_a.rsplit("-", 1)[0], config_b.rsplit("-", 1)[0]
-        kind = ("times" if metric_a == metric_b and model_a == model_b else
-                "architectures" if metric_a == metric_b and config_a.rsplit("-", 1)[1] == config_b.rsplit("-", 1)[1]
-                else "metrics" if config_a == config_b else "other")
+        kind = (
+            "times"
+            if metric_a == metric_b and model_a == model_b
+            else "architectures"
+            if metric_a == metric_b and config_a.rsplit("-", 1)[1] == config_b.rsplit("-", 1)[1]
+            else "metrics"
+            if config_a == config_b
+            else "other"
+        )
         if kind == "other":
             continue
         results.append({"kind": kind, "a": a, "b": b, "spearman": f"{spearman(columns[a], columns[b]):.4f}"})
@@ -56,8 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     input_norm = x.norm(dim=1).numpy().astype(np.float64)
     for name in columns:
         if name.startswith("grand@") and name.endswith("-ep0"):
-            results.append({"kind": "input_norm", "a": name, "b": "input L2 norm (normalised pixels)",
-                            "spearman": f"{spearman(columns[name], input_norm):.4f}"})
+            results.append(
+                {
+                    "kind": "input_norm",
+                    "a": name,
+                    "b": "input L2 norm (normalised pixels)",
+                    "spearman": f"{spearman(columns[name], input_norm):.4f}",
+                }
+            )
     for row in results.rows:
         logger.info("%-13s %-22s %-22s %s", row["kind"], row["a"], row["b"], row["spearman"])
     heatmap({k: v for k, v in columns.items() if not k.endswith(("-ep0", "-ep1"))}, out.with_suffix(".png"))
@@ -66,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def heatmap(columns: dict[str, np.ndarray], path) -> None:
     """Spearman matrix of the given score columns (forgetting as raw counts, never-learned rows counted 0)."""
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
-    from datadiet_hub.stats import spearman  # noqa: PLC0415
+    from datadiet_hub.stats import spearman
 
     names = sorted(columns, key=lambda n: (n.split("@")[1].split("-")[0], n.split("@")[0], n))
     matrix = np.array([[spearman(columns[a], columns[b]) for b in names] for a in names])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -55,11 +56,11 @@ class FashionMNIST:
 
 def fashion_mnist(progress: bool = False) -> FashionMNIST:
     """Train/test tensors straight from the Debian IDX files (same rows, same order as the scored split)."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from datadiet_hub.hashing import example_ids_from_array  # noqa: PLC0415
-    from datadiet_hub.sources import fashion_mnist_arrays  # noqa: PLC0415
-    from scoring.data import Preprocess, TensorData, channel_stats  # noqa: PLC0415
+    from datadiet_hub.hashing import example_ids_from_array
+    from datadiet_hub.sources import fashion_mnist_arrays
+    from scoring.data import Preprocess, TensorData, channel_stats
 
     def tensors(split: str, ids: bool) -> TensorData:
         images, labels = fashion_mnist_arrays(split)
@@ -73,9 +74,9 @@ def fashion_mnist(progress: bool = False) -> FashionMNIST:
 
 def subset(data, rows: Iterable[int]):
     """The rows of a TensorData (kept in ascending order)."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from scoring.data import TensorData  # noqa: PLC0415
+    from scoring.data import TensorData
 
     rows = torch.as_tensor(np.sort(np.asarray(list(rows), dtype=np.int64)))
     return TensorData(data.images[rows], data.labels[rows], [], data.num_classes)
@@ -83,13 +84,13 @@ def subset(data, rows: Iterable[int]):
 
 def device_name() -> str:
     """Where downstream training runs: the GPU's name, or 'cpu'."""
-    import torch  # noqa: PLC0415
+    import torch
 
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
 def load_card_scores(config: str, card: Path = CARD):
-    import datasets  # noqa: PLC0415
+    import datasets
 
     return datasets.load_dataset(str(card), config, split="train")
 

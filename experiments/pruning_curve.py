@@ -13,7 +13,7 @@ import argparse
 import logging
 import math
 
-from .common import device_name, CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
+from .common import CARD, RESULTS, ResultsCSV, device_name, fashion_mnist, load_card_scores, setup_logging, subset
 
 logger = logging.getLogger("experiments.pruning_curve")
 
@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     setup_logging()
-    import torch  # noqa: PLC0415
+    import torch
 
-    import datadiet_hub  # noqa: PLC0415
-    from scoring.config import ScoringConfig  # noqa: PLC0415
-    from scoring.downstream import train_and_evaluate  # noqa: PLC0415
+    import datadiet_hub
+    from scoring.config import ScoringConfig
+    from scoring.downstream import train_and_evaluate
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -70,37 +70,55 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config, column, strategy, extra = METHODS[method]
             if config not in scores_cache:
-                from pathlib import Path  # noqa: PLC0415
+                from pathlib import Path
 
                 scores_cache[config] = load_card_scores(config, Path(args.card))
             kwargs = dict(extra)
             if strategy == "ccs":
                 kwargs["offset"] = ccs_beta(fraction)
-            rows = datadiet_hub.select_indices(scores_cache[config], column=column, fraction=fraction,
-                                               strategy=strategy, seed=seed, **kwargs)
+            rows = datadiet_hub.select_indices(
+                scores_cache[config], column=column, fraction=fraction, strategy=strategy, seed=seed, **kwargs
+            )
         train = subset(data.train, rows)
-        result = train_and_evaluate(cfg, train, data.test, data.preprocess, seed=seed, steps=steps,
-                                    desc=f"{method} {fraction}", progress=False)
-        results.append({"method": method, "fraction": fraction, "seed": seed,
-                        "test_accuracy": f"{result.test_accuracy:.4f}", "examples": result.examples,
-                        "steps": result.steps, "wall_time_s": f"{result.wall_time_s:.1f}", "score_config": config,
-                        "device": device_name()})
-        logger.info("%-10s %.1f seed %d: acc %.4f (%d ex, %.0f s)", method, fraction, seed, result.test_accuracy,
-                    result.examples, result.wall_time_s)
+        result = train_and_evaluate(
+            cfg, train, data.test, data.preprocess, seed=seed, steps=steps, desc=f"{method} {fraction}", progress=False
+        )
+        results.append(
+            {
+                "method": method,
+                "fraction": fraction,
+                "seed": seed,
+                "test_accuracy": f"{result.test_accuracy:.4f}",
+                "examples": result.examples,
+                "steps": result.steps,
+                "wall_time_s": f"{result.wall_time_s:.1f}",
+                "score_config": config,
+                "device": device_name(),
+            }
+        )
+        logger.info(
+            "%-10s %.1f seed %d: acc %.4f (%d ex, %.0f s)",
+            method,
+            fraction,
+            seed,
+            result.test_accuracy,
+            result.examples,
+            result.wall_time_s,
+        )
     plot(args.output)
     return 0
 
 
 def plot(csv_path: str) -> None:
     """Mean test accuracy vs kept fraction per method (error bars: min/max over seeds)."""
-    import csv  # noqa: PLC0415
-    from collections import defaultdict  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import csv
+    from collections import defaultdict
+    from pathlib import Path
 
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     with open(csv_path, newline="") as handle:
         rows = list(csv.DictReader(handle))

@@ -24,13 +24,18 @@ def pruning_table() -> str:
         acc[row["method"]][float(row["fraction"])].append(float(row["test_accuracy"]))
     fractions = sorted({f for points in acc.values() for f in points if f < 1}, reverse=True)
     full = acc.get("all", {}).get(1.0, [])
-    lines = [f"Full data: {mean(full):.4f} (n={len(full)})" if full else "Full data: not run yet", "",
-             "| method | " + " | ".join(f"keep {f:.0%}" for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]
+    lines = [
+        f"Full data: {mean(full):.4f} (n={len(full)})" if full else "Full data: not run yet",
+        "",
+        "| method | " + " | ".join(f"keep {f:.0%}" for f in fractions) + " |",
+        "|---|" + "---|" * len(fractions),
+    ]
     for method in ("el2n", "grand", "forgetting", "ccs", "random", "easiest"):
         if method in acc:
-            cells = [f"{mean(acc[method][f]):.4f} (n={len(acc[method][f])})" if acc[method].get(f) else "-"
-                     for f in fractions]
+            cells = [
+                f"{mean(acc[method][f]):.4f} (n={len(acc[method][f])})" if acc[method].get(f) else "-"
+                for f in fractions
+            ]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -49,8 +54,10 @@ def transfer_table() -> str:
         acc[(row["train_model"], float(row["fraction"]), row["scores_from"])].append(float(row["test_accuracy"]))
     lines = ["| trained | kept | scores from cnn | scores from mlp | random |", "|---|---|---|---|---|"]
     for model, fraction in sorted({(k[0], k[1]) for k in acc}):
-        cells = [f"{mean(acc[(model, fraction, s)]):.4f}" if acc.get((model, fraction, s)) else "-"
-                 for s in ("cnn", "mlp", "random")]
+        cells = [
+            f"{mean(acc[(model, fraction, s)]):.4f}" if acc.get((model, fraction, s)) else "-"
+            for s in ("cnn", "mlp", "random")
+        ]
         lines.append(f"| {model} | {fraction:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,11 +10,20 @@ import argparse
 import logging
 import math
 
-from .common import device_name, CARD, RESULTS, ResultsCSV, fashion_mnist, load_card_scores, setup_logging, subset
+from .common import CARD, RESULTS, ResultsCSV, device_name, fashion_mnist, load_card_scores, setup_logging, subset
 
 logger = logging.getLogger("experiments.transfer")
-FIELDS = ["train_model", "scores_from", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s",
-          "device"]
+FIELDS = [
+    "train_model",
+    "scores_from",
+    "fraction",
+    "seed",
+    "test_accuracy",
+    "examples",
+    "steps",
+    "wall_time_s",
+    "device",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging()
-    import torch  # noqa: PLC0415
+    import torch
 
-    import datadiet_hub  # noqa: PLC0415
-    from scoring.config import ScoringConfig  # noqa: PLC0415
-    from scoring.downstream import train_and_evaluate  # noqa: PLC0415
+    import datadiet_hub
+    from scoring.config import ScoringConfig
+    from scoring.downstream import train_and_evaluate
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -47,18 +56,41 @@ def main(argv: list[str] | None = None) -> int:
                     if results.done(train_model=train_model, scores_from=source, fraction=fraction, seed=seed):
                         continue
                     if source == "random":
-                        rows = datadiet_hub.select_indices(scores[train_model], fraction=fraction,
-                                                           strategy="random", seed=seed)
+                        rows = datadiet_hub.select_indices(
+                            scores[train_model], fraction=fraction, strategy="random", seed=seed
+                        )
                     else:
                         rows = datadiet_hub.select_indices(scores[source], column="el2n", fraction=fraction)
-                    result = train_and_evaluate(ScoringConfig(model=train_model), subset(data.train, rows),
-                                                data.test, data.preprocess, seed=seed, steps=steps, progress=False)
-                    results.append({"train_model": train_model, "scores_from": source, "fraction": fraction,
-                                    "seed": seed, "test_accuracy": f"{result.test_accuracy:.4f}",
-                                    "examples": result.examples, "steps": steps,
-                                    "wall_time_s": f"{result.wall_time_s:.1f}", "device": device_name()})
-                    logger.info("train %s, scores %s, %.1f, seed %d: %.4f", train_model, source, fraction, seed,
-                                result.test_accuracy)
+                    result = train_and_evaluate(
+                        ScoringConfig(model=train_model),
+                        subset(data.train, rows),
+                        data.test,
+                        data.preprocess,
+                        seed=seed,
+                        steps=steps,
+                        progress=False,
+                    )
+                    results.append(
+                        {
+                            "train_model": train_model,
+                            "scores_from": source,
+                            "fraction": fraction,
+                            "seed": seed,
+                            "test_accuracy": f"{result.test_accuracy:.4f}",
+                            "examples": result.examples,
+                            "steps": steps,
+                            "wall_time_s": f"{result.wall_time_s:.1f}",
+                            "device": device_name(),
+                        }
+                    )
+                    logger.info(
+                        "train %s, scores %s, %.1f, seed %d: %.4f",
+                        train_model,
+                        source,
+                        fraction,
+                        seed,
+                        result.test_accuracy,
+                    )
     return 0
 
 

@@ -19,8 +19,9 @@ def _per_seed_column(matrix: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(matrix.astype(np.float32).ravel()))
 
 
-def build_table(step: int, seeds: list[int], metrics: list[str], state_dir: Path, example_ids: list[str],
-                labels: np.ndarray) -> pa.Table:
+def build_table(
+    step: int, seeds: list[int], metrics: list[str], state_dir: Path, example_ids: list[str], labels: np.ndarray
+) -> pa.Table:
     """The score table of one score time from the shards of every seed."""
     shards = [ckpt.load(ckpt.shard_path(state_dir, seed, step))[0] for seed in seeds]
     n = len(labels)

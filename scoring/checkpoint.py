@@ -30,7 +30,7 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    from safetensors import safe_open  # noqa: PLC0415
+    from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
         metadata = json.loads((handle.metadata() or {}).get("json", "{}"))
@@ -64,8 +64,11 @@ def remove_temporaries(state_dir: Path) -> int:
     return len(stale)
 
 
-def pack_training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, tracker_state: dict,
-                        ) -> dict[str, torch.Tensor]:
+def pack_training_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    tracker_state: dict,
+) -> dict[str, torch.Tensor]:
     """Model weights and buffers, optimizer per-parameter state, forgetting state: everything to resume."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     for pid, state in optimizer.state_dict()["state"].items():
@@ -76,8 +79,9 @@ def pack_training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer
     return tensors
 
 
-def unpack_training_state(tensors: dict[str, torch.Tensor], model: torch.nn.Module,
-                          optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def unpack_training_state(
+    tensors: dict[str, torch.Tensor], model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, torch.Tensor]:
     """Restore model and optimizer in place; return the forgetting tracker state."""
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     opt_state = optimizer.state_dict()
@@ -88,4 +92,4 @@ def unpack_training_state(tensors: dict[str, torch.Tensor], model: torch.nn.Modu
             per_param.setdefault(int(pid), {})[name] = value
     opt_state["state"] = per_param
     optimizer.load_state_dict(opt_state)
-    return {k[len("forgetting."):]: v for k, v in tensors.items() if k.startswith("forgetting.")}
+    return {k[len("forgetting.") :]: v for k, v in tensors.items() if k.startswith("forgetting.")}

@@ -50,7 +50,9 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="YAML or JSON file with config fields; flags override it")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="a ready recipe (a --config file and flags override it)")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), help="a ready recipe (a --config file and flags override it)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     for name, (kind, is_list, _) in field_kinds().items():
@@ -85,15 +87,16 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
-    from datadiet_hub.cli_errors import run_guarded  # noqa: PLC0415
+    from datadiet_hub.cli_errors import run_guarded
 
     parser = build_parser(prog)
     ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if ns.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if ns.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     def go() -> int:
-        from .run import run, shutdown  # noqa: PLC0415
+        from .run import run, shutdown
 
         cfg = config_from_args(ns)
         command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -110,6 +113,6 @@ def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
 
 
 def _is_main_process() -> bool:
-    from accelerate import PartialState  # noqa: PLC0415
+    from accelerate import PartialState
 
     return PartialState().is_main_process

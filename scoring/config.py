@@ -99,11 +99,15 @@ class ScoringConfig:
             if value is None and optional:
                 continue
             if is_list and (not isinstance(value, list) or not all(_is(v, kind) for v in value)):
-                raise ValueError(f"{name}={value!r} must be a list of {kind.__name__}s (comma-separated on the "
-                                 f"command line: --{name.replace('_', '-')} ...).")
+                raise ValueError(
+                    f"{name}={value!r} must be a list of {kind.__name__}s (comma-separated on the "
+                    f"command line: --{name.replace('_', '-')} ...)."
+                )
             if not is_list and not _is(value, kind):
-                raise ValueError(f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
-                                 f"{' or null' if optional else ''}.")
+                raise ValueError(
+                    f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
+                    f"{' or null' if optional else ''}."
+                )
         if not self.scores:
             raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
         for score in self.scores:
@@ -120,8 +124,10 @@ class ScoringConfig:
         if len(set(self.at)) != len(self.at):
             raise ValueError(f"at={self.at!r} lists a score time twice.")
         if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
-            raise ValueError("Forgetting events need training: with --scores forgetting give a score time > 0 "
-                             f"(--at), got at={self.at!r}.")
+            raise ValueError(
+                "Forgetting events need training: with --scores forgetting give a score time > 0 "
+                f"(--at), got at={self.at!r}."
+            )
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be at least 1.")
@@ -155,7 +161,7 @@ class ScoringConfig:
         return {k: v for k, v in self.to_dict().items() if k != "output_dir"}
 
     @classmethod
-    def from_file(cls, path: str | Path, **overrides: Any) -> "ScoringConfig":
+    def from_file(cls, path: str | Path, **overrides: Any) -> ScoringConfig:
         """Read a YAML or JSON config file; ``overrides`` (e.g. from flags) win over the file."""
         return cls(**{**read_config_file(path), **overrides})
 
@@ -168,7 +174,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
-            import yaml  # noqa: PLC0415
+            import yaml
 
             data = yaml.safe_load(text) or {}
         else:

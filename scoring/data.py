@@ -79,8 +79,9 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
             "labelled with a class 0..K-1 (unlabelled test splits use -1); choose a labelled split."
         )
     num_classes = max(source.num_classes, int(labels.max()) + 1)
-    return TensorData(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), ids,
-                      num_classes)
+    return TensorData(
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels), ids, num_classes
+    )
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -113,7 +114,7 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator | None, pad: int = 4) 
     dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
     dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
     flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
-    rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])  # [B, H]
+    rows = torch.arange(h, device=x.device)[None, :] + dy[:, None]  # [B, H]
     cols = torch.arange(w, device=x.device)[None, :].expand(b, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]  # [B, W]
     batch_index = torch.arange(b, device=x.device)[:, None, None]

@@ -20,23 +20,29 @@ NAME = "fashion-mnist-datadiet"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="datadiet demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="datadiet demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  datadiet demo\n  datadiet demo --seeds 5 --score-epochs 2 --train-epochs 5",
     )
     parser.add_argument("--output-dir", default="runs/demo", help="scores, store and results (default: runs/demo)")
     parser.add_argument("--store", help="local store (default: OUTPUT_DIR/store, so the demo leaves yours alone)")
     parser.add_argument("--seeds", type=int, default=3, help="scoring seeds (default: 3)")
     parser.add_argument("--score-epochs", type=int, default=2, help="EL2N after this many epochs (default: 2)")
-    parser.add_argument("--train-epochs", type=int, default=3,
-                        help="downstream training length in epochs of the full set; pruned runs get the same "
-                             "number of steps (default: 3)")
+    parser.add_argument(
+        "--train-epochs",
+        type=int,
+        default=3,
+        help="downstream training length in epochs of the full set; pruned runs get the same "
+        "number of steps (default: 3)",
+    )
     parser.add_argument("--fraction", type=float, default=0.5, help="share kept (default: 0.5)")
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datadiet_hub.cli_errors import run_guarded  # noqa: PLC0415
+    from datadiet_hub.cli_errors import run_guarded
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -46,17 +52,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    import datasets  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import datasets
+    import torch
 
-    import datadiet_hub  # noqa: PLC0415
-    from datadiet_hub.errors import VersionExistsError  # noqa: PLC0415
-    from datadiet_hub.sources import Source, fashion_mnist_dataset  # noqa: PLC0415
+    import datadiet_hub
+    from datadiet_hub.errors import VersionExistsError
+    from datadiet_hub.sources import Source, fashion_mnist_dataset
 
-    from .config import ScoringConfig  # noqa: PLC0415
-    from .data import Preprocess, channel_stats, load_tensors  # noqa: PLC0415
-    from .downstream import train_and_evaluate  # noqa: PLC0415
-    from .run import run  # noqa: PLC0415
+    from .config import ScoringConfig
+    from .data import Preprocess, channel_stats, load_tensors
+    from .downstream import train_and_evaluate
+    from .run import run
 
     progress = not args.no_progress
     out = Path(args.output_dir)
@@ -66,10 +72,19 @@ def demo(args: argparse.Namespace) -> int:
 
     logger.info("1/5 scoring Fashion-MNIST train: EL2N at epoch %d, %d seeds", args.score_epochs, args.seeds)
     t0 = time.perf_counter()
-    cfg = ScoringConfig(output_dir=str(out / "scores"), dataset="fashion_mnist", seeds=list(range(args.seeds)),
-                        scores=["el2n"], at=[args.score_epochs])
-    run(cfg, progress=progress, command=f"datadiet score --seeds {','.join(map(str, cfg.seeds))} --at "
-                                         f"{args.score_epochs} --output-dir {cfg.output_dir}")
+    cfg = ScoringConfig(
+        output_dir=str(out / "scores"),
+        dataset="fashion_mnist",
+        seeds=list(range(args.seeds)),
+        scores=["el2n"],
+        at=[args.score_epochs],
+    )
+    run(
+        cfg,
+        progress=progress,
+        command=f"datadiet score --seeds {','.join(map(str, cfg.seeds))} --at "
+        f"{args.score_epochs} --output-dir {cfg.output_dir}",
+    )
     score_time = time.perf_counter() - t0
     config = f"cnn-ep{args.score_epochs}"
 
@@ -88,11 +103,16 @@ def demo(args: argparse.Namespace) -> int:
     logger.info("4/5 pruning to %.0f%%: hardest by EL2N (prune) and random (filter + keep)", 100 * args.fraction)
     ds = fashion_mnist_dataset("train")
     hardest = datadiet_hub.prune(ds, scores, column="el2n", fraction=args.fraction, strategy="hardest")
-    random_half = ds.filter(datadiet_hub.keep(scores, fraction=args.fraction, strategy="random", seed=0, dataset=ds),
-                            with_indices=True, batched=True)
+    random_half = ds.filter(
+        datadiet_hub.keep(scores, fraction=args.fraction, strategy="random", seed=0, dataset=ds),
+        with_indices=True,
+        batched=True,
+    )
 
-    logger.info("5/5 training the same CNN on each, matched on iterations (%d epochs of the full set, cosine learning rate)",
-                args.train_epochs)
+    logger.info(
+        "5/5 training the same CNN on each, matched on iterations (%d epochs of the full set, cosine learning rate)",
+        args.train_epochs,
+    )
     decode = lambda d, split: load_tensors(Source(d, "image", "label", "fashion_mnist", split), progress=progress)  # noqa: E731
     full = decode(ds, "train")
     test = decode(fashion_mnist_dataset("test"), "test")
@@ -100,25 +120,43 @@ def demo(args: argparse.Namespace) -> int:
     preprocess = Preprocess(mean, std, "none")
     steps = args.train_epochs * math.ceil(len(full) / cfg.batch_size)
     rows = []
-    for label, subset in (("all data", full), (f"EL2N hardest {args.fraction:.0%}", decode(hardest, "train")),
-                          (f"random {args.fraction:.0%}", decode(random_half, "train"))):
-        result = train_and_evaluate(cfg, subset, test, preprocess, seed=0, steps=steps, desc=label,
-                                    progress=progress)
-        rows.append({"run": label, "test_accuracy": result.test_accuracy, "examples": result.examples,
-                     "steps": result.steps, "wall_time_s": round(result.wall_time_s, 1)})
-        logger.info("   %-20s acc %.4f (%d examples, %.0f s)", label, result.test_accuracy, result.examples,
-                    result.wall_time_s)
+    for label, subset in (
+        ("all data", full),
+        (f"EL2N hardest {args.fraction:.0%}", decode(hardest, "train")),
+        (f"random {args.fraction:.0%}", decode(random_half, "train")),
+    ):
+        result = train_and_evaluate(cfg, subset, test, preprocess, seed=0, steps=steps, desc=label, progress=progress)
+        rows.append(
+            {
+                "run": label,
+                "test_accuracy": result.test_accuracy,
+                "examples": result.examples,
+                "steps": result.steps,
+                "wall_time_s": round(result.wall_time_s, 1),
+            }
+        )
+        logger.info(
+            "   %-20s acc %.4f (%d examples, %.0f s)", label, result.test_accuracy, result.examples, result.wall_time_s
+        )
 
     total = time.perf_counter() - started
-    summary = {"score_config": config, "seeds": args.seeds, "score_wall_time_s": round(score_time, 1),
-               "total_wall_time_s": round(total, 1), "store_version": folder, "runs": rows}
+    summary = {
+        "score_config": config,
+        "seeds": args.seeds,
+        "score_wall_time_s": round(score_time, 1),
+        "total_wall_time_s": round(total, 1),
+        "store_version": folder,
+        "runs": rows,
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     print()
     print(f"Scores: {folder} (config {config}, {args.seeds} seeds, scored in {score_time:.0f} s)")
     print(f"{'run':<22}{'test acc':>10}{'examples':>10}{'steps':>8}{'wall s':>9}")
     for row in rows:
-        print(f"{row['run']:<22}{row['test_accuracy']:>10.4f}{row['examples']:>10}{row['steps']:>8}"
-              f"{row['wall_time_s']:>9.1f}")
+        print(
+            f"{row['run']:<22}{row['test_accuracy']:>10.4f}{row['examples']:>10}{row['steps']:>8}"
+            f"{row['wall_time_s']:>9.1f}"
+        )
     print(f"Total wall time {total:.0f} s. Results: {out / 'results.json'}")
     return 0
 

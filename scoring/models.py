@@ -7,7 +7,7 @@ so the scoring engine can build any of them from a config.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -125,13 +125,9 @@ def resolve_factory(name: str) -> ModelFactory:
     )
 
 
-def build_model(
-    name: str, *, num_classes: int, in_channels: int, image_size: int, width: float = 1.0
-) -> nn.Module:
+def build_model(name: str, *, num_classes: int, in_channels: int, image_size: int, width: float = 1.0) -> nn.Module:
     """Build a model by registry name or factory path; the factory gets the four keyword arguments."""
-    model = resolve_factory(name)(
-        num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width
-    )
+    model = resolve_factory(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
     if not isinstance(model, nn.Module):
         raise TypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
     return model

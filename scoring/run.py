@@ -73,7 +73,7 @@ def _broadcast(accelerator, value: Any) -> Any:
     """The main process's ``value`` on every process."""
     if accelerator.num_processes == 1:
         return value
-    from accelerate.utils import broadcast_object_list  # noqa: PLC0415
+    from accelerate.utils import broadcast_object_list
 
     box = [value]
     broadcast_object_list(box, from_process=0)
@@ -109,12 +109,23 @@ def _prepare_state(cfg: ScoringConfig, state_dir: Path) -> None:
 def _decode_source(cfg: ScoringConfig, cache: Path, progress: bool) -> None:
     if cache.exists():
         return
-    source = load_source(cfg.dataset, split=cfg.split, image_column=cfg.image_column,
-                         label_column=cfg.label_column, revision=cfg.revision, data_files=cfg.data_files)
+    source = load_source(
+        cfg.dataset,
+        split=cfg.split,
+        image_column=cfg.image_column,
+        label_column=cfg.label_column,
+        revision=cfg.revision,
+        data_files=cfg.data_files,
+    )
     data = load_tensors(source, progress=progress)
-    meta = {"example_ids": data.example_ids, "num_classes": data.num_classes, "name": source.name,
-            "revision": source.revision, "image_column": source.image_column,
-            "label_column": source.label_column}
+    meta = {
+        "example_ids": data.example_ids,
+        "num_classes": data.num_classes,
+        "name": source.name,
+        "revision": source.revision,
+        "image_column": source.image_column,
+        "label_column": source.label_column,
+    }
     ckpt.atomic_save({"images": data.images, "labels": data.labels}, cache, meta)
 
 
@@ -144,8 +155,10 @@ def _gather_rows(accelerator, rows: torch.Tensor, values: dict[str, torch.Tensor
     valid = all_idx >= 0
     covered = np.unique(all_idx[valid])
     if covered.size != n or valid.sum() != n or (n and covered[-1] != n - 1):
-        raise RuntimeError(f"Sharded scoring covered {covered.size} distinct of {n} rows ({int(valid.sum())} "
-                           "gathered); every row must be scored exactly once.")
+        raise RuntimeError(
+            f"Sharded scoring covered {covered.size} distinct of {n} rows ({int(valid.sum())} "
+            "gathered); every row must be scored exactly once."
+        )
     out = {}
     for name in sorted(values):  # same order on every process: gather is a collective
         tensor = values[name]
@@ -167,8 +180,8 @@ def _hardware(accelerator) -> str:
 
 
 def _make_accelerator():
-    from accelerate import Accelerator  # noqa: PLC0415
-    from accelerate.utils import InitProcessGroupKwargs  # noqa: PLC0415
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
 
     # Processes without a seed to train wait at a barrier while the others train: the default 30 min collective
     # timeout would kill long runs (10 seeds on 8 GPUs), so wait as long as a run may take.
@@ -202,10 +215,19 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     schedule = Schedule.from_config(cfg, len(data))
     rank, world = accelerator.process_index, accelerator.num_processes
     if accelerator.is_main_process:
-        logger.info("%d rows of shape %s, %d classes, %d steps/epoch, %d steps, score at steps %s, "
-                    "augmentation %s, %d process(es) on %s", len(data), shape, data.num_classes,
-                    schedule.steps_per_epoch, schedule.total_steps, list(schedule.score_steps), augmentation,
-                    world, device)
+        logger.info(
+            "%d rows of shape %s, %d classes, %d steps/epoch, %d steps, score at steps %s, "
+            "augmentation %s, %d process(es) on %s",
+            len(data),
+            shape,
+            data.num_classes,
+            schedule.steps_per_epoch,
+            schedule.total_steps,
+            list(schedule.score_steps),
+            augmentation,
+            world,
+            device,
+        )
 
     # Phase 1: train; seeds round-robin over processes.
     for seed in cfg.seeds[rank::world]:
@@ -218,8 +240,10 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     accelerator.wait_for_everyone()
 
     # Phase 2: score every (seed, time) checkpoint; rows sharded over processes, gathered by idx.
-    todo = _broadcast(accelerator, [(s, t) for s in cfg.seeds for t in schedule.score_steps
-                                    if not ckpt.shard_path(state_dir, s, t).exists()])
+    todo = _broadcast(
+        accelerator,
+        [(s, t) for s in cfg.seeds for t in schedule.score_steps if not ckpt.shard_path(state_dir, s, t).exists()],
+    )
     rows = torch.arange(len(data))[rank::world]
     for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show, dynamic_ncols=True):
         t0 = time.perf_counter()
@@ -238,12 +262,22 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
 
         _on_main(accelerator, save_shard)
         if accelerator.is_main_process:
-            logger.info("scored seed %d step %d: %d rows in %.1f s (%.0f rows/s)", seed, step, len(data),
-                        time.perf_counter() - t0, len(data) / max(time.perf_counter() - t0, 1e-9))
+            logger.info(
+                "scored seed %d step %d: %d rows in %.1f s (%.0f rows/s)",
+                seed,
+                step,
+                len(data),
+                time.perf_counter() - t0,
+                len(data) / max(time.perf_counter() - t0, 1e-9),
+            )
 
     # Phase 3: aggregate over seeds and write the dataset (main process).
-    _on_main(accelerator, lambda: _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
-                                                 started, command, _hardware(accelerator)))
+    _on_main(
+        accelerator,
+        lambda: _write_outputs(
+            cfg, data, schedule, state_dir, out, mean, std, augmentation, started, command, _hardware(accelerator)
+        ),
+    )
     accelerator.wait_for_everyone()
     return out
 
@@ -274,16 +308,27 @@ def _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
     previous = json.loads(timing_path.read_text())["wall_time_s"] if timing_path.exists() else 0.0
     wall = previous + time.perf_counter() - started
     meta = data.source_meta
-    import accelerate  # noqa: PLC0415
+    import accelerate
 
     scoring = cfg.identity()
-    scoring.update(mean=[round(v, 6) for v in mean], std=[round(v, 6) for v in std], augmentation=augmentation,
-                   steps_per_epoch=schedule.steps_per_epoch, total_steps=schedule.total_steps)
+    scoring.update(
+        mean=[round(v, 6) for v in mean],
+        std=[round(v, 6) for v in std],
+        augmentation=augmentation,
+        steps_per_epoch=schedule.steps_per_epoch,
+        total_steps=schedule.total_steps,
+    )
     provenance = {
         "format_version": 1,
-        "source": {"dataset": meta["name"], "split": cfg.split, "revision": meta["revision"],
-                   "num_rows": len(data), "fingerprint": fingerprint(data.example_ids),
-                   "image_column": meta["image_column"], "label_column": meta["label_column"]},
+        "source": {
+            "dataset": meta["name"],
+            "split": cfg.split,
+            "revision": meta["revision"],
+            "num_rows": len(data),
+            "fingerprint": fingerprint(data.example_ids),
+            "image_column": meta["image_column"],
+            "label_column": meta["label_column"],
+        },
         "scoring": scoring,
         "configs": configs,
         "library_version": datadiet_hub.__version__,
@@ -294,7 +339,7 @@ def _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
         "wall_time_s": round(wall, 1),
         "command": command,
         "forgetting_convention": "count of correct->incorrect transitions on the trained minibatches; never_learned "
-                                 "rows count 0 per seed and are flagged (data_diet ranks them as infinite)",
+        "rows count 0 per seed and are flagged (data_diet ranks them as infinite)",
     }
     write_score_dataset(out, tables, provenance=provenance, config_info=info)
     atomic_write_bytes(timing_path, json.dumps({"wall_time_s": wall}).encode())

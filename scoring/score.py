@@ -11,8 +11,14 @@ from .metrics.el2n import el2n_from_logits
 
 
 @torch.no_grad()
-def el2n_rows(model: torch.nn.Module, data: TensorData, preprocess: Preprocess, rows: torch.Tensor,
-              batch_size: int, device: torch.device) -> torch.Tensor:
+def el2n_rows(
+    model: torch.nn.Module,
+    data: TensorData,
+    preprocess: Preprocess,
+    rows: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
     model.eval()
     out = torch.empty(len(rows), dtype=torch.float32)
     for start in range(0, len(rows), batch_size):
@@ -22,9 +28,15 @@ def el2n_rows(model: torch.nn.Module, data: TensorData, preprocess: Preprocess, 
     return out
 
 
-def grand_rows(model: torch.nn.Module, data: TensorData, preprocess: Preprocess, rows: torch.Tensor,
-               batch_size: int, device: torch.device) -> torch.Tensor:
-    from .metrics.grand import per_example_grad_norms  # noqa: PLC0415
+def grand_rows(
+    model: torch.nn.Module,
+    data: TensorData,
+    preprocess: Preprocess,
+    rows: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    from .metrics.grand import per_example_grad_norms
 
     model.eval()  # BatchNorm uses its running statistics (DESIGN.md section 1), whatever the function does
     out = torch.empty(len(rows), dtype=torch.float32)
@@ -35,8 +47,14 @@ def grand_rows(model: torch.nn.Module, data: TensorData, preprocess: Preprocess,
     return out
 
 
-def score_rows(cfg: ScoringConfig, model: torch.nn.Module, data: TensorData, preprocess: Preprocess,
-               rows: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+def score_rows(
+    cfg: ScoringConfig,
+    model: torch.nn.Module,
+    data: TensorData,
+    preprocess: Preprocess,
+    rows: torch.Tensor,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
     """The requested model-based scores (el2n, grand) of ``rows``; forgetting comes from the checkpoint."""
     scores = {}
     if "el2n" in cfg.scores:

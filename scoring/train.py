@@ -40,7 +40,7 @@ class Schedule:
     score_steps: tuple[int, ...]
 
     @classmethod
-    def from_config(cls, cfg: ScoringConfig, num_examples: int) -> "Schedule":
+    def from_config(cls, cfg: ScoringConfig, num_examples: int) -> Schedule:
         spe = math.ceil(num_examples / cfg.batch_size)  # the last partial batch is kept: every example, every epoch
         score_steps = sorted({t * spe if cfg.unit == "epoch" else t for t in cfg.at})
         epochs = cfg.epochs if cfg.epochs is not None else math.ceil(score_steps[-1] / spe)
@@ -67,14 +67,20 @@ def seed_generator(*parts: int | str) -> torch.Generator:
 def make_model(cfg: ScoringConfig, data: TensorData, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     channels, height, _ = data.shape
-    return build_model(cfg.model, num_classes=data.num_classes, in_channels=channels, image_size=height,
-                       width=cfg.width)
+    return build_model(
+        cfg.model, num_classes=data.num_classes, in_channels=channels, image_size=height, width=cfg.width
+    )
 
 
 def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -110,8 +116,11 @@ def train_seed(
     wanted = {s for s in score_steps | periodic if s <= schedule.total_steps} | {schedule.total_steps}
 
     def save(step: int) -> None:
-        ckpt.atomic_save(ckpt.pack_training_state(model, optimizer, tracker.state()),
-                         ckpt.checkpoint_path(state_dir, seed, step), {"seed": seed, "step": step})
+        ckpt.atomic_save(
+            ckpt.pack_training_state(model, optimizer, tracker.state()),
+            ckpt.checkpoint_path(state_dir, seed, step),
+            {"seed": seed, "step": step},
+        )
         for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):  # keep score times and the latest
             if old_step < step and old_step not in score_steps:
                 old_path.unlink(missing_ok=True)
@@ -122,8 +131,15 @@ def train_seed(
         return
     n = len(data)
     images, labels = data.images.to(device), data.labels.to(device)
-    bar = tqdm(total=schedule.total_steps, initial=start, desc=f"seed {seed}", unit="step", disable=not progress,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=schedule.total_steps,
+        initial=start,
+        desc=f"seed {seed}",
+        unit="step",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     model.train()
     step = start
     while step < schedule.total_steps:
@@ -152,6 +168,13 @@ def train_seed(
         elapsed = max(time.perf_counter() - t0, 1e-9)
         mean_loss = loss_sum.item() / max(seen, 1)
         bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", ex_s=f"{seen / elapsed:.0f}")
-        logger.info("seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)", seed, epoch + 1,
-                    schedule.total_steps // spe, mean_loss, seen / elapsed, elapsed)
+        logger.info(
+            "seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)",
+            seed,
+            epoch + 1,
+            schedule.total_steps // spe,
+            mean_loss,
+            seen / elapsed,
+            elapsed,
+        )
     bar.close()

@@ -16,12 +16,14 @@ def make_image_dataset(n: int = N_ROWS, *, seed: int = 0, side: int = 8, channel
     shape = (side, side) if channels == 1 else (side, side, channels)
     images = [rng.integers(0, 256, size=shape, dtype=np.uint8) for _ in range(n)]
     labels = [int(i % NUM_CLASSES) for i in range(n)]
-    features = datasets.Features({"image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=[f"c{i}" for i in range(NUM_CLASSES)])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[f"c{i}" for i in range(NUM_CLASSES)])}
+    )
     from PIL import Image
 
-    return datasets.Dataset.from_dict({"image": [Image.fromarray(a) for a in images], "label": labels},
-                                      features=features)
+    return datasets.Dataset.from_dict(
+        {"image": [Image.fromarray(a) for a in images], "label": labels}, features=features
+    )
 
 
 def make_score_table(dataset, *, seed: int = 1, metrics=("el2n",), seeds: int = 3, values=None):

@@ -26,7 +26,14 @@ def score_folder(tmp_path, image_dataset) -> Path:
     """A score dataset folder (two configs) written by the real writer for ``image_dataset``."""
     from datadiet_hub.writer import write_score_dataset
 
-    tables = {"cnn-ep2": make_score_table(image_dataset, seed=1),
-              "cnn-ep0": make_score_table(image_dataset, seed=2, metrics=("el2n", "forgetting"))}
-    return write_score_dataset(tmp_path / "scores", tables, provenance=make_provenance(len(image_dataset)),
-                               config_info={"cnn-ep2": {"model": "cnn", "time": "epoch 2"}}, plots=False)
+    tables = {
+        "cnn-ep2": make_score_table(image_dataset, seed=1),
+        "cnn-ep0": make_score_table(image_dataset, seed=2, metrics=("el2n", "forgetting")),
+    }
+    return write_score_dataset(
+        tmp_path / "scores",
+        tables,
+        provenance=make_provenance(len(image_dataset)),
+        config_info={"cnn-ep2": {"model": "cnn", "time": "epoch 2"}},
+        plots=False,
+    )

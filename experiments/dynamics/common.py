@@ -124,13 +124,21 @@ class Setup:
     steps_per_epoch: int
 
 
-def make_setup(*, train_size: int, n_bins: int, epochs: int, width: float, score_config: str, seed: int = 0,
-               test_size: int | None = None) -> Setup:
+def make_setup(
+    *,
+    train_size: int,
+    n_bins: int,
+    epochs: int,
+    width: float,
+    score_config: str,
+    seed: int = 0,
+    test_size: int | None = None,
+) -> Setup:
     """Subsample ``train_size`` training rows (fixed by ``seed``), attach the card's EL2N (``score_config``, e.g.
     mlp-ep2: 2 epochs of the full-width MLP, mean of the card's seeds) and bin them by rank within the subsample."""
-    from scoring.config import ScoringConfig  # noqa: PLC0415
+    from scoring.config import ScoringConfig
 
-    from ..common import fashion_mnist, load_card_scores, subset  # noqa: PLC0415
+    from ..common import fashion_mnist, load_card_scores, subset
 
     data = fashion_mnist()
     rng = np.random.default_rng(seed)
@@ -147,11 +155,11 @@ def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_
     """SGD steps ``start`` .. ``stop - 1`` of the run (cosine learning rate over ``setup.total_steps``); the data
     order of each epoch comes from ``seed_generator(*order_key, epoch)``, so two children with different keys see
     different orders from the same starting point."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as F
 
-    from scoring.downstream import cosine_lr  # noqa: PLC0415
-    from scoring.train import seed_generator  # noqa: PLC0415
+    from scoring.downstream import cosine_lr
+    from scoring.train import seed_generator
 
     cfg, n, spe = setup.cfg, len(setup.train), setup.steps_per_epoch
     model.train()
@@ -173,7 +181,7 @@ def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_
 
 def error_rate(model, images, labels, preprocess, batch_size: int = 4096):
     """Per-example 0/1 error (bool tensor) in eval mode."""
-    import torch  # noqa: PLC0415
+    import torch
 
     model.eval()
     wrong = []
@@ -191,15 +199,25 @@ def add_setup_arguments(parser) -> None:
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--score-config", default="mlp-ep2")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine more threads oversubscribe)",
+    )
 
 
 def setup_from_args(args):
     """Apply ``--threads`` and build the shared setup from the parsed flags of ``add_setup_arguments``."""
-    import torch  # noqa: PLC0415
+    import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return make_setup(train_size=args.train_size, n_bins=args.bins, epochs=args.epochs, width=args.width,
-                      score_config=args.score_config, seed=args.seed)
+    return make_setup(
+        train_size=args.train_size,
+        n_bins=args.bins,
+        epochs=args.epochs,
+        width=args.width,
+        score_config=args.score_config,
+        seed=args.seed,
+    )

@@ -46,21 +46,42 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger("experiments.dynamics.kernel")
-KERNEL_FIELDS = ["kernel", "group", "epoch_from", "epoch_to", "step_from", "step_to", "distance",
-                 "velocity_per_epoch", "distance_to_final", "el2n_mean", "examples", "device"]
-SUBSPACE_FIELDS = ["kernel", "group", "epoch", "step", "k", "overlap_with_final", "top_k_energy", "el2n_mean",
-                   "examples"]
+KERNEL_FIELDS = [
+    "kernel",
+    "group",
+    "epoch_from",
+    "epoch_to",
+    "step_from",
+    "step_to",
+    "distance",
+    "velocity_per_epoch",
+    "distance_to_final",
+    "el2n_mean",
+    "examples",
+    "device",
+]
+SUBSPACE_FIELDS = [
+    "kernel",
+    "group",
+    "epoch",
+    "step",
+    "k",
+    "overlap_with_final",
+    "top_k_energy",
+    "el2n_mean",
+    "examples",
+]
 KERNELS = ("ntk", "lossgrad")
 DEFAULT_EPOCHS = "0,0.125,0.25,0.5,1,1.5,2,3,4,6,8,10"
 
 
 def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> dict[str, torch.Tensor]:
     """Trace logit NTK and loss-gradient Gram over the rows of ``x`` (float64 accumulation), model in eval mode."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
-    from torch.func import functional_call, grad, vmap  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call, grad, vmap
 
-    from scoring.metrics._oracles import _eval_mode  # noqa: PLC0415
+    from scoring.metrics._oracles import _eval_mode
 
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
@@ -89,11 +110,11 @@ def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | N
     sit in ``nn.Linear`` layers fed 2-D inputs (the MLP): per layer, <dW_i, dW_j> = (a_i . a_j)(g_i . g_j) with a the
     layer input and g the gradient at its output (+ g_i . g_j for the bias), the "ghost" identity of DESIGN.md.
     Returns None when the model does not qualify (then use ``per_example_kernels``)."""
-    import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: PLC0415
-    from torch import nn  # noqa: PLC0415
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
 
-    from scoring.metrics._oracles import _eval_mode  # noqa: PLC0415
+    from scoring.metrics._oracles import _eval_mode
 
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     covered = sum(p.numel() for m in linears for p in m.parameters() if p.requires_grad)
@@ -145,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     add_setup_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    import torch  # noqa: PLC0415
+    import torch
 
-    from scoring.train import make_model, make_optimizer  # noqa: PLC0415
+    from scoring.train import make_model, make_optimizer
 
     started = time.perf_counter()
     setup = setup_from_args(args)
@@ -156,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     if points[-1][0] != setup.total_steps:
         points.append((setup.total_steps, float(args.epochs)))
     rng = np.random.default_rng(args.seed + 1)
-    sample = [np.sort(rng.choice(np.flatnonzero(setup.bins == b), size=args.per_bin, replace=False))
-              for b in range(args.bins)]
+    sample = [
+        np.sort(rng.choice(np.flatnonzero(setup.bins == b), size=args.per_bin, replace=False))
+        for b in range(args.bins)
+    ]
     el2n_means = [float(setup.el2n[s].mean()) for s in sample]
     tag = f"n{args.train_size}-w{args.width}-e{args.epochs}-s{args.seed}-p{args.per_bin}"
     ckdir = RUNS / "kernel" / tag
@@ -189,8 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             per_bin.append(empirical_kernels(model, x, setup.train.labels[idx], setup.train.num_classes))
         kernels[step] = {name: torch.stack([k[name] for k in per_bin]) for name in KERNELS}
         torch.save(kernels[step], kpath)
-        logger.info("epoch %.3g (step %d): kernels of %d bins x %d examples in %.0f s", epoch, step, args.bins,
-                    args.per_bin, time.perf_counter() - t0)
+        logger.info(
+            "epoch %.3g (step %d): kernels of %d bins x %d examples in %.0f s",
+            epoch,
+            step,
+            args.bins,
+            args.per_bin,
+            time.perf_counter() - t0,
+        )
 
     final = points[-1][0]
     velocity = ResultsCSV(args.output, KERNEL_FIELDS, ["kernel", "group", "step_to"])
@@ -200,12 +229,22 @@ def main(argv: list[str] | None = None) -> int:
                 if velocity.done(kernel=name, group=f"bin{b}", step_to=s1):
                     continue
                 d = kernel_distance(kernels[s0][name][b], kernels[s1][name][b])
-                velocity.append({"kernel": name, "group": f"bin{b}", "epoch_from": e0, "epoch_to": e1,
-                                 "step_from": s0, "step_to": s1, "distance": f"{d:.6f}",
-                                 "velocity_per_epoch": f"{d / (e1 - e0):.6f}",
-                                 "distance_to_final": f"{kernel_distance(kernels[s1][name][b], kernels[final][name][b]):.6f}",
-                                 "el2n_mean": f"{el2n_means[b]:.4f}", "examples": args.per_bin,
-                                 "device": device_name()})
+                velocity.append(
+                    {
+                        "kernel": name,
+                        "group": f"bin{b}",
+                        "epoch_from": e0,
+                        "epoch_to": e1,
+                        "step_from": s0,
+                        "step_to": s1,
+                        "distance": f"{d:.6f}",
+                        "velocity_per_epoch": f"{d / (e1 - e0):.6f}",
+                        "distance_to_final": f"{kernel_distance(kernels[s1][name][b], kernels[final][name][b]):.6f}",
+                        "el2n_mean": f"{el2n_means[b]:.4f}",
+                        "examples": args.per_bin,
+                        "device": device_name(),
+                    }
+                )
     subspace = ResultsCSV(args.subspace_output, SUBSPACE_FIELDS, ["kernel", "group", "step", "k"])
     for name in KERNELS:
         for b in range(args.bins):
@@ -216,10 +255,19 @@ def main(argv: list[str] | None = None) -> int:
                 kb = kernels[step][name][b].numpy()
                 vals = np.linalg.eigvalsh(0.5 * (kb + kb.T))[::-1]
                 energy = float(vals[: args.k].clip(min=0).sum() / max(vals.clip(min=0).sum(), 1e-300))
-                subspace.append({"kernel": name, "group": f"bin{b}", "epoch": epoch, "step": step, "k": args.k,
-                                 "overlap_with_final": f"{subspace_overlap(top_eigenspace(kb, args.k), u_final):.6f}",
-                                 "top_k_energy": f"{energy:.4f}", "el2n_mean": f"{el2n_means[b]:.4f}",
-                                 "examples": args.per_bin})
+                subspace.append(
+                    {
+                        "kernel": name,
+                        "group": f"bin{b}",
+                        "epoch": epoch,
+                        "step": step,
+                        "k": args.k,
+                        "overlap_with_final": f"{subspace_overlap(top_eigenspace(kb, args.k), u_final):.6f}",
+                        "top_k_energy": f"{energy:.4f}",
+                        "el2n_mean": f"{el2n_means[b]:.4f}",
+                        "examples": args.per_bin,
+                    }
+                )
     logger.info("done in %.0f s", time.perf_counter() - started)
     plot(args.output, args.subspace_output)
     print(report(args.output, args.subspace_output))
@@ -227,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rows(path: str) -> list[dict[str, str]]:
-    import csv  # noqa: PLC0415
+    import csv
 
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -260,10 +308,14 @@ def report(kernel_csv: str, subspace_csv: str) -> str:
         v = _series(vel, name, "epoch_to", "distance")
         dfin = _series(vel, name, "epoch_to", "distance_to_final")
         ov = _series(sub, name, "epoch", "overlap_with_final")
-        lines += [f"\n**{name}**\n",
-                  ("| bin | EL2N mean | distance, epochs 0-1 | distance, epochs 1-10 | dist. to final at ep. 1 "
-                   "| kernel settles (dist. to final <= 0.05) | overlap at ep. 1 | subspace settles (overlap >= 0.9) |"),
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"\n**{name}**\n",
+            (
+                "| bin | EL2N mean | distance, epochs 0-1 | distance, epochs 1-10 | dist. to final at ep. 1 "
+                "| kernel settles (dist. to final <= 0.05) | overlap at ep. 1 | subspace settles (overlap >= 0.9) |"
+            ),
+            "|---|---|---|---|---|---|---|---|",
+        ]
         el2n = {int(r["group"][3:]): r["el2n_mean"] for r in vel if r["kernel"] == name}
         for b, (xs, ds) in v.items():
             early = sum(d for x, d in zip(xs, ds) if x <= 1.0)
@@ -272,26 +324,32 @@ def report(kernel_csv: str, subspace_csv: str) -> str:
             at1 = fy[fx.index(1.0)] if 1.0 in fx else float("nan")
             ox, oy = ov[b]
             o1 = oy[ox.index(1.0)] if 1.0 in ox else float("nan")
-            lines.append(f"| {b} | {el2n[b]} | {early:.3f} | {late:.3f} | {at1:.3f} | "
-                         f"{settle_epoch(fx, fy, 0.05, above=False):g} | {o1:.3f} | "
-                         f"{settle_epoch(ox, oy, 0.9, above=True):g} |")
+            lines.append(
+                f"| {b} | {el2n[b]} | {early:.3f} | {late:.3f} | {at1:.3f} | "
+                f"{settle_epoch(fx, fy, 0.05, above=False):g} | {o1:.3f} | "
+                f"{settle_epoch(ox, oy, 0.9, above=True):g} |"
+            )
     return "\n".join(lines)
 
 
 def plot(kernel_csv: str, subspace_csv: str) -> None:
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     cmap = plt.get_cmap("viridis")
     vel, sub = _rows(kernel_csv), _rows(subspace_csv)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), dpi=110)
     for r, name in enumerate(KERNELS):
-        for col, (y, label) in enumerate((("velocity_per_epoch", "kernel distance per epoch (velocity)"),
-                                          ("distance_to_final", "kernel distance to final kernel"))):
+        for col, (y, label) in enumerate(
+            (
+                ("velocity_per_epoch", "kernel distance per epoch (velocity)"),
+                ("distance_to_final", "kernel distance to final kernel"),
+            )
+        ):
             ax = axes[r, col]
             series = _series(vel, name, "epoch_to", y)
             for b, (xs, ys) in series.items():
@@ -311,8 +369,14 @@ def plot(kernel_csv: str, subspace_csv: str) -> None:
     for ax, name in zip(axes, KERNELS):
         series = _series(sub, name, "epoch", "overlap_with_final")
         for b, (xs, ys) in series.items():
-            ax.plot([max(x, 0.05) for x in xs], ys, marker="o", markersize=3,
-                    color=cmap(b / max(len(series) - 1, 1)), label=f"bin{b}")
+            ax.plot(
+                [max(x, 0.05) for x in xs],
+                ys,
+                marker="o",
+                markersize=3,
+                color=cmap(b / max(len(series) - 1, 1)),
+                label=f"bin{b}",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("epoch (0 plotted at 0.05)")
         ax.set_ylabel("top-k eigenspace overlap with final")

@@ -34,8 +34,22 @@ from .common import (
 )
 
 logger = logging.getLogger("experiments.dynamics.lmc")
-FIELDS = ["spawn_epoch", "spawn_step", "pair", "group", "examples", "el2n_mean", "barrier", "barrier_linear",
-          "err_a", "err_b", "err_max", "errors", "wall_time_s", "device"]
+FIELDS = [
+    "spawn_epoch",
+    "spawn_step",
+    "pair",
+    "group",
+    "examples",
+    "el2n_mean",
+    "barrier",
+    "barrier_linear",
+    "err_a",
+    "err_b",
+    "err_max",
+    "errors",
+    "wall_time_s",
+    "device",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     add_setup_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    import torch  # noqa: PLC0415
+    import torch
 
-    from scoring.train import make_model, make_optimizer  # noqa: PLC0415
+    from scoring.train import make_model, make_optimizer
 
     setup = setup_from_args(args)
     spe = setup.steps_per_epoch
@@ -88,8 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                 m.load_state_dict(parent["model"])
                 opt = make_optimizer(setup.cfg, m)
                 opt.load_state_dict(parent["optimizer"])
-                train_steps(m, opt, setup, start=step, stop=setup.total_steps,
-                            order_key=("dyn-child", args.seed, step, pair, child))
+                train_steps(
+                    m,
+                    opt,
+                    setup,
+                    start=step,
+                    stop=setup.total_steps,
+                    order_key=("dyn-child", args.seed, step, pair, child),
+                )
                 children.append(m.state_dict())
             probe = make_model(setup.cfg, setup.train, args.seed)
             train_wrong, test_wrong = [], []
@@ -106,18 +126,35 @@ def main(argv: list[str] | None = None) -> int:
                     m_t = torch.from_numpy(mask)
                     errs = np.array([w[m_t].float().mean().item() for w in train_wrong])
                     n, el2n = int(mask.sum()), float(setup.el2n[mask].mean())
-                results.append({
-                    "spawn_epoch": spawn_epoch, "spawn_step": step, "pair": pair, "group": name, "examples": n,
-                    "el2n_mean": f"{el2n:.4f}", "barrier": f"{error_barrier(errs):.4f}",
-                    "barrier_linear": f"{error_barrier(errs, alphas, reference='linear'):.4f}",
-                    "err_a": f"{errs[0]:.4f}", "err_b": f"{errs[-1]:.4f}", "err_max": f"{errs.max():.4f}",
-                    "errors": " ".join(f"{e:.4f}" for e in errs), "wall_time_s": f"{wall:.1f}",
-                    "device": device_name(),
-                })
-            logger.info("spawn %s ep (step %d) pair %d: test barrier %.4f, bin0 %.4f, bin%d %.4f (%.0f s)",
-                        spawn_epoch, step, pair, error_barrier([w.float().mean().item() for w in test_wrong]),
-                        float(results.rows[-len(groups)]["barrier"]), args.bins - 1,
-                        float(results.rows[-2]["barrier"]), wall)
+                results.append(
+                    {
+                        "spawn_epoch": spawn_epoch,
+                        "spawn_step": step,
+                        "pair": pair,
+                        "group": name,
+                        "examples": n,
+                        "el2n_mean": f"{el2n:.4f}",
+                        "barrier": f"{error_barrier(errs):.4f}",
+                        "barrier_linear": f"{error_barrier(errs, alphas, reference='linear'):.4f}",
+                        "err_a": f"{errs[0]:.4f}",
+                        "err_b": f"{errs[-1]:.4f}",
+                        "err_max": f"{errs.max():.4f}",
+                        "errors": " ".join(f"{e:.4f}" for e in errs),
+                        "wall_time_s": f"{wall:.1f}",
+                        "device": device_name(),
+                    }
+                )
+            logger.info(
+                "spawn %s ep (step %d) pair %d: test barrier %.4f, bin0 %.4f, bin%d %.4f (%.0f s)",
+                spawn_epoch,
+                step,
+                pair,
+                error_barrier([w.float().mean().item() for w in test_wrong]),
+                float(results.rows[-len(groups)]["barrier"]),
+                args.bins - 1,
+                float(results.rows[-2]["barrier"]),
+                wall,
+            )
     plot(args.output)
     print(report(args.output))
     return 0
@@ -126,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 def report(csv_path: str, threshold: float = 0.01) -> str:
     """Markdown table: mean barrier (over pairs) per group and spawn epoch, the endpoint error, and the first
     spawn epoch from which the mean barrier stays <= ``threshold``."""
-    from collections import defaultdict  # noqa: PLC0415
+    from collections import defaultdict
 
     rows = load_rows(csv_path)
     table = summary(csv_path)
@@ -137,21 +174,28 @@ def report(csv_path: str, threshold: float = 0.01) -> str:
         sd[row["group"]][float(row["spawn_epoch"])].append(float(row["barrier"]))
         end_err[row["group"]] += [float(row["err_a"]), float(row["err_b"])]
         el2n[row["group"]] = row["el2n_mean"]
-    groups = sorted((g for g in table if g.startswith("bin")), key=lambda g: int(g[3:])) + ["test"]
+    groups = [*sorted((g for g in table if g.startswith("bin")), key=lambda g: int(g[3:])), "test"]
     epochs = sorted({e for g in table for e in table[g]})
-    head = "| group | EL2N mean | end error | " + " | ".join(f"spawn {e:g}" for e in epochs) + \
-        f" | stable from (barrier <= {threshold}) |"
+    head = (
+        "| group | EL2N mean | end error | "
+        + " | ".join(f"spawn {e:g}" for e in epochs)
+        + f" | stable from (barrier <= {threshold}) |"
+    )
     lines = [head, "|" + "---|" * (4 + len(epochs))]
     for g in groups:
         cells = [f"{table[g][e]:.3f} ± {np.std(sd[g][e]):.3f}" for e in epochs]
         ok = [table[g][e] <= threshold for e in epochs]
         stable = next((f"{epochs[i]:g}" for i in range(len(epochs)) if all(ok[i:])), "never")
-        lines.append(f"| {g} | {el2n[g] if g != 'test' else '—'} | {np.mean(end_err[g]):.3f} | " + " | ".join(cells) + f" | {stable} |")
+        lines.append(
+            f"| {g} | {el2n[g] if g != 'test' else '—'} | {np.mean(end_err[g]):.3f} | "
+            + " | ".join(cells)
+            + f" | {stable} |"
+        )
     return "\n".join(lines)
 
 
 def load_rows(csv_path: str) -> list[dict[str, str]]:
-    import csv  # noqa: PLC0415
+    import csv
 
     with open(csv_path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -159,7 +203,7 @@ def load_rows(csv_path: str) -> list[dict[str, str]]:
 
 def summary(csv_path: str) -> dict[str, dict[float, float]]:
     """Mean barrier over pairs: group -> spawn epoch -> barrier."""
-    from collections import defaultdict  # noqa: PLC0415
+    from collections import defaultdict
 
     acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in load_rows(csv_path):
@@ -169,12 +213,12 @@ def summary(csv_path: str) -> dict[str, dict[float, float]]:
 
 def plot(csv_path: str) -> None:
     """Barrier against spawn time, one curve per EL2N bin (viridis, dark = low EL2N) and the test set (black)."""
-    from pathlib import Path  # noqa: PLC0415
+    from pathlib import Path
 
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     table = summary(csv_path)
     bins = sorted((g for g in table if g.startswith("bin")), key=lambda g: int(g[3:]))
@@ -182,12 +226,24 @@ def plot(csv_path: str) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
     for i, g in enumerate(bins):
         xs = list(table[g])
-        ax.plot([max(x, 0.05) for x in xs], [table[g][x] for x in xs], marker="o", markersize=3,
-                color=cmap(i / max(len(bins) - 1, 1)), label=f"EL2N {g}")
+        ax.plot(
+            [max(x, 0.05) for x in xs],
+            [table[g][x] for x in xs],
+            marker="o",
+            markersize=3,
+            color=cmap(i / max(len(bins) - 1, 1)),
+            label=f"EL2N {g}",
+        )
     if "test" in table:
         xs = list(table["test"])
-        ax.plot([max(x, 0.05) for x in xs], [table["test"][x] for x in xs], marker="s", color="black",
-                linestyle="--", label="test")
+        ax.plot(
+            [max(x, 0.05) for x in xs],
+            [table["test"][x] for x in xs],
+            marker="s",
+            color="black",
+            linestyle="--",
+            label="test",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("spawn epoch (0 plotted at 0.05)")
     ax.set_ylabel("error barrier (max err - mean of ends)")

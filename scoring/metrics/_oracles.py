@@ -74,7 +74,7 @@ def vmap_grad_norms(
 
     params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
     frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
-    buffers = {name: b for name, b in model.named_buffers()}
+    buffers = dict(model.named_buffers())
 
     def loss_fn(trainable: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = functional_call(model, (trainable, frozen, buffers), (x.unsqueeze(0),))

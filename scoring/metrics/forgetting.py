@@ -35,5 +35,7 @@ class ForgettingTracker:
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
         self.previous, self.counts, self.learned = (
-            state["previous"].clone(), state["counts"].clone(), state["learned"].clone()
+            state["previous"].clone(),
+            state["counts"].clone(),
+            state["learned"].clone(),
         )

@@ -41,15 +41,24 @@ print("__RESULT__" + json.dumps(result, default=str))
 
 def _tiny_png() -> bytes:
     """A valid 1x1 grey PNG, so plots/ holds a real binary file without matplotlib."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
     idat = chunk(b"IDAT", zlib.compress(b"\x00\x80"))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
-def make_version_folder(path: Path, *, n: int = 50, configs: tuple[str, ...] = ("cnn-ep2", "mlp-ep2"),
-                        seed: int = 0, note: str = "v1", plots: bool = True) -> Path:
+def make_version_folder(
+    path: Path,
+    *,
+    n: int = 50,
+    configs: tuple[str, ...] = ("cnn-ep2", "mlp-ep2"),
+    seed: int = 0,
+    note: str = "v1",
+    plots: bool = True,
+) -> Path:
     """Write a small version folder in the shared layout (README.md + data/<config>/train-*.parquet + plots/).
 
     ``seed`` changes the scores, ``note`` lands in the provenance, so versions are distinguishable.
@@ -62,15 +71,17 @@ def make_version_folder(path: Path, *, n: int = 50, configs: tuple[str, ...] = (
     path.mkdir(parents=True, exist_ok=True)
     for c, config in enumerate(configs):
         per_seed = rng.random((n, 3), dtype=np.float32)
-        table = pa.table({
-            "idx": pa.array(np.arange(n), pa.int64()),
-            "example_id": pa.array([f"ex{i:05d}" for i in range(n)], pa.string()),
-            "label": pa.array(np.arange(n) % 10, pa.int64()),
-            "el2n": pa.array(per_seed.mean(1) + c, pa.float32()),
-            "el2n_std": pa.array(per_seed.std(1), pa.float32()),
-            "el2n_per_seed": pa.array(per_seed.tolist(), pa.list_(pa.float32())),
-            "never_learned": pa.array(per_seed[:, 0] > 0.95, pa.bool_()),
-        })
+        table = pa.table(
+            {
+                "idx": pa.array(np.arange(n), pa.int64()),
+                "example_id": pa.array([f"ex{i:05d}" for i in range(n)], pa.string()),
+                "label": pa.array(np.arange(n) % 10, pa.int64()),
+                "el2n": pa.array(per_seed.mean(1) + c, pa.float32()),
+                "el2n_std": pa.array(per_seed.std(1), pa.float32()),
+                "el2n_per_seed": pa.array(per_seed.tolist(), pa.list_(pa.float32())),
+                "never_learned": pa.array(per_seed[:, 0] > 0.95, pa.bool_()),
+            }
+        )
         (path / "data" / config).mkdir(parents=True, exist_ok=True)
         pq.write_table(table, path / "data" / config / "train-00000-of-00001.parquet")
     configs_yaml = "".join(
@@ -117,35 +128,51 @@ class HubEnv:
         self.tmp = tmp
         self._runs = 0
 
-    def run(self, code: str, *, token: str | None = TOKEN, args: dict[str, Any] | None = None,
-            check: bool = True, timeout: float = 120) -> ClientRun:
+    def run(
+        self,
+        code: str,
+        *,
+        token: str | None = TOKEN,
+        args: dict[str, Any] | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> ClientRun:
         """Run ``code`` in a fresh interpreter against the double; ``code`` sets ``result`` (JSON-able).
 
         ``token`` goes in HF_TOKEN (None: no token at all). ``args`` is available as ``ARGS``.
         """
         self._runs += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
-        env.update({
-            "HF_ENDPOINT": self.double.endpoint,
-            "HF_HOME": str(self.tmp / f"hf_home_{self._runs}"),
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "HF_UPDATE_DOWNLOAD_COUNTS": "0",
-            "HF_HUB_DISABLE_XET": "1",
-            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
-            "DD_ARGS": json.dumps(args or {}),
-            "PYTHONPATH": str(REPO_ROOT),
-            "NO_PROXY": "127.0.0.1,localhost",
-        })
+        env.update(
+            {
+                "HF_ENDPOINT": self.double.endpoint,
+                "HF_HOME": str(self.tmp / f"hf_home_{self._runs}"),
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+                "HF_HUB_DISABLE_XET": "1",
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+                "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+                "DD_ARGS": json.dumps(args or {}),
+                "PYTHONPATH": str(REPO_ROOT),
+                "NO_PROXY": "127.0.0.1,localhost",
+            }
+        )
         if token is not None:
             env["HF_TOKEN"] = token
         script = _PRELUDE + textwrap.dedent(code) + _EPILOGUE
-        proc = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True,
-                              timeout=timeout, cwd=self.tmp)
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
         result = None
         for line in proc.stdout.splitlines():
             if line.startswith("__RESULT__"):
-                result = json.loads(line[len("__RESULT__"):])
+                result = json.loads(line[len("__RESULT__") :])
         if check and proc.returncode != 0:
             raise AssertionError(f"client failed (rc={proc.returncode}):\n{proc.stderr[-6000:]}")
         return ClientRun(result, proc.stdout, proc.stderr, proc.returncode)
@@ -161,6 +188,8 @@ def hub(tmp_path: Path):
 @pytest.fixture
 def version_folder(tmp_path: Path):
     """Factory: ``version_folder("v1", seed=0)`` -> a version folder under tmp_path."""
+
     def make(name: str = "v1", **kwargs: Any) -> Path:
         return make_version_folder(tmp_path / "store" / name, note=name, **kwargs)
+
     return make

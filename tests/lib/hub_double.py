@@ -62,7 +62,7 @@ class Repo:
         """Commit sha for a branch, tag, ``refs/...`` name or full sha; None if unknown."""
         for prefix, refs in (("refs/heads/", self.branches), ("refs/tags/", self.tags)):
             if rev.startswith(prefix):
-                return refs.get(rev[len(prefix):])
+                return refs.get(rev[len(prefix) :])
         if rev in self.branches:
             return self.branches[rev]
         if rev in self.tags:
@@ -151,7 +151,7 @@ class HubDouble:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> HubDouble:  # noqa: PYI034
+    def __enter__(self) -> HubDouble:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -166,8 +166,15 @@ class HubDouble:
 
     # -- test helpers ----------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, path_pattern: str, *, status: int = 500, times: int = 1,
-                  message: str = "Injected failure (HubDouble)") -> None:
+    def fail_next(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        message: str = "Injected failure (HubDouble)",
+    ) -> None:
         """Make the next ``times`` requests whose method matches and whose path matches the regex fail."""
         with self._lock:
             self._failures.append(_Failure(method.upper(), path_pattern, status, times, message))
@@ -179,12 +186,19 @@ class HubDouble:
         """Recorded requests with this method whose path matches the regex."""
         return [r for r in self.requests if r.method == method.upper() and re.search(path_pattern, r.path)]
 
-    def add_repo_with_files(self, repo_id: str, files: dict[str, bytes], *, private: bool = False,
-                            repo_type: str = "dataset", tag: str | None = None) -> str:
+    def add_repo_with_files(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        private: bool = False,
+        repo_type: str = "dataset",
+        tag: str | None = None,
+    ) -> str:
         """Seed a repo directly (no HTTP) and return the commit sha; for tests that need a pre-existing state."""
         with self._lock:
             repo = self._create_repo(repo_type, repo_id, private)
-            sha = self._commit(repo, "main", "seed", {p: c for p, c in files.items()}, [], [])
+            sha = self._commit(repo, "main", "seed", dict(files.items()), [], [])
             if tag:
                 repo.tags[tag] = sha
             return sha
@@ -205,8 +219,16 @@ class HubDouble:
         repo.branches["main"] = sha
         return repo
 
-    def _commit(self, repo: Repo, branch: str, message: str, adds: dict[str, bytes], deleted_files: list[str],
-                deleted_folders: list[str], parent_commit: str | None = None) -> str:
+    def _commit(
+        self,
+        repo: Repo,
+        branch: str,
+        message: str,
+        adds: dict[str, bytes],
+        deleted_files: list[str],
+        deleted_folders: list[str],
+        parent_commit: str | None = None,
+    ) -> str:
         if branch not in repo.branches:
             raise HubError(404, f"Invalid rev id: {branch}", "RevisionNotFound")
         head = repo.branches[branch]
@@ -282,15 +304,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         split = urlsplit(self.path)
         auth = self.headers.get("Authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
         rec = RecordedRequest(method, split.path, parse_qs(split.query), headers, self._read_body(), token)
         self._rec = rec
         d = self.double
         with d._lock:
             d.requests.append(rec)
-            failure = next((f for f in d._failures if f.method == method and re.search(f.path_pattern, split.path)),
-                           None)
+            failure = next(
+                (f for f in d._failures if f.method == method and re.search(f.path_pattern, split.path)), None
+            )
             if failure is not None:
                 failure.times -= 1
                 if failure.times <= 0:
@@ -306,8 +329,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(HubError(500, f"HubDouble internal error: {type(e).__name__}: {e}"))
 
     # responses
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self._rec.status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -434,21 +462,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _info(self, repo: Repo, rev: str) -> None:
         sha = self._rev(repo, rev)
         tree = repo.commits[sha].tree
-        self._json({
-            "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
-            "id": repo.repo_id,
-            "author": repo.repo_id.split("/")[0],
-            "sha": sha,
-            "private": repo.private,
-            "disabled": False,
-            "gated": False,
-            "downloads": 0,
-            "likes": 0,
-            "tags": [],
-            "lastModified": "2024-01-01T00:00:00.000Z",
-            "createdAt": "2024-01-01T00:00:00.000Z",
-            "siblings": [{"rfilename": p} for p in sorted(tree)],
-        })
+        self._json(
+            {
+                "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+                "id": repo.repo_id,
+                "author": repo.repo_id.split("/")[0],
+                "sha": sha,
+                "private": repo.private,
+                "disabled": False,
+                "gated": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "lastModified": "2024-01-01T00:00:00.000Z",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+                "siblings": [{"rfilename": p} for p in sorted(tree)],
+            }
+        )
 
     def _refs(self, repo: Repo) -> None:
         def refs(kind: str, items: dict[str, str]) -> list[dict[str, str]]:
@@ -458,8 +488,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _preupload(self, repo: Repo, rev: str, payload: dict[str, Any]) -> None:
         head = repo.commits[self._rev(repo, rev)].tree
-        files = [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": head.get(f["path"])}
-                 for f in payload["files"]]
+        files = [
+            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": head.get(f["path"])}
+            for f in payload["files"]
+        ]
         self._json({"files": files, "commitOid": repo.resolve(rev)})
 
     def _commit(self, repo: Repo, rev: str) -> None:
@@ -486,11 +518,17 @@ class _Handler(BaseHTTPRequestHandler):
         if rev in repo.tags or (rev not in repo.branches and repo.resolve(rev) is not None):
             raise HubError(400, f"Can only commit to a branch, not to {rev!r}")
         message = header["summary"] + ("\n\n" + header["description"] if header.get("description") else "")
-        sha = self.double._commit(repo, rev, message, adds, deleted_files, deleted_folders,
-                                  header.get("parentCommit"))
+        sha = self.double._commit(repo, rev, message, adds, deleted_files, deleted_folders, header.get("parentCommit"))
         prefix = "" if repo.repo_type == "model" else repo.repo_type + "s/"
-        self._json({"commitOid": sha, "commitUrl": f"{self.double.endpoint}/{prefix}{repo.repo_id}/commit/{sha}",
-                    "hookOutput": "", "success": True, "pullRequestUrl": None})
+        self._json(
+            {
+                "commitOid": sha,
+                "commitUrl": f"{self.double.endpoint}/{prefix}{repo.repo_id}/commit/{sha}",
+                "hookOutput": "",
+                "success": True,
+                "pullRequestUrl": None,
+            }
+        )
 
     def _tag(self, repo: Repo, method: str, arg: str) -> None:
         if method == "DELETE":
@@ -511,8 +549,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _branch(self, repo: Repo, method: str, branch: str) -> None:
         if method == "DELETE":
             if branch not in repo.branches or branch == "main":
-                raise HubError(404 if branch != "main" else 403, f"Cannot delete branch {branch!r}",
-                               "RevisionNotFound" if branch != "main" else None)
+                raise HubError(
+                    404 if branch != "main" else 403,
+                    f"Cannot delete branch {branch!r}",
+                    "RevisionNotFound" if branch != "main" else None,
+                )
             del repo.branches[branch]
             return self._json({})
         payload = json.loads(self._rec.body or b"{}")
@@ -530,8 +571,9 @@ class _Handler(BaseHTTPRequestHandler):
             parts = path.split("/")
             for i in range(1, len(parts)):
                 d = "/".join(parts[:i])
-                out.setdefault(d, {"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0,
-                                   "path": d})
+                out.setdefault(
+                    d, {"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d}
+                )
         return out
 
     def _tree(self, repo: Repo, rev: str, path: str) -> None:
@@ -542,10 +584,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
         recursive = _truthy(self._rec.query.get("recursive"))
         prefix = path + "/" if path else ""
-        selected = [e for p, e in sorted(entries.items())
-                    if p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])]
+        selected = [
+            e
+            for p, e in sorted(entries.items())
+            if p.startswith(prefix) and (recursive or "/" not in p[len(prefix) :])
+        ]
         start = int((self._rec.query.get("cursor") or ["0"])[0])
-        page = selected[start:start + self.double.page_size]
+        page = selected[start : start + self.double.page_size]
         headers = {}
         if start + self.double.page_size < len(selected):
             query = {k: v[0] for k, v in self._rec.query.items()}
@@ -584,6 +629,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(416, b"", {**headers, "Content-Range": f"bytes */{size}"}, "application/octet-stream")
                 return
             headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-            self._send(206, content[first:last + 1], headers, "application/octet-stream")
+            self._send(206, content[first : last + 1], headers, "application/octet-stream")
             return
         self._send(200, content, headers, "application/octet-stream")

@@ -40,8 +40,9 @@ def make_image_dataset(n: int = 60, seed: int = 0):
     import datasets
 
     images, labels = image_arrays(n, seed)
-    features = datasets.Features({"image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=[f"c{i}" for i in range(NUM_CLASSES)])})
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[f"c{i}" for i in range(NUM_CLASSES)])}
+    )
     return datasets.Dataset.from_dict(
         {"image": [{"bytes": png(a), "path": None} for a in images], "label": labels.tolist()}, features=features
     )
@@ -58,28 +59,43 @@ def score_table(n: int = 60, seed: int = 0, score_seed: int = 1) -> pa.Table:
     rng = np.random.default_rng(score_seed)
     per_seed = rng.random((n, 2), dtype=np.float32)
     forgetting = rng.integers(0, 4, size=(n, 2)).astype(np.float32)
-    return pa.table({
-        "idx": pa.array(np.arange(n), pa.int64()),
-        "example_id": pa.array(ids_of(n, seed), pa.string()),
-        "label": pa.array(labels, pa.int64()),
-        "el2n": pa.array(rng.permutation(n).astype(np.float32) / n, pa.float32()),
-        "el2n_std": pa.array(per_seed.std(1), pa.float32()),
-        "el2n_per_seed": pa.array(per_seed.tolist(), pa.list_(pa.float32())),
-        "forgetting": pa.array(forgetting.mean(1), pa.float32()),
-        "forgetting_std": pa.array(forgetting.std(1), pa.float32()),
-        "forgetting_per_seed": pa.array(forgetting.tolist(), pa.list_(pa.float32())),
-        "never_learned": pa.array(rng.random(n) > 0.9, pa.bool_()),
-    })
+    return pa.table(
+        {
+            "idx": pa.array(np.arange(n), pa.int64()),
+            "example_id": pa.array(ids_of(n, seed), pa.string()),
+            "label": pa.array(labels, pa.int64()),
+            "el2n": pa.array(rng.permutation(n).astype(np.float32) / n, pa.float32()),
+            "el2n_std": pa.array(per_seed.std(1), pa.float32()),
+            "el2n_per_seed": pa.array(per_seed.tolist(), pa.list_(pa.float32())),
+            "forgetting": pa.array(forgetting.mean(1), pa.float32()),
+            "forgetting_std": pa.array(forgetting.std(1), pa.float32()),
+            "forgetting_per_seed": pa.array(forgetting.tolist(), pa.list_(pa.float32())),
+            "never_learned": pa.array(rng.random(n) > 0.9, pa.bool_()),
+        }
+    )
 
 
 def provenance(n: int, seed: int = 0) -> dict:
-    return {"source": {"dataset": "tiny-images", "split": "train", "num_rows": n,
-                       "fingerprint": fingerprint(ids_of(n, seed))},
-            "scoring": {"model": "cnn", "seeds": [0, 1], "epochs": 2}}
+    return {
+        "source": {
+            "dataset": "tiny-images",
+            "split": "train",
+            "num_rows": n,
+            "fingerprint": fingerprint(ids_of(n, seed)),
+        },
+        "scoring": {"model": "cnn", "seeds": [0, 1], "epochs": 2},
+    }
 
 
-def write_score_folder(folder: Path, n: int = 60, seed: int = 0, score_seed: int = 1, *,
-                       configs: tuple[str, ...] = ("cnn-ep2",), prov: dict | None = None) -> Path:
+def write_score_folder(
+    folder: Path,
+    n: int = 60,
+    seed: int = 0,
+    score_seed: int = 1,
+    *,
+    configs: tuple[str, ...] = ("cnn-ep2",),
+    prov: dict | None = None,
+) -> Path:
     """A complete score dataset folder (README card + parquet) written by the real writer."""
     from datadiet_hub.writer import write_score_dataset
 

@@ -4,13 +4,12 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from builders import make_provenance, make_score_table
 
 from datadiet_hub import LocalStore, load_scores
 from datadiet_hub.cards import read_card_data
 from datadiet_hub.errors import ScoresNotFoundError, VersionExistsError
 from datadiet_hub.schema import score_schema, validate_table
-
-from builders import make_provenance, make_score_table
 
 
 def test_schema_has_the_documented_columns():
@@ -58,8 +57,10 @@ def test_plain_load_dataset_on_a_stored_version(score_folder, image_dataset, tmp
     ds = datasets.load_dataset(info.location, "cnn-ep0", split="train")  # no project code involved
     assert len(ds) == len(image_dataset)
     assert ds.column_names == score_schema(["el2n", "forgetting"]).names
-    assert ds["example_id"] == make_score_table(image_dataset, seed=2, metrics=("el2n", "forgetting"))[
-        "example_id"].to_pylist()
+    assert (
+        ds["example_id"]
+        == make_score_table(image_dataset, seed=2, metrics=("el2n", "forgetting"))["example_id"].to_pylist()
+    )
     # and through the library, by store name
     same = load_scores("tiny-datadiet", "cnn-ep0", store=store)
     assert same["el2n"] == ds["el2n"]
@@ -68,14 +69,20 @@ def test_plain_load_dataset_on_a_stored_version(score_folder, image_dataset, tmp
 def test_publishing_an_existing_version_is_refused_and_leaves_it_intact(score_folder, tmp_path):
     store = LocalStore(tmp_path / "store")
     first = store.publish(score_folder, "tiny-datadiet", "v1")
-    before = {p.relative_to(first.location): p.read_bytes() for p in sorted(
-        __import__("pathlib").Path(first.location).rglob("*")) if p.is_file()}
+    before = {
+        p.relative_to(first.location): p.read_bytes()
+        for p in sorted(__import__("pathlib").Path(first.location).rglob("*"))
+        if p.is_file()
+    }
     # change the source, then try to publish it as the same version
     (score_folder / "README.md").write_text((score_folder / "README.md").read_text() + "\nchanged\n")
     with pytest.raises(VersionExistsError, match="'v1' of 'tiny-datadiet' already exists.*immutable"):
         store.publish(score_folder, "tiny-datadiet", "v1")
-    after = {p.relative_to(first.location): p.read_bytes() for p in sorted(
-        __import__("pathlib").Path(first.location).rglob("*")) if p.is_file()}
+    after = {
+        p.relative_to(first.location): p.read_bytes()
+        for p in sorted(__import__("pathlib").Path(first.location).rglob("*"))
+        if p.is_file()
+    }
     assert after == before
     assert [v.name for v in store.versions("tiny-datadiet")] == ["v1"]
     assert not list((tmp_path / "store" / "tiny-datadiet").glob(".tmp-*"))  # no leftovers

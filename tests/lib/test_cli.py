@@ -9,8 +9,9 @@ from datadiet_hub.cli import main
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "datadiet_hub.cli", *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "datadiet_hub.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.mark.parametrize("verb", ["publish", "versions", "show", "diff", "prune", "env"])
@@ -40,8 +41,22 @@ def test_prune_command_writes_the_kept_rows(score_folder, image_dataset, tmp_pat
     data = tmp_path / "data.parquet"
     image_dataset.to_parquet(str(data))
     out = tmp_path / "pruned.parquet"
-    code = main(["prune", str(data), "--scores", str(score_folder), "--config", "cnn-ep2", "--fraction", "0.25",
-                 "--output", str(out), "--format", "parquet"])
+    code = main(
+        [
+            "prune",
+            str(data),
+            "--scores",
+            str(score_folder),
+            "--config",
+            "cnn-ep2",
+            "--fraction",
+            "0.25",
+            "--output",
+            str(out),
+            "--format",
+            "parquet",
+        ]
+    )
     assert code == 0
     assert "Kept 10 of 40 rows" in capsys.readouterr().out
     import datasets
@@ -57,8 +72,11 @@ def test_user_errors_are_one_line_without_traceback(score_folder, tmp_path):
     assert again.stderr.startswith("error: Version 'v1' of 'tiny' already exists")
     assert "Traceback" not in again.stderr
     missing = run_cli("show", "nope", "--store", store)
-    assert missing.returncode == 3 and "Traceback" not in missing.stderr and "error: No score dataset 'nope'" in \
-        missing.stderr
+    assert (
+        missing.returncode == 3
+        and "Traceback" not in missing.stderr
+        and "error: No score dataset 'nope'" in missing.stderr
+    )
     bad = run_cli("prune", "x", "--scores", str(score_folder), "--output", str(tmp_path / "o"))
     assert bad.returncode == 2 and "Say how much to keep" in bad.stderr
 

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import datasets
 import pytest
+from builders import make_image_dataset, make_provenance, make_score_table
 
 from datadiet_hub.cards import read_card_data
 from datadiet_hub.store import check_score_folder
 from datadiet_hub.writer import combine_score_folders, write_score_dataset
-
-from builders import make_image_dataset, make_provenance, make_score_table
 
 CARD = Path(__file__).resolve().parents[2] / "cards" / "fashion-mnist-datadiet"
 
@@ -19,8 +18,9 @@ def _folder(path, dataset, model, seed):
     prov["scoring"]["model"] = model
     prov["configs"] = {f"{model}-ep2": {"step": 2, "epoch": 2, "metrics": ["el2n"]}}
     prov["source"]["fingerprint"] = "same-split"
-    return write_score_dataset(path, {f"{model}-ep2": make_score_table(dataset, seed=seed)}, provenance=prov,
-                               plots=False)
+    return write_score_dataset(
+        path, {f"{model}-ep2": make_score_table(dataset, seed=seed)}, provenance=prov, plots=False
+    )
 
 
 def test_combine_keeps_every_config_and_each_runs_provenance(tmp_path, image_dataset):

@@ -11,8 +11,8 @@ from scipy.stats import rankdata as scipy_rankdata
 from scipy.stats import spearmanr
 
 from datadiet_hub.compare import compare_scores, format_comparison
-from datadiet_hub.stats import rankdata, spearman
 from datadiet_hub.errors import ScoreMismatchError
+from datadiet_hub.stats import rankdata, spearman
 
 
 def _table(scores, idx=None, example_id=None) -> Dataset:

@@ -3,11 +3,10 @@
 import datasets
 import numpy as np
 import pytest
+from builders import make_image_dataset, make_score_table
 
 import datadiet_hub
 from datadiet_hub.errors import ScoreMismatchError
-
-from builders import make_image_dataset, make_score_table
 
 
 def scores_for(ds, values=None):

@@ -110,12 +110,15 @@ def test_unknown_column_lists_the_available_ones(ds, scores):
         prune(ds, without_ids, fraction=0.5, on="example_id")
 
 
-@pytest.mark.parametrize("kwargs, pattern", [
-    (dict(on="row"), r"on='row'; choose one of: idx, example_id"),
-    (dict(missing="ignore"), r"missing='ignore'; choose one of: error, drop, keep"),
-    (dict(verify="some"), r"verify='some'; choose one of: sample, full, none"),
-    (dict(strategy="hardset"), r"Unknown strategy 'hardset'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        (dict(on="row"), r"on='row'; choose one of: idx, example_id"),
+        (dict(missing="ignore"), r"missing='ignore'; choose one of: error, drop, keep"),
+        (dict(verify="some"), r"verify='some'; choose one of: sample, full, none"),
+        (dict(strategy="hardset"), r"Unknown strategy 'hardset'"),
+    ],
+)
 def test_unknown_options_name_the_choices(ds, scores, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         prune(ds, scores, fraction=0.5, **kwargs)
@@ -150,7 +153,7 @@ def test_corrupt_or_truncated_parquet_is_a_clear_error(tmp_path, damage):
         data = data[: len(data) // 2]
     else:
         middle = len(data) // 2
-        data[middle - 64: middle + 64] = bytes(range(128))
+        data[middle - 64 : middle + 64] = bytes(range(128))
         data[:4] = b"XXXX"  # and a broken magic number, so every reader notices
     path.write_bytes(bytes(data))
     with pytest.raises(ScoresNotFoundError, match=r"cannot be read: a data file is corrupt or truncated.*Re-publish"):
@@ -173,7 +176,9 @@ def test_fraction_and_count_edges(ds, scores):
     assert len(prune(ds, scores, count=0)) == 0
     with pytest.raises(ValueError, match="either fraction .* or count"):
         prune(ds, scores, fraction=0.5, count=3)
-    with pytest.raises(ValueError, match=rf"count={N + 1} must be an integer between 0 and the number of rows \({N}\)"):
+    with pytest.raises(
+        ValueError, match=rf"count={N + 1} must be an integer between 0 and the number of rows \({N}\)"
+    ):
         prune(ds, scores, count=N + 1)
 
 

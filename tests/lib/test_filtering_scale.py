@@ -67,8 +67,9 @@ def test_prune_is_an_indices_mapping_equal_to_select(env):
     again = pruned.select([0, 2, 4])  # a later select composes mappings instead of flattening
     assert again._indices is not None and again.data.num_rows == N
     assert again["label"] == [reference["label"][i] for i in (0, 2, 4)]
-    assert pruned.filter(lambda b: [x == 1 for x in b["label"]], batched=True)["label"] == \
-        [x for x in reference["label"] if x == 1]
+    assert pruned.filter(lambda b: [x == 1 for x in b["label"]], batched=True)["label"] == [
+        x for x in reference["label"] if x == 1
+    ]
 
 
 @pytest.mark.parametrize("rows", [[], [3], [0, 1, 2, 3], [5, 7, 8, 30, 59], list(range(0, N, 3))])
@@ -94,8 +95,9 @@ def test_select_rows_matches_dataset_select(rows, base):
 def test_keep_filter_equals_prune(env, kwargs):
     ds, _, scores = env
     pruned = prune(ds, scores, fraction=0.5, strategy="offset", offset=0.1)
-    filtered = ds.filter(keep(scores, fraction=0.5, strategy="offset", offset=0.1), with_indices=True, batched=True,
-                         **kwargs)
+    filtered = ds.filter(
+        keep(scores, fraction=0.5, strategy="offset", offset=0.1), with_indices=True, batched=True, **kwargs
+    )
     assert ids(filtered) == ids(pruned)
 
 
@@ -166,7 +168,7 @@ def test_missing_policies_report_and_handle_unscored_rows(env, caplog):
 def test_id_index_duplicates_clashes_and_plain_strings():
     base = ids_of(50)
     dup = base + base[:5]  # duplicated content maps to the first scored copy
-    assert IdIndex(dup).lookup(base[:5] + ["f" * 32]).tolist() == [0, 1, 2, 3, 4, -1]
+    assert IdIndex(dup).lookup([*base[:5], "f" * 32]).tolist() == [0, 1, 2, 3, 4, -1]
     # ids sharing their first 48 bits: the truncated keys clash and must still resolve exactly
     clash = [f"{'ab' * 6}{i:020x}" for i in range(20)]
     index = IdIndex(clash + base)
@@ -209,8 +211,9 @@ def _no_torch_in_streaming(monkeypatch):
 
 def streamed(tmp_path, ds, name="train"):
     path = write_parquet_dataset(tmp_path / name / "train.parquet", ds)
-    return lambda: datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=True,
-                                         cache_dir=str(tmp_path / "cache"))
+    return lambda: datasets.load_dataset(
+        "parquet", data_files=str(path), split="train", streaming=True, cache_dir=str(tmp_path / "cache")
+    )
 
 
 def stream_ids(rows) -> list[str]:
@@ -248,8 +251,9 @@ def test_fingerprint_in_the_card_is_checked(env, tmp_path):
     ds, folder, scores = env
     assert load_provenance(folder)["source"]["fingerprint"] == fingerprint(ids_of(N))
     assert len(prune(ds, scores, fraction=0.5, verify="full")) == N // 2  # provenance found via load_scores
-    bad = write_score_folder(tmp_path / "bad", N, prov=dict(provenance(N), source=dict(
-        provenance(N)["source"], fingerprint="0" * 64)))
+    bad = write_score_folder(
+        tmp_path / "bad", N, prov=dict(provenance(N), source=dict(provenance(N)["source"], fingerprint="0" * 64))
+    )
     bad_scores = load_scores(bad, cache_dir=str(tmp_path / "cache"))
     with pytest.raises(ScoreMismatchError, match=r"fingerprint.*differs.*verify='none' \(CLI: --verify none\)"):
         prune(ds, bad_scores, fraction=0.5, verify="full")

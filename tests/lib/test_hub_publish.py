@@ -46,7 +46,9 @@ def local_rows(folder, config):
 
 def test_publish_creates_repo_one_commit_and_tag_and_plain_load_dataset_reads_it(hub, version_folder):
     v1 = version_folder("v1")
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from huggingface_hub import HfApi
 from datadiet_hub.hub import push_version
 res = push_version(ARGS["v1"], "user/scores", "v1")
@@ -59,7 +61,9 @@ result = {
     "same_mlp": load_rows("mlp-ep2", "v1") == local_rows(ARGS["v1"], "mlp-ep2"),
     "n": len(load_rows("cnn-ep2", "v1")),
 }
-""", args={"v1": str(v1)})
+""",
+        args={"v1": str(v1)},
+    )
     r = run.result
     d = hub.double
     local = _local_files(v1)
@@ -70,8 +74,11 @@ result = {
     # exactly one commit, on main, containing every file of the folder byte for byte
     commits = d.find("POST", r"/commit/")
     assert len(commits) == 1 and commits[0].path == "/api/datasets/user/scores/commit/main"
-    sent = {ln["value"]["path"]: base64.b64decode(ln["value"]["content"])
-            for ln in commits[0].ndjson() if ln["key"] == "file"}
+    sent = {
+        ln["value"]["path"]: base64.b64decode(ln["value"]["content"])
+        for ln in commits[0].ndjson()
+        if ln["key"] == "file"
+    }
     assert sent == local
     assert r["uploaded"] == sorted(local)
     # tag v1 at that commit, main moved to it, refs listed by the client
@@ -92,7 +99,9 @@ def test_second_version_keeps_the_first_loadable_and_versions_are_listed(hub, ve
     v1 = version_folder("v1")
     v2 = version_folder("v2", seed=1, configs=("cnn-ep2",), plots=False)  # drops a config and the plots
     hub.double.page_size = 2  # make the tree listings page
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from datadiet_hub.hub import push_version, list_versions, load_from_hub
 from datadiet_hub.errors import ScoresNotFoundError
 push_version(ARGS["v1"], "user/scores", "v1")
@@ -117,7 +126,9 @@ result = {
                  for v in list_versions("user/scores")],
     "missing": missing,
 }
-""", args={"v1": str(v1), "v2": str(v2)})
+""",
+        args={"v1": str(v1), "v2": str(v2)},
+    )
     r = run.result
     repo = hub.double.repo(REPO)
     assert r["v1_old"] and r["v1_mlp"] and r["v2_new"]
@@ -139,7 +150,9 @@ result = {
 def test_existing_version_is_refused_without_force_and_replaced_with_force(hub, version_folder):
     v1, v1b = version_folder("v1"), version_folder("v1b", seed=7)
     old_sha = _seed(hub, v1, "v1")
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from datadiet_hub.hub import push_version
 from datadiet_hub.errors import VersionExistsError
 try:
@@ -151,7 +164,9 @@ except VersionExistsError as e:
 res = push_version(ARGS["v1b"], "user/scores", "v1", force=True)
 result = {"refused": refused, "replaced": res.replaced_sha, "sha": res.commit_sha, "line": res.describe(),
           "new_rows": load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1b"], "cnn-ep2")}
-""", args={"v1b": str(v1b)})
+""",
+        args={"v1b": str(v1b)},
+    )
     r = run.result
     assert "'v1'" in r["refused"] and "--force" in r["refused"] and old_sha in r["refused"]
     assert len(hub.double.find("POST", r"/commit/")) == 1  # the refused attempt uploaded nothing
@@ -163,13 +178,17 @@ result = {"refused": refused, "replaced": res.replaced_sha, "sha": res.commit_sh
 
 def test_branch_mode_marks_the_version_with_a_branch(hub, version_folder):
     v1 = version_folder("v1")
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from datadiet_hub.hub import push_version, list_versions
 res = push_version(ARGS["v1"], "user/scores", "v1", as_branch=True)
 same = load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1"], "cnn-ep2")
 result = {"sha": res.commit_sha, "kind": res.kind, "rows": same,
           "versions": [(v.name, v.kind) for v in list_versions("user/scores")]}
-""", args={"v1": str(v1)})
+""",
+        args={"v1": str(v1)},
+    )
     r = run.result
     repo = hub.double.repo(REPO)
     assert r["kind"] == "branch" and repo.branches["v1"] == r["sha"] and repo.tags == {}
@@ -181,7 +200,9 @@ def test_commit_failure_leaves_previous_version_untouched_and_says_so(hub, versi
     v1, v2 = version_folder("v1"), version_folder("v2", seed=3)
     old_sha = _seed(hub, v1, "v1")
     hub.double.fail_next("POST", r"/commit/", status=500, message="simulated storage outage")
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from datadiet_hub.hub import push_version
 from datadiet_hub.errors import HubError
 try:
@@ -190,7 +211,9 @@ try:
 except HubError as e:
     error = str(e)
 result = {"error": error, "v1": load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1"], "cnn-ep2")}
-""", args={"v1": str(v1), "v2": str(v2)})
+""",
+        args={"v1": str(v1), "v2": str(v2)},
+    )
     r = run.result
     repo = hub.double.repo(REPO)
     assert r["error"] is not None
@@ -204,7 +227,8 @@ def test_tag_failure_reports_landed_commit_and_a_rerun_finishes(hub, version_fol
     v1, v2 = version_folder("v1"), version_folder("v2", seed=3)
     old_sha = _seed(hub, v1, "v1")
     hub.double.fail_next("POST", r"/tag/", status=500)
-    run = hub.run("""
+    run = hub.run(
+        """
 from datadiet_hub.hub import push_version
 from datadiet_hub.errors import HubError
 try:
@@ -214,7 +238,9 @@ except HubError as e:
     error = str(e)
 res = push_version(ARGS["v2"], "user/scores", "v2")  # rerun after the outage
 result = {"error": error, "sha": res.commit_sha}
-""", args={"v2": str(v2)})
+""",
+        args={"v2": str(v2)},
+    )
     r = run.result
     repo = hub.double.repo(REPO)
     landed = [c for c in repo.commits.values() if c.parent == old_sha]
@@ -230,7 +256,8 @@ def test_failed_forced_move_restores_the_old_tag(hub, version_folder):
     v1, v1b = version_folder("v1"), version_folder("v1b", seed=5)
     old_sha = _seed(hub, v1, "v1")
     hub.double.fail_next("POST", r"/tag/", status=503, times=1)  # new tag fails, restore succeeds
-    run = hub.run("""
+    run = hub.run(
+        """
 from datadiet_hub.hub import push_version
 from datadiet_hub.errors import HubError
 try:
@@ -239,7 +266,9 @@ try:
 except HubError as e:
     error = str(e)
 result = {"error": error}
-""", args={"v1b": str(v1b)})
+""",
+        args={"v1b": str(v1b)},
+    )
     err = run.result["error"]
     assert err is not None and f"restored to commit {old_sha}" in err and "untouched" in err
     assert _tags(hub) == {"v1": old_sha}
@@ -247,7 +276,9 @@ result = {"error": error}
 
 def test_private_repo_needs_the_token(hub, version_folder):
     v1 = version_folder("v1")
-    run = hub.run(_LOAD + """
+    run = hub.run(
+        _LOAD
+        + """
 from datadiet_hub.hub import push_version, list_versions, load_from_hub
 from datadiet_hub.errors import HubError, ScoresNotFoundError
 tok = ARGS["token"]
@@ -268,7 +299,10 @@ out["list_tok"] = [v.name for v in list_versions("user/scores", token=tok)]
 loaded = load_from_hub("user/scores", "cnn-ep2", "v1", token=tok).to_list()
 out["load_tok"] = loaded == local_rows(ARGS["v1"], "cnn-ep2")
 result = out
-""", token=None, args={"v1": str(v1), "token": TOKEN})
+""",
+        token=None,
+        args={"v1": str(v1), "token": TOKEN},
+    )
     r = run.result
     assert hub.double.repo(REPO).private
     assert "HF_TOKEN" in r["push_no_token"] and "login" in r["push_no_token"]
@@ -281,7 +315,8 @@ def test_token_never_appears_in_errors_logs_or_files(hub, version_folder):
     v1 = version_folder("v1")
     hub.double.add_repo_with_files("other/theirs", {"README.md": b"x"})
     hub.double.fail_next("POST", r"/commit/", status=500, message="boom")
-    run = hub.run("""
+    run = hub.run(
+        """
 from datadiet_hub.hub import push_version
 from datadiet_hub.errors import HubError
 errors = []
@@ -293,7 +328,9 @@ for repo in ("user/scores", "other/theirs"):  # injected 500, then 403 on someon
         errors.append(repr(e))
 push_version(ARGS["v1"], "user/scores", "v1")
 result = {"errors": errors}
-""", args={"v1": str(v1)})
+""",
+        args={"v1": str(v1)},
+    )
     assert len(run.result["errors"]) == 4
     assert TOKEN in {q.token for q in hub.double.requests}  # the token was really used...
     assert TOKEN not in run.output  # ...but is in no message or log line (DEBUG logging is on)
@@ -364,24 +401,34 @@ def test_double_http_contract_ranges_error_codes_and_auth(hub):
     assert status == 206 and body == bytes(range(10, 20)) and headers["Content-Range"] == "bytes 10-19/100"
     status, headers, body = call("/datasets/user/scores/resolve/v1/data/a.bin", "HEAD")
     assert status == 200 and headers["Content-Length"] == "100" and len(headers["X-Repo-Commit"]) == 40
-    for path, code in [("/datasets/user/scores/resolve/v1/nope.py", "EntryNotFound"),
-                       ("/datasets/user/scores/resolve/v9/data/a.bin", "RevisionNotFound"),
-                       ("/datasets/user/missing/resolve/main/README.md", "RepoNotFound")]:
+    for path, code in [
+        ("/datasets/user/scores/resolve/v1/nope.py", "EntryNotFound"),
+        ("/datasets/user/scores/resolve/v9/data/a.bin", "RevisionNotFound"),
+        ("/datasets/user/missing/resolve/main/README.md", "RepoNotFound"),
+    ]:
         status, headers, _ = call(path, "HEAD")
         assert headers["X-Error-Code"] == code and "Content-Length" in headers and status in (401, 404)
-    status, _, body = call("/api/datasets/user/scores/tag/main", "POST", {"Content-Type": "application/json"},
-                           json.dumps({"tag": "v2"}).encode())
+    status, _, body = call(
+        "/api/datasets/user/scores/tag/main",
+        "POST",
+        {"Content-Type": "application/json"},
+        json.dumps({"tag": "v2"}).encode(),
+    )
     assert status == 401 and "v2" not in hub.double.repo(REPO).tags
-    status, _, _ = call("/api/datasets/user/scores/tag/main", "POST",
-                        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-                        json.dumps({"tag": "v1"}).encode())
+    status, _, _ = call(
+        "/api/datasets/user/scores/tag/main",
+        "POST",
+        {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+        json.dumps({"tag": "v1"}).encode(),
+    )
     assert status == 409  # existing tag
 
 
 def test_cli_publish_versions_and_load_scores_through_the_hub(hub, score_folder):
     """The real card writer's folder, pushed with `datadiet publish --repo-id`, listed with `datadiet versions`,
     loaded back with `datadiet_hub.load_scores(repo_id, config, version)`; a second publish is refused (exit 4)."""
-    run = hub.run("""
+    run = hub.run(
+        """
 import contextlib, io
 from datadiet_hub.cli import main
 import datadiet_hub
@@ -392,7 +439,9 @@ with contextlib.redirect_stdout(out):
 again = main(["publish", ARGS["folder"], "--repo-id", "user/cli-scores", "--version", "v1"])
 scores = datadiet_hub.load_scores("user/cli-scores", "cnn-ep2", version="v1")
 result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(scores), "cols": scores.column_names}
-""", args={"folder": str(score_folder)})
+""",
+        args={"folder": str(score_folder)},
+    )
     r = run.result
     assert r["codes"] == [0, 0, 4]
     assert "Published user/cli-scores tag 'v1'" in r["out"]
@@ -404,7 +453,8 @@ result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(score
 def test_push_version_refuses_an_invalid_score_table_before_any_request(hub, score_folder):
     """The library call validates the folder itself (not only the CLI): nothing reaches the Hub."""
     (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
-    run = hub.run("""
+    run = hub.run(
+        """
 from datadiet_hub.errors import ScoresNotFoundError
 from datadiet_hub.hub import push_version
 try:
@@ -412,6 +462,8 @@ try:
     result = None
 except ScoresNotFoundError as e:
     result = str(e)
-""", args={"folder": str(score_folder)})
+""",
+        args={"folder": str(score_folder)},
+    )
     assert run.result and "is not a valid score table" in run.result
     assert hub.double.find("POST", r"^/api/repos/create$") == []

@@ -77,8 +77,11 @@ def test_ccs_covers_the_score_range():
 
 
 def test_forgetting_ranks_never_learned_first():
-    scores = {"idx": np.arange(4), "forgetting": np.array([3.0, 0.0, 1.0, 0.0]),
-              "never_learned": np.array([False, True, False, False])}
+    scores = {
+        "idx": np.arange(4),
+        "forgetting": np.array([3.0, 0.0, 1.0, 0.0]),
+        "never_learned": np.array([False, True, False, False]),
+    }
     assert select_indices(scores, column="forgetting", count=1).tolist() == [1]
     assert select_indices(scores, column="forgetting", count=1, never_learned_as_inf=False).tolist() == [0]
 

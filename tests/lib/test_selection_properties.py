@@ -27,8 +27,11 @@ def scores_and_k(draw, min_size=0):
 
 
 def is_sorted_subset(kept: np.ndarray, n: int) -> bool:
-    return kept.dtype == np.int64 and bool(np.all(np.diff(kept) > 0)) and (len(kept) == 0 or (kept[0] >= 0
-                                                                                                and kept[-1] < n))
+    return (
+        kept.dtype == np.int64
+        and bool(np.all(np.diff(kept) > 0))
+        and (len(kept) == 0 or (kept[0] >= 0 and kept[-1] < n))
+    )
 
 
 @SETTINGS
@@ -46,11 +49,11 @@ def test_hardest_and_easiest_are_exact_and_break_ties_by_position(case, largest)
 @given(scores_and_k(min_size=1), st.floats(0, 0.99))
 def test_offset_is_the_stable_order_window(case, offset):
     values, k = case
-    skip = int(math.floor(offset * len(values) + 0.5))
+    skip = math.floor(offset * len(values) + 0.5)
     k = min(k, len(values) - skip)
     kept = select(values, k, strategy="offset", offset=offset)
     assert len(kept) == k and is_sorted_subset(kept, len(values))
-    assert kept.tolist() == sorted(order_hardest(values)[skip: skip + k].tolist())
+    assert kept.tolist() == sorted(order_hardest(values)[skip : skip + k].tolist())
 
 
 @SETTINGS
@@ -66,7 +69,7 @@ def test_random_is_exact_subset_and_seeded(case, seed):
 @given(scores_and_k(min_size=1), st.floats(0, 0.5), st.integers(1, 12), st.integers(0, 1000))
 def test_ccs_is_exact_subset_without_the_dropped_hardest(case, beta, bins, seed):
     values, k = case
-    drop = int(math.floor(beta * len(values) + 0.5))
+    drop = math.floor(beta * len(values) + 0.5)
     k = min(k, len(values) - drop)
     kept = select(values, k, strategy="ccs", offset=beta, bins=bins, seed=seed)
     assert len(kept) == k and is_sorted_subset(kept, len(values))
@@ -79,8 +82,9 @@ def test_ccs_is_exact_subset_without_the_dropped_hardest(case, beta, bins, seed)
 def test_class_balanced_counts_follow_the_class_proportions(data):
     n = data.draw(st.integers(1, 80))
     labels = np.asarray(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)))
-    values = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=n, max_size=n)),
-                        dtype=np.float32)
+    values = np.asarray(
+        data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=n, max_size=n)), dtype=np.float32
+    )
     k = data.draw(st.integers(0, n))
     strategy = data.draw(st.sampled_from(["hardest", "easiest", "random"]))
     kept = class_balanced(values, labels, k, strategy=strategy, seed=1)
@@ -103,7 +107,7 @@ def test_class_balanced_counts_follow_the_class_proportions(data):
 @given(st.integers(0, 10**7), st.floats(1e-9, 1.0))
 def test_budget_rounds_half_up_within_bounds(n, fraction):
     k = budget(n, fraction=fraction)
-    assert 0 <= k <= n and k == min(n, int(math.floor(fraction * n + 0.5)))
+    assert 0 <= k <= n and k == min(n, math.floor(fraction * n + 0.5))
 
 
 @SETTINGS

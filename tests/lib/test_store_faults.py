@@ -46,11 +46,22 @@ except DatadietError as err:
 
 
 def start_publish(root: Path, source: Path, version: str, *, delay: float, go: Path | None = None) -> subprocess.Popen:
-    args = {"root": str(root), "source": str(source), "name": "tiny", "version": version, "delay": delay,
-            "go": str(go) if go else None}
+    args = {
+        "root": str(root),
+        "source": str(source),
+        "name": "tiny",
+        "version": version,
+        "delay": delay,
+        "go": str(go) if go else None,
+    }
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    return subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(args)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps(args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def source_with_many_files(path: Path, *, seed: int, files: int = 30) -> Path:
@@ -63,8 +74,11 @@ def source_with_many_files(path: Path, *, seed: int, files: int = 30) -> Path:
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_publish_into_an_unwritable_store_is_a_store_error(tmp_path):
@@ -73,15 +87,20 @@ def test_publish_into_an_unwritable_store_is_a_store_error(tmp_path):
     blocker.write_text("a file where the store's parent folder should be")
     source = write_score_folder(tmp_path / "scores", N)
     before = tree_digest(source)
-    with pytest.raises(StoreError, match=r"Cannot write to the store at .*not-a-folder.*Nothing was published.*"
-                                         r"DATADIET_HOME"):
+    with pytest.raises(
+        StoreError,
+        match=r"Cannot write to the store at .*not-a-folder.*Nothing was published.*"
+        r"DATADIET_HOME",
+    ):
         LocalStore(blocker / "store").publish(source, "tiny", "v1")
     assert tree_digest(source) == before and blocker.read_text().startswith("a file")
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: file permissions do not stop root from writing (the test above covers "
-                           "an unwritable store in a way that holds for root)")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="running as root: file permissions do not stop root from writing (the test above covers "
+    "an unwritable store in a way that holds for root)",
+)
 def test_publish_into_a_read_only_folder_is_a_store_error(tmp_path):
     root = tmp_path / "store"
     root.mkdir()

@@ -37,14 +37,16 @@ def make_images(n: int, side: int, channels: int, num_classes: int, seed: int = 
     return (images[..., 0] if channels == 1 else images), labels
 
 
-def write_image_parquet(path: Path, n: int, side: int, channels: int, num_classes: int = 4, *,
-                        image_column: str = "image", seed: int = 0) -> Path:
+def write_image_parquet(
+    path: Path, n: int, side: int, channels: int, num_classes: int = 4, *, image_column: str = "image", seed: int = 0
+) -> Path:
     """A parquet file with ``Image`` and ``ClassLabel`` features, as ``datasets`` writes them."""
     import datasets
 
     images, labels = make_images(n, side, channels, num_classes, seed)
-    features = datasets.Features({image_column: datasets.Image(),
-                                  "label": datasets.ClassLabel(names=[f"c{k}" for k in range(num_classes)])})
+    features = datasets.Features(
+        {image_column: datasets.Image(), "label": datasets.ClassLabel(names=[f"c{k}" for k in range(num_classes)])}
+    )
     ds = datasets.Dataset.from_dict({image_column: list(images), "label": labels.tolist()}, features=features)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_parquet(str(path))
@@ -88,9 +90,19 @@ def tiny_config(out: Path, data: Path, **overrides):
     """A fast ScoringConfig on the tiny parquet file: small CNN, 2 seeds, batch 32 (7 steps per epoch)."""
     from scoring.config import ScoringConfig
 
-    fields = {"output_dir": str(out), "dataset": str(data), "model": "cnn", "width": 0.25, "seeds": [0, 1],
-              "scores": ["el2n"], "at": [1], "batch_size": 32, "eval_batch_size": 64, "grand_batch_size": 32,
-              "lr": 0.05}
+    fields = {
+        "output_dir": str(out),
+        "dataset": str(data),
+        "model": "cnn",
+        "width": 0.25,
+        "seeds": [0, 1],
+        "scores": ["el2n"],
+        "at": [1],
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "grand_batch_size": 32,
+        "lr": 0.05,
+    }
     fields.update(overrides)
     return ScoringConfig(**fields)
 
@@ -111,18 +123,27 @@ def configs_in(out: Path) -> list[str]:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1",
-               DATADIET_DEBUG="1", HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
+        DATADIET_DEBUG="1",
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+    )
     env.update(extra)
     return env
 
 
-def run_engine(args: list[str], *, timeout: float = 240, launcher: list[str] | None = None,
-               check: bool = True) -> subprocess.CompletedProcess:
+def run_engine(
+    args: list[str], *, timeout: float = 240, launcher: list[str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Run the scoring CLI (with the GraNd stand-in) in a fresh process."""
     command = (launcher or [PYTHON]) + [str(LAUNCH), *args]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, check=False,
-                            timeout=timeout)
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, check=False, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result

@@ -11,7 +11,7 @@ import grand_standin
 
 grand_standin.install()
 
-from scoring.cli import main
+from scoring.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

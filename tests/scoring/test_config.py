@@ -52,7 +52,13 @@ def test_validation_messages(fields, message):
 def test_natural_spellings_are_coerced():
     cfg = ScoringConfig(at=2, scores="el2n, grand", seeds="0,1", mean="0.5", std=(0.25,), data_files="x.parquet")
     assert (cfg.at, cfg.scores, cfg.seeds, cfg.mean, cfg.std, cfg.data_files) == (
-        [2], ["el2n", "grand"], [0, 1], [0.5], [0.25], ["x.parquet"])
+        [2],
+        ["el2n", "grand"],
+        [0, 1],
+        [0.5],
+        [0.25],
+        ["x.parquet"],
+    )
 
 
 def test_schedule_in_epochs_and_steps():
@@ -60,8 +66,11 @@ def test_schedule_in_epochs_and_steps():
     assert (s.steps_per_epoch, s.total_steps, s.score_steps) == (7, 14, (0, 7, 14))
     s = Schedule.from_config(ScoringConfig(at=[9], unit="step", batch_size=32), 203)
     assert (s.total_steps, s.score_steps) == (14, (9,))  # training runs to the end of the epoch
-    with pytest.raises(ValueError, match=r"Score time 3 epoch\(s\) is after the end of training \(2 epochs = 14 "
-                                         r"steps\); raise --epochs or lower --at."):
+    with pytest.raises(
+        ValueError,
+        match=r"Score time 3 epoch\(s\) is after the end of training \(2 epochs = 14 "
+        r"steps\); raise --epochs or lower --at.",
+    ):
         Schedule.from_config(ScoringConfig(at=[3], epochs=2, batch_size=32), 203)
 
 
@@ -74,7 +83,14 @@ def test_yaml_file_and_flags(tmp_path):
     path.write_text("dataset: my/ds\nseeds: [4, 5]\nat: [0, 3]\nbatch-size: 64\nscores: el2n,grand\nlr: 0.2\n")
     cfg = parse(["--config", str(path), "--lr", "0.3", "--output-dir", "o"])
     assert (cfg.dataset, cfg.seeds, cfg.at, cfg.batch_size, cfg.scores, cfg.lr, cfg.output_dir) == (
-        "my/ds", [4, 5], [0, 3], 64, ["el2n", "grand"], 0.3, "o")
+        "my/ds",
+        [4, 5],
+        [0, 3],
+        64,
+        ["el2n", "grand"],
+        0.3,
+        "o",
+    )
     assert parse(["--config", str(path), "--num-seeds", "2"]).seeds == [0, 1]
 
 
@@ -141,6 +157,15 @@ def test_every_field_has_a_flag_and_the_preset_is_valid():
     flags = {a.dest for a in build_parser()._actions}
     assert {f.name for f in dataclasses.fields(ScoringConfig)} <= flags
     cfg = ScoringConfig(**PRESETS["cifar10-paper"])
-    assert (cfg.model, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay, cfg.batch_size, cfg.epochs,
-            cfg.lr_gamma, cfg.augmentation, len(cfg.seeds)) == ("resnet18", 0.1, 0.9, True, 5e-4, 128, 200, 0.2,
-                                                                "crop-flip", 10)
+    assert (
+        cfg.model,
+        cfg.lr,
+        cfg.momentum,
+        cfg.nesterov,
+        cfg.weight_decay,
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.lr_gamma,
+        cfg.augmentation,
+        len(cfg.seeds),
+    ) == ("resnet18", 0.1, 0.9, True, 5e-4, 128, 200, 0.2, "crop-flip", 10)

@@ -35,8 +35,10 @@ def test_data_files_source_and_folder_source(tmp_path, tiny_parquet):
     write_image_parquet(folder / "data" / "train-00000-of-00001.parquet", 203, 8, 1)
     by_folder = load_tensors(load_source(str(folder)), progress=False)
     assert by_files.example_ids == by_folder.example_ids
-    rgb = load_tensors(load_source(str(write_image_parquet(tmp_path / "rgb.parquet", 10, 8, 3, 3, image_column="img"))),
-                       progress=False)
+    rgb = load_tensors(
+        load_source(str(write_image_parquet(tmp_path / "rgb.parquet", 10, 8, 3, 3, image_column="img"))),
+        progress=False,
+    )
     assert rgb.images.shape == (10, 3, 8, 8) and rgb.num_classes == 3
 
 
@@ -60,9 +62,10 @@ def test_fashion_mnist_from_a_tiny_idx_folder(tmp_path, monkeypatch):
 def test_unlabelled_rows_are_refused(tmp_path):
     import datasets
 
-    ds = datasets.Dataset.from_dict({"image": list(np.zeros((3, 4, 4), np.uint8)), "label": [0, -1, 1]},
-                                    features=datasets.Features({"image": datasets.Image(),
-                                                                "label": datasets.Value("int64")}))
+    ds = datasets.Dataset.from_dict(
+        {"image": list(np.zeros((3, 4, 4), np.uint8)), "label": [0, -1, 1]},
+        features=datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")}),
+    )
     ds.to_parquet(str(tmp_path / "u.parquet"))
     with pytest.raises(ValueError, match="Row 1 .* has label -1: scoring needs every row labelled"):
         load_tensors(load_source(str(tmp_path / "u.parquet")), progress=False)
@@ -87,8 +90,13 @@ def test_given_normalisation_is_used_and_recorded(tmp_path, tiny_parquet):
 
 @pytest.mark.parametrize(
     ("shape", "expected"),
-    [((3, 32, 32), "crop-flip"), ((3, 64, 64), "crop-flip"), ((1, 28, 28), "none"), ((3, 8, 8), "none"),
-     ((1, 32, 32), "none")],
+    [
+        ((3, 32, 32), "crop-flip"),
+        ((3, 64, 64), "crop-flip"),
+        ((1, 28, 28), "none"),
+        ((3, 8, 8), "none"),
+        ((1, 32, 32), "none"),
+    ],
 )
 def test_auto_augmentation(shape, expected):
     assert resolve_augmentation("auto", shape) == expected

@@ -30,5 +30,13 @@ def test_cosine_schedule_and_bad_schedule():
     assert cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
     assert cosine_lr(0.1, 100, 100) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="Unknown schedule 'linear'"):
-        train_and_evaluate(ScoringConfig(model="mlp"), tiny(), tiny(), Preprocess([0.5], [0.25], "none"), seed=0,
-                           steps=1, schedule="linear", progress=False)
+        train_and_evaluate(
+            ScoringConfig(model="mlp"),
+            tiny(),
+            tiny(),
+            Preprocess([0.5], [0.25], "none"),
+            seed=0,
+            steps=1,
+            schedule="linear",
+            progress=False,
+        )

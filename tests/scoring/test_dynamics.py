@@ -119,10 +119,12 @@ def test_linear_kernels_match_vmap_oracle():
     fast, oracle = linear_kernels(model, x, y, 3), per_example_kernels(model, x, y, 3)
     for name in ("ntk", "lossgrad"):
         assert torch.allclose(fast[name], oracle[name], rtol=1e-9, atol=1e-12), name
+
     # loss-gradient Gram by hand for one pair: explicit per-example gradients
     def flat_grad(i):
         model.zero_grad()
         torch.nn.functional.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
         return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
     assert float(fast["lossgrad"][2, 5]) == pytest.approx(float(flat_grad(2) @ flat_grad(5)), rel=1e-9)
     assert linear_kernels(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), x, y, 3) is None

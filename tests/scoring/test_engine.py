@@ -29,8 +29,9 @@ def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     x = data.images.double() / 255.0
     mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
     x = ((x - mean) / std).float()
-    model = build_model(cfg.model, num_classes=data.num_classes, in_channels=x.shape[1], image_size=x.shape[2],
-                        width=cfg.width)
+    model = build_model(
+        cfg.model, num_classes=data.num_classes, in_channels=x.shape[1], image_size=x.shape[2], width=cfg.width
+    )
     tensors, meta = ckpt.load(ckpt.checkpoint_path(out / STATE, seed, step))
     assert meta == {"seed": seed, "step": step}
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
@@ -49,8 +50,17 @@ def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_standin):
     assert configs_in(out) == ["cnn-ep0", "cnn-ep2"]
 
     init, later = read_scores(out, "cnn-ep0"), read_scores(out, "cnn-ep2")
-    assert list(init) == ["idx", "example_id", "label", "el2n", "el2n_std", "el2n_per_seed", "grand", "grand_std",
-                          "grand_per_seed"]
+    assert list(init) == [
+        "idx",
+        "example_id",
+        "label",
+        "el2n",
+        "el2n_std",
+        "el2n_per_seed",
+        "grand",
+        "grand_std",
+        "grand_per_seed",
+    ]
     assert list(later) == [*init, "forgetting", "forgetting_std", "forgetting_per_seed", "never_learned"]
     calls = list(grand_standin.CALLS)
     assert calls and not any(call["training"] for call in calls), "GraNd runs with BatchNorm in eval mode"
@@ -69,8 +79,13 @@ def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_standin):
     for step, table in ((0, init), (14, later)):
         for i, seed in enumerate(cfg.seeds):
             for metric in ("el2n", "grand"):
-                np.testing.assert_allclose(table[f"{metric}_per_seed"][:, i], recompute(out, cfg, seed, step, metric),
-                                           rtol=2e-4, atol=2e-5, err_msg=f"{metric} seed {seed} step {step}")
+                np.testing.assert_allclose(
+                    table[f"{metric}_per_seed"][:, i],
+                    recompute(out, cfg, seed, step, metric),
+                    rtol=2e-4,
+                    atol=2e-5,
+                    err_msg=f"{metric} seed {seed} step {step}",
+                )
 
 
 def test_card_provenance_and_load_dataset(tmp_path, tiny_parquet):
@@ -120,8 +135,21 @@ def test_cli_progress_bars_with_eta_and_throughput_log(tmp_path, tiny_parquet, c
     from scoring.cli import main
 
     caplog.set_level(logging.INFO, logger="scoring")
-    args = ["--output-dir", str(tmp_path / "out"), "--dataset", str(tiny_parquet), "--seeds", "0,1", "--at", "2",
-            "--width", "0.25", "--batch-size", "32", "-v"]
+    args = [
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--dataset",
+        str(tiny_parquet),
+        "--seeds",
+        "0,1",
+        "--at",
+        "2",
+        "--width",
+        "0.25",
+        "--batch-size",
+        "32",
+        "-v",
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     for seed in (0, 1):

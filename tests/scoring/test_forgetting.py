@@ -107,8 +107,7 @@ def test_engine_counts_up_to_each_score_time_on_trained_minibatches(tmp_path, ti
 
     monkeypatch.setattr(forgetting.ForgettingTracker, "update", recording_update)
     at = [3, 10, 14]  # mid-epoch, mid-epoch of epoch 2, end of epoch 2 (7 steps per epoch)
-    cfg = tiny_config(tmp_path / "out", tiny_parquet, scores=["el2n", "forgetting"], at=[0, *at], unit="step",
-                      lr=0.2)
+    cfg = tiny_config(tmp_path / "out", tiny_parquet, scores=["el2n", "forgetting"], at=[0, *at], unit="step", lr=0.2)
     run_module.run(cfg, progress=False)
     assert len(log) == 2, "one tracker per seed"
     per_seed_steps = log  # seeds trained in order 0, 1 on one process

@@ -44,8 +44,11 @@ def test_width_scales_cnn_and_mlp():
 
 
 def test_unknown_model_lists_the_choices():
-    with pytest.raises(ValueError, match=r"Unknown model 'resnet50'\. Choose one of: cnn, mlp, resnet18, or give a "
-                                         r"factory as 'package.module:function'\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown model 'resnet50'\. Choose one of: cnn, mlp, resnet18, or give a "
+        r"factory as 'package.module:function'\.",
+    ):
         resolve_factory("resnet50")
 
 
@@ -65,8 +68,14 @@ def test_bad_factories(name, error, message):
 
 def test_custom_factory_end_to_end(tmp_path, tiny_parquet, grand_standin):
     out = tmp_path / "out"
-    cfg = tiny_config(out, tiny_parquet, model="tests.scoring.factories:tiny_net", width=1.0,
-                      scores=["el2n", "grand", "forgetting"], at=[0, 1])
+    cfg = tiny_config(
+        out,
+        tiny_parquet,
+        model="tests.scoring.factories:tiny_net",
+        width=1.0,
+        scores=["el2n", "grand", "forgetting"],
+        at=[0, 1],
+    )
     run(cfg, progress=False)
     assert configs_in(out) == ["tiny-net-ep0", "tiny-net-ep1"]
     table = read_scores(out, "tiny-net-ep1")

@@ -44,8 +44,11 @@ def test_gather_rows_places_every_row_once(world, n):
         return out
 
     acc = FakeAccelerator(world)
-    acc.contributions = [padded(shards, -1), padded([v["el2n"] for v in values], 0),
-                         padded([v["grand"] for v in values], 0)]
+    acc.contributions = [
+        padded(shards, -1),
+        padded([v["el2n"] for v in values], 0),
+        padded([v["grand"] for v in values], 0),
+    ]
     placed = _gather_rows(acc, shards[0], values[0], n)
     np.testing.assert_array_equal(placed["el2n"], np.arange(n) * 2.0)
     np.testing.assert_array_equal(placed["grand"], np.arange(n) + 0.5)
@@ -62,9 +65,26 @@ def test_gather_rows_refuses_duplicates_and_gaps():
 @pytest.mark.slow
 def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
     def args(out):
-        return ["--output-dir", str(out), "--dataset", str(tiny_parquet), "--seeds", "0,1,2", "--at", "0,1",
-                "--scores", "el2n,grand,forgetting", "--width", "0.25", "--batch-size", "32",
-                "--eval-batch-size", "50", "--no-progress", "-v"]
+        return [
+            "--output-dir",
+            str(out),
+            "--dataset",
+            str(tiny_parquet),
+            "--seeds",
+            "0,1,2",
+            "--at",
+            "0,1",
+            "--scores",
+            "el2n,grand,forgetting",
+            "--width",
+            "0.25",
+            "--batch-size",
+            "32",
+            "--eval-batch-size",
+            "50",
+            "--no-progress",
+            "-v",
+        ]
 
     one, two = tmp_path / "one", tmp_path / "two"
     run_engine(args(one))
@@ -89,9 +109,20 @@ def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
 
 @pytest.mark.multi_process
 def test_an_error_on_the_main_process_stops_both(tmp_path):
-    result = run_engine(["--output-dir", str(tmp_path / "out"), "--dataset", str(tmp_path / "missing.parquet"),
-                         "--data-files", str(tmp_path / "missing.parquet"), "--no-progress"],
-                        launcher=TORCHRUN, check=False, timeout=120)
+    result = run_engine(
+        [
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--dataset",
+            str(tmp_path / "missing.parquet"),
+            "--data-files",
+            str(tmp_path / "missing.parquet"),
+            "--no-progress",
+        ],
+        launcher=TORCHRUN,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode != 0
     # Both processes raise the main process's error (rank 1 does not wait at a barrier until a timeout).
     assert result.stderr.count("SourceNotFoundError: Could not load dataset") == 2, result.stderr[-3000:]

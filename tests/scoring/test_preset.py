@@ -25,10 +25,33 @@ def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, grand_standi
 
     monkeypatch.setattr(data_module, "crop_flip", counting_crop_flip)
     out = tmp_path / "out"
-    argv = ["--preset", "cifar10-paper", "--output-dir", str(out), "--dataset", "parquet",
-            "--data-files", str(cifar_like_parquet), "--seeds", "0,1", "--epochs", "1", "--unit", "step",
-            "--at", "0,2", "--width", "0.0625", "--batch-size", "16", "--eval-batch-size", "32",
-            "--grand-batch-size", "16", "--no-progress"]
+    argv = [
+        "--preset",
+        "cifar10-paper",
+        "--output-dir",
+        str(out),
+        "--dataset",
+        "parquet",
+        "--data-files",
+        str(cifar_like_parquet),
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--unit",
+        "step",
+        "--at",
+        "0,2",
+        "--width",
+        "0.0625",
+        "--batch-size",
+        "16",
+        "--eval-batch-size",
+        "32",
+        "--grand-batch-size",
+        "16",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     assert calls == [16] * 6, "every training batch (3 steps x 2 seeds) is augmented, nothing else"
 
@@ -38,10 +61,26 @@ def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, grand_standi
     assert "forgetting" not in read_scores(out, "resnet18-ep0")
 
     scoring = yaml.safe_load((out / "README.md").read_text().split("---")[1])["datadiet"]["scoring"]
-    expected = {"model": "resnet18", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
-                "weight_decay": 5e-4, "lr_milestones": [60, 120, 160], "lr_gamma": 0.2, "augmentation": "crop-flip",
-                "image_column": "img", "label_column": "label", "scores": ["el2n", "grand", "forgetting"],
-                "batch_size": 16, "seeds": [0, 1], "at": [0, 2], "unit": "step", "epochs": 1, "width": 0.0625}
+    expected = {
+        "model": "resnet18",
+        "optimizer": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "lr_milestones": [60, 120, 160],
+        "lr_gamma": 0.2,
+        "augmentation": "crop-flip",
+        "image_column": "img",
+        "label_column": "label",
+        "scores": ["el2n", "grand", "forgetting"],
+        "batch_size": 16,
+        "seeds": [0, 1],
+        "at": [0, 2],
+        "unit": "step",
+        "epochs": 1,
+        "width": 0.0625,
+    }
     assert {k: scoring[k] for k in expected} == expected
     assert len(scoring["mean"]) == 3
 

@@ -30,16 +30,39 @@ def assert_same_scores(a: Path, b: Path) -> None:
 @pytest.mark.slow
 def test_kill_9_and_rerun_gives_the_uninterrupted_scores(tmp_path, tiny_parquet):
     def args(out: Path) -> list[str]:
-        return ["--output-dir", str(out), "--dataset", str(tiny_parquet), "--seeds", "0,1", "--at", "0,1,4",
-                "--epochs", "5", "--scores", "el2n,grand,forgetting", "--width", "0.5", "--batch-size", "16",
-                "--augmentation", "crop-flip", "--no-progress"]
+        return [
+            "--output-dir",
+            str(out),
+            "--dataset",
+            str(tiny_parquet),
+            "--seeds",
+            "0,1",
+            "--at",
+            "0,1,4",
+            "--epochs",
+            "5",
+            "--scores",
+            "el2n,grand,forgetting",
+            "--width",
+            "0.5",
+            "--batch-size",
+            "16",
+            "--augmentation",
+            "crop-flip",
+            "--no-progress",
+        ]
 
     reference = tmp_path / "uninterrupted"
     run_engine(args(reference))
 
     out = tmp_path / "killed"
-    process = subprocess.Popen([PYTHON, str(LAUNCH), *args(out)], cwd=REPO_ROOT, env=subprocess_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [PYTHON, str(LAUNCH), *args(out)],
+        cwd=REPO_ROOT,
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first = ckpt.checkpoint_path(out / STATE, 0, 13)  # seed 0's first checkpoint after init (13 steps/epoch)
     deadline = time.monotonic() + 120
     while not first.exists() and process.poll() is None and time.monotonic() < deadline:
@@ -60,8 +83,9 @@ def test_resume_from_partial_state_is_exact(tmp_path, tiny_parquet):
     """Lose the last checkpoint of one seed (training resumes mid-run from the previous one), a score shard of
     another, and leave temporaries behind: the rerun recomputes exactly what was lost."""
     out = tmp_path / "out"
-    cfg = tiny_config(out, tiny_parquet, scores=["el2n", "forgetting"], at=[1, 3], epochs=4, seeds=[0, 1],
-                      augmentation="crop-flip")
+    cfg = tiny_config(
+        out, tiny_parquet, scores=["el2n", "forgetting"], at=[1, 3], epochs=4, seeds=[0, 1], augmentation="crop-flip"
+    )
     run(cfg, progress=False)
     state = out / STATE
     reference = tmp_path / "reference"
@@ -94,8 +118,24 @@ def test_refuses_to_resume_with_another_configuration(tmp_path, tiny_parquet, ca
     with pytest.raises(ValueError, match=r"different configuration \(lr: was 0\.05, now 0\.1\).*new --output-dir"):
         run(tiny_config(out, tiny_parquet, seeds=[0], lr=0.1), progress=False)
 
-    base = ["--output-dir", str(out), "--dataset", str(tiny_parquet), "--width", "0.25", "--batch-size", "32",
-            "--eval-batch-size", "64", "--grand-batch-size", "32", "--at", "1", "--lr", "0.05"]
+    base = [
+        "--output-dir",
+        str(out),
+        "--dataset",
+        str(tiny_parquet),
+        "--width",
+        "0.25",
+        "--batch-size",
+        "32",
+        "--eval-batch-size",
+        "64",
+        "--grand-batch-size",
+        "32",
+        "--at",
+        "1",
+        "--lr",
+        "0.05",
+    ]
     os.environ.pop("DATADIET_DEBUG", None)
     assert main([*base, "--seeds", "0,1"]) == 2
     err = capsys.readouterr().err
