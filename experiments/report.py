@@ -1,12 +1,21 @@
-"""Markdown summary of every results CSV under docs/results (for the README): ``python -m experiments.report``."""
+"""Markdown summary of every results CSV under docs/results: ``python -m experiments.report`` prints it,
+``python -m experiments.report --update-readme`` rewrites the tables between the README's report markers.
+
+Accuracies are shown as mean ± standard error (n training seeds); comparisons as the mean paired difference (by
+training seed) with its 95% t-interval, flagged "no measurable difference" where the interval contains 0.
+"""
 
 from __future__ import annotations
 
 import csv
+import sys
 from collections import defaultdict
-from statistics import mean
+from pathlib import Path
 
 from .common import RESULTS
+from .stats import Estimate, fmt_diff, fmt_pm, paired, t_interval
+
+METHODS = ("el2n", "grand", "forgetting", "ccs", "random", "easiest")
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -17,26 +26,91 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def pruning_runs() -> dict[tuple[str, float], dict[int, float]]:
+    """``{(arm, fraction): {seed: accuracy}}``; forgetting arms are split by tie-break (rows before the column
+    existed broke ties by the lowest row index)."""
+    runs: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
+    for row in _rows("pruning_curve.csv"):
+        arm = row["method"]
+        tie = row.get("tie_break") or "index"
+        if arm == "forgetting" and tie != "index":
+            arm = f"forgetting ({tie} ties)"
+        runs[(arm, float(row["fraction"]))][int(row["seed"])] = float(row["test_accuracy"])
+    return runs
+
+
+def _arms(runs) -> list[str]:
+    present = {arm for arm, _ in runs}
+    ordered = [m for m in METHODS if m in present]
+    return ordered + sorted(present - set(ordered) - {"all"})
+
+
 def pruning_table() -> str:
-    rows = _rows("pruning_curve.csv")
-    acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        acc[row["method"]][float(row["fraction"])].append(float(row["test_accuracy"]))
-    fractions = sorted({f for points in acc.values() for f in points if f < 1}, reverse=True)
-    full = acc.get("all", {}).get(1.0, [])
+    runs = pruning_runs()
+    fractions = sorted({f for _, f in runs if f < 1}, reverse=True)
+    full = runs.get(("all", 1.0), {})
     lines = [
-        f"Full data: {mean(full):.4f} (n={len(full)})" if full else "Full data: not run yet",
+        f"Full data: {fmt_pm(t_interval(full.values()))}" if full else "Full data: not run yet",
         "",
         "| method | " + " | ".join(f"keep {f:.0%}" for f in fractions) + " |",
         "|---|" + "---|" * len(fractions),
     ]
-    for method in ("el2n", "grand", "forgetting", "ccs", "random", "easiest"):
-        if method in acc:
-            cells = [
-                f"{mean(acc[method][f]):.4f} (n={len(acc[method][f])})" if acc[method].get(f) else "-"
-                for f in fractions
-            ]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for arm in _arms(runs):
+        cells = [fmt_pm(t_interval(runs[(arm, f)].values())) if runs.get((arm, f)) else "-" for f in fractions]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pruning_differences() -> dict[tuple[str, float, str], Estimate]:
+    """Paired differences in points of accuracy: ``(arm, fraction, "random"|"full") -> Estimate``."""
+    runs = pruning_runs()
+    full = runs.get(("all", 1.0), {})
+    out: dict[tuple[str, float, str], Estimate] = {}
+    for (arm, fraction), accs in runs.items():
+        if arm == "all":
+            continue
+        for name, base in (("random", runs.get(("random", fraction), {})), ("full", full)):
+            if arm == name:
+                continue
+            diffs = paired(accs, base)
+            if diffs:
+                out[(arm, fraction, name)] = t_interval(diffs)
+    return out
+
+
+def differences_table() -> str:
+    diffs = pruning_differences()
+    runs = pruning_runs()
+    fractions = sorted({f for _, f in runs if f < 1}, reverse=True)
+    lines = [
+        "| method | vs | " + " | ".join(f"keep {f:.0%}" for f in fractions) + " |",
+        "|---|---|" + "---|" * len(fractions),
+    ]
+    for arm in _arms(runs):
+        for base in ("random", "full"):
+            cells = [fmt_diff(diffs[(arm, f, base)]) if (arm, f, base) in diffs else "-" for f in fractions]
+            if any(c != "-" for c in cells):
+                lines.append(f"| {arm} | {base} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def noisy_table() -> str:
+    rows = _rows("noisy_labels_peers.csv")
+    lines = [
+        "| flipped | method | scores from | AUROC [95% CI] | precision at flip rate [95% CI] | flagged set |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (float(r["noise_rate"]), -float(r["auroc"]))):
+        flagged = (
+            f"{row['flagged']} flagged, precision {row['flagged_precision']}, recall {row['flagged_recall']}"
+            if row.get("flagged")
+            else ""
+        )
+        lines.append(
+            f"| {float(row['noise_rate']):.0%} | {row['method']} | {row['model']} | "
+            f"{row['auroc']} [{row['auroc_lo']}, {row['auroc_hi']}] | "
+            f"{row['precision']} [{row['precision_lo']}, {row['precision_hi']}] | {flagged} |"
+        )
     return "\n".join(lines)
 
 
@@ -47,28 +121,80 @@ def table(name: str, columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def noisy_training_table() -> str:
+    runs: dict[str, dict[int, float]] = defaultdict(dict)
+    for row in _rows("noisy_labels_training.csv"):
+        runs[row["run"]][int(row["seed"])] = float(row["test_accuracy"])
+    if not runs:
+        return ""
+    lines = ["| run | test accuracy |", "|---|---|"]
+    lines += [f"| {name} | {fmt_pm(t_interval(accs.values()))} |" for name, accs in runs.items()]
+    if len(runs) == 2:
+        (_, a), (name, b) = runs.items()
+        lines.append(f"| {name} minus all | {fmt_diff(t_interval(paired(b, a)))} |")
+    return "\n".join(lines)
+
+
 def transfer_table() -> str:
-    rows = _rows("transfer.csv")
-    acc: dict[tuple[str, float, str], list[float]] = defaultdict(list)
-    for row in rows:
-        acc[(row["train_model"], float(row["fraction"]), row["scores_from"])].append(float(row["test_accuracy"]))
-    lines = ["| trained | kept | scores from cnn | scores from mlp | random |", "|---|---|---|---|---|"]
+    acc: dict[tuple[str, float, str], dict[int, float]] = defaultdict(dict)
+    for row in _rows("transfer.csv"):
+        key = (row["train_model"], float(row["fraction"]), row["scores_from"])
+        acc[key][int(row["seed"])] = float(row["test_accuracy"])
+    lines = [
+        "| trained | kept | scores from cnn | scores from mlp | random | cnn - random | mlp - random |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for model, fraction in sorted({(k[0], k[1]) for k in acc}):
         cells = [
-            f"{mean(acc[(model, fraction, s)]):.4f}" if acc.get((model, fraction, s)) else "-"
+            fmt_pm(t_interval(acc[(model, fraction, s)].values())) if acc.get((model, fraction, s)) else "-"
             for s in ("cnn", "mlp", "random")
         ]
+        rand = acc.get((model, fraction, "random"), {})
+        for s in ("cnn", "mlp"):
+            diffs = paired(acc.get((model, fraction, s), {}), rand)
+            cells.append(fmt_diff(t_interval(diffs)) if diffs else "-")
         lines.append(f"| {model} | {fraction:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main() -> int:
-    print("### Pruning curve\n")
+SECTIONS = {
+    "pruning": lambda: pruning_table(),
+    "differences": lambda: differences_table(),
+    "noisy": lambda: noisy_table(),
+    "noisy-training": lambda: noisy_training_table(),
+    "transfer": lambda: transfer_table(),
+}
+
+
+def update_readme(path: Path) -> None:
+    """Replace the text between ``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` with the current table, so
+    the README's tables always come from the CSVs."""
+    text = path.read_text()
+    for name, make in SECTIONS.items():
+        start, end = f"<!-- report:{name} -->", f"<!-- /report:{name} -->"
+        if start in text and end in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{make()}\n{end}{tail}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--update-readme"]:
+        update_readme(Path(argv[1]) if len(argv) > 1 else RESULTS.parents[1] / "README.md")
+        return 0
+    print("### Pruning curve (test accuracy, mean ± s.e. over training seeds)\n")
     print(pruning_table())
-    print("\n### Noisy labels\n")
-    print(table("noisy_labels_detection.csv", ["score", "config", "auroc", "precision_top10"]))
+    print("\n### Paired differences (points of accuracy, 95% t-interval, paired by training seed)\n")
+    print(differences_table())
+    print("\n### Noisy labels (bootstrap 95% intervals over examples)\n")
+    print(noisy_table())
     print()
-    print(table("noisy_labels_training.csv", ["run", "seed", "test_accuracy", "examples", "flipped_kept"]))
+    print(noisy_training_table())
     print("\n### Transfer\n")
     print(transfer_table())
     return 0
