@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,42 @@ CARD = Path(__file__).resolve().parents[1] / "cards" / "fashion-mnist-datadiet"
 class ResultsCSV:
     """Append-only CSV keyed by some columns: finished rows are skipped on rerun, each new row is flushed."""
 
-    def __init__(self, path: str | os.PathLike, fields: list[str], key: list[str]):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fields: list[str],
+        key: list[str],
+        defaults: dict[str, Callable[[dict[str, str]], str]] | None = None,
+    ):
+        """``defaults`` fills columns that rows written before the column existed lack, from each old row (the
+        file is rewritten once, atomically, with the new header)."""
         self.path, self.fields, self.key = Path(path), fields, key
         self.rows: list[dict[str, str]] = []
         if self.path.exists():
             with open(self.path, newline="") as handle:
-                self.rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                self.rows = list(reader)
+                header = list(reader.fieldnames or [])
+            if header != fields:
+                self._migrate(header, defaults or {})
+
+    def _migrate(self, header: list[str], defaults: dict[str, Callable[[dict[str, str]], str]]) -> None:
+        extra = [f for f in header if f not in self.fields]
+        if extra:
+            raise ValueError(f"{self.path} has columns {extra} this experiment does not write; refusing to drop them.")
+        missing = [f for f in self.fields if f not in header and f not in defaults]
+        if missing:
+            raise ValueError(
+                f"{self.path} lacks the columns {missing} and no default was given for them; add them to the file "
+                "or pass defaults."
+            )
+        self.rows = [{f: row[f] if f in header else defaults[f](row) for f in self.fields} for row in self.rows]
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
 
     def _key(self, row: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(row[k]) for k in self.key)

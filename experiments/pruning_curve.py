@@ -2,16 +2,25 @@
 GraNd-hardest, forgetting, random, easiest and CCS, with a full-data baseline. Runs are matched on iterations
 (the paper's protocol): every run takes the same number of SGD steps as ``--epochs`` over the full set.
 
-    python -m experiments.pruning_curve [--epochs 5] [--seeds 0,1] [--fractions 0.9,0.7,0.5,0.3,0.1]
+    python -m experiments.pruning_curve --threads 1 [--epochs 5] [--seeds 0,1,2,3,4]
+        [--fractions 0.5,0.3,0.7,0.1,0.9] [--forgetting-tie-breaks random,index]
+    python -m experiments.pruning_curve --ties     # tie analysis only (no training)
 
-Resumable: each finished run is a row of docs/results/pruning_curve.csv and is skipped on rerun.
+The plan runs the most important cells first: full data, then per fraction (in the order given) every method but
+forgetting over all seeds, and forgetting last, once per tie-break (only where the installed library supports
+``tie_break``). Resumable: each finished run is a row of docs/results/pruning_curve.csv (with its device and the
+tie-break the selection used; rows from before the column existed broke ties by the lowest row index, ``index``)
+and is skipped on rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import math
+
+import numpy as np
 
 from .common import CARD, RESULTS, ResultsCSV, device_name, fashion_mnist, load_card_scores, setup_logging, subset
 
@@ -26,7 +35,49 @@ METHODS = {
     "easiest": ("cnn-ep2", "el2n", "easiest", {}),
     "ccs": ("cnn-ep2", "el2n", "ccs", {}),
 }
-FIELDS = ["method", "fraction", "seed", "test_accuracy", "examples", "steps", "wall_time_s", "score_config", "device"]
+FIELDS = [
+    "method",
+    "fraction",
+    "seed",
+    "test_accuracy",
+    "examples",
+    "steps",
+    "wall_time_s",
+    "score_config",
+    "device",
+    "tie_break",
+]
+ORDER = ("el2n", "random", "grand", "ccs", "easiest")  # forgetting comes last, per tie-break
+TIE_FIELDS = [
+    "config",
+    "column",
+    "fraction",
+    "kept",
+    "tied_kept",
+    "tied_share",
+    "boundary_score",
+    "same_kept_share",
+]
+
+
+def library_tie_break() -> str | None:
+    """The default tie-break of the installed ``datadiet_hub.select_indices``, or None before it had one (then ties
+    go to the lower row index)."""
+    import datadiet_hub
+
+    param = inspect.signature(datadiet_hub.select_indices).parameters.get("tie_break")
+    return None if param is None else str(param.default)
+
+
+def plan(seeds: list[int], fractions: list[float], methods: list[str], tie_breaks: list[str]) -> list[tuple]:
+    """``(method, fraction, seed, tie_break)`` in the order the runs should finish."""
+    out: list[tuple] = [("all", 1.0, s, "") for s in seeds]
+    for fraction in fractions:
+        out += [(m, fraction, s, "") for m in ORDER if m in methods for s in seeds]
+    if "forgetting" in methods:
+        for tie in tie_breaks:
+            out += [("forgetting", f, s, tie) for f in fractions for s in seeds]
+    return out
 
 
 def ccs_beta(fraction: float) -> float:
@@ -37,14 +88,23 @@ def ccs_beta(fraction: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5, help="training length in epochs of the full set (default 5)")
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--fractions", default="0.9,0.7,0.5,0.3,0.1")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--fractions", default="0.5,0.3,0.7,0.1,0.9", help="in the order they should finish")
+    parser.add_argument(
+        "--forgetting-tie-breaks",
+        default="random,index",
+        help="tie-breaks to run forgetting with (needs a library with tie_break; skipped otherwise)",
+    )
+    parser.add_argument("--ties", action="store_true", help="only measure ties (docs/results/ties.csv)")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--card", default=str(CARD))
     parser.add_argument("--output", default=str(RESULTS / "pruning_curve.csv"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.ties:
+        measure_ties(args.card)
+        return 0
     import torch
 
     import datadiet_hub
@@ -56,17 +116,26 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     fractions = [float(f) for f in args.fractions.split(",")]
     methods = args.methods.split(",")
-    results = ResultsCSV(args.output, FIELDS, ["method", "fraction", "seed"])
+    old_rule = {"tie_break": lambda row: "" if row["method"] in ("all", "random") else "index"}
+    results = ResultsCSV(args.output, FIELDS, ["method", "fraction", "seed", "tie_break"], old_rule)
     data = fashion_mnist()
     cfg = ScoringConfig(model="cnn")
     steps = args.epochs * math.ceil(len(data.train) / cfg.batch_size)
-    plan = [("all", 1.0, s) for s in seeds] + [(m, f, s) for f in fractions for m in methods for s in seeds]
+    lib_tie = library_tie_break()
+    tie_breaks = [t for t in args.forgetting_tie_breaks.split(",") if t] if lib_tie else []
+    if lib_tie is None and "forgetting" in methods:
+        logger.info("the installed datadiet_hub has no tie_break: forgetting runs are skipped (merge main first)")
     scores_cache: dict[str, object] = {}
-    for method, fraction, seed in plan:
-        if results.done(method=method, fraction=fraction, seed=seed):
+    for method, fraction, seed, tie in plan(seeds, fractions, methods, tie_breaks):
+        if tie == "" and any(  # score ties are negligible for the float scores: any earlier row counts
+            r["method"] == method and float(r["fraction"]) == fraction and int(r["seed"]) == seed for r in results.rows
+        ):
             continue
+        if tie and results.done(method=method, fraction=fraction, seed=seed, tie_break=tie):
+            continue
+        used = tie or (lib_tie or "index")
         if method == "all":
-            rows, config = range(len(data.train)), ""
+            rows, config, used = range(len(data.train)), "", ""
         else:
             config, column, strategy, extra = METHODS[method]
             if config not in scores_cache:
@@ -76,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             kwargs = dict(extra)
             if strategy == "ccs":
                 kwargs["offset"] = ccs_beta(fraction)
+            if lib_tie is not None:
+                kwargs["tie_break"] = used
+            if strategy == "random":
+                used = ""
             rows = datadiet_hub.select_indices(
                 scores_cache[config], column=column, fraction=fraction, strategy=strategy, seed=seed, **kwargs
             )
@@ -94,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
                 "wall_time_s": f"{result.wall_time_s:.1f}",
                 "score_config": config,
                 "device": device_name(),
+                "tie_break": used,
             }
         )
         logger.info(
-            "%-10s %.1f seed %d: acc %.4f (%d ex, %.0f s)",
+            "%-10s %.1f seed %d %s: acc %.4f (%d ex, %.0f s)",
             method,
             fraction,
             seed,
+            used,
             result.test_accuracy,
             result.examples,
             result.wall_time_s,
@@ -109,10 +184,57 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def plot(csv_path: str) -> None:
-    """Mean test accuracy vs kept fraction per method (error bars: min/max over seeds)."""
+def tied_kept(scores: np.ndarray, k: int, seed: int = 0) -> dict:
+    """Ties among the ``k`` hardest rows: how many kept rows share the score at the cut (so the tie-break, not the
+    score, decided which of them are kept), and how many kept rows the lowest-index rule and a seeded random
+    order among equal scores have in common."""
+    order_index = np.argsort(-scores, kind="stable")  # ties to the lower row index (the old rule)
+    boundary = scores[order_index[k - 1]]
+    kept_at_boundary = int((scores[order_index[:k]] == boundary).sum())
+    # a choice is made only when the rows sharing the cut's score do not all fit: then every kept row with that
+    # score was picked by the tie-break, not by the score
+    tied = kept_at_boundary if int((scores == boundary).sum()) > kept_at_boundary else 0
+    rng = np.random.default_rng(seed)
+    order_random = np.lexsort((rng.permutation(len(scores)), -scores))  # seeded random order among equal scores
+    same = np.intersect1d(order_index[:k], order_random[:k]).size
+    return {
+        "kept": k,
+        "tied_kept": tied,
+        "tied_share": f"{tied / k:.4f}",
+        "boundary_score": f"{boundary:g}",
+        "same_kept_share": f"{same / k:.4f}",
+    }
+
+
+def measure_ties(card: str, fractions: tuple[float, ...] = (0.9, 0.7, 0.5, 0.3, 0.1)) -> None:
+    """docs/results/ties.csv: for each score used by the pruning curve, the share of kept rows that are ties at the
+    cut, and the overlap of the kept sets under the two tie-breaks (index vs seeded random, seed 0)."""
     import csv
-    from collections import defaultdict
+    from pathlib import Path
+
+    out = RESULTS / "ties.csv"
+    rows = []
+    for name in ("el2n", "grand", "forgetting"):
+        config, column, _, _ = METHODS[name]
+        table = load_card_scores(config, Path(card)).with_format("numpy")[:]
+        scores = table[column].astype(np.float64)
+        for fraction in fractions:
+            k = round(fraction * len(scores))
+            row = {"config": config, "column": column, "fraction": fraction}
+            row.update(tied_kept(scores, k))
+            rows.append(row)
+            logger.info("%s@%s keep %.0f%%: %s", column, config, fraction * 100, row)
+    fields = TIE_FIELDS
+    tmp = out.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out)
+
+
+def plot(csv_path: str) -> None:
+    """Mean test accuracy vs kept fraction per method, error bars one standard error over training seeds."""
     from pathlib import Path
 
     import matplotlib
@@ -120,26 +242,24 @@ def plot(csv_path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    by = defaultdict(lambda: defaultdict(list))
-    for row in rows:
-        by[row["method"]][float(row["fraction"])].append(float(row["test_accuracy"]))
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for method, points in sorted(by.items()):
-        if method == "all":
-            full = sum(points[1.0]) / len(points[1.0])
-            ax.axhline(full, color="black", linestyle="--", linewidth=1, label=f"all data ({full:.4f})")
-            continue
-        xs = sorted(points)
-        means = [sum(points[x]) / len(points[x]) for x in xs]
-        lo = [m - min(points[x]) for m, x in zip(means, xs)]
-        hi = [max(points[x]) - m for m, x in zip(means, xs)]
-        ax.errorbar(xs, means, yerr=[lo, hi], marker="o", capsize=3, label=method)
+    from .report import pruning_runs
+    from .stats import t_interval
+
+    runs = pruning_runs(Path(csv_path))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    full = runs.get(("all", 1.0))
+    if full:
+        est = t_interval(full.values())
+        ax.axhline(est.mean, color="black", linestyle="--", linewidth=1, label=f"all data ({est.mean:.4f}, n={est.n})")
+    for arm in sorted({a for a, _ in runs} - {"all"}):
+        xs = sorted(f for a, f in runs if a == arm)
+        ests = [t_interval(runs[(arm, x)].values()) for x in xs]
+        errs = [0.0 if e.n < 2 else e.se for e in ests]
+        ax.errorbar(xs, [e.mean for e in ests], yerr=errs, marker="o", capsize=3, label=arm)
     ax.set_xlabel("fraction of training set kept")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean ± s.e. over seeds)")
     ax.set_title("Fashion-MNIST, small CNN, matched iterations")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(Path(csv_path).with_suffix(".png"))
     plt.close(fig)

@@ -26,11 +26,12 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def pruning_runs() -> dict[tuple[str, float], dict[int, float]]:
+def pruning_runs(path: Path | None = None) -> dict[tuple[str, float], dict[int, float]]:
     """``{(arm, fraction): {seed: accuracy}}``; forgetting arms are split by tie-break (rows before the column
     existed broke ties by the lowest row index)."""
     runs: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
-    for row in _rows("pruning_curve.csv"):
+    rows = _rows("pruning_curve.csv") if path is None else list(csv.DictReader(open(path, newline="")))
+    for row in rows:
         arm = row["method"]
         tie = row.get("tie_break") or "index"
         if arm == "forgetting" and tie != "index":

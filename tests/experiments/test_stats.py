@@ -1,0 +1,79 @@
+"""experiments.stats and the pieces of the experiments that decide what the README may claim."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from experiments.common import ResultsCSV
+from experiments.pruning_curve import tied_kept
+from experiments.stats import bootstrap_interval, fmt_diff, paired, t_interval
+
+
+def test_t_interval_matches_scipy():
+    x = [0.75, 0.08, 0.31, -0.12, 0.44]
+    est = t_interval(x)
+    lo, hi = scipy_stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=scipy_stats.sem(x))
+    assert est.n == 5
+    assert est.se == pytest.approx(scipy_stats.sem(x))
+    assert (est.lo, est.hi) == pytest.approx((lo, hi))
+
+
+def test_two_seeds_that_disagree_give_no_finding():
+    # the issue's example: EL2N-50% minus full data per seed +0.75 and +0.08 points
+    est = t_interval([0.0075, 0.0008])
+    assert not est.excludes_zero
+    assert "no measurable difference" in fmt_diff(est)
+    assert t_interval([0.02, 0.021, 0.019]).excludes_zero
+
+
+def test_one_value_has_no_interval():
+    est = t_interval([0.5])
+    assert est.n == 1 and math.isnan(est.lo) and not est.excludes_zero
+    with pytest.raises(ValueError, match="at least one"):
+        t_interval([])
+
+
+def test_paired_uses_common_seeds_in_order():
+    assert paired({0: 0.9, 1: 0.8, 3: 0.5}, {1: 0.7, 0: 0.6, 2: 0.1}) == pytest.approx([0.3, 0.1])
+
+
+def test_bootstrap_interval_covers_the_point_and_shrinks_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(size=200), rng.normal(size=5000)
+    p_small, lo_small, hi_small = bootstrap_interval(np.mean, [small], n_boot=300)
+    p_large, lo_large, hi_large = bootstrap_interval(np.mean, [large], n_boot=300)
+    assert lo_small < p_small < hi_small and lo_large < p_large < hi_large
+    assert hi_large - lo_large < hi_small - lo_small
+    with pytest.raises(ValueError, match="equal length"):
+        bootstrap_interval(np.mean, [small, large])
+
+
+def test_tied_kept_counts_only_ties_cut_by_the_budget():
+    scores = np.array([3.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    out = tied_kept(scores, 3)  # 3.0 kept by score, two of the four 1.0s by the tie-break
+    assert out["tied_kept"] == 2 and out["tied_share"] == f"{2 / 3:.4f}"
+    assert tied_kept(scores, 5)["tied_kept"] == 0  # every 1.0 fits: no choice was made
+    assert tied_kept(np.arange(10.0), 4)["same_kept_share"] == "1.0000"
+
+
+def test_results_csv_migrates_a_new_column_from_old_rows(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("method,seed,acc\nall,0,0.9\nel2n,0,0.8\n")
+    results = ResultsCSV(
+        path,
+        ["method", "seed", "acc", "tie_break"],
+        ["method", "seed", "tie_break"],
+        {"tie_break": lambda row: "" if row["method"] == "all" else "index"},
+    )
+    assert results.done(method="el2n", seed=0, tie_break="index")
+    assert not results.done(method="el2n", seed=0, tie_break="random")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["tie_break"] for r in rows] == ["", "index"]
+    with pytest.raises(ValueError, match="no default"):
+        ResultsCSV(path, ["method", "seed", "acc", "tie_break", "device"], ["method"])
