@@ -69,6 +69,9 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
             default = ScoringConfig.__dataclass_fields__[name]
             value = default.default if default.default is not dataclasses.MISSING else default.default_factory()
             action.help = f"(default: {value})"
+        if name == "deterministic":  # a bare --deterministic switches it on
+            action.nargs, action.const = "?", True
+            action.help = "bit-identical reruns on the same device kind and software (slower) (default: False)"
     parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1")
     return parser
 

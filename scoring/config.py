@@ -63,6 +63,9 @@ class ScoringConfig:
     """Normalisation per channel; computed from the split when not given."""
     checkpoint_every: int = 1
     """Also checkpoint every this many epochs (besides every score time), for resuming long runs."""
+    deterministic: bool = False
+    """Bit-identical reruns on the same kind of device and software: deterministic torch algorithms, cuBLAS workspace
+    config, one intra-op thread on CPU (slower; recorded in the provenance)."""
 
     def __post_init__(self) -> None:
         self._coerce()
