@@ -32,6 +32,7 @@ from datadiet_hub.sources import load_source
 from datadiet_hub.writer import atomic_write_bytes, write_score_dataset
 
 from . import checkpoint as ckpt
+from . import determinism
 from .aggregate import build_table
 from .config import ScoringConfig
 from .data import Preprocess, TensorData, channel_stats, load_tensors, resolve_augmentation
@@ -86,6 +87,7 @@ def _check_config(cfg: ScoringConfig, state_dir: Path) -> None:
     if not path.exists():
         return
     previous = json.loads(path.read_text())
+    previous.setdefault("deterministic", False)  # runs from before the field existed
     current = json.loads(json.dumps(cfg.identity()))
     if previous != current:
         changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
@@ -198,6 +200,7 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         command: the command line to record in the card.
     """
     started = time.perf_counter()
+    determinism.enable(cfg.deterministic)
     accelerator = _make_accelerator()
     device = accelerator.device
     out = Path(cfg.output_dir)
@@ -336,6 +339,7 @@ def _write_outputs(cfg, data, schedule, state_dir, out, mean, std, augmentation,
         "accelerate_version": str(accelerate.__version__),
         "python_version": sys.version.split()[0],
         "hardware": hardware,
+        "determinism": determinism.describe(),
         "wall_time_s": round(wall, 1),
         "command": command,
         "forgetting_convention": "count of correct->incorrect transitions on the trained minibatches; never_learned "
