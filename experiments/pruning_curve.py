@@ -216,8 +216,10 @@ def measure_ties(card: str, fractions: tuple[float, ...] = (0.9, 0.7, 0.5, 0.3, 
     rows = []
     for name in ("el2n", "grand", "forgetting"):
         config, column, _, _ = METHODS[name]
-        table = load_card_scores(config, Path(card)).with_format("numpy")[:]
-        scores = table[column].astype(np.float64)
+        from datadiet_hub.filtering import read_scores
+
+        # the values the library ranks (forgetting: never_learned rows as +inf), in idx order
+        scores = read_scores(load_card_scores(config, Path(card)), column).values.astype(np.float64)
         for fraction in fractions:
             k = round(fraction * len(scores))
             row = {"config": config, "column": column, "fraction": fraction}
