@@ -1,0 +1,180 @@
+"""Recommended subsets of the shipped card: for every score config and metric, which rows the hardest 30 / 50 / 70%
+are, as boolean columns on the score tables (``el2n_keep50`` ...), in the original row order, so that
+
+    scores = load_dataset("cards/fashion-mnist-datadiet", "cnn-ep2", split="train")
+    subset = fashion_mnist_train.select(np.flatnonzero(scores["el2n_keep50"]))
+
+gives the subset without the library. The masks are ``datadiet_hub.select_indices(..., strategy="hardest")`` with
+the installed library's tie-break (recorded per column in ``docs/results/subsets.csv``); EL2N at initialisation is
+skipped (a noise control, seed-to-seed Spearman -0.07). The test accuracy each subset reached is taken from the
+pruning-curve / transfer rows that trained on exactly that subset, and "not measured" otherwise.
+
+    python -m experiments.subsets            # rewrite the keep columns and docs/results/subsets.csv
+    python -m experiments.subsets --check    # verify the card's keep columns against the library
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .common import CARD, RESULTS, setup_logging
+from .report import _rows
+from .stats import fmt_pm, t_interval
+
+logger = logging.getLogger("experiments.subsets")
+FRACTIONS = (0.3, 0.5, 0.7)
+FIELDS = [
+    "config",
+    "column",
+    "keep_column",
+    "fraction",
+    "kept",
+    "strategy",
+    "tie_break",
+    "tie_decided_share",
+    "trained",
+    "test_accuracy",
+    "n",
+    "accuracy_source",
+]
+
+
+def keep_column(metric: str, fraction: float) -> str:
+    return f"{metric}_keep{round(fraction * 100)}"
+
+
+def card_configs(card: Path) -> dict[str, dict]:
+    from datadiet_hub.cards import read_card_data
+
+    return read_card_data(card / "README.md")["datadiet"]["configs"]
+
+
+def recommended(config: str, info: dict) -> list[str]:
+    """The metrics to publish subsets for: every metric of the config but EL2N at initialisation (noise)."""
+    return [m for m in info["metrics"] if not (m == "el2n" and float(info["epoch"]) == 0)]
+
+
+def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
+    """``{keep column: boolean mask in idx order}`` and the tie-break used."""
+    import datadiet_hub
+
+    has_tie_break = "tie_break" in inspect.signature(datadiet_hub.select_indices).parameters
+    kwargs = {"tie_break": "random"} if has_tie_break else {}
+    out = {}
+    for fraction in FRACTIONS:
+        rows = datadiet_hub.select_indices(
+            table, column=metric, fraction=fraction, strategy="hardest", seed=0, **kwargs
+        )
+        mask = np.zeros(len(table), dtype=bool)
+        mask[np.asarray(rows)] = True
+        out[keep_column(metric, fraction)] = mask
+    return out, ("random (seed 0)" if has_tie_break else "index (lowest row first)")
+
+
+def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[str, str, int, str]]:
+    """``(trained model, mean ± s.e., n, source)`` for each results row set that trained on exactly this subset."""
+    found = []
+    runs: dict[str, dict[int, float]] = {}
+    for row in _rows("pruning_curve.csv"):
+        if (
+            row["method"] == metric
+            and row["score_config"] == config
+            and float(row["fraction"]) == fraction
+            and (metric != "forgetting" or (row.get("tie_break") or "index") == "index")
+        ):
+            runs.setdefault("cnn", {})[int(row["seed"])] = float(row["test_accuracy"])
+    for model, accs in runs.items():
+        est = t_interval(accs.values())
+        found.append((model, fmt_pm(est), est.n, "pruning_curve.csv"))
+    if metric == "el2n" and config.endswith("-ep2"):
+        trained: dict[str, dict[int, float]] = {}
+        for row in _rows("transfer.csv"):
+            if row["scores_from"] == config.split("-")[0] and float(row["fraction"]) == fraction:
+                trained.setdefault(row["train_model"], {})[int(row["seed"])] = float(row["test_accuracy"])
+        for model, accs in trained.items():
+            if model == "cnn" and "cnn" in runs and config.startswith("cnn"):
+                continue  # the pruning curve already has it
+            est = t_interval(accs.values())
+            found.append((model, fmt_pm(est), est.n, "transfer.csv"))
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--card", default=str(CARD))
+    parser.add_argument("--check", action="store_true", help="only verify the keep columns")
+    args = parser.parse_args(argv)
+    setup_logging()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datadiet_hub.writer import write_parquet
+
+    from .pruning_curve import tied_kept
+
+    card = Path(args.card)
+    out_rows = []
+    for config, info in card_configs(card).items():
+        path = card / "data" / config / "train-00000-of-00001.parquet"
+        table = pq.read_table(path)
+        scores = table.select([c for c in table.column_names if "_keep" not in c])
+        new: dict[str, np.ndarray] = {}
+        for metric in recommended(config, info):
+            metric_masks, tie = masks(scores, metric)
+            new.update(metric_masks)
+            from datadiet_hub.filtering import read_scores
+
+            values = read_scores(scores, metric).values.astype(np.float64)
+            for fraction in FRACTIONS:
+                name = keep_column(metric, fraction)
+                k = int(metric_masks[name].sum())
+                ties = tied_kept(values, k)
+                measured = measured_accuracy(config, metric, fraction) or [("", "not measured", 0, "")]
+                for model, acc, n, source in measured:
+                    out_rows.append(
+                        {
+                            "config": config,
+                            "column": metric,
+                            "keep_column": name,
+                            "fraction": fraction,
+                            "kept": k,
+                            "strategy": "hardest",
+                            "tie_break": tie,
+                            "tie_decided_share": ties["tied_share"],
+                            "trained": model,
+                            "test_accuracy": acc,
+                            "n": n or "",
+                            "accuracy_source": source,
+                        }
+                    )
+        if args.check:
+            for name, mask in new.items():
+                if name not in table.column_names:
+                    raise SystemExit(f"{config}: the card has no {name} column; run python -m experiments.subsets.")
+                if not np.array_equal(table.column(name).to_numpy(zero_copy_only=False), mask):
+                    raise SystemExit(f"{config}: {name} differs from the library's selection.")
+            logger.info("%s: %d keep columns match", config, len(new))
+            continue
+        for name, mask in new.items():
+            scores = scores.append_column(name, pa.array(mask))
+        write_parquet(path, scores)
+        logger.info("%s: wrote %s", config, ", ".join(new))
+    if not args.check:
+        target = RESULTS / "subsets.csv"
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+            writer.writeheader()
+            writer.writerows(out_rows)
+        tmp.replace(target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
