@@ -105,12 +105,76 @@ def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[s
     return found
 
 
+def accuracy_rows(base: dict) -> list[dict]:
+    """``base`` (one subset's description) once per measured training, or once as "not measured"."""
+    measured = measured_accuracy(base["config"], base["column"], float(base["fraction"]))
+    measured = measured or [("", "not measured", 0, "")]
+    return [
+        {**base, "trained": model, "test_accuracy": acc, "n": n or "", "accuracy_source": source}
+        for model, acc, n, source in measured
+    ]
+
+
+def write_csv(rows: list[dict]) -> None:
+    target = RESULTS / "subsets.csv"
+    tmp = target.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(target)
+
+
+def refresh_accuracy(card: Path) -> None:
+    """Recompute the accuracy columns of docs/results/subsets.csv from the current results CSVs."""
+    bases: dict[tuple, dict] = {}
+    for row in _rows("subsets.csv"):
+        bases.setdefault((row["config"], row["keep_column"]), row)
+    rows = [r for base in bases.values() for r in accuracy_rows(base)]
+    write_csv(rows)
+    update_card(card, rows)
+
+
+def update_card(card: Path, rows: list[dict]) -> None:
+    """The measured-accuracy table of the card, between its ``<!-- subsets-accuracy -->`` markers."""
+    from .report import pruning_runs
+
+    full = pruning_runs().get(("all", 1.0), {})
+    lines = [
+        f"Full data (cnn): {fmt_pm(t_interval(full.values()))}" if full else "Full data: not run",
+        "",
+        "| config | subset column | trained | test accuracy |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['config']}` | `{r['keep_column']}` | {r['trained']} | {r['test_accuracy']} |"
+        for r in rows
+        if r["trained"]
+    ]
+    readme = card / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- subsets-accuracy -->", "<!-- /subsets-accuracy -->"
+    if start not in text:
+        return
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    tmp = readme.with_suffix(".tmp")
+    tmp.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
+    tmp.replace(readme)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--card", default=str(CARD))
     parser.add_argument("--check", action="store_true", help="only verify the keep columns")
+    parser.add_argument(
+        "--accuracy-only", action="store_true", help="only refresh the measured accuracies (CSV and card table)"
+    )
     args = parser.parse_args(argv)
     setup_logging()
+    if args.accuracy_only:
+        refresh_accuracy(Path(args.card))
+        return 0
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -135,24 +199,17 @@ def main(argv: list[str] | None = None) -> int:
                 name = keep_column(metric, fraction)
                 k = int(metric_masks[name].sum())
                 ties = tied_kept(values, k)
-                measured = measured_accuracy(config, metric, fraction) or [("", "not measured", 0, "")]
-                for model, acc, n, source in measured:
-                    out_rows.append(
-                        {
-                            "config": config,
-                            "column": metric,
-                            "keep_column": name,
-                            "fraction": fraction,
-                            "kept": k,
-                            "strategy": "hardest",
-                            "tie_break": tie,
-                            "tie_decided_share": ties["tied_share"],
-                            "trained": model,
-                            "test_accuracy": acc,
-                            "n": n or "",
-                            "accuracy_source": source,
-                        }
-                    )
+                base = {
+                    "config": config,
+                    "column": metric,
+                    "keep_column": name,
+                    "fraction": fraction,
+                    "kept": k,
+                    "strategy": "hardest",
+                    "tie_break": tie,
+                    "tie_decided_share": ties["tied_share"],
+                }
+                out_rows += accuracy_rows(base)
         if args.check:
             for name, mask in new.items():
                 if name not in table.column_names:
@@ -166,13 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         write_parquet(path, scores)
         logger.info("%s: wrote %s", config, ", ".join(new))
     if not args.check:
-        target = RESULTS / "subsets.csv"
-        tmp = target.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
-            writer.writeheader()
-            writer.writerows(out_rows)
-        tmp.replace(target)
+        update_card(card, out_rows)
+        write_csv(out_rows)
     return 0
 
 
