@@ -106,7 +106,45 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             logger.info("%s %s: %s", config, score, results.rows[-1])
+    write_tables(results.rows)
     return 0
+
+
+def table(rows: list[dict[str, str]], indent: str = "") -> str:
+    lines = [
+        "| config | score | Spearman with the card | top-10% overlap | max abs diff | rows exactly equal | "
+        "card: seed 0 vs seed 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['config']} | {r['score']} | {r['spearman']} | {r['top10_overlap']} | {r['max_abs_diff']} | "
+        f"{float(r['exact_equal_share']):.1%} | {r['card_seed0_vs_seed1_spearman']} |"
+        for r in rows
+    ]
+    first = rows[0] if rows else {}
+    head = (
+        f"The card's `mlp` command rerun for seed {first.get('seed', 0)} on {first.get('rerun_device', 'CPU')} "
+        f"(torch {first.get('rerun_torch', '?')}) against the card's seed-{first.get('seed', 0)} values from "
+        f"{first.get('card_device', 'the H200')} (`docs/results/cross_device.csv`, `python -m "
+        "experiments.cross_device`; 60,000 rows):"
+    )
+    return "\n".join([head, "", *lines])
+
+
+def write_tables(rows: list[dict[str, str]]) -> None:
+    """The measured agreement between the markers ``<!-- cross-device -->`` in the README and the card."""
+    root = RESULTS.parents[1]
+    for path, indent in ((root / "README.md", "  "), (CARD / "README.md", "")):
+        text = path.read_text()
+        start, end = "<!-- cross-device -->", "<!-- /cross-device -->"
+        if start not in text:
+            continue
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        body = "\n".join(indent + line if line else "" for line in table(rows).split("\n"))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+        tmp.replace(path)
 
 
 if __name__ == "__main__":
