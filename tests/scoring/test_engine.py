@@ -4,6 +4,7 @@ progress bars with ETA and the throughput log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -111,6 +112,51 @@ def test_card_provenance_and_load_dataset(tmp_path, tiny_parquet):
     assert prov["command"] == "datadiet score --seeds 3,5"
     assert "1 process(es)" in prov["hardware"]
     assert "never_learned" in card and "DeepCore" in card
+
+    env = prov.get("environment", prov)  # format 2 keeps the environment in its own block
+    import accelerate
+    import huggingface_hub
+
+    assert env["torch_version"] == torch.__version__ and env["datasets_version"] == datasets.__version__
+    assert env["numpy_version"] == np.__version__ and env["huggingface_hub_version"] == huggingface_hub.__version__
+    assert env["accelerate_version"] == accelerate.__version__
+    assert env["device"] == "cpu" and env["deterministic_algorithms"] is False and env["cudnn_benchmark"] is False
+    commit = env["code_commit"]
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+
+
+def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_parquet):
+    """The ids are a numpy ``S`` array (no pickle), equal to the table's column; the safetensors cache holds only
+    tensors, not 203 ids in its JSON header."""
+    from safetensors import safe_open
+
+    from scoring.state import RunState
+
+    out = tmp_path / "out"
+    cfg = tiny_config(out, tiny_parquet, seeds=[0])
+    run(cfg, progress=False)
+    state = RunState(out)
+    ids = np.load(state.ids_path, allow_pickle=False)
+    assert ids.dtype.kind == "S" and ids.shape == (203,)
+    assert [i.decode() for i in ids.tolist()] == read_scores(out, "cnn-ep1")["example_id"].tolist()
+    with safe_open(str(state.data_path), framework="pt") as handle:
+        assert sorted(handle.keys()) == ["images", "labels"]
+        assert len(json.dumps(handle.metadata())) < 100
+    data, source = state.load_data()
+    assert data.example_ids == [i.decode() for i in ids.tolist()] and data.num_classes == 4
+    assert source.image_column == "image" and source.label_column == "label"
+    assert not hasattr(data, "source_meta")
+
+
+def test_a_damaged_id_file_is_refused_with_the_fix(tmp_path, tiny_parquet):
+    from scoring.state import RunState, _ids_to_npy
+
+    out = tmp_path / "out"
+    run(tiny_config(out, tiny_parquet, seeds=[0]), progress=False)
+    state = RunState(out)
+    state.ids_path.write_bytes(_ids_to_npy(["ab", "cd"]))
+    with pytest.raises(RuntimeError, match=r"2 example ids for 203 rows.*delete .*\.datadiet and rerun"):
+        state.load_data()
 
 
 def test_step_times_name_configs_by_step(tmp_path, tiny_parquet):
