@@ -81,7 +81,7 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
     out = {}
     for step in schedule.score_steps:
-        metrics = [m for m in ("el2n", "grand") if m in cfg.scores]
+        metrics: list[str] = [m for m in ("el2n", "grand") if m in cfg.scores]
         if "forgetting" in cfg.scores and step > 0:  # forgetting at step 0 counts nothing
             metrics.append("forgetting")
         if metrics:

@@ -93,7 +93,8 @@ class _EpochLog:
 
     def __init__(self, seed: int, steps_per_epoch: int, total_steps: int, bar: tqdm) -> None:
         self.seed, self.spe, self.total, self.bar = seed, steps_per_epoch, total_steps, bar
-        self.t0, self.seen, self.loss_sum = time.perf_counter(), 0, None
+        self.t0, self.seen = time.perf_counter(), 0
+        self.loss_sum: torch.Tensor | None = None
 
     def __call__(self, out: StepOutput) -> None:
         n = len(out.batch[LABELS])

@@ -214,3 +214,24 @@ def test_other_registry_models(tmp_path, tiny_parquet, model):
     run(tiny_config(out, tiny_parquet, model=model, width=0.125, seeds=[0], at=[1]), progress=False)
     assert configs_in(out) == [f"{model}-ep1"]
     assert np.isfinite(read_scores(out, f"{model}-ep1")["el2n"]).all()
+
+
+@pytest.mark.parametrize("package", ["scoring", "downstream", "scoring.run"])
+def test_importing_without_torch_names_the_extra(package):
+    """A process where torch cannot be imported gets an ImportError naming the pip extra, not a raw
+    ModuleNotFoundError from deep inside."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT, subprocess_env
+
+    code = (
+        "import sys\nsys.modules['torch'] = None  # what an environment without torch looks like to import\n"
+        f"try:\n    import {package}\nexcept ImportError as err:\n    print(type(err).__name__, err)\n"
+        "else:\n    print('imported')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("ImportError scoring needs torch"), result.stdout + result.stderr
+    assert "pip install 'datadiet-hub[torch]'" in result.stdout
