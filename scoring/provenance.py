@@ -37,17 +37,25 @@ _PACKAGES = {
 }
 
 
-def code_commit(where: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout this code runs from, or None (an installed wheel, no git)."""
-    folder = where or Path(__file__).resolve().parent
+def code_commit(package_dir: Path | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the checkout this code runs from, or None: not a git checkout (an installed wheel),
+    no git, or a package folder that is not at the top of the repository git finds (a venv inside another repo)."""
+    folder = package_dir or Path(__file__).resolve().parent
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=False
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = result.stdout.strip()
-    return commit if result.returncode == 0 and len(commit) == 40 else None
+    lines = result.stdout.split()
+    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
+        return None
+    return lines[1] if len(lines[1]) == 40 else None
 
 
 def _version(package: str) -> str | None:

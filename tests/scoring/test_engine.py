@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import configs_in, read_scores, tiny_config
+from conftest import REPO_ROOT, configs_in, read_scores, tiny_config
 
 from scoring import checkpoint as ckpt
 from scoring.run import STATE, run
@@ -121,8 +122,20 @@ def test_card_provenance_and_load_dataset(tmp_path, tiny_parquet):
     assert env["numpy_version"] == np.__version__ and env["huggingface_hub_version"] == huggingface_hub.__version__
     assert env["accelerate_version"] == accelerate.__version__
     assert env["device"] == "cpu" and env["deterministic_algorithms"] is False and env["cudnn_benchmark"] is False
-    commit = env["code_commit"]
-    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert env["code_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+
+
+def test_code_commit_is_none_outside_a_checkout_of_this_code(tmp_path):
+    from scoring.provenance import code_commit
+
+    package = tmp_path / "scoring"
+    package.mkdir()
+    assert code_commit(package) is None  # not a git repository
+    subprocess.run(["git", "init", "-q", str(tmp_path / "outer")], check=True)
+    nested = tmp_path / "outer" / "venv" / "site-packages" / "scoring"
+    nested.mkdir(parents=True)
+    assert code_commit(nested) is None  # inside some other repository, not at its top
 
 
 def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_parquet):
@@ -220,10 +233,9 @@ def test_other_registry_models(tmp_path, tiny_parquet, model):
 def test_importing_without_torch_names_the_extra(package):
     """A process where torch cannot be imported gets an ImportError naming the pip extra, not a raw
     ModuleNotFoundError from deep inside."""
-    import subprocess
     import sys
 
-    from conftest import REPO_ROOT, subprocess_env
+    from conftest import subprocess_env
 
     code = (
         "import sys\nsys.modules['torch'] = None  # what an environment without torch looks like to import\n"
