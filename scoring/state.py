@@ -115,7 +115,7 @@ class RunState:
         )
         data = load_tensors(source, progress=progress)
         info = SourceInfo(source.name, source.revision, source.image_column, source.label_column)
-        atomic_write_bytes(self.ids_path, _ids_to_npy(data.example_ids))
+        atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
         atomic_write_bytes(self.source_path, json.dumps({**asdict(info), "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)
 
@@ -124,7 +124,7 @@ class RunState:
         tensors, _ = ckpt.load(self.data_path)
         meta = json.loads(self.source_path.read_text())
         num_classes = int(meta.pop("num_classes"))
-        ids = _ids_from_npy(self.ids_path)
+        ids = read_example_ids(self.ids_path)
         if len(ids) != len(tensors["labels"]):
             raise RuntimeError(
                 f"{self.ids_path} holds {len(ids)} example ids for {len(tensors['labels'])} rows; the state folder "
@@ -144,14 +144,16 @@ class RunState:
         atomic_write_bytes(self.timing_path, json.dumps({"wall_time_s": seconds}).encode())
 
 
-def _ids_to_npy(ids: list[str]) -> bytes:
-    """Example ids (hex strings) as a numpy ``S`` array: fixed-width ASCII, no pickle, readable by ``np.load``."""
+def example_ids_npy(ids: list[str]) -> bytes:
+    """The bytes of an ``.npy`` file holding the example ids (hex strings) as a numpy ``S`` array: fixed-width ASCII,
+    no pickle, 32 bytes a row (1.9 MB for 60,000 rows) instead of a JSON list in a safetensors header."""
     array = np.array([i.encode("ascii") for i in ids], dtype=np.bytes_)
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
 
 
-def _ids_from_npy(path: Path) -> list[str]:
+def read_example_ids(path: Path) -> list[str]:
+    """The ids written by ``example_ids_npy``."""
     array = np.load(path, allow_pickle=False)
     return [value.decode("ascii") for value in array.tolist()]

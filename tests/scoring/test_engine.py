@@ -162,12 +162,12 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
 
 
 def test_a_damaged_id_file_is_refused_with_the_fix(tmp_path, tiny_parquet):
-    from scoring.state import RunState, _ids_to_npy
+    from scoring.state import RunState, example_ids_npy
 
     out = tmp_path / "out"
     run(tiny_config(out, tiny_parquet, seeds=[0]), progress=False)
     state = RunState(out)
-    state.ids_path.write_bytes(_ids_to_npy(["ab", "cd"]))
+    state.ids_path.write_bytes(example_ids_npy(["ab", "cd"]))
     with pytest.raises(RuntimeError, match=r"2 example ids for 203 rows.*delete .*\.datadiet and rerun"):
         state.load_data()
 
