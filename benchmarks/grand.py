@@ -42,7 +42,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.metrics._oracles import naive_grad_norms, vmap_grad_norms
+from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from scoring.metrics.el2n import el2n_from_logits
 from scoring.metrics.grand import per_example_grad_norms
 from scoring.models import build_model

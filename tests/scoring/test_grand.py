@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from scoring.metrics import _grand_layers
-from scoring.metrics._oracles import naive_grad_norms, vmap_grad_norms
-from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms
+from scoring.metrics.reference import naive_grad_norms, naive_layer_sq_norms, vmap_grad_norms
+from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms, per_example_layer_sq_norms
 from scoring.models import build_model
 
 RTOL = 1e-6
@@ -35,9 +35,11 @@ def _randomize_norm_layers(model: nn.Module) -> nn.Module:
 
 
 def _assert_matches_oracle(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **kwargs) -> torch.Tensor:
-    norms, layers = per_example_grad_norms(model, x, y, per_layer=True, **kwargs)
-    expected, expected_layers = naive_grad_norms(model, x, y, per_layer=True)
-    assert norms.dtype == torch.float64 and norms.shape == (x.shape[0],)
+    layers = per_example_layer_sq_norms(model, x, y, **kwargs)
+    norms = per_example_grad_norms(model, x, y, **kwargs)
+    expected_layers = naive_layer_sq_norms(model, x, y)
+    expected = torch.stack(list(expected_layers.values())).sum(0).sqrt()
+    assert norms.dtype == torch.float64 and norms.shape == (y.shape[0],)
     assert set(layers) == set(expected_layers)
     torch.testing.assert_close(norms, expected, rtol=RTOL, atol=0)
     floor = 1e-14 * float(expected.max()) ** 2  # only matters for a layer whose gradient is exactly 0 (dead ReLU)
