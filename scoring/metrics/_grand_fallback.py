@@ -24,19 +24,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 
 from scoring.metrics._grand_layers import UnsupportedModuleError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class LeafDims:
-    """Batch dim of every tensor leaf of a call's arguments (``None``: shared by all examples) and of its outputs."""
-
-    inputs: list[int | None]
-    outputs: Callable[[int, Any], int | None] = field(default=lambda index, leaf: None)
 
 
 class _Raw(nn.Module):
@@ -160,7 +153,8 @@ def replay_sq_norms(replay: Replay, n: int, replaying: Callable[[], Any]) -> dic
                 args.append(value)
             else:
                 kwargs[key] = value
-        with replaying():
+        # The math attention kernel is plain ops with batching rules; the fused CPU kernels have none.
+        with replaying(), sdpa_kernel(SDPBackend.MATH):
             out = torch.func.functional_call(raw, p, tuple(args), kwargs, strict=False)
         out_leaves = tree_flatten(out)[0]
         total = out_leaves[replay.out_index[present[0]]].new_zeros(())
