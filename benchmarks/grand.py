@@ -42,9 +42,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from scoring.metrics.el2n import el2n_from_logits
 from scoring.metrics.grand import per_example_grad_norms
+from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from scoring.models import build_model
 
 SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs

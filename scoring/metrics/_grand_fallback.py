@@ -138,13 +138,16 @@ def replay_sq_norms(replay: Replay, n: int, replaying: Callable[[], Any]) -> dic
     params = {f"m.{k}": replay.params[k][1].detach() for k in names}
     raw = _Raw(replay.module)
     batched_pos = [i for i, d in enumerate(replay.in_dims) if d is not None]
-    grads = [replay.grads.get(j) for j in range(len(replay.out_index))]
-    present = [j for j, g in enumerate(grads) if g is not None]
+    batched_dims = [d for d in replay.in_dims if d is not None]
+    present = [j for j in range(len(replay.out_index)) if j in replay.grads]
+    if not present:
+        return {}
+    gs = [replay.grads[j] for j in present]
 
     def vjp(p: dict[str, torch.Tensor], batched: list[torch.Tensor], gs: list[torch.Tensor]) -> torch.Tensor:
         leaves = list(replay.leaves)
-        for pos, t in zip(batched_pos, batched, strict=True):
-            leaves[pos] = t.unsqueeze(replay.in_dims[pos])  # back to a batch of one
+        for pos, dim, t in zip(batched_pos, batched_dims, batched, strict=True):
+            leaves[pos] = t.unsqueeze(dim)  # back to a batch of one
         args, kwargs, start = [], {}, 0
         for spec, key in zip(replay.specs, replay.keys, strict=True):
             value = tree_unflatten(leaves[start : start + spec.num_leaves], spec)
@@ -164,10 +167,6 @@ def replay_sq_norms(replay: Replay, n: int, replaying: Callable[[], Any]) -> dic
         return total
 
     batched = [replay.leaves[i] for i in batched_pos]
-    batched_dims = [replay.in_dims[i] for i in batched_pos]
-    gs = [grads[j] for j in present]
-    if not present:
-        return {}
     per_example = sum(p.numel() for p in params.values()) * next(iter(params.values())).element_size() * 3
     chunk = max(1, REPLAY_BYTES // max(1, per_example))
     grad_fn = torch.func.grad(vjp)

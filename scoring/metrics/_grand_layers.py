@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,10 +104,11 @@ def _patches(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
                 a.unsqueeze(2),
                 (1, module.kernel_size[0]),
                 dilation=(1, module.dilation[0]),
-                padding=(0, module.padding[0]),
+                padding=(0, int(module.padding[0])),
                 stride=(1, module.stride[0]),
             )
-        return F.unfold(a, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
+        padding = tuple(int(p) for p in module.padding)
+        return F.unfold(a, module.kernel_size, dilation=module.dilation, padding=padding, stride=module.stride)
     # Generic path (3-D, 'same' padding, reflect/replicate/circular): pad as the module does, then strided windows.
     # ``_reversed_padding_repeated_twice`` is what ConvNd itself uses to pad (it also encodes asymmetric 'same').
     a = _pad_like_module(module, a)
@@ -114,7 +116,8 @@ def _patches(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
         span = module.dilation[i] * (module.kernel_size[i] - 1) + 1
         a = a.unfold(2 + i, span, module.stride[i])
     # a: [n, C, O_1..O_nd, span_1..span_nd]; keep every dilation-th tap of each window.
-    a = a[(Ellipsis, *(slice(None, None, module.dilation[i]) for i in range(nd)))]
+    taps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, module.dilation[i]) for i in range(nd)))
+    a = a[taps]
     n, c = a.shape[:2]
     out_dims = list(range(2, 2 + nd))
     k_dims = list(range(2 + nd, 2 + 2 * nd))
@@ -212,6 +215,7 @@ def batchnorm_sq_norms(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor,
     """BatchNorm in eval mode: ``x_hat = (x - running_mean) / sqrt(running_var + eps)`` is per-example."""
     n, c = a.shape[:2]
     a, g = a.reshape(n, c, -1), g.reshape(n, c, -1)
+    assert module.running_mean is not None and module.running_var is not None  # refused earlier otherwise
     inv_std = torch.rsqrt(module.running_var.to(a.dtype) + module.eps)
     out = a.new_zeros(n)
     g_sum = g.sum(2)
@@ -264,7 +268,7 @@ def embedding_sq_norms(module: nn.Embedding, a: torch.Tensor, g: torch.Tensor) -
 
 # ------------------------------------------------------------------------------------------------------ registry
 
-Rule = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Rule = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: (module class, parameter names it may own, methods a subclass must not override, rule). A subclass that overrides
 #: one of them (weight standardization in ``forward``, a custom ``_conv_forward``) computes something else, so it

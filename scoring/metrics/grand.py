@@ -531,6 +531,7 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) 
     per-call computations do not give.
     """
     uses: dict[int, int] = {}
+    assert loss.grad_fn is not None
     seen, stack = {loss.grad_fn}, [loss.grad_fn]
     while stack:
         node = stack.pop()

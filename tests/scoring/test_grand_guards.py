@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from test_grand import _assert_matches_oracle
 from torch import nn
 
 from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms
-from test_grand import _assert_matches_oracle
 
 
 @pytest.fixture(autouse=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_grand import _assert_matches_oracle
 from torch import nn
 
 from scoring.metrics.grand import per_example_grad_norms, per_example_layer_sq_norms
 from scoring.metrics.reference import naive_layer_sq_norms, vmap_grad_norms
-from test_grand import _assert_matches_oracle
 
 
 @pytest.fixture(autouse=True)
@@ -346,7 +346,7 @@ def test_registry_text_transformer_and_vit_tiny_match_naive_loop():
 
 def test_padded_positions_contribute_nothing():
     """Tokens behind the attention mask may hold anything: the scores do not change (and stay exact)."""
-    model = _randomize(MODELS_TEXT())
+    model = _randomize(_text_model())
     batch = _token_batch(4, 6)
     other = {k: v.clone() for k, v in batch.items()}
     other["input_ids"][batch["attention_mask"] == 0] = 7  # garbage where the mask is 0
@@ -355,20 +355,20 @@ def test_padded_positions_contribute_nothing():
     torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
 
 
-def MODELS_TEXT() -> nn.Module:  # noqa: N802 - a factory used like a class
+def _text_model() -> nn.Module:
     from scoring.transformer import TextTransformer
 
     return TextTransformer(vocab_size=11, num_classes=3, max_length=8, width=0.125, pad_id=0)
 
 
 def test_vmap_reference_takes_keyword_inputs():
-    model, batch = MODELS_TEXT(), _token_batch(4, 6)
+    model, batch = _text_model(), _token_batch(4, 6)
     expected = torch.stack(list(naive_layer_sq_norms(model, batch, _labels(4)).values())).sum(0).sqrt()
     torch.testing.assert_close(vmap_grad_norms(model, batch, _labels(4), chunk_size=2), expected, rtol=1e-6, atol=0)
 
 
 def test_chunking_keyword_inputs_gives_the_same_norms():
-    model, batch = MODELS_TEXT(), _token_batch(5, 6)
+    model, batch = _text_model(), _token_batch(5, 6)
     whole = per_example_layer_sq_norms(model, batch, _labels(5))
     for chunk in (1, 2):
         part = per_example_layer_sq_norms(model, batch, _labels(5), chunk_size=chunk)
