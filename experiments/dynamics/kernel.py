@@ -3,7 +3,7 @@
 Train one MLP on a Fashion-MNIST subsample, checkpointing at ``--checkpoint-epochs``. For a fixed sample of
 ``--per-bin`` training examples from each EL2N bin, compute at every checkpoint two empirical kernels over the
 sample (model in eval mode, per-example gradients with ``torch.func.vmap(grad)`` as in
-scoring/metrics/_oracles.py, over all parameters):
+scoring/metrics/reference.py, over all parameters):
 
 * ``ntk``: the trace logit NTK, K(x, x') = sum_k <d f_k(x)/dw, d f_k(x')/dw> (sum over the 10 logits);
 * ``lossgrad``: the loss-gradient Gram matrix, K(x, x') = <d loss(x)/dw, d loss(x')/dw>.
