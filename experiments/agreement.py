@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from .common import CARD, RESULTS, ResultsCSV, fashion_mnist, setup_logging
+from .common import CARD, RESULTS, ResultsCSV, fashion_mnist, numpy_columns, read_config, setup_logging
 
 logger = logging.getLogger("experiments.agreement")
 FIELDS = ["kind", "a", "b", "spearman"]
@@ -23,13 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card", default=str(CARD))
     args = parser.parse_args(argv)
     setup_logging()
-    import datasets
 
     from datadiet_hub.cards import read_card_data
     from datadiet_hub.stats import mean_pairwise_spearman, spearman
 
     configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
-    tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy")[:] for c in configs}
+    tables = {c: numpy_columns(read_config(args.card, c)) for c in configs}
     out = RESULTS / "agreement.csv"
     out.unlink(missing_ok=True)  # cheap to recompute: always fresh
     results = ResultsCSV(out, FIELDS, ["kind", "a", "b"])

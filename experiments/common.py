@@ -119,10 +119,35 @@ def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
-def load_card_scores(config: str, card: Path = CARD):
-    import datasets
+def read_config(folder: str | os.PathLike, config: str):
+    """One config of a score folder as an arrow table, read from its parquet files.
 
-    return datasets.load_dataset(str(card), config, split="train")
+    Not ``datasets.load_dataset(folder, config)``: that caches a local folder under its name and the config's, not
+    its content, so a second folder with the same name (``runs/noisy/rate0.2/scores`` after
+    ``runs/noisy/rate0.1/scores``) or a rewritten card silently returns the first one's rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted((Path(folder) / "data" / config).glob("train-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"No data/{config}/train-*.parquet under {folder}.")
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def numpy_columns(table) -> dict[str, np.ndarray]:
+    """Arrow columns as numpy (list columns as 2-D arrays)."""
+    out = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if hasattr(column.type, "value_type"):
+            out[name] = np.stack(column.to_numpy(zero_copy_only=False))
+        else:
+            out[name] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def load_card_scores(config: str, card: Path = CARD):
+    return read_config(card, config)
 
 
 def setup_logging() -> None:

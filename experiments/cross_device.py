@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import CARD, RESULTS, ResultsCSV, load_card_scores, setup_logging
+from .common import CARD, RESULTS, ResultsCSV, load_card_scores, numpy_columns, read_config, setup_logging
 
 logger = logging.getLogger("experiments.cross_device")
 FIELDS = [
@@ -54,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     setup_logging()
-    import datasets
     import torch
 
     from datadiet_hub.stats import spearman
@@ -78,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     results = ResultsCSV(RESULTS / "cross_device.csv", FIELDS, ["config", "score", "seed"])
     for t in times:
         config = f"{args.model}-ep{t}"
-        card = load_card_scores(config, CARD).with_format("numpy")[:]
-        mine = datasets.load_dataset(str(out), config, split="train").with_format("numpy")[:]
+        card = numpy_columns(load_card_scores(config, CARD))
+        mine = numpy_columns(read_config(out, config))
         assert np.array_equal(card["idx"], mine["idx"])
         for score in ("el2n", "grand", "forgetting"):
             if f"{score}_per_seed" not in card or score not in mine:

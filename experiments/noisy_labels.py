@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import RESULTS, ResultsCSV, device_name, fashion_mnist, setup_logging, subset
+from .common import RESULTS, ResultsCSV, device_name, fashion_mnist, numpy_columns, read_config, setup_logging, subset
 from .stats import bootstrap_interval
 
 logger = logging.getLogger("experiments.noisy_labels")
@@ -105,43 +105,43 @@ def cnn_pred_probs(noisy: np.ndarray, cache: Path, epochs: int, folds: int = FOL
     if cache.exists():
         return np.load(cache)
     import torch
-    import torch.nn.functional as F
     from sklearn.model_selection import StratifiedKFold
 
     from scoring.config import ScoringConfig
-    from scoring.downstream import cosine_lr
+    from scoring.loops import (
+        cosine_lr,
+        evaluate,
+        logits_of,
+        model_inputs,
+        ordered_batches,
+        shuffled_batches,
+        train_loop,
+    )
     from scoring.train import make_model, make_optimizer, seed_generator
 
     cfg = ScoringConfig()
     data = fashion_mnist()
-    data.train.labels = torch.from_numpy(noisy)
+    labels = torch.from_numpy(noisy)
     probs = np.zeros((len(noisy), 10), dtype=np.float64)
     splits = StratifiedKFold(folds, shuffle=True, random_state=0).split(np.zeros(len(noisy)), noisy)
     for k, (fit, held) in enumerate(splits):
         train = subset(data.train, fit)
+        train.labels = labels[torch.as_tensor(np.sort(fit))]
         model = make_model(cfg, train, seed=k)
-        optimizer = make_optimizer(cfg, model)
-        spe = math.ceil(len(train) / cfg.batch_size)
-        total, step = epochs * spe, 0
-        model.train()
-        for epoch in range(epochs):
-            order = torch.randperm(len(train), generator=seed_generator("noisy-cv-order", k, epoch))
-            for b in range(spe):
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(cfg.lr, step, total)
-                idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                loss = F.cross_entropy(model(data.preprocess(train.images[idx])), train.labels[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-        model.eval()
-        held_t = torch.as_tensor(held)
-        with torch.no_grad():
-            for start in range(0, len(held), 1024):
-                rows = held_t[start : start + 1024]
-                logits = model(data.preprocess(data.train.images[rows]))
-                probs[held[start : start + 1024]] = torch.softmax(logits, 1).double().numpy()
+        total = epochs * math.ceil(len(train) / cfg.batch_size)
+        batches = shuffled_batches(
+            train.images,
+            train.labels,
+            data.preprocess,
+            batch_size=cfg.batch_size,
+            steps=range(total),
+            order=lambda epoch, k=k: seed_generator("noisy-cv-order", k, epoch),
+        )
+        train_loop(model, make_optimizer(cfg, model), batches, lr=lambda step, t=total: cosine_lr(cfg.lr, step, t))
+        rows = torch.as_tensor(held)
+        held_batches = ordered_batches(data.train.images, labels, data.preprocess, batch_size=1024, rows=rows)
+        softmax = evaluate(model, held_batches, lambda m, batch: torch.softmax(logits_of(m, model_inputs(batch)), 1))
+        probs[held] = softmax.double().numpy()
         logger.info(
             "cnn fold %d/%d: held-out accuracy on given labels %.4f",
             k + 1,
@@ -247,8 +247,6 @@ def ours(rate: float, noisy: np.ndarray, flipped: np.ndarray, work: Path, args, 
     """Our scores from a scoring run on the noisy labels (resumable from its checkpoints)."""
     import time
 
-    import datasets
-
     from scoring.config import ScoringConfig
     from scoring.run import run
 
@@ -271,7 +269,7 @@ def ours(rate: float, noisy: np.ndarray, flipped: np.ndarray, work: Path, args, 
     for method, score, config in wanted:
         if out.done(noise_rate=rate, method=method):
             continue
-        table = datasets.load_dataset(str(work / "scores"), config, split="train").with_format("numpy")[:]
+        table = numpy_columns(read_config(work / "scores", config))
         values = table[score].astype(np.float64)
         if score == "forgetting":  # never-learned rows rank first, as data_diet's infinity
             values = np.where(table["never_learned"], values.max() + 1, values)
@@ -339,11 +337,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def train_without_top(args, labels: np.ndarray) -> None:
     """Train on the 10%-noisy set with and without its top-10% EL2N rows; clean test accuracy per seed."""
-    import datasets
     import torch
 
+    from downstream.train import train_and_evaluate
     from scoring.config import ScoringConfig
-    from scoring.downstream import train_and_evaluate
 
     rate = 0.1
     noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
@@ -351,7 +348,7 @@ def train_without_top(args, labels: np.ndarray) -> None:
     data = fashion_mnist()
     data.train.labels = torch.from_numpy(noisy)
     early = f"cnn-ep{args.score_epochs}"
-    el2n = datasets.load_dataset(str(work / "scores"), early, split="train").with_format("numpy")[:]["el2n"]
+    el2n = read_config(work / "scores", early).column("el2n").to_numpy()
     top = np.argsort(-el2n, kind="stable")[: round(rate * len(el2n))]
     keep_rows = np.setdiff1d(np.arange(len(el2n)), top)
     steps = args.train_epochs * math.ceil(len(data.train) / 128)

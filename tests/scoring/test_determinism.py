@@ -48,5 +48,5 @@ def test_same_command_twice_gives_bit_identical_scores(tmp_path, tiny_parquet):
         assert column_bytes(first, config) == column_bytes(second, config), config
     recorded = provenance(first)
     assert recorded["scoring"]["deterministic"] is True
-    assert recorded["determinism"]["deterministic_algorithms"] is True
-    assert recorded["determinism"]["intra_op_threads"] == 1
+    assert recorded["deterministic_algorithms"] is True
+    assert recorded["intra_op_threads"] == 1
