@@ -77,3 +77,23 @@ def test_results_csv_migrates_a_new_column_from_old_rows(tmp_path):
     assert [r["tie_break"] for r in rows] == ["", "index"]
     with pytest.raises(ValueError, match="no default"):
         ResultsCSV(path, ["method", "seed", "acc", "tie_break", "device"], ["method"])
+
+
+def test_read_config_reads_each_folder_even_when_names_repeat(tmp_path):
+    """Two score folders both named ``scores`` (one per noise rate): each read returns its own rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from experiments.common import numpy_columns, read_config
+
+    for rate, value in (("a", 1.0), ("b", 2.0)):
+        folder = tmp_path / rate / "scores" / "data" / "cnn-ep2"
+        folder.mkdir(parents=True)
+        table = pa.table({"idx": [0, 1], "el2n": [value, value], "el2n_per_seed": [[value], [value]]})
+        pq.write_table(table, folder / "train-00000-of-00001.parquet")
+    first = numpy_columns(read_config(tmp_path / "a" / "scores", "cnn-ep2"))
+    second = numpy_columns(read_config(tmp_path / "b" / "scores", "cnn-ep2"))
+    assert first["el2n"].tolist() == [1.0, 1.0] and second["el2n"].tolist() == [2.0, 2.0]
+    assert second["el2n_per_seed"].shape == (2, 1)
+    with pytest.raises(FileNotFoundError, match="cnn-ep9"):
+        read_config(tmp_path / "a" / "scores", "cnn-ep9")
