@@ -3,10 +3,19 @@
 Imports neither torch nor anything heavy at import time; the scoring engine lives in the ``scoring`` package.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .filtering import keep, prune, select_indices
 from .loading import load_provenance, load_scores
+from .provenance import Provenance
 from .store import LocalStore
 
-__all__ = ["LocalStore", "__version__", "keep", "load_provenance", "load_scores", "prune", "select_indices"]
+__all__ = [
+    "LocalStore",
+    "Provenance",
+    "__version__",
+    "keep",
+    "load_provenance",
+    "load_scores",
+    "prune",
+    "select_indices",
+]

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import ScoreMismatchError
 from .hashing import example_id, fingerprint, id_keys
+from .provenance import Provenance
 
 logger = logging.getLogger(__name__)
 
@@ -213,29 +214,29 @@ def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
     return count, first
 
 
-def card_fingerprint(provenance: dict[str, Any] | None) -> str | None:
-    """The source fingerprint recorded in a card's ``datadiet`` block, if any."""
-    if not provenance:
+def card_fingerprint(provenance: Provenance | None) -> str | None:
+    """The source fingerprint recorded in a card's provenance, if any."""
+    if provenance is None:
         return None
-    source = provenance.get("source")
-    value = source.get("fingerprint") if isinstance(source, dict) else provenance.get("fingerprint")
+    value = provenance.source.fingerprint or provenance.extra.get("fingerprint")
     return str(value) if value and value != "n/a" else None
 
 
-def check_fingerprint(ids: Any, provenance: dict[str, Any] | None, *, what: str) -> None:
+def check_fingerprint(ids: Any, provenance: Provenance | None, *, what: str) -> None:
     """Compare the order-sensitive fingerprint of ``ids`` with the card's; no-op when the card has none."""
     expected = card_fingerprint(provenance)
-    if expected is None:
+    if expected is None or provenance is None:
         return
     actual = fingerprint(ids)
     if actual != expected:
-        source = provenance.get("source") if isinstance(provenance.get("source"), dict) else {}
-        name = f"{source.get('dataset', '?')} split {source.get('split', '?')}" if source else "its source"
+        source = provenance.source
+        name = f"{source.dataset or '?'} split {source.split or '?'}" if source.dataset else "its source"
         raise ScoreMismatchError(
             f"The fingerprint of {what} ({actual[:16]}...) differs from the source fingerprint in the score card "
             f"({expected[:16]}..., {name}): the scores were computed on other rows or another order."
             + _HINT
-            + _OVERRIDE
+            + _OVERRIDE,
+            value=actual,
         )
 
 
@@ -247,7 +248,7 @@ def check_alignment(
     verify: str = "sample",
     image_column: str | None = None,
     label_column: str | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
     """Raise ``ScoreMismatchError`` unless the dataset's rows are, position by position, the scored rows.
 
@@ -267,8 +268,7 @@ def check_alignment(
     n = len(dataset)
     if n != num_scores:
         raise ScoreMismatchError(f"The scores have {num_scores} rows but the dataset has {n}." + _HINT)
-    source = (provenance or {}).get("source")
-    card_rows = source.get("num_rows") if isinstance(source, dict) else None
+    card_rows = provenance.source.num_rows if provenance is not None else None
     if verify != "none" and card_rows is not None and int(card_rows) != n:
         raise ScoreMismatchError(
             f"The score card says the source split has {card_rows} rows but the dataset has {n}." + _HINT + _OVERRIDE

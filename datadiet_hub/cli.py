@@ -13,8 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .cli_errors import run_guarded
+from .resolve import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +101,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
-    store = LocalStore(args.store)
-    if store.has(args.name) or "/" not in args.name or args.local:
-        versions, where = store.versions(args.name), f"local store {store.root}"
-    else:
-        from .hub import list_versions
-
-        versions, where = list_versions(args.name), "the Hub"
+    place = resolve(args.name, store=args.store, local=args.local)
+    versions, where = place.versions(), place.describe()
     if not versions:
         print(f"No versions of {args.name!r} in {where}.")
         return 3

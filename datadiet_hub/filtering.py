@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from .align import (
     validate_verify,
 )
 from .errors import ScoreMismatchError, ScoresNotFoundError
+from .provenance import Provenance, as_provenance, provenance_of
 from .schema import METRICS
 
 logger = logging.getLogger(__name__)
@@ -504,11 +505,9 @@ def _as_positions(indices: Any) -> slice | np.ndarray:
     return positions
 
 
-def _provenance(scores: Any, provenance: dict[str, Any] | None) -> dict[str, Any] | None:
+def _provenance(scores: Any, provenance: Provenance | Mapping[str, Any] | None) -> Provenance | None:
     if provenance is not None:
-        return provenance
-    from .loading import provenance_of
-
+        return as_provenance(provenance)
     return provenance_of(scores)
 
 
@@ -521,7 +520,7 @@ def keep(
     verify: str = "sample",
     image_column: str | None = None,
     label_column: str | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: Provenance | Mapping[str, Any] | None = None,
     **select_kwargs: Any,
 ) -> Callable:
     """A batched predicate keeping the rows ``select_indices(scores, **select_kwargs)`` selects.
@@ -606,7 +605,7 @@ def prune(
     verify: str = "sample",
     image_column: str | None = None,
     label_column: str | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: Provenance | Mapping[str, Any] | None = None,
     **select_kwargs: Any,
 ) -> Any:
     """Return ``dataset`` with only the selected rows, as an indices mapping (no copy of the data).

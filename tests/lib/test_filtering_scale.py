@@ -249,7 +249,7 @@ def test_streaming_longer_than_the_scores_fails_by_idx(env, tmp_path):
 
 def test_fingerprint_in_the_card_is_checked(env, tmp_path):
     ds, folder, scores = env
-    assert load_provenance(folder)["source"]["fingerprint"] == fingerprint(ids_of(N))
+    assert load_provenance(folder).source.fingerprint == fingerprint(ids_of(N))
     assert len(prune(ds, scores, fraction=0.5, verify="full")) == N // 2  # provenance found via load_scores
     bad = write_score_folder(
         tmp_path / "bad", N, prov=dict(provenance(N), source=dict(provenance(N)["source"], fingerprint="0" * 64))
