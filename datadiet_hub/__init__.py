@@ -4,14 +4,17 @@ Imports neither torch nor anything heavy at import time; the scoring engine live
 """
 
 from ._version import __version__
-from .filtering import keep, prune, select_indices
+from .keep import keep
 from .loading import load_provenance, load_scores
 from .provenance import Provenance
+from .prune import prune
+from .selection import Selection, select_indices
 from .store import LocalStore
 
 __all__ = [
     "LocalStore",
     "Provenance",
+    "Selection",
     "__version__",
     "keep",
     "load_provenance",

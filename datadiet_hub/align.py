@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._datasets_compat import arrow_column
 from .errors import ScoreMismatchError
 from .hashing import example_id, fingerprint, id_keys
 from .provenance import Provenance
@@ -170,38 +171,6 @@ def dataset_example_ids(
     for batch in rows.with_format(None).iter(batch_size=HASH_BATCH):
         ids += [example_id(img, lab) for img, lab in zip(batch[image_column], batch[label_column])]
     return pa.array(ids, type=pa.string())
-
-
-def take_rows(column: Any, rows: Any) -> Any:
-    """``column.take(rows)``; a few rows of a chunked column are read one by one, because arrow's ``take`` on a
-    chunked string column first concatenates every chunk (a 360 MB copy for 10M ids, to read 32 of them)."""
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray) and len(rows) <= 4096 and column.num_chunks > 1:
-        wanted = rows.to_pylist() if hasattr(rows, "to_pylist") else np.asarray(rows).tolist()
-        return pa.array([column[int(r)].as_py() for r in wanted], type=column.type)
-    return column.take(rows if isinstance(rows, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(rows)))
-
-
-def arrow_column(dataset: Any, name: str, positions: np.ndarray | None = None) -> Any:
-    """One column of a ``datasets.Dataset`` as a single arrow array, through its indices mapping if it has one.
-
-    ``dataset.with_format("arrow")[:]`` on a shuffled or selected dataset gathers row by row in Python (~4 s per
-    million rows); a pyarrow ``take`` over the underlying table does the same in milliseconds.
-    """
-
-    try:
-        column = dataset.data.column(name)
-        mapping = dataset._indices
-        if mapping is not None:
-            rows = mapping.column(0) if positions is None else take_rows(mapping.column(0), positions)
-            column = take_rows(column, rows)
-        elif positions is not None:
-            column = take_rows(column, positions)
-    except (AttributeError, KeyError, TypeError):  # not a map-style Dataset (or internals changed): public path
-        rows = dataset if positions is None else dataset.select(positions)
-        column = rows.select_columns([name]).with_format("arrow")[:].column(name)
-    return column
 
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
