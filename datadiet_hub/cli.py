@@ -8,17 +8,29 @@ shows example calls. User errors print one ``error:`` line and exit non-zero (2 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from . import strategies
 from ._torch_verbs import run_verb
 from ._version import __version__
 from .cli_errors import run_guarded
+from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError
+from .hub import push_version
+from .loading import load_scores
+from .prune import prune
 from .resolve import resolve
+from .schema import METRICS
+from .selection import Selection
+from .sources import load_source
+from .store import LocalStore, default_root
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +77,11 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
     if (args.name is None) == (args.repo_id is None):
-        raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
+        raise InvalidArgumentError(
+            "Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub)."
+        )
     if args.repo_id is not None:
-        from .hub import push_version
-
         result = push_version(
             args.scores_dir, args.repo_id, args.version, private=args.private, as_branch=args.branch, force=args.force
         )
@@ -79,7 +89,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print(result.url)
         return 0
     if args.private or args.branch or args.force:
-        raise ValueError("--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable.")
+        raise InvalidArgumentError(
+            "--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable."
+        )
     info = LocalStore(args.store).publish(args.scores_dir, args.name, args.version)
     print(f"Published {args.name} {info.name} -> {info.location} (configs: {', '.join(info.configs)})")
     print(f"Load it: datasets.load_dataset({info.location!r}, {info.configs[0]!r}, split='train')")
@@ -113,11 +125,6 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .loading import load_scores
-    from .schema import METRICS
-
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
     metrics = [m for m in METRICS if m in scores.column_names]
@@ -138,9 +145,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare import compare_scores, format_comparison
-    from .loading import load_scores
-
     tables = []
     for ref in (args.a, args.b):
         location, version, config = _parse_ref(ref, args.config)
@@ -156,11 +160,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .loading import load_scores
-    from .prune import prune
-    from .selection import Selection
-    from .sources import load_source
-
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
         raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
     skip, beta = args.skip, args.beta
@@ -217,11 +216,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import importlib.metadata as md
-    import platform
-
-    from .store import default_root
-
     print(f"datadiet-hub: {__version__}")
     print(f"python: {platform.python_version()} ({platform.platform()})")
     for package in (

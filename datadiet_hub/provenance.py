@@ -14,12 +14,17 @@ the top level of the block, as in every card written so far; an ``environment:``
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import logging
+import platform
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
+from ._version import __version__
 from .errors import ProvenanceError
 
 logger = logging.getLogger(__name__)
@@ -221,10 +226,6 @@ class EnvironmentInfo(_Block):
     @classmethod
     def current(cls, **overrides: Any) -> EnvironmentInfo:
         """The versions of this process's libraries (never imports torch; reads installed package metadata)."""
-        import importlib.metadata as md
-        import platform
-
-        from ._version import __version__
 
         def version(package: str) -> str | None:
             try:
@@ -248,8 +249,6 @@ class EnvironmentInfo(_Block):
 
 def _code_commit() -> str | None:
     """The git commit of the checkout this library runs from (``+dirty`` with local changes), else None."""
-    import subprocess
-    from pathlib import Path
 
     here = Path(__file__).resolve().parent
     try:
