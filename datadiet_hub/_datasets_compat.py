@@ -43,9 +43,8 @@ def fingerprint_of(dataset: Any) -> str | None:
 
 
 def _public_rows(dataset: Any, positions: np.ndarray) -> pa.Table:
-    """Rows at ``positions`` read through the public API (arrow format: no decoding)."""
-    view = dataset.with_format("arrow")
-    return pa.concat_tables([view[int(p)] for p in positions]) if len(positions) else view[:0]
+    """Rows at ``positions`` read through the public API (``select``, arrow format: no decoding)."""
+    return dataset.select(positions.tolist()).with_format("arrow")[:]
 
 
 def rows_match(result: Any, dataset: Any, rows: np.ndarray) -> bool:
@@ -65,7 +64,7 @@ def _selection_fingerprint(parent: str | None, rows: np.ndarray) -> str:
     except ImportError:
         digest = hashlib.blake2b(digest_size=8)
     digest.update(f"datadiet-select|{parent}|".encode())
-    digest.update(memoryview(np.ascontiguousarray(rows)))
+    digest.update(np.ascontiguousarray(rows).data)
     return str(digest.hexdigest())
 
 

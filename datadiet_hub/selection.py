@@ -218,8 +218,10 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
             )
         values, tie = values[candidates], tie.subset(candidates)
     if sel.class_balanced:
-        labels = cols.labels if candidates is None else cols.labels[candidates]  # type: ignore[index]
-        chosen = strategies.class_balanced(values, labels, k, sel, tie)  # type: ignore[arg-type]
+        if cols.labels is None:
+            raise InvalidArgumentError("class_balanced=True needs the score table's labels.", column="label")
+        labels = cols.labels if candidates is None else cols.labels[candidates]
+        chosen = strategies.class_balanced(values, labels, k, sel, tie)
     else:
         chosen = strategies.select(values, k, sel, tie)
     return chosen if candidates is None else candidates[chosen]
