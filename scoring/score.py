@@ -8,7 +8,8 @@ from torch import nn
 
 from .config import ScoringConfig
 from .data import Preprocess, TensorData
-from .loops import LABELS, Batch, evaluate, logits_of, model_inputs, ordered_batches
+from .forward import logits_of
+from .loops import LABELS, Batch, evaluate, model_inputs, ordered_batches
 from .metrics.el2n import el2n_from_logits
 
 
@@ -19,10 +20,7 @@ def _el2n(model: nn.Module, batch: Batch) -> torch.Tensor:
 def _grand(model: nn.Module, batch: Batch) -> torch.Tensor:
     from .metrics.grand import per_example_grad_norms
 
-    (inputs,) = model_inputs(batch).values()
-    norms = per_example_grad_norms(model, inputs, batch[LABELS])
-    assert isinstance(norms, torch.Tensor)  # without per_layer, only the norms
-    return norms.float()
+    return per_example_grad_norms(model, model_inputs(batch), batch[LABELS]).float()
 
 
 def el2n_rows(
