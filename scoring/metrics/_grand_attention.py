@@ -102,15 +102,15 @@ def decomposed_forward(
         pad = _additive(call["key_padding_mask"], q_in.dtype).view(n, 1, 1, -1)
         mask = pad if mask is None else mask + pad
     weights = None
+    q, k, v = projected
     if call["need_weights"]:  # explicit softmax, as the module does when it returns the weights
-        q, k, v = projected
         scores = (q * (1.0 / (dim // heads)) ** 0.5) @ k.transpose(-1, -2)
         probs = (scores if mask is None else scores + mask).softmax(-1)
         ctx = probs @ v
         weights = probs.mean(1) if call["average_attn_weights"] else probs
     else:
         causal = bool(call["is_causal"]) and mask is None
-        ctx = F.scaled_dot_product_attention(*projected, attn_mask=mask, is_causal=causal)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     ctx = ctx.transpose(1, 2).reshape(n, length, dim)
     proj = module.out_proj
     out = F.linear(ctx, proj.weight, proj.bias)
