@@ -397,3 +397,29 @@ def test_transformers_vit_for_image_classification():
     )  # fmt: skip
     model = transformers.AutoModelForImageClassification.from_config(config)
     _assert_matches_oracle(_randomize(model), {"pixel_values": torch.randn(4, 3, 8, 8)}, _labels(4))
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_multihead_attention_takes_the_decomposed_path_without_replay(average, monkeypatch):
+    """The common configuration is computed from its four projections' inputs and output gradients, no replay."""
+    import scoring.metrics.grand as grand
+
+    def no_replay(*args, **kwargs):
+        raise AssertionError("the decomposed attention path should not replay the module")
+
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=False)
+            self.head = nn.Linear(4 + (9 if average else 18), 3)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            q = x.transpose(0, 1)
+            causal = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
+            out, w = self.attn(q, q, q, key_padding_mask=mask == 0, attn_mask=causal, average_attn_weights=average)
+            return self.head(torch.cat([out[0], w.flatten(1)], 1))
+
+    monkeypatch.setattr(grand, "replay_sq_norms", no_replay)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    _assert_matches_oracle(_randomize(Weights()), {"x": torch.randn(4, 3, 4), "mask": mask}, _labels(4))
+    _assert_matches_oracle(_randomize(_text_model()), _token_batch(4, 6), _labels(4))
