@@ -18,7 +18,7 @@ EXTRA_HINT = "pip install 'datadiet-hub[torch]' (CPU: `pip install torch==2.13.0
 # verb -> "module:function"; each function takes argv (and ``prog=`` if it accepts it) and returns an exit code
 VERBS: dict[str, str] = {
     "score": "scoring.cli:main",
-    "demo": "scoring.demo:main",  # moves to downstream.demo with the downstream package
+    "demo": "downstream.demo:main",
 }
 REQUIRED = ("torch", "accelerate", "safetensors")
 _TORCH_MODULES = (*REQUIRED, "scoring", "downstream")
