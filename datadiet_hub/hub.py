@@ -400,7 +400,6 @@ def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwarg
     Raises:
         ScoresNotFoundError: the repo, version or config does not exist.
     """
-
     split = kwargs.pop("split", "train")
     try:
         return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)

@@ -94,7 +94,6 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
 
 def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
@@ -127,7 +126,6 @@ def detect_columns(
     label_column: str | None = None,
 ) -> tuple[str, str]:
     """Pick the image and label columns: given names are checked, missing ones guessed from features and names."""
-
     columns = list(dataset.column_names)
     for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
         if given is not None and given not in columns:
