@@ -103,3 +103,13 @@ def test_library_never_imports_the_torch_packages_outside_the_door():
         if any(f"import {m}" in text or f"from {m}" in text for m in ("scoring", "downstream", "torch")):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_a_missing_package_of_ours_is_not_blamed_on_torch():
+    from datadiet_hub._torch_verbs import _missing_extra
+
+    ours = _missing_extra("demo", ModuleNotFoundError("No module named 'downstream'", name="downstream"))
+    assert ours is not None and "lacks" in str(ours) and "needs torch" not in str(ours)
+    torch = _missing_extra("demo", ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert torch is not None and "pip install 'datadiet-hub[torch]'" in str(torch)
+    assert _missing_extra("demo", ModuleNotFoundError("No module named 'yaml'", name="yaml")) is None  # a real bug
