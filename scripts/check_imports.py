@@ -6,7 +6,8 @@ up is ``datadiet_hub/_torch_verbs.py``, the CLI's door into the torch verbs, whi
 (``importlib.import_module``). ``experiments`` may import only public names (no ``_private`` module or name).
 
 Every ``import``/``from ... import`` counts, at module level or inside a function (a function-level import still
-closes a cycle when it runs), as do ``importlib.import_module("literal")`` calls. Prints the package-level graph and
+closes a cycle when it runs), as do ``importlib.import_module("literal")`` calls; imports under
+``if TYPE_CHECKING:`` never run and do not count. Prints the package-level graph and
 each problem; exits 1 if there is any.
 
     python scripts/check_imports.py            # check the repository this script lives in
@@ -64,9 +65,28 @@ def _resolve_relative(module: str, is_package: bool, level: int, name: str | Non
     return ".".join([*base, name] if name else base)
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` except those only type checkers see (``if TYPE_CHECKING:`` bodies)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def _imports(tree: ast.AST) -> Iterator[tuple[int, str | None, int, tuple[str, ...], bool]]:
-    """(line, module, level, names, dynamic) for every import in the tree."""
-    for node in ast.walk(tree):
+    """(line, module, level, names, dynamic) for every import in the tree that runs: the body of an
+    ``if TYPE_CHECKING:`` block is skipped, since type checkers read it and the interpreter never does."""
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name, 0, (), False
