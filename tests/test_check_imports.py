@@ -75,21 +75,38 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     assert "CYCLE between 3 modules" in text and "datadiet_hub.cards -> datadiet_hub (line 2)" in text
 
 
-def test_type_checking_imports_close_no_cycle_but_still_count_as_upward(tmp_path):
+def test_imports_only_type_checkers_see_do_not_count(tmp_path):
     root = make_tree(
         tmp_path,
         {
             "datadiet_hub/selection.py": "from . import strategies\n",
             "datadiet_hub/strategies.py": (
                 "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .selection import Selection\n"
-                "    from scoring.run import run\nelse:\n    import json\n"
+                "else:\n    import json\n"
+            ),
+        },
+    )
+    count, text = problems(root)
+    assert count == 0, text
+    # the same import at run time closes the cycle
+    (root / "datadiet_hub/strategies.py").write_text("from .selection import Selection\n")
+    count, text = problems(root)
+    assert count == 1 and "CYCLE between 2 modules" in text
+
+
+def test_an_upward_import_for_type_checkers_is_still_upward(tmp_path):
+    root = make_tree(
+        tmp_path,
+        {
+            "datadiet_hub/strategies.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from scoring.run import run\n"
             ),
             "scoring/run.py": "",
         },
     )
     count, text = problems(root)
     assert count == 1, text
-    assert "CYCLE" not in text and "UPWARD import: datadiet_hub/strategies.py:4" in text
+    assert "CYCLE" not in text and "UPWARD import: datadiet_hub/strategies.py:3" in text
 
 
 def test_upward_imports_fail_except_through_the_door(tmp_path):
