@@ -7,19 +7,17 @@ pruning library see every source the same way.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import datasets
 import numpy as np
 
-from .errors import SourceNotFoundError
-
-if TYPE_CHECKING:
-    import datasets
+from .errors import InvalidArgumentError, SourceNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +59,11 @@ def _read_idx(path: Path) -> np.ndarray:
         data = handle.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
+        raise SourceNotFoundError(
+            f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}); reinstall the Debian package "
+            f"{FASHION_MNIST_APT}.",
+            path=path,
+        )
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
@@ -69,7 +71,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` of Fashion-MNIST from the Debian package's IDX files."""
     if split not in _FMNIST_FILES:
-        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
+        raise InvalidArgumentError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.", value=split)
     root = Path(root or os.environ.get("DATADIET_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
     stem = _FMNIST_FILES[split]
     paths = [root / f"{stem}-images-idx3-ubyte.gz", root / f"{stem}-labels-idx1-ubyte.gz"]
@@ -82,20 +84,22 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
         )
     images, labels = _read_idx(paths[0]), _read_idx(paths[1])
     if len(images) != len(labels):
-        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels.")
+        raise SourceNotFoundError(
+            f"{root}: {len(images)} images but {len(labels)} labels; the IDX files are damaged, reinstall "
+            f"{FASHION_MNIST_APT}.",
+            path=root,
+        )
     return images, labels.astype(np.int64)
 
 
 def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-    import datasets
 
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
     )
     # Raw arrays go in as PNG bytes so the dataset is what a user gets from the Hub; batched for speed.
-    import io
 
     from PIL import Image
 
@@ -114,7 +118,7 @@ def _guess(columns: list[str], guesses: tuple[str, ...], what: str, flag: str) -
     for name in guesses:
         if name in columns:
             return name
-    raise ValueError(f"Cannot find the {what} column among {columns}; name it with {flag}.")
+    raise InvalidArgumentError(f"Cannot find the {what} column among {columns}; name it with {flag}.", value=columns)
 
 
 def detect_columns(
@@ -123,12 +127,13 @@ def detect_columns(
     label_column: str | None = None,
 ) -> tuple[str, str]:
     """Pick the image and label columns: given names are checked, missing ones guessed from features and names."""
-    import datasets
 
     columns = list(dataset.column_names)
     for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
         if given is not None and given not in columns:
-            raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
+            raise InvalidArgumentError(
+                f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.", column=given, value=given
+            )
     if image_column is None:
         typed = [c for c in columns if isinstance(dataset.features[c], datasets.Image)]
         image_column = (
@@ -161,7 +166,6 @@ def load_source(
         return Source(
             dataset, "image", "label", name=FASHION_MNIST, split=split, revision=f"debian:{FASHION_MNIST_APT}"
         )
-    import datasets
 
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         builder = Path(name).suffix.lstrip(".").replace("jsonl", "json")
