@@ -73,7 +73,7 @@ def child(ns: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from scoring.cli import config_from_args, build_parser
+    from scoring.cli import build_parser, config_from_args
     from scoring.run import run, shutdown
 
     args = json.loads(ns.args)
