@@ -291,7 +291,7 @@ def run_text(ns: argparse.Namespace) -> dict[str, Any]:
     flipped[flipped_rows] = True
     args = [
         "--dataset", str(root / "train.jsonl"), "--text-column", "text", "--label-column", "language",
-        "--model", ns.model, "--max-length", str(ns.max_length), "--vocab-size", str(ns.vocab_size),
+        "--model", ns.model, "--width", str(ns.width), "--max-length", str(ns.max_length), "--vocab-size", str(ns.vocab_size),
         "--seeds", ns.seeds, "--at", str(ns.epochs), "--scores", "el2n", "--batch-size", "64",
         "--optimizer", "adam", "--lr", str(ns.lr), "--weight-decay", "0",
     ]  # fmt: skip
@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     text = sub.add_parser("text", help="the fortunes by language")
     text.add_argument("--per-language", type=int, default=750, help="fortunes per language (default 750)")
     text.add_argument("--model", default="text-transformer")
+    text.add_argument("--width", type=float, default=0.5)
     text.add_argument("--max-length", type=int, default=64)
     text.add_argument("--vocab-size", type=int, default=4000)
     text.add_argument("--lr", type=float, default=1e-3)

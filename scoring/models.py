@@ -126,8 +126,26 @@ def resolve_factory(name: str) -> ModelFactory:
     if name.startswith(TRANSFORMERS_PREFIX):
         spec = name[len(TRANSFORMERS_PREFIX) :]
 
-        def factory(**kwargs: Any) -> nn.Module:
-            return transformers_model(spec, **kwargs)
+        def factory(
+            *,
+            num_classes: int,
+            in_channels: int = 3,
+            image_size: int = 32,
+            width: float = 1.0,
+            vocab_size: int | None = None,
+            max_length: int | None = None,
+            pad_token_id: int | None = None,
+        ) -> nn.Module:
+            return transformers_model(
+                spec,
+                num_classes=num_classes,
+                in_channels=in_channels,
+                image_size=image_size,
+                width=width,
+                vocab_size=vocab_size,
+                max_length=max_length,
+                pad_token_id=pad_token_id,
+            )
 
         return factory
     if ":" in name:
@@ -145,34 +163,40 @@ def resolve_factory(name: str) -> ModelFactory:
     )
 
 
+CORE_ARGUMENTS = frozenset({"num_classes", "width", "in_channels", "image_size", "vocab_size", "max_length"})
+"""What a factory taking ``**kwargs`` is offered (besides its named parameters): the data's shape, never extras
+such as ``pad_token_id`` that a ``**kwargs`` factory may forward to a class that does not take them."""
+
+
 def _accepted(factory: Callable[..., Any], offered: dict[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``offered`` that ``factory`` takes (all of them if it takes ``**kwargs``)."""
+    """The keyword arguments of ``offered`` that ``factory`` takes (its named parameters, plus the core ones if it
+    takes ``**kwargs``)."""
     try:
         parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # builtins / C callables: offer everything
-        return offered
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return offered
-    return {k: v for k, v in offered.items() if k in parameters}
+    except (TypeError, ValueError):  # builtins / C callables: offer the core arguments
+        return {k: v for k, v in offered.items() if k in CORE_ARGUMENTS}
+    var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    return {k: v for k, v in offered.items() if k in parameters or (var_keyword and k in CORE_ARGUMENTS)}
 
 
 def build_model(
     name: str,
     *,
     num_classes: int,
-    in_channels: int = 3,
-    image_size: int = 32,
+    in_channels: int | None = None,
+    image_size: int | None = None,
     width: float = 1.0,
     **extra: Any,
 ) -> nn.Module:
     """Build a model by registry name, ``transformers:`` spec or factory path.
 
-    The factory gets ``num_classes``, ``in_channels``, ``image_size``, ``width`` and the non-None ``extra``
-    arguments (``vocab_size``, ``max_length``, ``pad_token_id`` for text) that its signature accepts.
+    The factory gets ``num_classes``, ``width`` and the non-None data arguments (``in_channels``, ``image_size`` for
+    images; ``vocab_size``, ``max_length``, ``pad_token_id`` for text) that its signature accepts.
     """
     factory = resolve_factory(name)
-    offered = {"num_classes": num_classes, "in_channels": in_channels, "image_size": image_size, "width": width}
-    offered.update({k: v for k, v in extra.items() if v is not None})
+    offered: dict[str, Any] = {"num_classes": num_classes, "width": width}
+    given = {"in_channels": in_channels, "image_size": image_size, **extra}
+    offered.update({k: v for k, v in given.items() if v is not None})
     model = factory(**_accepted(factory, offered))
     if not isinstance(model, nn.Module):
         raise TypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
