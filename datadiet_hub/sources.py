@@ -187,6 +187,17 @@ def detect_input_columns(
             f"Give --image-column ({image_column!r}) or --text-column ({text_column!r}), not both: a run scores one "
             "input column."
         )
+    no_input = (
+        f"Cannot find the image column (or a text column) among {columns}: no Image column, no single text column, "
+        "no usual name; name it with --image-column or --text-column (library: image_column=/text_column=)."
+    )
+    if (
+        image_column is None
+        and text_column is None
+        and not any(isinstance(features[c], datasets.Image) or _is_text(features[c]) for c in columns)
+    ):
+        if _guess(columns, IMAGE_COLUMN_GUESSES + TEXT_COLUMN_GUESSES) is None:
+            raise ValueError(no_input)
     if label_column is None:
         typed = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
         label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES)
@@ -208,10 +219,7 @@ def detect_input_columns(
         elif (guess := _guess(texts or others, TEXT_COLUMN_GUESSES)) is not None:
             text_column = guess
         else:
-            raise ValueError(
-                f"Cannot tell which of the columns {columns} is the input (no Image column, no single text column, "
-                "no usual name); name it with --image-column or --text-column (library: image_column=/text_column=)."
-            )
+            raise ValueError(no_input)
     return image_column, text_column, label_column
 
 
