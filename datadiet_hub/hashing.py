@@ -10,11 +10,17 @@ search without a Python loop.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import io
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ScoreTableError
 
 ID_BYTES = 16  # 128-bit blake2b: collisions are not a practical concern for datasets of any size
 
@@ -25,8 +31,6 @@ def _input_bytes(value: Any) -> bytes:
     if isinstance(value, str):
         return value.encode("utf-8")
     if isinstance(value, dict) and ("bytes" in value or "path" in value):  # undecoded datasets Image
-        import io
-
         from PIL import Image
 
         value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
@@ -60,7 +64,6 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
     ``sha256("".join(id + "\\n" for id in ids))``. Arrow string arrays (a ``datasets`` column read with
     ``with_format("arrow")``) are hashed from their buffers, ~0.2 s for 10M ids instead of ~5 s.
     """
-    import pyarrow as pa
 
     digest = hashlib.sha256()
     if isinstance(ids, (pa.Array, pa.ChunkedArray)):
@@ -77,7 +80,6 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
 
 def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """(offsets relative to the first value, value bytes) of an arrow string array, without copying."""
-    import pyarrow as pa
 
     if pa.types.is_large_string(array.type):
         offset_dtype = np.int64
@@ -99,7 +101,12 @@ def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
 def _newline_joined(array: Any) -> bytes:
     """The bytes of an arrow string array with ``\\n`` after each value, built with numpy."""
     if array.null_count:
-        raise ValueError(f"{array.null_count} example_id value(s) are null; every row needs an id.")
+        raise ScoreTableError(
+            f"{array.null_count} example_id value(s) are null; every row needs an id (recompute them with "
+            "datadiet_hub.hashing.example_id).",
+            column="example_id",
+            value=array.null_count,
+        )
     offsets, data = _string_buffers(array)
     n = len(array)
     width = int(offsets[1]) if n else 0
@@ -125,10 +132,6 @@ def id_keys(ids: Any) -> np.ndarray | None:
     ~0.5 s for 10M ids: ``binascii.unhexlify`` over the arrow data buffer, then a bitwise check that no digit was
     upper case (ids are ``hexdigest()`` output, so "ABC" and "abc" must stay different).
     """
-    import binascii
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if isinstance(ids, pa.ChunkedArray) and ids.num_chunks > 64 and len(ids) < 64 * ids.num_chunks * 1024:
         ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
+
+from .errors import InvalidArgumentError, InvalidNameError, ScoreTableError
 
 METRICS = ("el2n", "grand", "forgetting")
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
@@ -34,8 +37,9 @@ def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> st
 
 def validate_config_name(name: str) -> str:
     if not CONFIG_RE.match(name):
-        raise ValueError(
-            f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'."
+        raise InvalidNameError(
+            f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'.",
+            value=name,
         )
     return name
 
@@ -45,7 +49,7 @@ def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
     fields = list(BASE_COLUMNS.items())
     for metric in metrics:
         if metric not in METRIC_COLUMNS:
-            raise ValueError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.")
+            raise InvalidArgumentError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.", value=metric)
         fields.extend(METRIC_COLUMNS[metric].items())
     return pa.schema(fields)
 
@@ -63,18 +67,27 @@ def validate_table(table: pa.Table) -> pa.Table:
     names = table.column_names
     missing = [c for c in BASE_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"Score table lacks required column(s) {missing}; it has {names}.")
+        raise ScoreTableError(
+            f"Score table lacks required column(s) {missing}; it has {names}. Build it with the columns of "
+            "schema.score_schema.",
+            value=missing,
+        )
     metrics = metrics_in(names)
     if not metrics:
-        raise ValueError(f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.")
+        raise ScoreTableError(
+            f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.", value=names
+        )
     schema = score_schema(metrics)
     absent = [f.name for f in schema if f.name not in names]
     if absent:
-        raise ValueError(f"Score table lacks column(s) {absent} that go with {metrics}.")
+        raise ScoreTableError(f"Score table lacks column(s) {absent} that go with {metrics}.", value=absent)
     table = table.select(schema.names).cast(schema)
-    import numpy as np
 
     idx = table.column("idx").to_numpy()
     if len(idx) and not np.array_equal(np.sort(idx), np.arange(len(idx))):
-        raise ValueError("Score table's 'idx' column must hold each row position 0..N-1 exactly once.")
+        raise ScoreTableError(
+            "Score table's 'idx' column must hold each row position 0..N-1 exactly once; it has gaps or "
+            "duplicates. Use the complete table of the split.",
+            column="idx",
+        )
     return table

@@ -10,19 +10,18 @@ with no label column the error lists the columns and names ``--label-column``.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import datasets
 import numpy as np
 
-from .errors import SourceNotFoundError
-
-if TYPE_CHECKING:
-    import datasets
+from .errors import InvalidArgumentError, SourceNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ class Source:
 
     @property
     def streaming(self) -> bool:
-        import datasets
-
         return isinstance(self.dataset, datasets.IterableDataset)
 
     @property
@@ -77,7 +74,7 @@ class Source:
         if hasattr(feature, "num_classes"):
             return int(feature.num_classes)
         if self.streaming:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"The label column {self.label_column!r} of the streamed {self.name!r} has no ClassLabel feature, "
                 "so its number of classes is known only after a pass over the data (the scoring engine makes one)."
             )
@@ -96,7 +93,11 @@ def _read_idx(path: Path) -> np.ndarray:
         data = handle.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
+        raise SourceNotFoundError(
+            f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}); reinstall the Debian package "
+            f"{FASHION_MNIST_APT}.",
+            path=path,
+        )
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
@@ -104,7 +105,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` of Fashion-MNIST from the Debian package's IDX files."""
     if split not in _FMNIST_FILES:
-        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
+        raise InvalidArgumentError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.", value=split)
     root = Path(root or os.environ.get("DATADIET_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
     stem = _FMNIST_FILES[split]
     paths = [root / f"{stem}-images-idx3-ubyte.gz", root / f"{stem}-labels-idx1-ubyte.gz"]
@@ -117,20 +118,22 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
         )
     images, labels = _read_idx(paths[0]), _read_idx(paths[1])
     if len(images) != len(labels):
-        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels.")
+        raise SourceNotFoundError(
+            f"{root}: {len(images)} images but {len(labels)} labels; the IDX files are damaged, reinstall "
+            f"{FASHION_MNIST_APT}.",
+            path=root,
+        )
     return images, labels.astype(np.int64)
 
 
 def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-    import datasets
 
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
     )
     # Raw arrays go in as PNG bytes so the dataset is what a user gets from the Hub; batched for speed.
-    import io
 
     from PIL import Image
 
@@ -151,8 +154,6 @@ def _guess(columns: list[str], guesses: tuple[str, ...]) -> str | None:
 
 
 def _is_text(feature: Any) -> bool:
-    import datasets
-
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
 
 
@@ -169,8 +170,6 @@ def detect_input_columns(
     label name; the input is the one ``Image`` column, else a usual image name, else the one string column that
     is not the label, else a usual text name. Raises ``ValueError`` quoting the columns and naming the flag.
     """
-    import datasets
-
     features = dataset.features
     if features is None:  # a streamed json/csv file: read one row to learn the columns
         features = datasets.Features.from_arrow_schema(datasets.Dataset.from_list([next(iter(dataset))]).data.schema)
@@ -181,9 +180,11 @@ def detect_input_columns(
         (label_column, "--label-column"),
     ):
         if given is not None and given not in columns:
-            raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
+            raise InvalidArgumentError(
+                f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.", column=given, value=given
+            )
     if image_column is not None and text_column is not None:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Give --image-column ({image_column!r}) or --text-column ({text_column!r}), not both: a run scores one "
             "input column."
         )
@@ -197,12 +198,12 @@ def detect_input_columns(
         and not any(isinstance(features[c], datasets.Image) or _is_text(features[c]) for c in columns)
     ):
         if _guess(columns, IMAGE_COLUMN_GUESSES + TEXT_COLUMN_GUESSES) is None:
-            raise ValueError(no_input)
+            raise InvalidArgumentError(no_input, value=columns)
     if label_column is None:
         typed = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
         label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES)
         if label_column is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"No label column found among the columns {columns} (none is a ClassLabel or named like "
                 f"{', '.join(LABEL_COLUMN_GUESSES)}); name it with --label-column (library: label_column=)."
             )
@@ -219,7 +220,7 @@ def detect_input_columns(
         elif (guess := _guess(texts or others, TEXT_COLUMN_GUESSES)) is not None:
             text_column = guess
         else:
-            raise ValueError(no_input)
+            raise InvalidArgumentError(no_input, value=columns)
     return image_column, text_column, label_column
 
 
@@ -270,7 +271,7 @@ def load_source(
     if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
         dataset = fashion_mnist_dataset(split)
         if text_column is not None:
-            raise ValueError("Fashion-MNIST has no text column; drop --text-column.")
+            raise InvalidArgumentError("Fashion-MNIST has no text column; drop --text-column.", value=text_column)
         return Source(
             dataset.to_iterable_dataset() if streaming else dataset,
             "image",
@@ -279,7 +280,6 @@ def load_source(
             split=split,
             revision=f"debian:{FASHION_MNIST_APT}",
         )
-    import datasets
 
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         suffix = Path(name).suffix.lower()
