@@ -247,7 +247,7 @@ def report(
         "auroc_ci_low": round(low, 4),
         "auroc_ci_high": round(high, 4),
         "seed_spearman": round(seed_spearman(per_seed), 4),
-        "data_path": provenance.get("scoring", {}).get("data_path", ""),
+        "data_path": provenance.get("scoring", {}).get("data", {}).get("data_path", ""),
         "wall_s": round(wall, 1),
         "hardware": provenance.get("environment", {}).get("hardware", provenance.get("hardware", "")),
         "command": command,

@@ -6,8 +6,8 @@ augmentation, trains or loads the tokenizer, and makes the one pass over every r
 statistics); all of it goes into the run's state folder, so a resumed run, and every process of a distributed run,
 reads the same decisions instead of re-deriving them.
 
-State files: ``data.json`` (the plan), ``data.safetensors`` (in-memory path: the decoded split, as before),
-``manifest.npz`` and ``tokenizer.json`` (DataLoader path).
+State files: ``data.json`` (the plan); in-memory path: the decoded split through ``scoring.state.RunState`` (as
+before); DataLoader path: ``manifest.npz`` (labels, example ids, pixel sums) and ``tokenizer.json``.
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ import torch
 
 from datadiet_hub.sources import Source, load_source
 
+from ..loops import ordered_batches, shuffled_batches
+from ..state import RunState, SourceInfo
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
-from .tensors import Preprocess, TensorData, channel_stats, load_tensors, resolve_augmentation
+from .tensors import Preprocess, TensorData, channel_stats, resolve_augmentation
 from .text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
 
 logger = logging.getLogger(__name__)
 
 PLAN_FILE = "data.json"
-TENSORS_FILE = "data.safetensors"
 MANIFEST_FILE = "manifest.npz"
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -98,8 +99,28 @@ class RunData:
         meta["text_column" if self.plan.kind == "text" else "image_column"] = self.plan.input_column
         return meta
 
+    @property
+    def source_info(self) -> SourceInfo:
+        """Where the rows came from (``SourceInfo``: the input column stands in the image column's place)."""
+        return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
+
+    def facts(self) -> dict[str, Any]:
+        """What the card records about how the rows were read."""
+        facts: dict[str, Any] = {"data_path": self.plan.path, "data_path_reason": self.plan.reason}
+        if self.plan.kind == "image":
+            facts.update(image_size=self.plan.image_size, image_channels=self.plan.channels, images=self.plan.geometry)
+        elif self.inputs is not None and self.inputs.encoder is not None:
+            facts.update(tokenizer_vocab_size=self.inputs.encoder.vocab_size, pad_token_id=self.inputs.encoder.pad_id)
+        return facts
+
+    @property
+    def augmentation(self) -> str:
+        return self.plan.augmentation
+
     def preprocess(self) -> Preprocess:
-        assert self.mean is not None and self.std is not None
+        """uint8 images -> normalised float (and the in-memory training augmentation)."""
+        if self.mean is None or self.std is None:
+            raise ValueError("Text runs have no image preprocessing.")
         return Preprocess(self.mean, self.std, self.plan.augmentation)
 
     def _images_on(self, device: torch.device) -> torch.Tensor:
@@ -117,70 +138,84 @@ class RunData:
             "std": torch.tensor(self.std, dtype=torch.float32),
         }
 
-    def train_batches(
-        self,
-        *,
-        seed: int,
-        epoch: int,
-        order: torch.Tensor,
-        batch_size: int,
-        start_batch: int,
-        device: torch.device,
-        step_generator: Callable[[int], torch.Generator],
-        steps_per_epoch: int,
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """The training batches of ``epoch`` from ``start_batch`` on, in the fixed ``order``.
-
-        In memory: the augmentation of step s draws from ``step_generator(s)`` (as it always has); on the
-        DataLoader path it is seeded per row by (seed, epoch, idx).
-        """
-        if self.tensors is not None:
-            images = self._images_on(device)
-            labels = self.labels.to(device)
-            order = order.to(device)
-            pre = self.preprocess()
-            for b in range(start_batch, steps_per_epoch):
-                idx = order[b * batch_size : (b + 1) * batch_size]
-                step = epoch * steps_per_epoch + b
-                x = pre(images[idx], train=True, generator=step_generator(step))
-                yield {"idx": idx, "labels": labels[idx], "pixel_values": x}
-            return
-        assert self.inputs is not None
-        loader = epoch_batches(
-            self.dataset,
-            self.inputs,
-            batch_size=batch_size,
-            train=True,
-            seed=seed,
-            epoch=epoch,
-            order=order.cpu().numpy(),
-            start_batch=start_batch,
-            shuffle_seed=_stream_shuffle_seed(seed, epoch) if self.plan_streaming else None,
-            num_workers=self.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        norm = self._normalise()
-        for batch in loader:
-            yield to_device(batch, device, **norm)
-
     @property
-    def plan_streaming(self) -> bool:
+    def streaming(self) -> bool:
         import datasets
 
         return isinstance(self.dataset, datasets.IterableDataset)
 
+    def train_batches(
+        self,
+        *,
+        seed: int,
+        steps: range,
+        batch_size: int,
+        order: Callable[[int], torch.Generator],
+        augment: Callable[[int], torch.Generator],
+        device: torch.device,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """The training batches of the optimizer steps in ``steps``: epoch e visits every row once, in the order
+        ``randperm(N, generator=order(e))`` (streamed: a buffer shuffle seeded by (seed, e)), so a step's batch
+        depends only on its number and a resumed run replays exactly the batches the uninterrupted one saw.
+
+        In memory the augmentation of step s draws from ``augment(s)`` (``loops.shuffled_batches``, unchanged); on
+        the DataLoader path each row's augmentation is seeded by (seed, epoch, idx).
+        """
+        if self.tensors is not None:
+            yield from shuffled_batches(
+                self._images_on(device),
+                self.labels.to(device),
+                self.preprocess(),
+                batch_size=batch_size,
+                steps=steps,
+                order=order,
+                augment=augment,
+            )
+            return
+        assert self.inputs is not None
+        n, spe = len(self), -(-len(self) // batch_size)
+        norm = self._normalise()
+        step = steps.start
+        while step < steps.stop:
+            epoch, within = divmod(step, spe)
+            loader = epoch_batches(
+                self.dataset,
+                self.inputs,
+                batch_size=batch_size,
+                train=True,
+                seed=seed,
+                epoch=epoch,
+                order=None if self.streaming else torch.randperm(n, generator=order(epoch)).numpy(),
+                start_batch=within,
+                shuffle_seed=_stream_shuffle_seed(seed, epoch) if self.streaming else None,
+                num_workers=self.num_workers,
+                pin_memory=device.type == "cuda",
+            )
+            for batch in loader:
+                yield to_device(batch, device, **norm)
+                step += 1
+                if step >= steps.stop:
+                    return
+
+    def eval_rows(self, *, batch_size: int, rank: int = 0, world: int = 1) -> torch.Tensor:
+        """The rows this process scores, in the order ``eval_batches`` yields them: every ``world``-th row in
+        memory; whole batches dealt round-robin on the DataLoader path (a stream can only be dealt that way)."""
+        n = len(self)
+        if self.tensors is not None:
+            return torch.arange(n)[rank::world]
+        starts = range(rank * batch_size, n, world * batch_size)
+        parts = [torch.arange(s, min(s + batch_size, n)) for s in starts]
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
     def eval_batches(
         self, *, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Un-augmented batches over this process's share of the rows (whole batches dealt round-robin)."""
+        """Un-augmented batches of ``eval_rows(batch_size, rank, world)``, on ``device``, normalised."""
         if self.tensors is not None:
-            images = self._images_on(device)
-            pre = self.preprocess()
-            n = len(self)
-            starts = range(rank * batch_size, n, world * batch_size)
-            for start in starts:
-                idx = torch.arange(start, min(start + batch_size, n), device=device)
-                yield {"idx": idx, "labels": self.labels.to(device)[idx], "pixel_values": pre(images[idx])}
+            rows = self.eval_rows(batch_size=batch_size, rank=rank, world=world)
+            yield from ordered_batches(
+                self.tensors.images, self.labels, self.preprocess(), batch_size=batch_size, rows=rows, device=device
+            )
             return
         assert self.inputs is not None
         loader = epoch_batches(
@@ -337,29 +372,20 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
     """Everything that reads the whole split, done once and saved: the plan, then the decoded tensors (memory
     path) or the tokenizer and the manifest (DataLoader path)."""
     plan_path = state_dir / PLAN_FILE
-    source = load_run_source(cfg)
+    source = None
     if plan_path.exists():
         plan = Plan(**json.loads(plan_path.read_text()))
     else:
+        source = load_run_source(cfg)
         plan = make_plan(cfg, source)
         _save_json(plan_path, asdict(plan))
     if plan.path == "memory":
-        cache = state_dir / TENSORS_FILE
-        if not cache.exists():
-            from .. import checkpoint as ckpt
-
-            data = load_tensors(source, progress=progress)
-            meta = {
-                "example_ids": data.example_ids,
-                "num_classes": data.num_classes,
-                "name": source.name,
-                "revision": source.revision,
-                "image_column": source.image_column,
-                "label_column": source.label_column,
-            }
-            ckpt.atomic_save({"images": data.images, "labels": data.labels}, cache, meta)
+        _run_state(state_dir).decode(cfg, progress=progress)  # the decoded split, as before
         return
     manifest_path = state_dir / MANIFEST_FILE
+    if manifest_path.exists() and (plan.kind != "text" or (state_dir / TOKENIZER_FILE).exists()):
+        return
+    source = source or load_run_source(cfg)
     inputs = _inputs(cfg, plan, source, state_dir)
     if not manifest_path.exists():
         manifest = scan(
@@ -390,10 +416,7 @@ def prepare_data(
         on_main(work)
     plan = Plan(**json.loads((state_dir / PLAN_FILE).read_text()))
     if plan.path == "memory":
-        from .. import checkpoint as ckpt
-
-        tensors, meta = ckpt.load(state_dir / TENSORS_FILE)
-        data = TensorData(tensors["images"], tensors["labels"], meta["example_ids"], meta["num_classes"])
+        data, _ = _run_state(state_dir).load_data()
         mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else channel_stats(data.images)
         _check_channels(mean, plan.channels)
         import pyarrow as pa
@@ -439,6 +462,13 @@ def prepare_data(
         inputs=inputs,
         num_workers=workers,
     )
+
+
+def _run_state(state_dir: Path) -> RunState:
+    """The ``RunState`` whose folder is ``state_dir`` (the engine's is ``OUTPUT_DIR/.datadiet``)."""
+    state = RunState(state_dir.parent)
+    state.path = state_dir
+    return state
 
 
 def _check_channels(mean: list[float], channels: int) -> None:

@@ -13,7 +13,7 @@ from test_text import text_jsonl  # noqa: F401  (fixture)
 
 from scoring.config import ScoringConfig
 from scoring.data import Preprocess, channel_stats, load_tensors
-from scoring.data.prepare import epoch_order, prepare_data
+from scoring.data.prepare import prepare_data
 from scoring.models import adapt_inputs, build_model
 
 
@@ -56,34 +56,27 @@ def test_loader_path_for_varied_colour_images(tmp_path, colour_folder, caplog): 
 
 
 def train_epochs(data, seed, epochs, batch_size, *, stop_at=None, model=None, optimizer=None, start=0):
-    """A minimal SGD loop over ``RunData.train_batches`` (what the engine's loop does), resumable at a step."""
+    """A plain SGD loop over ``RunData.train_batches`` (stopping at ``stop_at``, or resuming at ``start``)."""
     spe = -(-len(data) // batch_size)
     torch.manual_seed(seed)
     if model is None:
         model = build_model("cnn", num_classes=data.num_classes, width=0.25, **data.model_kwargs)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     step = start
-    while step < epochs * spe:
-        epoch, within = divmod(step, spe)
-        order = epoch_order(len(data), torch.Generator().manual_seed(seed * 1000 + epoch))
-        for batch in data.train_batches(
-            seed=seed,
-            epoch=epoch,
-            order=order,
-            batch_size=batch_size,
-            start_batch=within,
-            device=torch.device("cpu"),
-            step_generator=lambda s: torch.Generator().manual_seed(s),
-            steps_per_epoch=spe,
-        ):
-            inputs = {k: v for k, v in batch.items() if k not in ("idx", "labels")}
-            loss = torch.nn.functional.cross_entropy(model(**adapt_inputs(model, inputs)), batch["labels"])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step == stop_at:
-                return model, optimizer, step
+    for batch in data.train_batches(
+        seed=seed,
+        steps=range(start, stop_at or epochs * spe),
+        batch_size=batch_size,
+        order=lambda epoch: torch.Generator().manual_seed(seed * 1000 + epoch),
+        augment=lambda s: torch.Generator().manual_seed(s),
+        device=torch.device("cpu"),
+    ):
+        inputs = {k: v for k, v in batch.items() if k not in ("idx", "labels")}
+        loss = torch.nn.functional.cross_entropy(model(**adapt_inputs(model, inputs)), batch["labels"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
     return model, optimizer, step
 
 
