@@ -18,7 +18,6 @@ from datadiet_hub.hashing import fingerprint
 from datadiet_hub.provenance import Provenance
 
 from .config import ScoringConfig
-from .data import TensorData
 from .state import SourceInfo
 
 if TYPE_CHECKING:
@@ -101,24 +100,31 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
 def build_provenance(
     cfg: ScoringConfig,
-    data: TensorData,
+    data: Any,
     source: SourceInfo,
     schedule: Schedule,
     *,
-    mean: list[float],
-    std: list[float],
+    mean: list[float] | None,
+    std: list[float] | None,
     augmentation: str,
+    data_facts: Mapping[str, Any] | None = None,
+    input_kind: str = "image",
     configs: Mapping[str, Mapping[str, Any]],
     env: Mapping[str, Any],
     wall_time_s: float,
     command: str | None,
 ) -> Provenance:
-    """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata)."""
+    """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
+
+    ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
+    data path and the image geometry or tokenizer, with the reasons) go into ``scoring.data``; a text run records its
+    input under ``source.text_column``."""
     scoring = cfg.identity()
     scoring.update(
-        mean=[round(v, 6) for v in mean],
-        std=[round(v, 6) for v in std],
+        mean=None if mean is None else [round(v, 6) for v in mean],
+        std=None if std is None else [round(v, 6) for v in std],
         augmentation=augmentation,
+        data=dict(data_facts or {}),
         steps_per_epoch=schedule.steps_per_epoch,
         total_steps=schedule.total_steps,
     )
@@ -129,7 +135,7 @@ def build_provenance(
             "revision": source.revision,
             "num_rows": len(data),
             "fingerprint": fingerprint(data.example_ids),
-            "image_column": source.image_column,
+            ("text_column" if input_kind == "text" else "image_column"): source.image_column,
             "label_column": source.label_column,
         },
         scoring=scoring,
