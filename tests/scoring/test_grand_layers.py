@@ -423,3 +423,23 @@ def test_multihead_attention_takes_the_decomposed_path_without_replay(average, m
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
     _assert_matches_oracle(_randomize(Weights()), {"x": torch.randn(4, 3, 4), "mask": mask}, _labels(4))
     _assert_matches_oracle(_randomize(_text_model()), _token_batch(4, 6), _labels(4))
+
+
+def test_weight_norm_parametrized_layer_is_replayed_exactly():
+    layer = nn.utils.parametrizations.weight_norm(nn.Linear(3, 4))
+    model = nn.Sequential(layer, nn.Tanh(), nn.Linear(4, 3))
+    layers = per_example_layer_sq_norms(model, torch.randn(4, 3), _labels(4))
+    assert "0.parametrizations.weight" in layers  # keyed by the modules that own the parameters, as the oracle
+    _assert_matches_oracle(model, torch.randn(4, 3), _labels(4))
+
+
+def test_layer_called_with_keyword_input_is_exact():
+    class Keyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(input=torch.tanh(self.a(input=x)))
+
+    _assert_matches_oracle(Keyword(), torch.randn(4, 3), _labels(4))
