@@ -8,7 +8,7 @@ import torch
 from test_grand import _assert_matches_oracle
 from torch import nn
 
-from scoring.metrics.grand import per_example_grad_norms, per_example_layer_sq_norms
+from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms, per_example_layer_sq_norms
 from scoring.metrics.reference import naive_layer_sq_norms, vmap_grad_norms
 
 
@@ -149,7 +149,9 @@ def test_embedding_bag_offsets_are_refused_clearly():
 
     flat = torch.randint(0, 9, (4, 3))  # 12 ids in 4 bags given by offsets: not one row per example
     offsets = torch.tensor([0, 3, 6, 9]).expand(4, 4)
-    with pytest.raises(Exception, match=r"'bag' \(EmbeddingBag\).*batch dim 0 has size 12, not the batch size 4"):
+    with pytest.raises(
+        UnsupportedModuleError, match=r"'bag' \(EmbeddingBag\).*batch dim 0 has size 12, not the batch size 4"
+    ):
         per_example_grad_norms(Offsets(), {"flat": flat, "offsets": offsets}, _labels(4))
 
 
@@ -203,7 +205,7 @@ def test_packed_sequence_is_refused_clearly():
     model.forward = lambda x: model.head(  # type: ignore[method-assign]
         model.rnn(nn.utils.rnn.pack_padded_sequence(x, [4, 3, 2, 1], batch_first=True))[1][-1]
     )
-    with pytest.raises(Exception, match="PackedSequence"):
+    with pytest.raises(UnsupportedModuleError, match="PackedSequence"):
         per_example_grad_norms(model, torch.randn(4, 4, 3), _labels(4))
 
 
