@@ -28,8 +28,13 @@ CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> str:
-    """``cnn-ep2`` when the step is a whole epoch, else ``cnn-step150``; factories use their function name."""
-    short = model.rsplit(":", 1)[-1].lower().replace("_", "-")
+    """``cnn-ep2`` when the step is a whole epoch, else ``cnn-step150``; factories use their function name,
+    ``transformers:`` specs their model type or config folder (``transformers:bert?hidden_size=64`` -> ``bert``)."""
+    spec = model.split("?", 1)[0].rstrip("/")
+    if spec.endswith(".json") and "/" in spec:
+        spec = spec.rsplit("/", 1)[0]  # a config.json: name it by its folder
+    short = spec.rsplit(":", 1)[-1].rsplit("/", 1)[-1].lower().replace("_", "-")
+    short = re.sub(r"[^a-z0-9._-]+", "-", short).strip("-._") or "model"
     if steps_per_epoch and step % steps_per_epoch == 0:
         return f"{short}-ep{step // steps_per_epoch}"
     return f"{short}-step{step}"
