@@ -338,9 +338,10 @@ def test_transformer_decoder_layer_matches_naive_loop(batch_first):
 
 
 def test_registry_text_transformer_and_vit_tiny_match_naive_loop():
-    from scoring.models import MODELS
+    from scoring.models import MODELS, build_model
 
-    text = MODELS["text-transformer"](vocab_size=11, num_classes=3, max_length=8, width=0.125)
+    text = build_model("text-transformer", num_classes=3, vocab_size=11, max_length=8, width=0.125, pad_token_id=0)
+    assert (text.tokens.padding_idx, text.tokens.embedding_dim, text.positions.num_embeddings) == (0, 16, 8)
     _assert_matches_oracle(_randomize(text), _token_batch(5, 6), _labels(5))
     vit = MODELS["vit-tiny"](num_classes=3, in_channels=3, image_size=8, width=0.25)
     _assert_matches_oracle(_randomize(vit), {"pixel_values": torch.randn(4, 3, 8, 8)}, _labels(4))
