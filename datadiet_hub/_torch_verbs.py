@@ -43,7 +43,7 @@ def resolve_verb(verb: str) -> Callable[..., int]:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise (_missing_extra(verb, err) or err) from err
-    return getattr(module, function)  # type: ignore[no-any-return]
+    return getattr(module, function)
 
 
 def run_verb(verb: str, argv: list[str]) -> int:

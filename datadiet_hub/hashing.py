@@ -81,6 +81,7 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
 def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """(offsets relative to the first value, value bytes) of an arrow string array, without copying."""
 
+    offset_dtype: type[np.integer[Any]]
     if pa.types.is_large_string(array.type):
         offset_dtype = np.int64
     elif pa.types.is_string(array.type):
@@ -115,11 +116,11 @@ def _newline_joined(array: Any) -> bytes:
         out[:, :width] = data.reshape(n, width)
         out[:, width] = ord("\n")
         return out.tobytes()
-    out = np.empty(len(data) + n, dtype=np.uint8)
+    flat = np.empty(len(data) + n, dtype=np.uint8)
     rows_before = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))  # each byte moves right by its row
-    out[np.arange(len(data), dtype=np.int64) + rows_before] = data
-    out[offsets[1:] + np.arange(n, dtype=np.int64)] = ord("\n")
-    return out.tobytes()
+    flat[np.arange(len(data), dtype=np.int64) + rows_before] = data
+    flat[offsets[1:] + np.arange(n, dtype=np.int64)] = ord("\n")
+    return flat.tobytes()
 
 
 _CASE_BITS = np.uint64(0x2020202020202020)  # set in every byte of '0'-'9' and 'a'-'f', clear in 'A'-'F'
@@ -137,9 +138,10 @@ def id_keys(ids: Any) -> np.ndarray | None:
         ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead
     if isinstance(ids, pa.ChunkedArray):  # chunk by chunk: no copy of the (memory-mapped) strings
         parts = [id_keys(chunk) for chunk in ids.chunks]
-        if any(part is None for part in parts):
+        present = [part for part in parts if part is not None]
+        if len(present) < len(parts):
             return None
-        return np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.uint64)
+        return np.concatenate(present) if present else np.empty((0, 2), dtype=np.uint64)
     if not isinstance(ids, pa.Array):
         try:
             ids = pa.array(ids if isinstance(ids, list) else list(ids), type=pa.string())
@@ -155,7 +157,7 @@ def id_keys(ids: Any) -> np.ndarray | None:
         return None
     _, text = _string_buffers(ids)
     try:
-        raw = binascii.unhexlify(text)
+        raw = binascii.unhexlify(text.data)
     except (binascii.Error, ValueError):
         return None
     words = text.view(np.uint64) if text.ctypes.data % 8 == 0 else np.frombuffer(text.tobytes(), np.uint64)

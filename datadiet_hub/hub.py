@@ -388,7 +388,7 @@ def _card_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -
         return (), Provenance()
 
 
-def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:
+def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwargs: Any) -> Any:
     """Load one config of one published version with plain ``datasets.load_dataset`` (split ``train``).
 
     Args:

@@ -1,5 +1,5 @@
 """The provenance of a scoring run, from its ``ScoringConfig``, the decoded source, the schedule and the machine it
-ran on: the one place the engine fills the card's ``datadiet:`` block (its format is ``datadiet_hub``'s)."""
+ran on: the one place the engine fills ``datadiet_hub.provenance.Provenance`` (whose module owns the format)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 
 import datadiet_hub
 from datadiet_hub.hashing import fingerprint
+from datadiet_hub.provenance import Provenance
 
 from .config import ScoringConfig
 from .state import SourceInfo
@@ -112,8 +113,8 @@ def build_provenance(
     env: Mapping[str, Any],
     wall_time_s: float,
     command: str | None,
-) -> dict[str, Any]:
-    """The ``datadiet:`` block of the run's card (format version 1: environment keys at the top level).
+) -> Provenance:
+    """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
 
     ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
     data path and the image geometry or tokenizer, with the reasons) go into ``scoring.data``; a text run records its
@@ -127,9 +128,8 @@ def build_provenance(
         steps_per_epoch=schedule.steps_per_epoch,
         total_steps=schedule.total_steps,
     )
-    return {
-        "format_version": 1,
-        "source": {
+    return Provenance.from_scoring(
+        source={
             "dataset": source.name,
             "split": cfg.split,
             "revision": source.revision,
@@ -138,10 +138,10 @@ def build_provenance(
             ("text_column" if input_kind == "text" else "image_column"): source.image_column,
             "label_column": source.label_column,
         },
-        "scoring": scoring,
-        "configs": {name: dict(info) for name, info in configs.items()},
-        **env,
-        "wall_time_s": round(wall_time_s, 1),
-        "command": command,
-        "forgetting_convention": FORGETTING_CONVENTION,
-    }
+        scoring=scoring,
+        configs=configs,
+        environment=env,
+        wall_time_s=wall_time_s,
+        command=command,
+        forgetting_convention=FORGETTING_CONVENTION,
+    )

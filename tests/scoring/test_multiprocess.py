@@ -106,7 +106,7 @@ def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
     one, two = tmp_path / "one", tmp_path / "two"
     run_engine(args(one))
     result = run_engine(args(two), launcher=TORCHRUN)
-    assert result.stderr.count("203 rows (1x8x8, memory path)") == 1, "the setup line comes from the main process only"
+    assert result.stderr.count("scoring.run: 203 rows") == 1, "the setup line comes from the main process only"
     assert result.stdout.count("Scores written to") == 1
     assert "3 seed" not in result.stderr
     assert "[rank 1] seed 1 trained" in result.stderr and "[rank 0] seed 2 trained" in result.stderr
