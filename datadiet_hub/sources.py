@@ -70,7 +70,7 @@ class Source:
     @property
     def num_classes(self) -> int:
         features = self.dataset.features or {}
-        feature = features.get(self.label_column)
+        feature: Any = features.get(self.label_column)
         if hasattr(feature, "num_classes"):
             return int(feature.num_classes)
         if self.streaming:
@@ -82,7 +82,7 @@ class Source:
 
     @property
     def class_names(self) -> list[str] | None:
-        feature = (self.dataset.features or {}).get(self.label_column)
+        feature: Any = (self.dataset.features or {}).get(self.label_column)
         return list(feature.names) if hasattr(feature, "names") else None
 
 
