@@ -186,7 +186,7 @@ class ScoringConfig:
             raise ValueError(f"lr_milestones={self.lr_milestones!r} must be increasing epochs >= 1, e.g. 60,120,160.")
         if (self.mean is None) != (self.std is None):
             raise ValueError("Give both mean and std, or neither (then they are computed from the data).")
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             if len(self.mean) != len(self.std) or not self.mean:
                 raise ValueError(f"mean={self.mean!r} and std={self.std!r} must have one value per channel each.")
             if any(s <= 0 for s in self.std):

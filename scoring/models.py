@@ -162,10 +162,10 @@ def resolve_factory(name: str) -> ModelFactory:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ValueError(f"Model factory {name!r}: cannot import module {module_name!r} ({err}).") from err
-        factory = getattr(module, attr, None)
-        if not callable(factory):
+        found = getattr(module, attr, None)
+        if not callable(found):
             raise ValueError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
-        return factory
+        return found
     raise ValueError(
         f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}, or give a factory as 'package.module:function'."
     )
