@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -107,6 +108,13 @@ class ScoringConfig:
                 raise ValueError(
                     f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
                     f"{' or null' if optional else ''}."
+                )
+            if kind is float and not all(math.isfinite(v) for v in (value if is_list else [value])):
+                default = getattr(ScoringConfig, name, None)
+                example = f" (default: --{name.replace('_', '-')} {default})" if default is not None else ""
+                raise ValueError(
+                    f"{name}={value!r} must be finite: NaN or infinity can only make training diverge. "
+                    f"Give a finite number{example}."
                 )
         if not self.scores:
             raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")

@@ -98,12 +98,29 @@ def _check_config(cfg: ScoringConfig, state_dir: Path) -> None:
 
 def _prepare_state(cfg: ScoringConfig, state_dir: Path) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
-    removed = ckpt.remove_temporaries(state_dir)
+    removed = ckpt.remove_temporaries(state_dir) + _remove_output_temporaries(state_dir.parent)
     if removed:
         logger.info("removed %d temporary file(s) left by an interrupted run", removed)
     path = state_dir / "config.json"
     if not path.exists():
         atomic_write_bytes(path, json.dumps(cfg.identity(), indent=2, sort_keys=True).encode())
+
+
+def _remove_output_temporaries(out: Path) -> int:
+    """Delete the temporary files a run killed while writing its outputs left next to them (the writer's
+    ``.<name>.<random>.tmp`` and plot temporaries); the rerun writes every output again."""
+    stale = [p for p in out.glob(".*.tmp") if p.is_file()]
+    for sub in ("data", "plots"):
+        if (out / sub).is_dir():
+            stale += [
+                p
+                for p in (out / sub).rglob("*")
+                if p.is_file()
+                and ((p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.endswith(".tmp.png"))
+            ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def _decode_source(cfg: ScoringConfig, cache: Path, progress: bool) -> None:
