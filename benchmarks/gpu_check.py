@@ -12,8 +12,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from scoring.metrics._oracles import naive_grad_norms, vmap_grad_norms
 from scoring.metrics.grand import per_example_grad_norms
+from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from scoring.models import build_model
 
 

@@ -4,6 +4,13 @@ Usage::
 
     python benchmarks/grand.py            # full run: cnn and resnet18, batch 32 and 128, 3 timed repeats
     python benchmarks/grand.py --quick    # one repeat, batch 16: a smoke run
+    python benchmarks/grand.py --models text-transformer --threads 2   # the text transformer, sequence length 128
+
+Models: the small CNN on 1x28x28, the CIFAR ResNet-18 on 3x32x32 (10 classes, weights at init), and
+``text-transformer`` (``scoring.transformer.TextTransformer`` at its default size: width 128, 2 pre-norm encoder
+layers with 4 heads, feed-forward 512, learned positions; vocabulary 8000, 4 classes) on token ids of length 128
+with an attention mask that pads each sequence after 64 to 127 tokens, called with keyword inputs
+(``input_ids``, ``attention_mask``) as a ``transformers`` model is.
 
 Timing: everything runs in this one process on the same model and the same batch. Each repeat runs every method
 once, in turn (so slow drifts of a shared machine hit all methods alike); the table shows the fastest of the
@@ -42,39 +49,49 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.metrics._oracles import naive_grad_norms, vmap_grad_norms
+from scoring.forward import Inputs, logits_of
 from scoring.metrics.el2n import el2n_from_logits
 from scoring.metrics.grand import per_example_grad_norms
+from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from scoring.models import build_model
+from scoring.transformer import text_transformer
 
 SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs
+TEXT = {"vocab_size": 8000, "num_classes": 4, "length": 128}
 GRAND_METHODS = ["plain fwd+bwd", "naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad", "ours"]
 EL2N_METHODS = ["plain eval fwd", "el2n"]
 
 
-def make_case(model_name: str, batch: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+def make_case(model_name: str, batch: int) -> tuple[nn.Module, Inputs, torch.Tensor]:
     torch.manual_seed(0)
+    if model_name == "text-transformer":
+        length = TEXT["length"]
+        model = text_transformer(vocab_size=TEXT["vocab_size"], num_classes=TEXT["num_classes"], max_length=length)
+        mask = (torch.arange(length)[None] < torch.randint(64, length, (batch, 1))).long()
+        ids = torch.randint(1, TEXT["vocab_size"], (batch, length)) * mask
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        return model.eval(), inputs, torch.randint(0, TEXT["num_classes"], (batch,))
     channels, side = SHAPES[model_name]
     model = build_model(model_name, num_classes=10, in_channels=channels, image_size=side).eval()
     return model, torch.randn(batch, channels, side, side), torch.randint(0, 10, (batch,))
 
 
 def make_methods(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, with_backpack: bool = True
+    model: nn.Module, x: Inputs, y: torch.Tensor, *, with_backpack: bool = True
 ) -> dict[str, Callable[[], torch.Tensor | None]]:
     """Zero-argument callables for every available method; BackPACK gets its own extended copy of the model."""
 
     def plain() -> None:
-        F.cross_entropy(model(x), y).backward()
+        F.cross_entropy(logits_of(model, x), y).backward()
         model.zero_grad(set_to_none=True)
 
     def eval_forward() -> torch.Tensor:
         with torch.inference_mode():
-            return model(x)
+            return logits_of(model, x)
 
     def el2n() -> torch.Tensor:
         with torch.inference_mode():
-            return el2n_from_logits(model(x), y)
+            return el2n_from_logits(logits_of(model, x), y)
 
     methods: dict[str, Callable[[], torch.Tensor | None]] = {
         "plain fwd+bwd": plain,
@@ -84,13 +101,13 @@ def make_methods(
         "plain eval fwd": eval_forward,
         "el2n": el2n,
     }
-    backpack_run = _backpack_method(model, x, y) if with_backpack else None
+    backpack_run = _backpack_method(model, x, y) if with_backpack and isinstance(x, torch.Tensor) else None
     if backpack_run is not None:
         methods["backpack BatchL2Grad"] = backpack_run
     return methods
 
 
-def _backpack_method(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], torch.Tensor] | None:
+def _backpack_method(model: nn.Module, x: Inputs, y: torch.Tensor) -> Callable[[], torch.Tensor] | None:
     try:
         from backpack import backpack, extend
         from backpack.extensions import BatchL2Grad
@@ -205,6 +222,7 @@ def memory_probe(model_name: str, batch: int, method: str) -> None:
 
 def measure_memory(model_name: str, batch: int, method: str) -> float | None:
     cmd = [sys.executable, __file__, "--memory-probe", model_name, str(batch), method]
+    cmd += ["--threads", str(torch.get_num_threads())]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return None
@@ -229,8 +247,11 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default=None, help="comma-separated; default 32,128 (16 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 3, 1 quick)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_probe:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]), args.memory_probe[2])
         return
@@ -243,7 +264,7 @@ def main() -> None:
     )
     print(f"# fastest of {repeats} repeat(s) after 1 warm-up; peak = RSS high-water growth in a fresh subprocess")
     print("# load average at start (1/5/15 min): {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
-    header = f"| {'model':8} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
+    header = f"| {'model':16} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
     header += f" {'peak MB':>8} | {'x plain peak':>12} |"
     rule = "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"
     notes = []
@@ -275,13 +296,13 @@ def main() -> None:
 def _row(model_name: str, batch: int, name: str, seconds: dict, memory: dict, base: str) -> str:
     sec = seconds[name]
     if not isinstance(sec, float):
-        return f"| {model_name:8} | {batch:>5} | {name:22} | {sec} |"
+        return f"| {model_name:16} | {batch:>5} | {name:22} | {sec} |"
     ratio = sec / seconds[base] if isinstance(seconds[base], float) else float("nan")
     mem, base_mem = memory.get(name), memory.get(base)
     mem_s = f"{mem / 2**20:8.0f}" if mem is not None else f"{'-':>8}"
     mem_ratio = f"{mem / base_mem:12.2f}" if mem is not None and base_mem else f"{'-':>12}"
     return (
-        f"| {model_name:8} | {batch:>5} | {name:22} | {sec:8.3f} | {batch / sec:10.1f} | {ratio:7.2f} |"
+        f"| {model_name:16} | {batch:>5} | {name:22} | {sec:8.3f} | {batch / sec:10.1f} | {ratio:7.2f} |"
         f" {mem_s} | {mem_ratio} |"
     )
 

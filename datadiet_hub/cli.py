@@ -64,7 +64,7 @@ def cmd_score(argv: list[str]) -> int:
 
 def cmd_demo(argv: list[str]) -> int:
     try:
-        from scoring.demo import main as demo_main
+        from downstream.demo import main as demo_main
     except ImportError as err:
         print(
             f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",

@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from datadiet_hub.sources import FASHION_MNIST_CLASSES, fashion_mnist_arrays
     from datadiet_hub.stats import auroc, precision_at
+    from downstream.train import train_and_evaluate
     from scoring.config import ScoringConfig
-    from scoring.downstream import train_and_evaluate
     from scoring.run import run
 
     if args.threads:

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import datadiet_hub
+    from downstream.train import train_and_evaluate
     from scoring.config import ScoringConfig
-    from scoring.downstream import train_and_evaluate
 
     if args.threads:
         torch.set_num_threads(args.threads)

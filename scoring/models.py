@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from scoring.transformer import text_transformer, vit_tiny
+
 ModelFactory = Callable[..., nn.Module]
 
 
@@ -103,7 +105,13 @@ class ResNet18(nn.Module):
         return self.linear(torch.flatten(self.pool(out), 1))
 
 
-MODELS: dict[str, ModelFactory] = {"cnn": SmallCNN, "mlp": MLP, "resnet18": ResNet18}
+MODELS: dict[str, ModelFactory] = {
+    "cnn": SmallCNN,
+    "mlp": MLP,
+    "resnet18": ResNet18,
+    "text-transformer": text_transformer,
+    "vit-tiny": vit_tiny,
+}
 
 
 def resolve_factory(name: str) -> ModelFactory:

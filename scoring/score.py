@@ -4,52 +4,57 @@ inputs, for a given set of rows, so that the pass can be sharded across processe
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from .config import ScoringConfig
 from .data import Preprocess, TensorData
+from .loops import LABELS, Batch, evaluate, logits_of, model_inputs, ordered_batches
 from .metrics.el2n import el2n_from_logits
 
 
-@torch.no_grad()
+def _el2n(model: nn.Module, batch: Batch) -> torch.Tensor:
+    return el2n_from_logits(logits_of(model, model_inputs(batch)).float(), batch[LABELS])
+
+
+def _grand(model: nn.Module, batch: Batch) -> torch.Tensor:
+    from .metrics.grand import per_example_grad_norms
+
+    (inputs,) = model_inputs(batch).values()
+    norms = per_example_grad_norms(model, inputs, batch[LABELS])
+    assert isinstance(norms, torch.Tensor)  # without per_layer, only the norms
+    return norms.float()
+
+
 def el2n_rows(
-    model: torch.nn.Module,
+    model: nn.Module,
     data: TensorData,
     preprocess: Preprocess,
     rows: torch.Tensor,
     batch_size: int,
     device: torch.device,
 ) -> torch.Tensor:
-    model.eval()
-    out = torch.empty(len(rows), dtype=torch.float32)
-    for start in range(0, len(rows), batch_size):
-        idx = rows[start : start + batch_size]
-        logits = model(preprocess(data.images[idx].to(device)))
-        out[start : start + len(idx)] = el2n_from_logits(logits.float(), data.labels[idx].to(device)).cpu()
-    return out
+    """EL2N of ``rows`` (float32, in the order of ``rows``)."""
+    batches = ordered_batches(data.images, data.labels, preprocess, batch_size=batch_size, rows=rows, device=device)
+    return evaluate(model, batches, _el2n).to(torch.float32)
 
 
 def grand_rows(
-    model: torch.nn.Module,
+    model: nn.Module,
     data: TensorData,
     preprocess: Preprocess,
     rows: torch.Tensor,
     batch_size: int,
     device: torch.device,
 ) -> torch.Tensor:
-    from .metrics.grand import per_example_grad_norms
-
-    model.eval()  # BatchNorm uses its running statistics (DESIGN.md section 1), whatever the function does
-    out = torch.empty(len(rows), dtype=torch.float32)
-    for start in range(0, len(rows), batch_size):
-        idx = rows[start : start + batch_size]
-        norms = per_example_grad_norms(model, preprocess(data.images[idx].to(device)), data.labels[idx].to(device))
-        out[start : start + len(idx)] = norms.detach().float().cpu()
-    return out
+    """GraNd of ``rows`` (float32, in the order of ``rows``); eval mode: BatchNorm uses its running statistics
+    (DESIGN.md section 1), whatever the metric function does."""
+    batches = ordered_batches(data.images, data.labels, preprocess, batch_size=batch_size, rows=rows, device=device)
+    return evaluate(model, batches, _grand, grad=True).to(torch.float32)
 
 
 def score_rows(
     cfg: ScoringConfig,
-    model: torch.nn.Module,
+    model: nn.Module,
     data: TensorData,
     preprocess: Preprocess,
     rows: torch.Tensor,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
 from .config import ScoringConfig
 from .data import Preprocess, TensorData
+from .loops import IDX, LABELS, StepOutput, shuffled_batches, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import build_model
 
@@ -85,7 +85,38 @@ def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Op
 
 
 def lr_at(cfg: ScoringConfig, epoch: int) -> float:
-    return cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
+    return step_lr(cfg.lr, epoch, cfg.lr_milestones, cfg.lr_gamma)
+
+
+class _EpochLog:
+    """Mean loss and throughput of each epoch, to the progress bar and the log (a ``train_loop`` callback)."""
+
+    def __init__(self, seed: int, steps_per_epoch: int, total_steps: int, bar: tqdm) -> None:
+        self.seed, self.spe, self.total, self.bar = seed, steps_per_epoch, total_steps, bar
+        self.t0, self.seen = time.perf_counter(), 0
+        self.loss_sum: torch.Tensor | None = None
+
+    def __call__(self, out: StepOutput) -> None:
+        n = len(out.batch[LABELS])
+        self.loss_sum = out.loss * n if self.loss_sum is None else self.loss_sum + out.loss * n
+        self.seen += n
+        self.bar.update(1)
+        if out.step % self.spe:
+            return
+        elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        mean_loss = (self.loss_sum.item() if self.loss_sum is not None else 0.0) / max(self.seen, 1)
+        epoch = out.step // self.spe
+        self.bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.3f}", ex_s=f"{self.seen / elapsed:.0f}")
+        logger.info(
+            "seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)",
+            self.seed,
+            epoch,
+            self.total // self.spe,
+            mean_loss,
+            self.seen / elapsed,
+            elapsed,
+        )
+        self.t0, self.seen, self.loss_sum = time.perf_counter(), 0, None
 
 
 def train_seed(
@@ -125,12 +156,17 @@ def train_seed(
             if old_step < step and old_step not in score_steps:
                 old_path.unlink(missing_ok=True)
 
+    def track_forgetting(out: StepOutput) -> None:
+        tracker.update(out.batch[IDX], out.logits.argmax(1) == out.batch[LABELS])
+
+    def checkpoint(out: StepOutput) -> None:
+        if out.step in wanted:
+            save(out.step)
+
     if latest is None:
         save(0)
     if start >= schedule.total_steps:
         return
-    n = len(data)
-    images, labels = data.images.to(device), data.labels.to(device)
     bar = tqdm(
         total=schedule.total_steps,
         initial=start,
@@ -140,41 +176,22 @@ def train_seed(
         leave=False,
         dynamic_ncols=True,
     )
-    model.train()
-    step = start
-    while step < schedule.total_steps:
-        epoch, within = divmod(step, spe)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(cfg, epoch)
-        order = torch.randperm(n, generator=seed_generator("order", seed, epoch)).to(device)
-        t0, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-        for b in range(within, spe):
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = preprocess(images[idx], train=True, generator=seed_generator("augment", seed, step))
-            y = labels[idx]
-            torch.manual_seed(stream_seed("step", seed, step))
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            tracker.update(idx, logits.detach().argmax(1) == y)
-            loss_sum += loss.detach() * len(idx)
-            step += 1
-            seen += len(idx)
-            bar.update(1)
-            if step in wanted:
-                save(step)
-        elapsed = max(time.perf_counter() - t0, 1e-9)
-        mean_loss = loss_sum.item() / max(seen, 1)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{mean_loss:.3f}", ex_s=f"{seen / elapsed:.0f}")
-        logger.info(
-            "seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)",
-            seed,
-            epoch + 1,
-            schedule.total_steps // spe,
-            mean_loss,
-            seen / elapsed,
-            elapsed,
-        )
+    batches = shuffled_batches(
+        data.images.to(device),
+        data.labels.to(device),
+        preprocess,
+        batch_size=cfg.batch_size,
+        steps=range(start, schedule.total_steps),
+        order=lambda epoch: seed_generator("order", seed, epoch),
+        augment=lambda step: seed_generator("augment", seed, step),
+    )
+    train_loop(
+        model,
+        optimizer,
+        batches,
+        start_step=start,
+        lr=lambda step: lr_at(cfg, step // spe),
+        reseed=lambda step: stream_seed("step", seed, step),
+        callbacks=[track_forgetting, checkpoint, _EpochLog(seed, spe, schedule.total_steps, bar)],
+    )
     bar.close()

@@ -154,41 +154,28 @@ def make_setup(
 def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_key: tuple) -> None:
     """SGD steps ``start`` .. ``stop - 1`` of the run (cosine learning rate over ``setup.total_steps``); the data
     order of each epoch comes from ``seed_generator(*order_key, epoch)``, so two children with different keys see
-    different orders from the same starting point."""
-    import torch
-    import torch.nn.functional as F
-
-    from scoring.downstream import cosine_lr
+    different orders from the same starting point. No augmentation."""
+    from scoring.loops import cosine_lr, shuffled_batches, train_loop
     from scoring.train import seed_generator
 
-    cfg, n, spe = setup.cfg, len(setup.train), setup.steps_per_epoch
-    model.train()
-    order, order_epoch = None, -1
-    for step in range(start, stop):
-        epoch, b = divmod(step, spe)
-        if epoch != order_epoch:
-            order = torch.randperm(n, generator=seed_generator(*order_key, epoch))
-            order_epoch = epoch
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(cfg.lr, step, setup.total_steps)
-        idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-        x = setup.preprocess(setup.train.images[idx])
-        loss = F.cross_entropy(model(x), setup.train.labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    cfg = setup.cfg
+    batches = shuffled_batches(
+        setup.train.images,
+        setup.train.labels,
+        setup.preprocess,
+        batch_size=cfg.batch_size,
+        steps=range(start, stop),
+        order=lambda epoch: seed_generator(*order_key, epoch),
+    )
+    train_loop(model, optimizer, batches, start_step=start, lr=lambda step: cosine_lr(cfg.lr, step, setup.total_steps))
 
 
 def error_rate(model, images, labels, preprocess, batch_size: int = 4096):
-    """Per-example 0/1 error (bool tensor) in eval mode."""
-    import torch
+    """Per-example 0/1 error (bool tensor, on the CPU) in eval mode."""
+    from scoring.loops import evaluate, ordered_batches, wrong
 
-    model.eval()
-    wrong = []
-    with torch.no_grad():
-        for s in range(0, len(labels), batch_size):
-            wrong.append(model(preprocess(images[s : s + batch_size])).argmax(1) != labels[s : s + batch_size])
-    return torch.cat(wrong)
+    batches = ordered_batches(images, labels, preprocess, batch_size=batch_size, device=images.device)
+    return evaluate(model, batches, wrong)
 
 
 def add_setup_arguments(parser) -> None:

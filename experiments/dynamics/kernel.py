@@ -3,7 +3,7 @@
 Train one MLP on a Fashion-MNIST subsample, checkpointing at ``--checkpoint-epochs``. For a fixed sample of
 ``--per-bin`` training examples from each EL2N bin, compute at every checkpoint two empirical kernels over the
 sample (model in eval mode, per-example gradients with ``torch.func.vmap(grad)`` as in
-scoring/metrics/_oracles.py, over all parameters):
+scoring/metrics/reference.py, over all parameters):
 
 * ``ntk``: the trace logit NTK, K(x, x') = sum_k <d f_k(x)/dw, d f_k(x')/dw> (sum over the 10 logits);
 * ``lossgrad``: the loss-gradient Gram matrix, K(x, x') = <d loss(x)/dw, d loss(x')/dw>.
@@ -81,7 +81,7 @@ def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> 
     import torch.nn.functional as F
     from torch.func import functional_call, grad, vmap
 
-    from scoring.metrics._oracles import _eval_mode
+    from scoring.loops import eval_mode
 
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
@@ -97,7 +97,7 @@ def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> 
 
     n = len(y)
     ntk = torch.zeros(n, n, dtype=torch.float64)
-    with _eval_mode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad():
         for k in range(num_classes):
             g = flat(vmap(grad(logit), in_dims=(None, 0, None), chunk_size=chunk_size)(params, x, k))
             ntk += g @ g.T
@@ -114,7 +114,7 @@ def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | N
     import torch.nn.functional as F
     from torch import nn
 
-    from scoring.metrics._oracles import _eval_mode
+    from scoring.loops import eval_mode
 
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     covered = sum(p.numel() for m in linears for p in m.parameters() if p.requires_grad)
@@ -128,7 +128,7 @@ def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | N
 
     handles = [m.register_forward_hook(hook) for m in linears]
     try:
-        with _eval_mode(model), torch.enable_grad():
+        with eval_mode(model), torch.enable_grad():
             logits = model(x)
             if any(a.dim() != 2 for _, a, _ in taps):
                 return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,10 +104,11 @@ def _patches(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
                 a.unsqueeze(2),
                 (1, module.kernel_size[0]),
                 dilation=(1, module.dilation[0]),
-                padding=(0, module.padding[0]),
+                padding=(0, int(module.padding[0])),
                 stride=(1, module.stride[0]),
             )
-        return F.unfold(a, module.kernel_size, dilation=module.dilation, padding=module.padding, stride=module.stride)
+        padding = tuple(int(p) for p in module.padding)
+        return F.unfold(a, module.kernel_size, dilation=module.dilation, padding=padding, stride=module.stride)
     # Generic path (3-D, 'same' padding, reflect/replicate/circular): pad as the module does, then strided windows.
     # ``_reversed_padding_repeated_twice`` is what ConvNd itself uses to pad (it also encodes asymmetric 'same').
     a = _pad_like_module(module, a)
@@ -114,7 +116,8 @@ def _patches(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
         span = module.dilation[i] * (module.kernel_size[i] - 1) + 1
         a = a.unfold(2 + i, span, module.stride[i])
     # a: [n, C, O_1..O_nd, span_1..span_nd]; keep every dilation-th tap of each window.
-    a = a[(Ellipsis, *(slice(None, None, module.dilation[i]) for i in range(nd)))]
+    taps: tuple[Any, ...] = (Ellipsis, *(slice(None, None, module.dilation[i]) for i in range(nd)))
+    a = a[taps]
     n, c = a.shape[:2]
     out_dims = list(range(2, 2 + nd))
     k_dims = list(range(2 + nd, 2 + 2 * nd))
@@ -212,6 +215,7 @@ def batchnorm_sq_norms(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor,
     """BatchNorm in eval mode: ``x_hat = (x - running_mean) / sqrt(running_var + eps)`` is per-example."""
     n, c = a.shape[:2]
     a, g = a.reshape(n, c, -1), g.reshape(n, c, -1)
+    assert module.running_mean is not None and module.running_var is not None  # refused earlier otherwise
     inv_std = torch.rsqrt(module.running_var.to(a.dtype) + module.eps)
     out = a.new_zeros(n)
     g_sum = g.sum(2)
@@ -264,61 +268,50 @@ def embedding_sq_norms(module: nn.Embedding, a: torch.Tensor, g: torch.Tensor) -
 
 # ------------------------------------------------------------------------------------------------------ registry
 
-Rule = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Rule = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: (module class, parameter names it may own, forward implementations it may use, rule). Subclasses qualify only
-#: if they keep one of these ``forward`` methods: an overridden forward (e.g. weight standardization) would make the
-#: rule silently wrong.
-RULES: tuple[tuple[type[nn.Module], frozenset[str], tuple[Callable, ...], Rule], ...] = (
-    (nn.Linear, frozenset({"weight", "bias"}), (nn.Linear.forward,), linear_sq_norms),
-    (nn.Conv1d, frozenset({"weight", "bias"}), (nn.Conv1d.forward,), conv_sq_norms),
-    (nn.Conv2d, frozenset({"weight", "bias"}), (nn.Conv2d.forward,), conv_sq_norms),
-    (nn.Conv3d, frozenset({"weight", "bias"}), (nn.Conv3d.forward,), conv_sq_norms),
-    (
-        nn.modules.batchnorm._BatchNorm,
-        frozenset({"weight", "bias"}),
-        (nn.modules.batchnorm._BatchNorm.forward, nn.SyncBatchNorm.forward),
-        batchnorm_sq_norms,
-    ),
-    (nn.LayerNorm, frozenset({"weight", "bias"}), (nn.LayerNorm.forward,), layernorm_sq_norms),
-    (nn.GroupNorm, frozenset({"weight", "bias"}), (nn.GroupNorm.forward,), groupnorm_sq_norms),
-    (nn.Embedding, frozenset({"weight"}), (nn.Embedding.forward,), embedding_sq_norms),
+#: (module class, parameter names it may own, methods a subclass must not override, rule). A subclass that overrides
+#: one of them (weight standardization in ``forward``, a custom ``_conv_forward``) computes something else, so it
+#: gets the exact general fallback instead of the rule.
+RULES: tuple[tuple[type[nn.Module], frozenset[str], tuple[str, ...], Rule], ...] = (
+    (nn.Linear, frozenset({"weight", "bias"}), ("forward",), linear_sq_norms),
+    (nn.Conv1d, frozenset({"weight", "bias"}), ("forward", "_conv_forward"), conv_sq_norms),
+    (nn.Conv2d, frozenset({"weight", "bias"}), ("forward", "_conv_forward"), conv_sq_norms),
+    (nn.Conv3d, frozenset({"weight", "bias"}), ("forward", "_conv_forward"), conv_sq_norms),
+    (nn.modules.batchnorm._BatchNorm, frozenset({"weight", "bias"}), ("forward",), batchnorm_sq_norms),
+    (nn.LayerNorm, frozenset({"weight", "bias"}), ("forward",), layernorm_sq_norms),
+    (nn.GroupNorm, frozenset({"weight", "bias"}), ("forward",), groupnorm_sq_norms),
+    (nn.Embedding, frozenset({"weight"}), ("forward",), embedding_sq_norms),
 )
 
 SUPPORTED_NAMES = ", ".join(cls.__name__ for cls, *_ in RULES)
 
 
-def rule_for(name: str, module: nn.Module, trainable: list[str]) -> Rule:
-    """The rule for a module owning the trainable parameters ``trainable``; raises if it is not handled exactly."""
-    how = (
-        "Either exclude its parameters from the norm with `.requires_grad_(False)`, or use the exact but slower "
-        "scoring.metrics._oracles.vmap_grad_norms / naive_grad_norms."
-    )
+def rule_for(name: str, module: nn.Module, trainable: list[str]) -> Rule | None:
+    """The closed-form rule for a module owning the trainable parameters ``trainable``, or ``None`` for the fallback.
+
+    Raises :class:`UnsupportedModuleError` for the few modules no method can score exactly.
+    """
     label = f"Module {name or '<root>'!r} of type {type(module).__name__}"
-    for cls, params, forwards, rule in RULES:
+    if isinstance(module, nn.Embedding) and module.max_norm is not None:
+        raise UnsupportedModuleError(
+            f"{label} has max_norm={module.max_norm}: its forward renormalizes the weight in place, so the weight "
+            "depends on the batch. Build it without max_norm, or exclude it with `.requires_grad_(False)`."
+        )
+    if isinstance(module, nn.EmbeddingBag) and module.max_norm is not None:
+        raise UnsupportedModuleError(
+            f"{label} has max_norm={module.max_norm}: its forward renormalizes the weight in place, so the weight "
+            "depends on the batch. Build it without max_norm, or exclude it with `.requires_grad_(False)`."
+        )
+    if nn.utils.parametrize.is_parametrized(module):
+        return None
+    for cls, params, methods, rule in RULES:
         if isinstance(module, cls):
-            if type(module).forward not in forwards:
-                raise UnsupportedModuleError(
-                    f"{label} subclasses {cls.__name__} but overrides forward(), so its per-example gradient cannot "
-                    f"be derived from {cls.__name__}'s. {how}"
-                )
-            extra = sorted(set(trainable) - params)
-            if extra:
-                raise UnsupportedModuleError(
-                    f"{label} owns trainable parameters {extra} that {cls.__name__} does not have "
-                    f"(a parametrization or weight norm?). {how}"
-                )
-            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is None:
-                raise UnsupportedModuleError(
-                    f"{label} has track_running_stats=False, so even in eval mode it normalizes with batch "
-                    f"statistics and examples are not independent. {how}"
-                )
+            if any(getattr(type(module), m) is not getattr(cls, m) for m in methods):
+                return None
+            if set(trainable) - params:
+                return None
             if isinstance(module, nn.Embedding) and module.scale_grad_by_freq:
-                raise UnsupportedModuleError(
-                    f"{label} has scale_grad_by_freq=True, which scales gradients by batch-wide token counts. {how}"
-                )
+                return None  # the gradient scale depends on token counts: the per-example replay gets them right
             return rule
-    raise UnsupportedModuleError(
-        f"{label} owns trainable parameters {trainable} and is not supported by the fast GraNd path "
-        f"(supported: {SUPPORTED_NAMES}). {how}"
-    )
+    return None

@@ -4,24 +4,35 @@ The obvious ways to get them are slow: a loop over examples re-runs the model N 
 materializes every per-example gradient (~45 MB/example for ResNet-18). But the backward pass of the batch-sum loss
 already computes, at each layer, the gradient of every example's own loss with respect to that layer's output
 (the model runs in eval mode, so examples do not interact); with the layer's input this determines the per-example
-weight gradient and hence its norm (DESIGN.md section 4, rules in :mod:`scoring.metrics._grand_layers`).
+weight gradient and hence its norm (DESIGN.md section 4).
 
 How a pass works:
 
-1. forward hooks keep each parametrized layer's input and put a tensor hook on its output;
+1. forward hooks keep each parametrized module's inputs and put tensor hooks on its outputs; a torch-function mode
+   (:mod:`scoring.metrics._batch_tracking`) tells which inputs carry the examples and which are shared by the batch
+   (positional ids ``arange(T)``): a shared output is expanded to one copy per example, so its gradient arrives per
+   example too;
 2. ``torch.autograd.grad`` is asked for gradients with respect to the graph's *inputs* only (the model input, or an
    embedding's output), never the weights: the batch weight gradients, a third of a plain backward, are skipped;
-3. as each output gradient arrives, the layer's rule turns (input, output gradient) into per-example squared norms
-   and the kept input is released, so memory stays close to that of a plain forward + backward.
+3. as each output gradient arrives, a closed-form rule (Linear, Conv, norms, Embedding:
+   :mod:`scoring.metrics._grand_layers`) turns (input, output gradient) into per-example squared norms; any other
+   module (attention, RNNs, ConvTranspose, custom layers) is replayed alone with ``torch.func`` on the captured
+   arguments and output gradients (:mod:`scoring.metrics._grand_fallback`), exact as well.
 
-Anything that would make the result silently wrong is refused instead: a parametrized module type without an exact
-rule, a module called twice in one forward (shared weights), a parameter used outside its module's forward (weight
-tying, functional use), BatchNorm without running statistics.
+Guards turn what would be silently wrong into a clear error naming the module, the reason and the fix: a parameter
+used outside its module's calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), a
+module whose parameters take part in two calls, BatchNorm without running statistics, a layer whose output does not
+keep the batch in its batch dim, global forward hooks; and a self-check on the first batch of every model compares
+two examples with a single-example pass per layer (rows permuted or mixed inside the model, a sequence-first input
+whose length equals the batch size).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,215 +40,499 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
+from scoring.metrics._batch_tracking import BatchTracker
+from scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
 from scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
 
-__all__ = ["UnsupportedModuleError", "per_example_grad_norms"]
+__all__ = ["UnsupportedModuleError", "per_example_grad_norms", "per_example_layer_sq_norms"]
 
 logger = logging.getLogger(__name__)
+
+_SLOW = "scoring.metrics.reference.vmap_grad_norms (or naive_grad_norms)"
+_VERIFIED: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 @dataclass
 class _Tap:
-    """One parametrized module and what its hooks saw during the current pass."""
+    """One module owning trainable parameters (directly, or through a parametrization)."""
 
     name: str
     module: nn.Module
-    rule: Rule
-    params: dict[str, nn.Parameter]
+    rule: Rule | None  # None: the torch.func replay
+    own: dict[str, tuple[str, nn.Parameter]]  # parameters in its subtree: relative name -> (owner name, parameter)
+    batch_dim: int  # 1 inside a sequence-first torch Transformer layer
     calls: int = 0
-    input: torch.Tensor | None = None
-    input_version: int = 0
+
+
+@dataclass
+class _Call:
+    """What one call of a tap covers and saw."""
+
+    tap: _Tap
+    covered: dict[str, tuple[str, nn.Parameter]]
+    uses: dict[int, int]  # id(parameter) -> references inside this call's own graph
+    replay: Replay | None = None
 
 
 @dataclass
 class _Pass:
     """Per-chunk state shared by the hooks."""
 
-    sq_norms: dict[str, torch.Tensor]
+    n: int = 0
+    sq_norms: dict[str, torch.Tensor] = field(default_factory=dict)
     roots: list[torch.Tensor] = field(default_factory=list)
+    calls: list[_Call] = field(default_factory=list)
+    log: list[_Tap] = field(default_factory=list)  # taps in the order they were entered
+    stack: list[int] = field(default_factory=list)  # len(log) when each open call was entered
+    tracker: BatchTracker | None = None
+    replaying: bool = False
+
+    @contextlib.contextmanager
+    def replay(self) -> Iterator[None]:
+        previous, self.replaying = self.replaying, True
+        try:
+            yield
+        finally:
+            self.replaying = previous
 
 
 def per_example_grad_norms(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    chunk_size: int | None = None,
-    per_layer: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    model: nn.Module, inputs: Inputs, targets: torch.Tensor, *, chunk_size: int | None = None, verify: bool = True
+) -> torch.Tensor:
     """Exact GraNd score of every example: the L2 norm of its own loss gradient over all trainable parameters.
 
     The per-example loss is the cross entropy of that single example (not divided by the batch size). The model
     runs in eval mode (BatchNorm uses its running statistics, as in the paper); its train/eval flags are restored
     afterwards and no hooks or ``.grad`` are left behind. Parameters with ``requires_grad=False`` are excluded from
-    the norm, which is how to score with part of a model frozen (or to skip a module the fast path refuses).
+    the norm, which is how to score with part of a model frozen.
 
     Args:
-        model: Classifier returning logits ``[N, K]``. Every module that owns trainable parameters must be a
-            Linear, Conv1d/2d/3d, BatchNorm (with running stats), LayerNorm, GroupNorm or Embedding, called once
-            per forward; anything else raises :class:`UnsupportedModuleError` naming it.
-        inputs: Batch of inputs ``[N, ...]`` (floating point, or integer token ids for an embedding model).
+        model: Classifier returning logits ``[N, K]`` or an output with ``.logits`` (``transformers`` models). Any
+            module may own parameters; the examples must not interact (no batch statistics).
+        inputs: A batch tensor ``[N, ...]`` (called ``model(inputs)``) or a mapping of keyword tensors, each
+            ``[N, ...]`` (called ``model(**inputs)``: ``pixel_values``, or ``input_ids`` + ``attention_mask``).
         targets: Integer class labels ``[N]``.
         chunk_size: Run forward and backward on at most this many examples at a time, to bound activation memory;
             ``None`` runs the whole batch at once. The result does not depend on it (up to rounding). Layer
             temporaries are bounded separately by ``scoring.metrics._grand_layers.WORKSPACE_BYTES``.
-        per_layer: Also return ``{module name: per-example squared norm [N]}`` (names as in ``named_modules``,
-            ``""`` for the root), weight and bias together; the squared total is their sum.
+        verify: On the first call for a model object, check two examples against a single-example pass, per layer,
+            and raise :class:`UnsupportedModuleError` naming the layers that disagree.
 
     Returns:
-        Norms ``[N]`` in the dtype of the model's parameters, or ``(norms, per_layer_squared_norms)``.
+        Norms ``[N]`` in the dtype of the model's parameters.
     """
-    targets = _validate(model, inputs, targets, chunk_size)
+    layers = per_example_layer_sq_norms(model, inputs, targets, chunk_size=chunk_size, verify=verify)
+    return torch.stack(list(layers.values())).sum(0).sqrt()
+
+
+def per_example_layer_sq_norms(
+    model: nn.Module, inputs: Inputs, targets: torch.Tensor, *, chunk_size: int | None = None, verify: bool = True
+) -> dict[str, torch.Tensor]:
+    """``{module name: per-example squared gradient norm [N]}`` over each module's own trainable parameters.
+
+    Names are as in ``named_modules`` (``""`` for the root); the squared GraNd is the sum over modules. Arguments
+    as in :func:`per_example_grad_norms`.
+    """
+    n, targets = _validate(model, inputs, targets, chunk_size)
     taps = _plan(model)
-    dtype = next(iter(taps[0].params.values())).dtype
-    n = inputs.shape[0]
-    if inputs.is_inference():  # inference tensors cannot enter autograd graphs
-        with torch.inference_mode(False):
-            inputs = inputs.clone()
-    inputs = inputs.detach()
-    sq_norms = {tap.name: torch.zeros(n, dtype=dtype, device=inputs.device) for tap in taps}
+    _refuse_batch_coupling(model)
+    first = next(iter(next(iter(taps)).own.values()))[1]
+    dtype = first.dtype
+
+    def prepare(t: torch.Tensor) -> torch.Tensor:
+        if t.is_inference():  # inference tensors cannot enter autograd graphs
+            with torch.inference_mode(False):
+                t = t.clone()
+        return t.detach()
+
+    inputs = map_inputs(inputs, prepare)
+    device = targets.device
+    owners = {owner for tap in taps for owner, _ in tap.own.values()}
+    sq_norms = {
+        name: torch.zeros(n, dtype=dtype, device=device) for name, _ in model.named_modules() if name in owners
+    }
 
     flags = [(module, module.training) for module in model.modules()]
     handles: list[torch.utils.hooks.RemovableHandle] = []
-    state = _Pass(sq_norms={})
+    state = _Pass()
     try:
         model.eval()
         for tap in taps:
-            handles.append(tap.module.register_forward_pre_hook(partial(_pre_hook, state)))
-            handles.append(tap.module.register_forward_hook(partial(_forward_hook, state, tap)))
+            handles.append(tap.module.register_forward_pre_hook(partial(_pre_hook, state, tap), with_kwargs=True))
+            handles.append(
+                tap.module.register_forward_hook(partial(_forward_hook, state, tap), with_kwargs=True, prepend=True)
+            )
         step = n if chunk_size is None else chunk_size
         for start in range(0, n, step):
             chunk = slice(start, min(n, start + step))
+            state.n = chunk.stop - chunk.start
             state.sq_norms = {name: sq[chunk] for name, sq in sq_norms.items()}  # views: hooks write in place
-            _run_pass(model, taps, state, inputs[chunk], targets[chunk])
+            _run_pass(model, taps, state, select(inputs, chunk), targets[chunk])
     finally:
         for handle in handles:
             handle.remove()
-        for tap in taps:
-            tap.calls, tap.input = 0, None
         state.roots.clear()
+        state.calls.clear()
         for module, training in flags:
             module.train(training)
+    if verify and model not in _VERIFIED:
+        _self_check(model, inputs, targets, sq_norms)
+        _VERIFIED[model] = True
+    return sq_norms
 
-    norms = torch.stack(list(sq_norms.values())).sum(0).sqrt()
-    return (norms, sq_norms) if per_layer else norms
 
-
-def _validate(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+def _validate(
+    model: nn.Module, inputs: Inputs, targets: torch.Tensor, chunk_size: int | None
+) -> tuple[int, torch.Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] == 0:
-        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ValueError(f"inputs must be a tensor [N, ...] with N >= 1, got {shape}.")
-    if not isinstance(targets, torch.Tensor) or targets.shape != inputs.shape[:1]:
+    n = batch_size(inputs)
+    if n == 0:
+        raise ValueError("inputs must hold a batch of N >= 1 examples, got N = 0.")
+    if not isinstance(targets, torch.Tensor) or targets.shape != (n,):
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape [{inputs.shape[0]}] (one label per input), got {shape}.")
+        raise ValueError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
     if targets.is_floating_point() or targets.is_complex():
         raise ValueError(f"targets must hold integer class labels, got dtype {targets.dtype}; use targets.long().")
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
-    return targets.long()
+    return n, targets.long()
+
+
+def _seq_first(module: nn.Module) -> bool | None:
+    """Whether a torch Transformer container runs sequence-first ([T, N, D]); None for other modules."""
+    if isinstance(module, nn.Transformer):
+        module = module.encoder
+    if isinstance(module, (nn.TransformerEncoder, nn.TransformerDecoder)):
+        module = module.layers[0]
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        return not module.self_attn.batch_first
+    return None
 
 
 def _plan(model: nn.Module) -> list[_Tap]:
-    """One tap per module owning trainable parameters; refuse, all at once, the modules without an exact rule."""
-    taps, refused = [], []
+    """One tap per module owning trainable parameters; each parameter belongs to exactly one tap's subtree."""
+    taps: list[_Tap] = []
+    parametrized = [name for name, m in model.named_modules() if nn.utils.parametrize.is_parametrized(m)]
     for name, module in model.named_modules():
-        params = {pname: p for pname, p in module.named_parameters(recurse=False) if p.requires_grad}
-        if not params:
+        if isinstance(module, nn.utils.parametrize.ParametrizationList):
+            continue  # its parameters are the parametrized module's (one tap, replayed)
+        direct = {p: param for p, param in module.named_parameters(recurse=False) if param.requires_grad}
+        owned = {p: (name, param) for p, param in direct.items()}
+        if name in parametrized:
+            for sub, m in module.named_modules():
+                if sub.startswith("parametrizations"):
+                    full = f"{name}.{sub}" if name else sub
+                    for p, param in m.named_parameters(recurse=False):
+                        if param.requires_grad:
+                            owned[f"{sub}.{p}"] = (full, param)
+        if not owned:
             continue
-        if any(isinstance(p, nn.parameter.UninitializedParameter) for p in params.values()):
+        if any(isinstance(p, nn.parameter.UninitializedParameter) for _, p in owned.values()):
             raise ValueError(f"Module {name!r} has uninitialized (lazy) parameters; run one forward pass first.")
-        try:
-            taps.append(_Tap(name=name, module=module, rule=rule_for(name, module, sorted(params)), params=params))
-        except UnsupportedModuleError as err:
-            refused.append(str(err))
-    if refused:
-        raise UnsupportedModuleError(" | ".join(refused))
+        rule = rule_for(name, module, sorted(direct)) if name not in parametrized else None
+        batch_dim = 0
+        parts = name.split(".") if name else []
+        for depth in range(len(parts) - 1, -1, -1):
+            seq_first = _seq_first(model.get_submodule(".".join(parts[:depth])))
+            if seq_first is not None:
+                batch_dim = int(seq_first)
+                break
+        taps.append(_Tap(name=name, module=module, rule=rule, own=owned, batch_dim=batch_dim))
     if not taps:
         raise ValueError("model has no trainable parameters (all have requires_grad=False); GraNd would be 0.")
-    logger.debug("GraNd taps: %s", ", ".join(f"{t.name or '<root>'}:{type(t.module).__name__}" for t in taps))
+    # A tap's subtree parameters, for the replay: its own plus those of descendant taps, minus what they take
+    # themselves when they run (decided per call).
+    by_name = {tap.name: tap for tap in taps}
+    for tap in taps:
+        if tap.rule is None:
+            prefix = f"{tap.name}." if tap.name else ""
+            for other in taps:
+                if other is not tap and other.name.startswith(prefix) and (tap.name or other.name):
+                    for p, (owner, param) in other.own.items():
+                        rel = f"{other.name[len(prefix) :]}.{p}"
+                        tap.own.setdefault(rel, (owner, param))
+    logger.debug(
+        "GraNd taps: %s", ", ".join(f"{n or '<root>'}:{'rule' if t.rule else 'replay'}" for n, t in by_name.items())
+    )
     return taps
 
 
-def _pre_hook(state: _Pass, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Make a floating input that is not yet in the graph a graph root, so the backward reaches this layer."""
-    if not args or not isinstance(args[0], torch.Tensor):
+def _refuse_batch_coupling(model: nn.Module) -> None:
+    """Batch statistics couple the examples: no per-example gradient exists, whether or not BN is trainable."""
+    bad = [
+        f"{name or '<root>'!r} ({type(m).__name__})"
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.running_mean is None or m.running_var is None)
+    ]
+    if bad:
         raise UnsupportedModuleError(
-            f"{type(module).__name__} was called without a positional tensor input; the fast GraNd path reads the "
-            f"layer input from the first positional argument. Pass the input positionally."
+            f"Module {', '.join(bad)} has track_running_stats=False: even in eval mode it normalizes with the "
+            "statistics of the batch, so each example's loss depends on the others and the batch's gradient is not a "
+            "sum of per-example gradients. Freezing or removing its affine parameters does not change that. Fix: "
+            "build it with track_running_stats=True (running statistics, as the paper's models), or use GroupNorm / "
+            "LayerNorm."
         )
-    x = args[0]
-    if x.is_floating_point() and not x.requires_grad:
-        x = x.detach().requires_grad_()
-        state.roots.append(x)
-        return (x, *args[1:])
-    return None
+    if torch.nn.modules.module._global_forward_hooks:
+        raise UnsupportedModuleError(
+            "Global forward hooks are registered (torch.nn.modules.module.register_module_forward_hook); they may "
+            "change layer outputs before GraNd's hooks see them. Remove them while scoring."
+        )
 
 
-def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
+def _label(tap: _Tap) -> str:
+    return f"Module {tap.name or '<root>'!r} ({type(tap.module).__name__})"
+
+
+def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    """Open a call; make floating arguments not yet in the graph graph roots, so the backward reaches this layer."""
+    if state.replaying:
+        return None
+    state.stack.append(len(state.log))
+    state.log.append(tap)
+    changed = False
+
+    def root(leaf: Any) -> Any:
+        nonlocal changed
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and not leaf.requires_grad:
+            changed = True
+            new = leaf.detach().requires_grad_()
+            if state.tracker is not None and state.tracker.is_batched(leaf):
+                state.tracker.mark(new)
+            state.roots.append(new)
+            return new
+        return leaf
+
+    flat, spec = tree_flatten((args, kwargs))
+    flat = [root(leaf) for leaf in flat]
+    if not changed:
+        return None
+    new_args, new_kwargs = tree_unflatten(flat, spec)
+    return tuple(new_args), dict(new_kwargs)
+
+
+def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+    if state.replaying:
+        return None
+    started = state.stack.pop()
+    called_inside = {t.name for t in state.log[started + 1 :]}
     tap.calls += 1
-    label = f"Module {tap.name or '<root>'!r} ({type(module).__name__})"
-    if tap.calls > 1:
+    covered = dict(tap.own)
+    if tap.rule is None:
+        prefix = f"{tap.name}." if tap.name else ""
+        for t in called_inside:
+            if t != tap.name and t.startswith(prefix):
+                rel = t[len(prefix) :] + "."
+                covered = {k: v for k, v in covered.items() if not k.startswith(rel)}
+    tracker = state.tracker
+    assert tracker is not None
+    use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    if use_rule and isinstance(output, torch.Tensor):
+        new_output, call = _rule_call(state, tap, args[0], output, covered)
+    else:
+        new_output, call = _replay_call(state, tap, args, kwargs, output, covered)
+    state.calls.append(call)
+    return new_output
+
+
+def _internal_uses(
+    outputs: list[torch.Tensor], stops: list[torch.Tensor], params: dict[int, nn.Parameter]
+) -> dict[int, int]:
+    """References to ``params`` in the graph between this call's outputs and its inputs (its own ops)."""
+    stop = {t.grad_fn for t in stops if t.grad_fn is not None}
+    uses: dict[int, int] = {}
+    seen: set[Any] = set()
+    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    seen.update(stack)
+    while stack:
+        node = stack.pop()
+        if node in stop:
+            continue
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            variable = getattr(child, "variable", None)
+            if variable is not None and id(variable) in params:
+                uses[id(variable)] = uses.get(id(variable), 0) + 1
+            if child not in seen and child not in stop:
+                seen.add(child)
+                stack.append(child)
+    return uses
+
+
+def _no_batch_dim(tap: _Tap, what: str, shape: tuple, n: int, dim: int) -> UnsupportedModuleError:
+    return UnsupportedModuleError(
+        f"{_label(tap)}: its {what} of shape {shape} depends on the examples but its batch dim {dim} has size "
+        f"{shape[dim] if len(shape) > dim else 'none'}, not the batch size {n}: the examples' rows were merged "
+        "(e.g. reshaped to [N*T, D]), or the batch is in another dim (sequence-first input). Per-example gradients "
+        "need one slice per example in the batch dim. Fix: keep the batch as dim 0 through the model (batch_first=True,"
+        f" x.view(N, T, D) rather than x.view(-1, D)), or use {_SLOW}."
+    )
+
+
+def _rule_call(
+    state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
+) -> tuple[torch.Tensor | None, _Call]:
+    tracker, n, bd = state.tracker, state.n, tap.batch_dim
+    assert tracker is not None and tap.rule is not None
+    params = {id(p): p for _, p in covered.values()}
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses([output], [x], params))
+    if not output.requires_grad:
+        return None, call  # run under no_grad: contributes nothing (a later use of its weights is refused)
+    new_output: torch.Tensor | None = None
+    a = x.detach()
+    hooked = output
+    if tracker.is_batched(x):
+        for what, t in (("input", x), ("output", output)):
+            if t.dim() <= bd or t.shape[bd] != n:
+                raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
+        if bd:
+            a = a.movedim(bd, 0)
+        if not x.is_floating_point():
+            state.roots.append(output)
+            new_output = hooked = output.clone()
+    elif bd == 0 and x.dim() >= 2 and x.shape[0] == n and output.shape[0] == n:
+        # Shared rows already one per example (a buffer expanded to [N, T]): each row is used by its example.
+        if not x.is_floating_point():
+            state.roots.append(output)
+            new_output = hooked = output.clone()
+    elif bd == 0:
+        expanded, unsq = expand_shared(output, n)
+        a = a.expand(n, *a.shape[1:]) if unsq == 0 else a.unsqueeze(0).expand(n, *a.shape)
+        if not x.is_floating_point():
+            state.roots.append(output)
+        new_output = hooked = expanded.clone()
+        tracker.mark(new_output)
+    else:
         raise UnsupportedModuleError(
-            f"{label} was called {tap.calls} times in one forward pass (shared weights); its per-example gradient "
-            "is a sum over calls, which the fast GraNd path does not compute. Use "
-            "scoring.metrics._oracles.vmap_grad_norms for this model."
+            f"{_label(tap)} runs inside a sequence-first Transformer layer on an input shared by the batch; "
+            f"GraNd cannot place its batch dim. Use batch_first=True, or {_SLOW}."
         )
-    if not isinstance(output, torch.Tensor):
-        raise UnsupportedModuleError(f"{label} returned {type(output).__name__}, expected a tensor.")
-    x = args[0]
-    tap.input, tap.input_version = x.detach(), x._version
-    if output.requires_grad:
-        output.register_hook(partial(_grad_hook, state, tap))
-    if not x.is_floating_point():
-        # Integer input (embedding ids): the graph starts at this output. Hand a copy downstream so that an
-        # in-place op there cannot move the gradient we ask autograd for away from this layer.
-        state.roots.append(output)
-        return output.clone()
-    return None
+    version = x._version
+    hooked.register_hook(partial(_grad_hook, state, tap, a, x, version, bd))
+    return new_output, call
 
 
-def _grad_hook(state: _Pass, tap: _Tap, grad: torch.Tensor) -> None:
-    a, tap.input = tap.input, None
-    if a is None:
-        return
-    if a._version != tap.input_version:
+def _grad_hook(
+    state: _Pass, tap: _Tap, a: torch.Tensor, x: torch.Tensor, version: int, bd: int, grad: torch.Tensor
+) -> None:
+    if x._version != version:
         raise RuntimeError(
-            f"The input of module {tap.name or '<root>'!r} ({type(tap.module).__name__}) was modified in place "
-            "after the module ran, so its per-example gradients cannot be recovered; make that op out of place."
+            f"The input of {_label(tap)} was modified in place after the module ran, so its per-example gradients "
+            "cannot be recovered; make that op out of place."
         )
-    state.sq_norms[tap.name] += tap.rule(tap.module, a, grad.detach()).to(state.sq_norms[tap.name].dtype)
+    g = grad.detach()
+    if bd:
+        g = g.movedim(bd, 0)
+    assert tap.rule is not None
+    sq = tap.rule(tap.module, a, g)
+    target = state.sq_norms[tap.name]
+    target += sq.to(target.dtype)
 
 
-def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: torch.Tensor, y: torch.Tensor) -> None:
+def _replay_call(
+    state: _Pass, tap: _Tap, args: tuple, kwargs: dict, output: Any, covered: dict[str, tuple[str, nn.Parameter]]
+) -> tuple[Any, _Call]:
+    tracker, n = state.tracker, state.n
+    assert tracker is not None
+    label = _label(tap)
+    in_dims, out_dim = declared_dims(label, tap.module, args, kwargs, tracker.is_batched, tap.batch_dim)
+    leaves, specs, keys = capture(tap.module, args, kwargs)
+    flat = [leaf for value in (*args, *kwargs.values()) for leaf in tree_flatten(value)[0]]
+    tensors = [t for t in flat if isinstance(t, torch.Tensor)]
+    for t, d in zip(flat, in_dims, strict=True):
+        if d is not None and isinstance(t, torch.Tensor) and (t.dim() <= d or t.shape[d] != n):
+            raise _no_batch_dim(tap, "input", tuple(t.shape), n, d)
+    out_leaves, out_spec = tree_flatten(output)
+    out_tensors = [o for o in out_leaves if isinstance(o, torch.Tensor)]
+    params = {id(p): p for _, p in covered.values()}
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses(out_tensors, tensors, params))
+    shared = all(d is None for d in in_dims)
+    has_float_input = any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tensors)
+    replay = Replay(module=tap.module, params=covered, leaves=leaves, in_dims=in_dims, specs=specs, keys=keys)
+    new_leaves, changed = list(out_leaves), False
+    for j, o in enumerate(out_leaves):
+        if not isinstance(o, torch.Tensor) or not o.requires_grad:
+            continue
+        hooked = o
+        if shared:
+            expanded, unsq = expand_shared(o, n)
+            if not has_float_input:
+                state.roots.append(o)
+            hooked = expanded.clone()
+            tracker.mark(hooked)
+            new_leaves[j], changed = hooked, True
+            dim = 0
+        else:
+            dim = out_dim(j, len(out_leaves))
+            if o.dim() <= dim or o.shape[dim] != n:
+                raise _no_batch_dim(tap, f"output {j}", tuple(o.shape), n, dim)
+            unsq = dim
+            if not has_float_input:
+                state.roots.append(o)
+                hooked = o.clone()
+                new_leaves[j], changed = hooked, True
+        k = len(replay.out_index)
+        replay.out_index.append(j)
+        replay.out_unsqueeze.append(unsq)
+        hooked.register_hook(partial(_store_grad, replay, k, dim))
+    call.replay = replay
+    return (tree_unflatten(new_leaves, out_spec) if changed else None), call
+
+
+def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:
+    g = grad.detach()
+    replay.grads[k] = g.movedim(dim, 0) if dim else g
+
+
+def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: torch.Tensor) -> None:
     """One forward and one backward of the batch-sum loss over one chunk; hooks add into ``state.sq_norms``."""
     state.roots.clear()
+    state.calls.clear()
+    state.log.clear()
+    state.stack.clear()
     for tap in taps:
-        tap.calls, tap.input = 0, None
+        tap.calls = 0
     with torch.enable_grad():
-        logits = model(x)
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ValueError(f"model must return logits of shape [N={x.shape[0]}, K], got {shape}.")
+        tracker = BatchTracker()
+        state.tracker = tracker
+        with tracker:
+            for t in tree_flatten(x)[0]:
+                tracker.mark(t)
+            logits = logits_of(model, x)
+        state.tracker = None
+        if logits.dim() != 2 or logits.shape[0] != state.n:
+            raise ValueError(f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}.")
         # Sum, not mean: each example's rows of the output gradients are then that example's own loss gradient.
         loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:
             return
-        _check_param_uses(loss, taps)
+        _check_param_uses(loss, taps, state.calls)
         torch.autograd.grad(loss, state.roots, allow_unused=True)
     state.roots.clear()
+    with state.replay():
+        for call in state.calls:
+            if call.replay is not None and call.replay.grads:
+                for owner, sq in replay_sq_norms(call.replay, state.n, state.replay).items():
+                    target = state.sq_norms[owner]
+                    target += sq.to(target.dtype)
+    state.calls.clear()
 
 
-def _check_param_uses(loss: torch.Tensor, taps: list[_Tap]) -> None:
-    """Refuse parameters reached by the graph more often than their module ran (tying or functional use).
+def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) -> None:
+    """Every reference to a trainable parameter in the graph must lie inside one call of the module that owns it.
 
-    Each call of a supported module references each of its parameters once; a further reference means the
-    parameter also contributes through ops the module's rule does not see.
+    A reference elsewhere means the parameter also contributes through ops no call saw: weight tying, a functional
+    use (``F.linear(x, layer.weight)``), or a module called under ``no_grad`` whose weights are used afterwards.
+    References inside two calls mean shared weights: the per-example gradient is a sum over calls, whose norm the
+    per-call computations do not give.
     """
     uses: dict[int, int] = {}
-    seen, stack = set(), [loss.grad_fn]
+    assert loss.grad_fn is not None
+    seen, stack = {loss.grad_fn}, [loss.grad_fn]
     while stack:
         node = stack.pop()
         for child, _ in node.next_functions:
@@ -249,14 +544,62 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap]) -> None:
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
+    inside: dict[int, list[_Call]] = {}
+    counted: dict[int, int] = {}
+    for call in calls:
+        for pid, count in call.uses.items():
+            counted[pid] = counted.get(pid, 0) + count
+            inside.setdefault(pid, []).append(call)
     for tap in taps:
-        for pname, param in tap.params.items():
-            count = uses.get(id(param), 0)
-            if count > tap.calls:
-                full = f"{tap.name}.{pname}" if tap.name else pname
+        for rel, (owner, param) in tap.own.items():
+            full = f"{tap.name}.{rel}" if tap.name else rel
+            total, within = uses.get(id(param), 0), counted.get(id(param), 0)
+            callers = inside.get(id(param), [])
+            if len(callers) > 1:
+                where = callers[0].tap
                 raise UnsupportedModuleError(
-                    f"Parameter {full!r} enters the graph {count} times but its module ({type(tap.module).__name__}) "
-                    f"ran {tap.calls} times: it is also used outside the module's forward (weight tying or a "
-                    "functional call), which the fast GraNd path cannot see. Use "
-                    "scoring.metrics._oracles.vmap_grad_norms for this model."
+                    f"{_label(where)} was called {len(callers)} times in one forward pass with parameter {full!r} "
+                    "(shared weights): its per-example gradient is a sum over calls, which GraNd's per-call "
+                    f"computation does not give. Use a separate module per call, or {_SLOW}."
                 )
+            if total > within:
+                raise UnsupportedModuleError(
+                    f"Parameter {full!r} enters the graph {total} times but only {within} of them inside a call of "
+                    f"its module {owner or '<root>'!r}: it is also used outside that module's forward (weight tying, "
+                    "a functional call such as F.linear(x, layer.weight), or the module was run under no_grad and "
+                    "its weights used afterwards), which GraNd's hooks cannot see. Fix: call the module itself for "
+                    f"every use, or use {_SLOW}."
+                )
+
+
+def _self_check(model: nn.Module, inputs: Inputs, targets: torch.Tensor, ours: dict[str, torch.Tensor]) -> None:
+    """Compare two examples' per-layer squared norms with a single-example pass (rows permuted or mixed, T == N)."""
+    from scoring.metrics.reference import naive_layer_sq_norms
+
+    n = targets.shape[0]
+    rows = sorted({0, n - 1})
+    picked = select(inputs, slice(0, 1)) if rows == [0] else map_inputs(inputs, lambda t: t[rows])
+    try:
+        expected = naive_layer_sq_norms(model, picked, targets[rows])
+    except Exception as err:
+        raise UnsupportedModuleError(
+            f"GraNd's self-check could not run the model on single examples ({type(err).__name__}: {err}). "
+            "Pass verify=False to skip it if the model cannot take a batch of one."
+        ) from err
+    dtype = next(iter(ours.values())).dtype
+    eps = torch.finfo(dtype).eps
+    rtol = min(5e-2, max(1e-10, 5000 * eps))
+    total = sum(v for v in expected.values())
+    bad = []
+    for name, ref in expected.items():
+        got = ours[name][rows].to(ref.dtype)
+        if bool(((got - ref).abs() > rtol * (ref + 1e-3 * total)).any()):
+            bad.append(f"{name or '<root>'!r} (in batch {got.tolist()}, alone {ref.tolist()})")
+    if bad:
+        raise UnsupportedModuleError(
+            f"GraNd's self-check failed: examples {rows} computed in the batch differ from the same examples run "
+            f"alone at module {', '.join(bad)}. Their per-example gradient is not one slice of the batch dim: rows "
+            "are permuted or mixed across examples inside the model, or a sequence-first input ([T, N, D]) has "
+            "T == N. Fix: keep dim 0 the batch, one row per example, through the model (batch_first=True), or use "
+            f"{_SLOW}."
+        )

@@ -17,7 +17,7 @@ REPO_ROOT = HERE.parents[1]
 PYTHON = sys.executable
 LAUNCH = HERE / "launch.py"
 
-sys.path.insert(0, str(HERE))  # grand_oracle, factories
+sys.path.insert(0, str(HERE))  # factories
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # tests.scoring.factories:tiny_net
 

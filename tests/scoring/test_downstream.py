@@ -3,9 +3,9 @@
 import pytest
 import torch
 
+from downstream.train import cosine_lr, train_and_evaluate
 from scoring.config import ScoringConfig
 from scoring.data import Preprocess, TensorData
-from scoring.downstream import cosine_lr, train_and_evaluate
 
 
 def tiny(n=64, seed=0):
@@ -40,3 +40,102 @@ def test_cosine_schedule_and_bad_schedule():
             schedule="linear",
             progress=False,
         )
+
+
+# -- the shared loops (scoring.loops): batch sources, train_loop, evaluate -------------------------------------------
+
+
+def test_shuffled_batches_visit_every_row_once_per_epoch_and_depend_only_on_the_step():
+    from scoring.loops import shuffled_batches
+    from scoring.train import seed_generator
+
+    data, pre = tiny(n=10), Preprocess([0.5], [0.25], "none")
+
+    def batches(steps):
+        return list(
+            shuffled_batches(
+                data.images,
+                data.labels,
+                pre,
+                batch_size=4,
+                steps=steps,
+                order=lambda e: seed_generator("t", e),
+            )
+        )
+
+    whole = batches(range(6))  # 3 steps per epoch (4, 4, 2 rows), 2 epochs
+    assert [len(b["idx"]) for b in whole] == [4, 4, 2] * 2
+    for epoch in range(2):
+        rows = torch.cat([b["idx"] for b in whole[3 * epoch : 3 * epoch + 3]])
+        assert sorted(rows.tolist()) == list(range(10))
+    epochs = [torch.cat([b["idx"] for b in whole[3 * e : 3 * e + 3]]) for e in range(2)]
+    assert not torch.equal(epochs[0], epochs[1]), "each epoch reshuffles"
+    resumed = batches(range(4, 6))
+    for a, b in zip(whole[4:], resumed):
+        assert torch.equal(a["idx"], b["idx"]) and torch.equal(a["pixel_values"], b["pixel_values"])
+        assert torch.equal(a["labels"], data.labels[a["idx"]])
+
+
+def test_train_loop_resumed_midway_equals_one_run_and_calls_back_every_step():
+    from scoring.loops import shuffled_batches, train_loop
+    from scoring.train import make_model, make_optimizer, seed_generator
+
+    cfg = ScoringConfig(model="cnn", width=0.25, batch_size=16, lr=0.05)
+    data, pre = tiny(), Preprocess([0.5], [0.25], "crop-flip")
+
+    def batches(steps):
+        return shuffled_batches(
+            data.images,
+            data.labels,
+            pre,
+            batch_size=16,
+            steps=steps,
+            order=lambda e: seed_generator("o", e),
+            augment=lambda s: seed_generator("a", s),
+        )
+
+    seen = []
+    one = make_model(cfg, data, 0)
+    opt = make_optimizer(cfg, one)
+    done = train_loop(
+        one, opt, batches(range(9)), lr=lambda s: 0.05 / (1 + s), callbacks=[lambda o: seen.append(o.step)]
+    )
+    assert done == 9 and seen == list(range(1, 10))
+
+    two = make_model(cfg, data, 0)
+    opt2 = make_optimizer(cfg, two)
+    assert train_loop(two, opt2, batches(range(4)), lr=lambda s: 0.05 / (1 + s)) == 4
+    state = {k: v.clone() for k, v in opt2.state_dict()["state"][0].items()}
+    assert state  # momentum buffers exist
+    assert train_loop(two, opt2, batches(range(4, 9)), start_step=4, lr=lambda s: 0.05 / (1 + s)) == 9
+    for (name, a), b in zip(one.state_dict().items(), two.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert opt2.param_groups[0]["lr"] == 0.05 / 9
+
+
+def test_evaluate_keeps_row_order_restores_modes_and_unwraps_outputs():
+    from types import SimpleNamespace
+
+    from scoring.loops import correct, evaluate, logits_of, ordered_batches, wrong
+
+    data, pre = tiny(n=37), Preprocess([0.5], [0.25], "none")
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3), torch.nn.BatchNorm1d(3))
+    model.train()
+    rows = torch.tensor([5, 1, 30, 2, 36, 0])
+    got = evaluate(model, ordered_batches(data.images, data.labels, pre, batch_size=4, rows=rows), correct)
+    assert model.training and all(m.training for m in model.modules()), "flags restored"
+    model.eval()
+    with torch.no_grad():
+        expected = model(pre(data.images[rows])).argmax(1) == data.labels[rows]
+    assert torch.equal(got, expected)
+    errors = evaluate(model, ordered_batches(data.images, data.labels, pre, batch_size=8), wrong)
+    assert errors.shape == (37,) and torch.equal(
+        errors, ~evaluate(model, ordered_batches(data.images, data.labels, pre, batch_size=5), correct)
+    )
+
+    class Wrapped(torch.nn.Module):  # transformers-style: keyword inputs, an output with .logits
+        def forward(self, pixel_values, mask):
+            return SimpleNamespace(logits=pixel_values.flatten(1)[:, :3] * mask)
+
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(logits_of(Wrapped(), {"pixel_values": x, "mask": torch.ones(1)}), x.flatten(1)[:, :3])

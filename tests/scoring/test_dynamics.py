@@ -1,5 +1,7 @@
 """The pure pieces of the training-dynamics analyses (experiments/dynamics), on tiny cases with known answers."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,53 @@ def test_linear_kernels_match_vmap_oracle():
 
     assert float(fast["lossgrad"][2, 5]) == pytest.approx(float(flat_grad(2) @ flat_grad(5)), rel=1e-9)
     assert linear_kernels(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), x, y, 3) is None
+
+
+def _tiny_setup(n=50):
+    from experiments.dynamics.common import Setup
+    from scoring.config import ScoringConfig
+    from scoring.data import Preprocess, TensorData
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 3
+    images = (torch.rand(n, 1, 6, 6, generator=g) * 80 + labels.view(-1, 1, 1, 1) * 60).to(torch.uint8)
+    data = TensorData(images, labels, [], 3)
+    cfg = ScoringConfig(model="mlp", width=0.1, batch_size=16, lr=0.1)
+    spe = 4  # ceil(50 / 16)
+    return Setup(cfg, data, data, Preprocess([0.4], [0.2], "none"), np.zeros(n), np.zeros(n, dtype=np.int64), 12, spe)
+
+
+def test_train_steps_split_at_a_spawn_point_equals_one_run_and_children_differ_by_order():
+    from experiments.dynamics.common import train_steps
+    from scoring.train import make_model, make_optimizer
+
+    setup = _tiny_setup()
+
+    def trained(splits, key_after=("k", 0)):
+        model = make_model(setup.cfg, setup.train, 0)
+        opt = make_optimizer(setup.cfg, model)
+        bounds = [0, *splits, setup.total_steps]
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            train_steps(model, opt, setup, start=a, stop=b, order_key=("k", 0) if i == 0 else key_after)
+        return model.state_dict()
+
+    one, split = trained([]), trained([5])
+    for name in one:
+        assert torch.equal(one[name], split[name]), name
+    child = trained([5], key_after=("child", 1))
+    assert not all(torch.equal(one[k], child[k]) for k in one), "another order after the spawn point"
+
+
+def test_error_rate_is_the_per_example_0_1_error_in_eval_mode():
+    from experiments.dynamics.common import error_rate
+    from scoring.train import make_model
+
+    setup = _tiny_setup()
+    model = make_model(setup.cfg, setup.train, 0)
+    model.train()
+    wrong = error_rate(model, setup.train.images, setup.train.labels, setup.preprocess, batch_size=7)
+    assert model.training, "the caller's mode is restored"
+    model.eval()
+    with torch.no_grad():
+        expected = model(setup.preprocess(setup.train.images)).argmax(1) != setup.train.labels
+    assert wrong.dtype == torch.bool and torch.equal(wrong, expected)

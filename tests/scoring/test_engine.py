@@ -4,14 +4,16 @@ progress bars with ETA and the throughput log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import configs_in, read_scores, tiny_config
+from conftest import REPO_ROOT, configs_in, read_scores, tiny_config
 
 from scoring import checkpoint as ckpt
 from scoring.run import STATE, run
@@ -19,10 +21,9 @@ from scoring.run import STATE, run
 
 def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     """EL2N or (naive) GraNd of every row from the checkpoint file, without the engine's scoring code."""
-    from grand_oracle import per_example_grad_norms as naive
-
     from datadiet_hub.sources import load_source
     from scoring.data import load_tensors
+    from scoring.metrics.reference import naive_grad_norms as naive
     from scoring.models import build_model
 
     data = load_tensors(load_source(cfg.dataset, split="train"), progress=False)
@@ -112,6 +113,63 @@ def test_card_provenance_and_load_dataset(tmp_path, tiny_parquet):
     assert "1 process(es)" in prov["hardware"]
     assert "never_learned" in card and "DeepCore" in card
 
+    env = prov.get("environment", prov)  # format 2 keeps the environment in its own block
+    import accelerate
+    import huggingface_hub
+
+    assert env["torch_version"] == torch.__version__ and env["datasets_version"] == datasets.__version__
+    assert env["numpy_version"] == np.__version__ and env["huggingface_hub_version"] == huggingface_hub.__version__
+    assert env["accelerate_version"] == accelerate.__version__
+    assert env["device"] == "cpu" and env["deterministic_algorithms"] is False and env["cudnn_benchmark"] is False
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert env["code_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+
+
+def test_code_commit_is_none_outside_a_checkout_of_this_code(tmp_path):
+    from scoring.provenance import code_commit
+
+    package = tmp_path / "scoring"
+    package.mkdir()
+    assert code_commit(package) is None  # not a git repository
+    subprocess.run(["git", "init", "-q", str(tmp_path / "outer")], check=True)
+    nested = tmp_path / "outer" / "venv" / "site-packages" / "scoring"
+    nested.mkdir(parents=True)
+    assert code_commit(nested) is None  # inside some other repository, not at its top
+
+
+def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_parquet):
+    """The ids are a numpy ``S`` array (no pickle), equal to the table's column; the safetensors cache holds only
+    tensors, not 203 ids in its JSON header."""
+    from safetensors import safe_open
+
+    from scoring.state import RunState
+
+    out = tmp_path / "out"
+    cfg = tiny_config(out, tiny_parquet, seeds=[0])
+    run(cfg, progress=False)
+    state = RunState(out)
+    ids = np.load(state.ids_path, allow_pickle=False)
+    assert ids.dtype.kind == "S" and ids.shape == (203,)
+    assert [i.decode() for i in ids.tolist()] == read_scores(out, "cnn-ep1")["example_id"].tolist()
+    with safe_open(str(state.data_path), framework="pt") as handle:
+        assert sorted(handle.keys()) == ["images", "labels"]
+        assert len(json.dumps(handle.metadata())) < 100
+    data, source = state.load_data()
+    assert data.example_ids == [i.decode() for i in ids.tolist()] and data.num_classes == 4
+    assert source.image_column == "image" and source.label_column == "label"
+    assert not hasattr(data, "source_meta")
+
+
+def test_a_damaged_id_file_is_refused_with_the_fix(tmp_path, tiny_parquet):
+    from scoring.state import RunState, example_ids_npy
+
+    out = tmp_path / "out"
+    run(tiny_config(out, tiny_parquet, seeds=[0]), progress=False)
+    state = RunState(out)
+    state.ids_path.write_bytes(example_ids_npy(["ab", "cd"]))
+    with pytest.raises(RuntimeError, match=r"2 example ids for 203 rows.*delete .*\.datadiet and rerun"):
+        state.load_data()
+
 
 def test_step_times_name_configs_by_step(tmp_path, tiny_parquet):
     out = tmp_path / "out"
@@ -168,3 +226,23 @@ def test_other_registry_models(tmp_path, tiny_parquet, model):
     run(tiny_config(out, tiny_parquet, model=model, width=0.125, seeds=[0], at=[1]), progress=False)
     assert configs_in(out) == [f"{model}-ep1"]
     assert np.isfinite(read_scores(out, f"{model}-ep1")["el2n"]).all()
+
+
+@pytest.mark.parametrize("package", ["scoring", "downstream", "scoring.run"])
+def test_importing_without_torch_names_the_extra(package):
+    """A process where torch cannot be imported gets an ImportError naming the pip extra, not a raw
+    ModuleNotFoundError from deep inside."""
+    import sys
+
+    from conftest import subprocess_env
+
+    code = (
+        "import sys\nsys.modules['torch'] = None  # what an environment without torch looks like to import\n"
+        f"try:\n    import {package}\nexcept ImportError as err:\n    print(type(err).__name__, err)\n"
+        "else:\n    print('imported')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith("ImportError scoring needs torch"), result.stdout + result.stderr
+    assert "pip install 'datadiet-hub[torch]'" in result.stdout

@@ -12,7 +12,7 @@ import torch
 import yaml
 from conftest import configs_in, read_scores, run_engine
 
-from scoring.run import _gather_rows
+from scoring.distributed import gather_rows
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
@@ -49,7 +49,7 @@ def test_gather_rows_places_every_row_once(world, n):
         padded([v["el2n"] for v in values], 0),
         padded([v["grand"] for v in values], 0),
     ]
-    placed = _gather_rows(acc, shards[0], values[0], n)
+    placed = gather_rows(acc, shards[0], values[0], n)
     np.testing.assert_array_equal(placed["el2n"], np.arange(n) * 2.0)
     np.testing.assert_array_equal(placed["grand"], np.arange(n) + 0.5)
 
@@ -58,7 +58,7 @@ def test_gather_rows_refuses_duplicates_and_gaps():
     acc = FakeAccelerator(2)
     acc.contributions = [[torch.tensor([0, 2]), torch.tensor([0, 3])]]  # row 1 missing, row 0 twice
     with pytest.raises(RuntimeError, match="exactly once"):
-        _gather_rows(acc, torch.tensor([0, 2]), {}, 4)
+        gather_rows(acc, torch.tensor([0, 2]), {}, 4)
 
 
 @pytest.mark.multi_process

@@ -81,7 +81,8 @@ def test_kill_9_and_rerun_gives_the_uninterrupted_scores(tmp_path, tiny_parquet)
 
 def test_resume_from_partial_state_is_exact(tmp_path, tiny_parquet):
     """Lose the last checkpoint of one seed (training resumes mid-run from the previous one), a score shard of
-    another, and leave temporaries behind: the rerun recomputes exactly what was lost."""
+    another, the example-id file of the data cache (as a state folder from before that file, or a kill between the
+    cache's files, leaves it), and leave temporaries behind: the rerun recomputes exactly what was lost."""
     out = tmp_path / "out"
     cfg = tiny_config(
         out, tiny_parquet, scores=["el2n", "forgetting"], at=[1, 3], epochs=4, seeds=[0, 1], augmentation="crop-flip"
@@ -103,9 +104,11 @@ def test_resume_from_partial_state_is_exact(tmp_path, tiny_parquet):
     ckpt.shard_path(state, 0, 7).unlink()
     (state / "seed-1" / ".ckpt-step00000014.safetensors.999.tmp").write_bytes(b"half a file")
     (out / "README.md").unlink()
+    (state / "example_ids.npy").unlink()
 
-    run(cfg, progress=False)  # seed 1 retrains from step 7, both lost shards are rescored
+    run(cfg, progress=False)  # seed 1 retrains from step 7, both lost shards are rescored, the split is redecoded
     assert_same_scores(reference, out)
+    assert (state / "example_ids.npy").exists()
     assert not list(state.rglob("*.tmp"))
     assert [s for s, _ in ckpt.list_checkpoints(state, 1)] == [7, 21, 28]
 

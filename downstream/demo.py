@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("datasets", "accelerate", "httpx", "huggingface_hub", "scoring", "datadiet_hub"):
+    for noisy in ("datasets", "accelerate", "httpx", "huggingface_hub", "scoring", "downstream", "datadiet_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return run_guarded(lambda: demo(args))
 
@@ -58,11 +58,11 @@ def demo(args: argparse.Namespace) -> int:
     import datadiet_hub
     from datadiet_hub.errors import VersionExistsError
     from datadiet_hub.sources import Source, fashion_mnist_dataset
+    from scoring.config import ScoringConfig
+    from scoring.data import Preprocess, channel_stats, load_tensors
+    from scoring.run import run
 
-    from .config import ScoringConfig
-    from .data import Preprocess, channel_stats, load_tensors
-    from .downstream import train_and_evaluate
-    from .run import run
+    from .train import train_and_evaluate
 
     progress = not args.no_progress
     out = Path(args.output_dir)

@@ -1,0 +1,141 @@
+"""The provenance of a scoring run, from its ``ScoringConfig``, the decoded source, the schedule and the machine it
+ran on: the one place the engine fills the card's ``datadiet:`` block (its format is ``datadiet_hub``'s)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+import datadiet_hub
+from datadiet_hub.hashing import fingerprint
+
+from .config import ScoringConfig
+from .data import TensorData
+from .state import SourceInfo
+
+if TYPE_CHECKING:
+    from .train import Schedule
+
+logger = logging.getLogger(__name__)
+
+FORGETTING_CONVENTION = (
+    "count of correct->incorrect transitions on the trained minibatches; never_learned "
+    "rows count 0 per seed and are flagged (data_diet ranks them as infinite)"
+)
+_PACKAGES = {
+    "datasets_version": "datasets",
+    "numpy_version": "numpy",
+    "huggingface_hub_version": "huggingface-hub",
+    "accelerate_version": "accelerate",
+}
+
+
+def code_commit(package_dir: Path | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the checkout this code runs from, or None: not a git checkout (an installed wheel),
+    no git, or a package folder that is not at the top of the repository git finds (a venv inside another repo)."""
+    folder = package_dir or Path(__file__).resolve().parent
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = result.stdout.split()
+    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
+        return None
+    return lines[1] if len(lines[1]) == 40 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment(hardware: str, device: torch.device) -> dict[str, Any]:
+    """Versions, code commit, hardware and the determinism settings of this process."""
+    env: dict[str, Any] = {
+        "library_version": datadiet_hub.__version__,
+        "code_commit": code_commit(),
+        "python_version": sys.version.split()[0],
+        "torch_version": str(torch.__version__),
+    }
+    env.update({key: _version(package) for key, package in _PACKAGES.items()})
+    env.update(
+        hardware=hardware,
+        device=str(device),
+        deterministic_algorithms=torch.are_deterministic_algorithms_enabled(),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+    )
+    return env
+
+
+def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str, Any]]:
+    """Per score time that yields a config: its metrics, step and epoch (``configs`` of the provenance)."""
+    from datadiet_hub.schema import config_name
+
+    out = {}
+    for step in schedule.score_steps:
+        metrics: list[str] = [m for m in ("el2n", "grand") if m in cfg.scores]
+        if "forgetting" in cfg.scores and step > 0:  # forgetting at step 0 counts nothing
+            metrics.append("forgetting")
+        if metrics:
+            name = config_name(cfg.model, step, schedule.steps_per_epoch)
+            out[name] = {"step": step, "epoch": round(step / schedule.steps_per_epoch, 4), "metrics": metrics}
+    return out
+
+
+def build_provenance(
+    cfg: ScoringConfig,
+    data: TensorData,
+    source: SourceInfo,
+    schedule: Schedule,
+    *,
+    mean: list[float],
+    std: list[float],
+    augmentation: str,
+    configs: Mapping[str, Mapping[str, Any]],
+    env: Mapping[str, Any],
+    wall_time_s: float,
+    command: str | None,
+) -> dict[str, Any]:
+    """The ``datadiet:`` block of the run's card (format version 1: environment keys at the top level)."""
+    scoring = cfg.identity()
+    scoring.update(
+        mean=[round(v, 6) for v in mean],
+        std=[round(v, 6) for v in std],
+        augmentation=augmentation,
+        steps_per_epoch=schedule.steps_per_epoch,
+        total_steps=schedule.total_steps,
+    )
+    return {
+        "format_version": 1,
+        "source": {
+            "dataset": source.name,
+            "split": cfg.split,
+            "revision": source.revision,
+            "num_rows": len(data),
+            "fingerprint": fingerprint(data.example_ids),
+            "image_column": source.image_column,
+            "label_column": source.label_column,
+        },
+        "scoring": scoring,
+        "configs": {name: dict(info) for name, info in configs.items()},
+        **env,
+        "wall_time_s": round(wall_time_s, 1),
+        "command": command,
+        "forgetting_convention": FORGETTING_CONVENTION,
+    }
