@@ -163,6 +163,15 @@ def load_source(
         )
     import datasets
 
+    if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
+        dataset = _load_from_disk(name, split)
+        image_column, label_column = detect_columns(dataset, image_column, label_column)
+        return Source(dataset, image_column, label_column, name=name, split=split, revision=revision)
+    if data_files is None and _looks_local(name) and not os.path.exists(name):
+        raise SourceNotFoundError(
+            f"Dataset {name!r} not found: there is no such file or folder (relative to {os.getcwd()}). Check the "
+            "path (a dataset given by name looks like 'owner/name', with no file extension)."
+        )
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         builder = Path(name).suffix.lstrip(".").replace("jsonl", "json")
         name, data_files = builder, name
@@ -172,3 +181,28 @@ def load_source(
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     image_column, label_column = detect_columns(dataset, image_column, label_column)
     return Source(dataset, image_column, label_column, name=name, split=split, revision=revision)
+
+
+_LOCAL_SUFFIXES = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".txt")
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hub id: starts like one, or ends in a data file extension."""
+    return name.startswith(("/", "./", "../", "~")) or name.lower().endswith(_LOCAL_SUFFIXES)
+
+
+def _saved_to_disk(name: str) -> bool:
+    folder = Path(name)
+    return folder.is_dir() and ((folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file())
+
+
+def _load_from_disk(name: str, split: str) -> datasets.Dataset:
+    """A folder written by ``Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``: then ``split`` picks one)."""
+    import datasets
+
+    loaded = datasets.load_from_disk(name)
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise SourceNotFoundError(f"{name} has splits {sorted(loaded)}, not {split!r}; choose one with --split.")
+        return loaded[split]
+    return loaded

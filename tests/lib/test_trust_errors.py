@@ -133,7 +133,6 @@ def test_http_500_on_publish_is_one_line_and_names_the_state(hub, score_folder, 
 # -- local inputs -----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a local typo is reported as not on the Hub")
 def test_missing_local_dataset_file_is_not_found_locally(tmp_path, score_folder):
     (tmp_path / "data").mkdir()
     result = datadiet(

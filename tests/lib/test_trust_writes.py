@@ -89,7 +89,6 @@ def test_output_with_parquet_suffix_writes_parquet(tmp_path, score_folder, data_
     assert pq.read_table(out).num_rows == 20
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: save_to_disk folders are not accepted as sources")
 def test_default_prune_output_can_be_pruned_again(tmp_path, score_folder, data_parquet, image_dataset):
     """The default output is a ``save_to_disk`` folder; it is a valid DATASET for prune (and score: see
     tests/scoring/test_trust_scoring.py)."""

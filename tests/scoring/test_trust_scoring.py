@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import LAUNCH, PYTHON, REPO_ROOT, configs_in, read_scores, run_engine, subprocess_env
+from trust_cli import BAD_INPUT, DISK, NETWORK, NOT_FOUND, assert_one_error, clean_env, datadiet
 
 from scoring import checkpoint as ckpt
 from scoring.run import STATE
-
-sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
-from trust_cli import BAD_INPUT, DISK, NETWORK, NOT_FOUND, assert_one_error, clean_env, datadiet
 
 # -- parse time -------------------------------------------------------------------------------------------------------
 
@@ -77,7 +75,6 @@ def test_cli_lr_nan_or_inf_is_one_line_and_writes_nothing(tmp_path, tiny_parquet
 # -- clear errors -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: a local typo is reported as not on the Hub")
 def test_missing_dataset_file_is_not_found_locally(tmp_path):
     (tmp_path / "data").mkdir()
     result = datadiet("score", "--dataset", "data/missing.parquet", "--output-dir", tmp_path / "out", tmp=tmp_path)
@@ -134,7 +131,6 @@ def test_disk_full_during_score_leaves_nothing_half_written(tmp_path, tiny_parqu
         assert not (out / "README.md").exists() and not list(disk.rglob("*.parquet"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: save_to_disk folders are not accepted as sources")
 def test_score_reads_the_default_prune_output(tmp_path, tiny_parquet):
     """``datadiet prune``'s default output (a ``save_to_disk`` folder) is a valid ``--dataset``."""
     import datasets
@@ -292,3 +288,22 @@ def test_kill_9_anywhere_resumes_to_identical_scores(tmp_path, tiny_parquet, ref
         for name in left:
             np.testing.assert_array_equal(left[name], right[name], err_msg=f"{where}: {config}/{name}")
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+
+
+# -- the newcomer's path ----------------------------------------------------------------------------------------------
+
+
+def test_the_demo_publishes_where_the_readme_examples_read(tmp_path, monkeypatch):
+    """The README runs the demo, then reads ``fashion-mnist-datadiet`` by name (``load_scores``, ``datadiet show``,
+    ``diff @v1 @v2``) from the default store: so the demo must publish there, and no example may point at a
+    demo-private store."""
+    from datadiet_hub import LocalStore
+    from datadiet_hub.store import default_root
+    from downstream.demo import build_parser
+
+    monkeypatch.setenv("DATADIET_HOME", str(tmp_path / "home"))
+    args = build_parser().parse_args([])
+    assert LocalStore(args.store).root == default_root() == tmp_path / "home"
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "runs/demo/store" not in readme
+    assert 'load_scores("fashion-mnist-datadiet"' in readme and "DATADIET_HOME" in readme

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 BAD_INPUT, NOT_FOUND, EXISTS, NETWORK, HTTP, DISK = 2, 3, 4, 5, 6, 7
 
