@@ -13,8 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import strategies
+from ._torch_verbs import run_verb
+from ._version import __version__
 from .cli_errors import run_guarded
+from .errors import InvalidArgumentError
+from .resolve import resolve
 
 logger = logging.getLogger(__name__)
 
@@ -50,28 +54,11 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 def cmd_score(argv: list[str]) -> int:
-    try:
-        from scoring.cli import main as scoring_main
-    except ImportError as err:
-        print(
-            f"error: scoring needs torch and accelerate ({err}). Install them with "
-            "`pip install 'datadiet-hub[torch]'` (CPU: `pip install torch==2.13.0` first).",
-            file=sys.stderr,
-        )
-        return 2
-    return scoring_main(argv, prog="datadiet score")
+    return run_guarded(lambda: run_verb("score", argv))
 
 
 def cmd_demo(argv: list[str]) -> int:
-    try:
-        from downstream.demo import main as demo_main
-    except ImportError as err:
-        print(
-            f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",
-            file=sys.stderr,
-        )
-        return 2
-    return demo_main(argv)
+    return run_guarded(lambda: run_verb("demo", argv))
 
 
 # -- publish / versions ----------------------------------------------------------------------------------------------
@@ -100,15 +87,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
-    store = LocalStore(args.store)
-    if store.has(args.name) or "/" not in args.name or args.local:
-        versions, where = store.versions(args.name), f"local store {store.root}"
-    else:
-        from .hub import list_versions
-
-        versions, where = list_versions(args.name), "the Hub"
+    place = resolve(args.name, store=args.store, local=args.local)
+    versions, where = place.versions(), place.describe()
     if not versions:
         print(f"No versions of {args.name!r} in {where}.")
         return 3
@@ -176,12 +156,32 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .filtering import prune
     from .loading import load_scores
+    from .prune import prune
+    from .selection import Selection
     from .sources import load_source
 
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
-        raise ValueError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+        raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+    skip, beta = args.skip, args.beta
+    if args.offset:  # the old flag: CCS's beta for ccs, the skipped share otherwise
+        if args.strategy == "ccs":
+            beta = beta or args.offset
+        else:
+            skip = skip or args.offset
+    selection = Selection(
+        column=args.column,
+        fraction=args.fraction,
+        count=args.count,
+        strategy=args.strategy,
+        skip=skip,
+        beta=beta,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        seed=args.seed,
+        class_balanced=args.class_balanced,
+        tie_break=args.tie_break,
+    )
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     source = load_source(
         args.dataset,
@@ -193,15 +193,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     pruned = prune(
         source.dataset,
         scores,
-        column=args.column,
-        fraction=args.fraction,
-        count=args.count,
-        strategy=args.strategy,
-        offset=args.offset,
-        min_score=args.min_score,
-        max_score=args.max_score,
-        seed=args.seed,
-        class_balanced=args.class_balanced,
+        selection=selection,
         on=args.on,
         missing=args.missing,
         verify=args.verify,
@@ -374,8 +366,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", default="el2n", help="score column (default: el2n)")
     p.add_argument("--fraction", type=float, help="share of rows to keep, in (0, 1]")
     p.add_argument("--count", type=int, help="number of rows to keep")
-    p.add_argument("--strategy", default="hardest", choices=["hardest", "easiest", "random", "offset", "ccs"])
-    p.add_argument("--offset", type=float, default=0.0, help="offset/ccs: share of hardest rows skipped first")
+    p.add_argument(
+        "--strategy",
+        default="hardest",
+        choices=strategies.names(),
+        help="; ".join(f"{s.name}: {s.help}" for s in strategies.STRATEGIES.values()),
+    )
+    p.add_argument("--skip", type=float, default=0.0, help="hardest/offset: share of hardest rows skipped first")
+    p.add_argument("--beta", type=float, default=0.0, help="ccs: share of hardest rows dropped first")
+    p.add_argument("--offset", type=float, default=0.0, help="deprecated: --skip (or --beta for ccs)")
+    p.add_argument(
+        "--tie-break",
+        default="random",
+        metavar="RULE",
+        help="order among equal scores: random (seeded, default), index (lower row first) or a score column",
+    )
     p.add_argument("--min-score", type=float)
     p.add_argument("--max-score", type=float)
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")

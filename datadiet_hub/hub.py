@@ -22,22 +22,22 @@ from typing import Any, TypeVar
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from .errors import DatadietError, HubError, ScoresNotFoundError, VersionExistsError
-from .store import REPO_DIRS, REPO_FILES, check_score_folder, repo_files
-from .versions import (
-    RESERVED_VERSIONS,
-    VERSION_PATTERN,
-    VersionInfo,
-    read_card_metadata,
-    validate_version,
-    version_sort_key,
+from .errors import (
+    CardError,
+    ConfigNotFoundError,
+    DatadietError,
+    HubError,
+    ScoresNotFoundError,
+    VersionExistsError,
+    VersionNotFoundError,
 )
+from .folder import ScoreFolder
+from .provenance import Provenance
+from .versions import RESERVED_VERSIONS, VERSION_PATTERN, VersionInfo, validate_version, version_sort_key
 
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-# What a version folder publishes; anything else in the folder (store bookkeeping, hidden files) stays local.
-PUBLISHED_FILES, PUBLISHED_DIRS = REPO_FILES, REPO_DIRS  # one layout for the local store and the Hub
 # Repo plumbing the Hub creates itself; kept when the rest of the tree is replaced.
 KEEP_REMOTE = frozenset({".gitattributes"})
 
@@ -80,29 +80,13 @@ class PushResult:
 
 
 def _folder_files(folder: Path) -> list[str]:
-    """Repo paths (posix) of the files a version folder publishes; raises if it is not a version folder."""
-    if not folder.is_dir():
-        raise ScoresNotFoundError(f"Version folder {str(folder)!r} does not exist or is not a directory.")
-    if not (folder / "README.md").is_file():
-        raise ScoresNotFoundError(
-            f"{str(folder)!r} is not a version folder: it has no README.md (the dataset card with the `configs:`"
-            " YAML). Write the version with the datadiet store first."
-        )
-    files = [p.as_posix() for p in repo_files(folder)]
-    if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
-        raise ScoresNotFoundError(f"Version folder {str(folder)!r} has no data/**/*.parquet files to publish.")
-    ignored = sorted(
-        p.name
-        for p in folder.iterdir()
-        if p.name not in PUBLISHED_FILES + PUBLISHED_DIRS and not p.name.startswith(".")
-    )
+    """Repo paths (posix) of the files a version folder publishes (``ScoreFolder.files``), after validating it."""
+    version = ScoreFolder(folder)
+    version.validate()  # a folder with a card declaring configs, each with valid score tables
+    ignored = version.unpublished()
     if ignored:
         logger.warning("Not publishing %s from %s (only README.md, data/ and plots/ are published).", ignored, folder)
-    check_score_folder(folder)  # card declares configs, every data file is a valid score table
-    return files
-
-
-# -- card metadata -------------------------------------------------------------------------------------------------
+    return [p.as_posix() for p in version.files()]
 
 
 # -- error handling ------------------------------------------------------------------------------------------------
@@ -353,27 +337,40 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
     for kind, ref in candidates:
         if ref.name in RESERVED_VERSIONS or not VERSION_PATTERN.fullmatch(ref.name):
             continue
-        meta = _card_metadata_at(repo_id, ref.target_commit, token=token, secret=secret)
-        configs = tuple(c.get("config_name", "") for c in meta.get("configs") or [] if isinstance(c, dict))
-        provenance = meta.get("datadiet") if isinstance(meta.get("datadiet"), dict) else {}
+        configs, provenance = _card_at(repo_id, ref.target_commit, token=token, secret=secret)
         out.append(VersionInfo(ref.name, kind, ref.target_commit, configs, provenance))
     return sorted(out, key=lambda v: (version_sort_key(v.name), v.kind))
 
 
-def _card_metadata_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -> dict[str, Any]:
+def download_card(
+    repo_id: str, revision: str | None, *, token: str | bool | None = None, local_only: bool = False
+) -> ScoreFolder:
+    """The card of a Hub version as a ``ScoreFolder`` (the snapshot folder holding just its README.md)."""
+    path = hf_hub_download(
+        repo_id, "README.md", repo_type=REPO_TYPE, revision=revision, token=token, local_files_only=local_only
+    )
+    return ScoreFolder(Path(path).parent)
+
+
+def _card_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -> tuple[tuple[str, ...], Provenance]:
+    """(configs, provenance) of the card at commit ``sha``; empty when the version has no card."""
     try:
-        path = hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=sha, token=token)
+        folder = download_card(repo_id, sha, token=token)
     except HfHubHTTPError as e:
         if getattr(getattr(e, "response", None), "status_code", None) == 404:
-            return {}
-        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
+            return (), Provenance()
+        raise HubError(
+            f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}", repo_id=repo_id, version=sha
+        ) from None
     except OSError as e:
-        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
+        raise HubError(
+            f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}", repo_id=repo_id, version=sha
+        ) from None
     try:
-        return read_card_metadata(Path(path).read_text(encoding="utf-8"), source=f"{repo_id}@{sha}/README.md")
-    except DatadietError as e:
+        return tuple(folder.configs()), folder.provenance()
+    except CardError as e:
         logger.warning("%s", e)
-        return {}
+        return (), Provenance()
 
 
 def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:
@@ -394,17 +391,24 @@ def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any
     try:
         return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)
     except RevisionNotFoundError:
-        raise ScoresNotFoundError(
-            f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones."
+        raise VersionNotFoundError(
+            f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones.",
+            repo_id=repo_id,
+            version=version,
         ) from None
     except datasets.exceptions.DatasetNotFoundError as e:
         raise ScoresNotFoundError(
             f"Could not load {repo_id!r} at version {version!r}: {' '.join(str(e).split())} -- `datadiet versions"
-            f" {repo_id}` lists the published versions; private repos need HF_TOKEN or `hf auth login`."
+            f" {repo_id}` lists the published versions; private repos need HF_TOKEN or `hf auth login`.",
+            repo_id=repo_id,
+            version=version,
         ) from None
     except ValueError as e:
         if "config" in str(e).lower():
-            raise ScoresNotFoundError(
-                f"Config {config!r} not found in {repo_id!r} at version {version!r}: {' '.join(str(e).split())}"
+            raise ConfigNotFoundError(
+                f"Config {config!r} not found in {repo_id!r} at version {version!r}: {' '.join(str(e).split())}",
+                repo_id=repo_id,
+                version=version,
+                config=config,
             ) from None
         raise

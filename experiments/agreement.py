@@ -25,10 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     import datasets
 
-    from datadiet_hub.cards import read_card_data
+    from datadiet_hub.folder import ScoreFolder
     from datadiet_hub.stats import mean_pairwise_spearman, spearman
 
-    configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
+    configs = ScoreFolder(args.card).configs()
     tables = {c: datasets.load_dataset(args.card, c, split="train").with_format("numpy")[:] for c in configs}
     out = RESULTS / "agreement.csv"
     out.unlink(missing_ok=True)  # cheap to recompute: always fresh

@@ -122,7 +122,7 @@ result = {
     "v1_old": load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1"], "cnn-ep2"),
     "v1_mlp": load_rows("mlp-ep2", "v1") == local_rows(ARGS["v1"], "mlp-ep2"),
     "v2_new": load_from_hub("user/scores", "cnn-ep2", "v2").to_list() == local_rows(ARGS["v2"], "cnn-ep2"),
-    "versions": [(v.name, v.kind, v.commit_sha, v.configs, v.provenance.get("note"), v.summary())
+    "versions": [(v.name, v.kind, v.commit_sha, v.configs, v.provenance.extra.get("note"), v.summary())
                  for v in list_versions("user/scores")],
     "missing": missing,
 }

@@ -33,7 +33,7 @@ def slow_copy(src, dst, **kw):
 shutil.copy2 = slow_copy
 from datadiet_hub import LocalStore
 from datadiet_hub.errors import DatadietError
-import datadiet_hub.cards, datadiet_hub.schema, pyarrow.parquet  # everything publish imports, before the barrier
+import datadiet_hub.folder, datadiet_hub.schema, pyarrow.parquet  # everything publish imports, before the barrier
 go = Path(args["go"]) if args.get("go") else None
 while go is not None and not go.exists():
     time.sleep(0.005)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,41 @@ def test_no_partial_parquet_when_the_writer_fails(tmp_path, image_dataset):
         )
     assert not (tmp_path / "scores" / "README.md").exists()
     assert not list((tmp_path / "scores").rglob("*.parquet")) if (tmp_path / "scores").exists() else True
+
+
+# -- kill -9 during a Hub publish ---------------------------------------------------------------------------------
+
+
+def test_kill_9_between_commit_and_tag_and_rerun_publishes_the_same_version(hub, score_folder, tmp_path):
+    """The client dies after its commit landed on main but before the tag: the version does not exist (no tag),
+    previous state is intact, and rerunning the same command finishes it with exactly the folder's files."""
+    import time
+
+    from trust_cli import clean_env
+
+    token = "hf_DoubleTestToken_9c1e5b7a"
+    argv = [sys.executable, "-m", "datadiet_hub.cli", "publish", str(score_folder), "--repo-id", "user/s"]
+    env = clean_env(tmp_path, hub.double.endpoint, HF_TOKEN=token)
+    process = subprocess.Popen([*argv, "--version", "v1"], env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while True:  # freeze the double (it takes this lock per request) the moment the commit has landed
+        hub.double._lock.acquire()
+        repo = hub.double.repos.get(("dataset", "user/s"))
+        if repo is not None and any("publish version v1" in c.message for c in repo.commits.values()):
+            break
+        hub.double._lock.release()
+        assert process.poll() is None and time.monotonic() < deadline, "the publish ended before its commit landed"
+        time.sleep(0.001)
+    try:
+        tagged_before_kill = "v1" in repo.tags
+        process.kill()
+        process.wait()
+    finally:
+        hub.double._lock.release()
+    assert not tagged_before_kill, "killed too late: the tag request had already been handled"
+    assert "v1" not in repo.tags  # no half version: without its tag, v1 does not exist
+    rerun = subprocess.run([*argv, "--version", "v1"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    published = {k: v for k, v in repo.files_at("v1").items() if k != ".gitattributes"}
+    local = {p.relative_to(score_folder).as_posix(): p.read_bytes() for p in score_folder.rglob("*") if p.is_file()}
+    assert published == local
