@@ -169,7 +169,7 @@ def load_source(
         return Source(dataset, image_column, label_column, name=name, split=split, revision=revision)
     if data_files is None and _looks_local(name) and not os.path.exists(name):
         raise SourceNotFoundError(
-            f"Dataset {name!r} not found: there is no such file or folder (relative to {os.getcwd()}). Check the "
+            f"Could not load dataset {name!r}: there is no such file or folder (relative to {os.getcwd()}). Check the "
             "path (a dataset given by name looks like 'owner/name', with no file extension)."
         )
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
