@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._datasets_compat import arrow_column
-from .errors import ScoreMismatchError
+from .errors import InvalidArgumentError, ScoreMismatchError
 from .hashing import example_id, fingerprint, id_keys
 from .provenance import Provenance
 
@@ -34,13 +34,13 @@ _OVERRIDE = " If you are sure the rows match, skip the check with verify='none' 
 
 def validate_missing(missing: str) -> str:
     if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.")
+        raise InvalidArgumentError(f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.")
     return missing
 
 
 def validate_verify(verify: str) -> str:
     if verify not in VERIFY_MODES:
-        raise ValueError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.")
+        raise InvalidArgumentError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.")
     return verify
 
 

@@ -1,8 +1,9 @@
 """``datadiet``: score, publish, list, inspect, compare and prune score datasets from the shell.
 
 One argparse entry point with a subcommand per verb, like ``datasets-cli`` / ``hf``. Every subcommand's help
-shows example calls. User errors print one ``error:`` line and exit non-zero (2 bad input, 3 not found,
-4 already exists); ``DATADIET_DEBUG=1`` shows the traceback.
+shows example calls. Known user and environment errors print one ``error:`` line and exit with their own code
+(``cli_errors``: 2 bad input, 3 not found, 4 already exists, 5 network, 6 HTTP status, 7 disk); anything else is a
+bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any error.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 from . import strategies
 from ._torch_verbs import run_verb
 from ._version import __version__
-from .cli_errors import run_guarded
-from .errors import InvalidArgumentError
+from .cli_errors import EXIT_CODES_HELP, run_guarded
+from .errors import InvalidArgumentError, ScoresNotFoundError
 from .resolve import resolve
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .store import LocalStore
 
     if (args.name is None) == (args.repo_id is None):
-        raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
+        raise InvalidArgumentError(
+            "Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub)."
+        )
     if args.repo_id is not None:
         from .hub import push_version
 
@@ -79,7 +82,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print(result.url)
         return 0
     if args.private or args.branch or args.force:
-        raise ValueError("--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable.")
+        raise InvalidArgumentError(
+            "--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable."
+        )
     info = LocalStore(args.store).publish(args.scores_dir, args.name, args.version)
     print(f"Published {args.name} {info.name} -> {info.location} (configs: {', '.join(info.configs)})")
     print(f"Load it: datasets.load_dataset({info.location!r}, {info.configs[0]!r}, split='train')")
@@ -90,8 +95,13 @@ def cmd_versions(args: argparse.Namespace) -> int:
     place = resolve(args.name, store=args.store, local=args.local)
     versions, where = place.versions(), place.describe()
     if not versions:
-        print(f"No versions of {args.name!r} in {where}.")
-        return 3
+        raise ScoresNotFoundError(
+            f"No versions of {args.name!r} in {where}. Check the name (`ls {place.store.root}` lists the local "
+            "store) or publish one with `datadiet publish`."
+            if place.store is not None
+            else f"No versions of {args.name!r} in {where}; publish one with `datadiet publish`.",
+            value=args.name,
+        )
     for v in versions:
         location = v.location if v.kind == "folder" else v.location[:12]
         print(f"{v.name:<10} {v.kind:<6} {location}  configs={','.join(v.configs)}  {v.summary()}")
@@ -255,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
             "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
             "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
             "datadiet <command> --help",
-        ),
+        )
+        + "\n\n"
+        + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"datadiet-hub {__version__}")

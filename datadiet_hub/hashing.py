@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 ID_BYTES = 16  # 128-bit blake2b: collisions are not a practical concern for datasets of any size
 
 
@@ -99,7 +101,7 @@ def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
 def _newline_joined(array: Any) -> bytes:
     """The bytes of an arrow string array with ``\\n`` after each value, built with numpy."""
     if array.null_count:
-        raise ValueError(f"{array.null_count} example_id value(s) are null; every row needs an id.")
+        raise InvalidArgumentError(f"{array.null_count} example_id value(s) are null; every row needs an id.")
     offsets, data = _string_buffers(array)
     n = len(array)
     width = int(offsets[1]) if n else 0

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 RANDOM, INDEX = "random", "index"
 _GOLDEN = 0x9E3779B97F4A7C15
 _MASK64 = (1 << 64) - 1
@@ -67,7 +69,7 @@ class TieBreak:
         if self.rule == RANDOM:
             return np.lexsort((glob, _mix(self.seed, glob)))
         if self.secondary is None:
-            raise ValueError(f"tie_break={self.rule!r} needs the secondary column's values.")
+            raise InvalidArgumentError(f"tie_break={self.rule!r} needs the secondary column's values.")
         second = self.secondary[glob]
         return np.lexsort((glob, -second if largest else second))
 

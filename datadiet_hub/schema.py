@@ -6,6 +6,8 @@ import re
 
 import pyarrow as pa
 
+from .errors import InvalidArgumentError
+
 METRICS = ("el2n", "grand", "forgetting")
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
 METRIC_COLUMNS = {
@@ -34,7 +36,7 @@ def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> st
 
 def validate_config_name(name: str) -> str:
     if not CONFIG_RE.match(name):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'."
         )
     return name
@@ -45,7 +47,7 @@ def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
     fields = list(BASE_COLUMNS.items())
     for metric in metrics:
         if metric not in METRIC_COLUMNS:
-            raise ValueError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.")
+            raise InvalidArgumentError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.")
         fields.extend(METRIC_COLUMNS[metric].items())
     return pa.schema(fields)
 
@@ -63,18 +65,18 @@ def validate_table(table: pa.Table) -> pa.Table:
     names = table.column_names
     missing = [c for c in BASE_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"Score table lacks required column(s) {missing}; it has {names}.")
+        raise InvalidArgumentError(f"Score table lacks required column(s) {missing}; it has {names}.")
     metrics = metrics_in(names)
     if not metrics:
-        raise ValueError(f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.")
+        raise InvalidArgumentError(f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.")
     schema = score_schema(metrics)
     absent = [f.name for f in schema if f.name not in names]
     if absent:
-        raise ValueError(f"Score table lacks column(s) {absent} that go with {metrics}.")
+        raise InvalidArgumentError(f"Score table lacks column(s) {absent} that go with {metrics}.")
     table = table.select(schema.names).cast(schema)
     import numpy as np
 
     idx = table.column("idx").to_numpy()
     if len(idx) and not np.array_equal(np.sort(idx), np.arange(len(idx))):
-        raise ValueError("Score table's 'idx' column must hold each row position 0..N-1 exactly once.")
+        raise InvalidArgumentError("Score table's 'idx' column must hold each row position 0..N-1 exactly once.")
     return table

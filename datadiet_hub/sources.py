@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import SourceNotFoundError
+from .errors import InvalidArgumentError, SourceNotFoundError
 
 if TYPE_CHECKING:
     import datasets
@@ -61,7 +61,7 @@ def _read_idx(path: Path) -> np.ndarray:
         data = handle.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
+        raise InvalidArgumentError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
@@ -69,7 +69,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` of Fashion-MNIST from the Debian package's IDX files."""
     if split not in _FMNIST_FILES:
-        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
+        raise InvalidArgumentError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
     root = Path(root or os.environ.get("DATADIET_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
     stem = _FMNIST_FILES[split]
     paths = [root / f"{stem}-images-idx3-ubyte.gz", root / f"{stem}-labels-idx1-ubyte.gz"]
@@ -82,7 +82,7 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
         )
     images, labels = _read_idx(paths[0]), _read_idx(paths[1])
     if len(images) != len(labels):
-        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels.")
+        raise InvalidArgumentError(f"{root}: {len(images)} images but {len(labels)} labels.")
     return images, labels.astype(np.int64)
 
 
@@ -114,7 +114,7 @@ def _guess(columns: list[str], guesses: tuple[str, ...], what: str, flag: str) -
     for name in guesses:
         if name in columns:
             return name
-    raise ValueError(f"Cannot find the {what} column among {columns}; name it with {flag}.")
+    raise InvalidArgumentError(f"Cannot find the {what} column among {columns}; name it with {flag}.")
 
 
 def detect_columns(
@@ -128,7 +128,7 @@ def detect_columns(
     columns = list(dataset.column_names)
     for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
         if given is not None and given not in columns:
-            raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
+            raise InvalidArgumentError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
     if image_column is None:
         typed = [c for c in columns if isinstance(dataset.features[c], datasets.Image)]
         image_column = (

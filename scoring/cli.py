@@ -12,6 +12,8 @@ import logging
 import shlex
 import sys
 
+from datadiet_hub.errors import InvalidArgumentError
+
 from .config import PRESETS, ScoringConfig, field_kinds, read_config_file
 
 EXAMPLES = """examples:
@@ -77,7 +79,7 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
     flags = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ScoringConfig) if getattr(ns, f.name) is not None}
     if ns.num_seeds is not None:
         if "seeds" in flags:
-            raise ValueError("Give --seeds or --num-seeds, not both.")
+            raise InvalidArgumentError("Give --seeds or --num-seeds, not both.")
         flags["seeds"] = list(range(ns.num_seeds))
     # Precedence, lowest first: field defaults < --preset < --config file < flags.
     base = dict(PRESETS[ns.preset]) if ns.preset else {}

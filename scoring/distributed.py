@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import torch
 
+from datadiet_hub.errors import InvalidArgumentError
+
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
@@ -96,7 +98,7 @@ def gather_rows(
     world = accelerator.num_processes
     width = math.ceil(n / world)
     if len(rows) > width:
-        raise ValueError(f"A process holds {len(rows)} rows, more than ceil({n}/{world}) = {width}.")
+        raise InvalidArgumentError(f"A process holds {len(rows)} rows, more than ceil({n}/{world}) = {width}.")
     idx = torch.full((width,), -1, dtype=torch.int64)
     idx[: len(rows)] = rows.to(torch.int64)
     all_idx = accelerator.gather(idx.to(accelerator.device)).cpu().numpy()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
 from scoring.transformer import text_transformer, vit_tiny
 
 ModelFactory = Callable[..., nn.Module]
@@ -123,12 +124,14 @@ def resolve_factory(name: str) -> ModelFactory:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise ValueError(f"Model factory {name!r}: cannot import module {module_name!r} ({err}).") from err
+            raise InvalidArgumentError(
+                f"Model factory {name!r}: cannot import module {module_name!r} ({err})."
+            ) from err
         factory = getattr(module, attr, None)
         if not callable(factory):
-            raise ValueError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
+            raise InvalidArgumentError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
         return factory
-    raise ValueError(
+    raise InvalidArgumentError(
         f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}, or give a factory as 'package.module:function'."
     )
 
@@ -137,5 +140,5 @@ def build_model(name: str, *, num_classes: int, in_channels: int, image_size: in
     """Build a model by registry name or factory path; the factory gets the four keyword arguments."""
     model = resolve_factory(name)(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
+        raise InvalidTypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
     return model

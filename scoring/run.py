@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -88,7 +89,7 @@ def _setup(cfg: ScoringConfig, state: RunState) -> _Setup:
     shape = data.shape
     mean, std = (cfg.mean, cfg.std) if cfg.mean is not None and cfg.std is not None else channel_stats(data.images)
     if len(mean) != shape[0]:
-        raise ValueError(f"mean/std have {len(mean)} values but the images have {shape[0]} channel(s).")
+        raise InvalidArgumentError(f"mean/std have {len(mean)} values but the images have {shape[0]} channel(s).")
     augmentation = resolve_augmentation(cfg.augmentation, shape)
     preprocess = Preprocess(mean, std, augmentation)
     return _Setup(data, source, mean, std, augmentation, preprocess, Schedule.from_config(cfg, len(data)))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.sources import load_source
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -91,7 +92,7 @@ class RunState:
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             details = "; ".join(f"{k}: was {previous.get(k)!r}, now {current.get(k)!r}" for k in changed)
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.path.parent} holds a run with a different configuration ({details}). "
                 "Rerun with the same settings to resume, or choose a new --output-dir."
             )

@@ -27,7 +27,6 @@ from trust_cli import (
 # -- unknown names -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: store=None reaches _hub_repo_id (AttributeError)")
 @pytest.mark.parametrize(
     "argv",
     [
@@ -48,7 +47,6 @@ def test_unknown_local_name_without_store_is_one_line(tmp_path, argv, image_data
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: AttributeError: NoneType has no attribute root")
 def test_load_scores_of_an_unknown_name_raises_not_found(tmp_path, monkeypatch):
     from datadiet_hub import load_scores
     from datadiet_hub.errors import ScoresNotFoundError
@@ -63,7 +61,6 @@ def test_load_scores_of_an_unknown_name_raises_not_found(tmp_path, monkeypatch):
 # -- network and HTTP errors ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: network errors are tracebacks after 24 s of retries")
 @pytest.mark.parametrize(
     "argv",
     [
@@ -85,7 +82,6 @@ def test_unreachable_hub_is_one_line_and_fast(tmp_path, score_folder, argv):
     assert elapsed < 20, f"took {elapsed:.1f}s: retries before the error"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: 24 s of retries")
 def test_load_scores_offline_fails_fast(tmp_path):
     code = "from datadiet_hub import load_scores\nload_scores('you/fashion-mnist-datadiet', 'cnn-ep2', 'v1')"
     started = time.monotonic()
@@ -102,7 +98,6 @@ def test_load_scores_offline_fails_fast(tmp_path):
     assert elapsed < 15, f"took {elapsed:.1f}s"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: HTTP errors on download are tracebacks")
 def test_http_500_on_download_is_one_line(hub, score_folder, tmp_path):
     hub.double.add_repo_with_files("user/s", snapshot(score_folder), tag="v1")
     hub.double.fail_next("GET", r"/resolve/|/tree/|/paths-info/|/revision/", status=500, times=50)
@@ -112,7 +107,6 @@ def test_http_500_on_download_is_one_line(hub, score_folder, tmp_path):
     assert_one_error(result, HTTP, "500")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: no distinct exit code for HTTP errors")
 def test_http_500_on_publish_is_one_line_and_names_the_state(hub, score_folder, tmp_path):
     hub.double.fail_next("POST", r"/commit/", status=500, times=50)
     result = datadiet(
@@ -213,7 +207,6 @@ sys.exit(run_guarded(bug))
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: every ValueError/KeyError/ImportError is shown as a user error")
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -242,7 +235,6 @@ def test_debug_env_traceback_is_the_real_error(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("datadiet_hub.errors.ScoresNotFoundError: ")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: exit codes are not documented")
 def test_exit_codes_are_documented():
     readme = (REPO_ROOT / "README.md").read_text()
     help_text = subprocess.run(

@@ -201,7 +201,6 @@ except Exception as e:
     assert run.result != "loaded" and "outside" in run.result and "not found" not in run.result
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: HTTP errors have no exit code of their own")
 @pytest.mark.parametrize("verbose", [[], ["-v"]], ids=["quiet", "verbose"])
 def test_token_echoed_in_a_hub_error_message_is_redacted(hub, score_folder, tmp_path, verbose):
     """A server (or proxy) that echoes the Authorization header into its error body: publish and show print one
