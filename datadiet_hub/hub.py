@@ -34,7 +34,7 @@ from .errors import (
     VersionNotFoundError,
     transport_errors,
 )
-from .folder import ScoreFolder
+from .folder import ScoreFolder, check_data_files
 from .provenance import Provenance
 from .versions import RESERVED_VERSIONS, VERSION_PATTERN, VersionInfo, validate_version, version_sort_key
 
@@ -417,10 +417,18 @@ def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | N
     names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
     if version is not None and version not in names and not re.fullmatch(r"[0-9a-f]{40}", version):
         raise VersionNotFoundError(
-            f"Version {version!r} not found in {repo_id!r}; published: {sorted(names - {'main'}) or 'none'}.",
+            f"Version {version!r} not found in {repo_id!r} (published: {sorted(names - {'main'}) or 'none'}); "
+            f"`datadiet versions {repo_id}` lists them.",
             repo_id=repo_id,
             version=version,
         )
+    try:
+        card = download_card(repo_id, version, token=token)
+    except (HfHubHTTPError, OSError, *transport_errors()) as e:
+        if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return  # no card: load_dataset reads the repo's files by its own rules
+        raise as_hub_error(f"Reading the card of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
+    check_data_files(card.metadata(), where=f"{repo_id}@{version or 'main'}/README.md")
 
 
 def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:

@@ -66,6 +66,7 @@ def load_scores(
 
 def _load_folder(folder: ScoreFolder, config: str, load_kwargs: dict[str, Any]) -> datasets.Dataset:
     """``load_dataset`` on a local folder; a corrupt or truncated data file becomes one clear error."""
+    folder.check_data_files()  # the card may only point at files inside the folder
     try:
         return datasets.load_dataset(str(folder.path), config, split="train", **load_kwargs)
     except (datasets.exceptions.DatasetGenerationError, pa.ArrowException) as err:

@@ -22,7 +22,6 @@ def _hub_blobs(hub) -> list[bytes]:
     return [blob for repo in hub.double.repos.values() for blob in repo.blobs.values()]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: publish follows symlinks under plots/")
 def test_symlinked_token_under_plots_is_never_published_to_the_hub(hub, score_folder, tmp_path):
     (score_folder / "plots").mkdir(exist_ok=True)
     (score_folder / "plots" / "leak.png").symlink_to(_token_file(tmp_path))
@@ -43,7 +42,6 @@ except Exception as e:
     assert TOKEN not in run.output
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the store copy follows symlinks")
 def test_symlinked_token_is_never_copied_into_the_local_store(score_folder, tmp_path):
     (score_folder / "plots").mkdir(exist_ok=True)
     (score_folder / "plots" / "leak.png").symlink_to(_token_file(tmp_path))
@@ -54,7 +52,6 @@ def test_symlinked_token_is_never_copied_into_the_local_store(score_folder, tmp_
     assert not (store / "tiny" / "v1").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: symlinked folders are followed")
 def test_a_symlinked_data_folder_is_refused(score_folder, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     (score_folder / "data" / "cnn-ep0").rename(elsewhere)
@@ -65,7 +62,6 @@ def test_a_symlinked_data_folder_is_refused(score_folder, tmp_path):
     assert not (store / "tiny" / "v1").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: publish sends any file under data/ and plots/")
 def test_publish_sends_exactly_the_layout_files(hub, score_folder, tmp_path):
     """Stray files next to the layout (notes, a CSV in a config folder, a nested plot, a key) stay local."""
     (score_folder / "plots").mkdir(exist_ok=True)
@@ -99,7 +95,6 @@ def test_publish_sends_exactly_the_layout_files(hub, score_folder, tmp_path):
     assert set(snapshot(store / "s" / "v1")) == published
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: layout files are not checked for what they claim to be")
 @pytest.mark.parametrize(
     ("rel", "data"),
     [("plots/el2n.png", b"this is not a png"), ("data/cnn-ep2/train-00001-of-00002.parquet", b"PAR1 not parquet")],
@@ -144,7 +139,6 @@ def _escapes(tmp_path: Path, folder: Path, outside: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: card data_files may point outside the folder")
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "relative-dotdot", "file-url"])
 def test_card_data_files_outside_the_folder_are_refused_on_load(score_folder, tmp_path, kind):
     from datadiet_hub import load_scores
@@ -157,7 +151,6 @@ def test_card_data_files_outside_the_folder_are_refused_on_load(score_folder, tm
     assert_one_error(datadiet("show", score_folder, "--config", "cnn-ep2", tmp=tmp_path), BAD_INPUT, "outside")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: publish checks only data/<config>/")
 @pytest.mark.parametrize("kind", ["absolute", "dotdot", "file-url"])
 def test_card_data_files_outside_the_folder_are_refused_on_publish(hub, score_folder, tmp_path, kind):
     outside = _outside_parquet(tmp_path, score_folder)
@@ -181,7 +174,6 @@ except ValueError as e:
     assert hub.double.find("POST", r"/commit/") == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: reported as config not found")
 def test_a_hub_card_pointing_outside_its_repo_is_refused_on_load(hub, score_folder, tmp_path):
     """A repo published by someone else (seeded in the double without our checks) whose card reads a local file."""
     outside = _outside_parquet(tmp_path, score_folder)
