@@ -166,13 +166,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from ._output import check_output, output_format, write_dataset
     from .loading import load_scores
     from .prune import prune
     from .selection import Selection
     from .sources import load_source
+    from .store import LocalStore
 
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
         raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+    fmt = output_format(args.output, args.format)
+    inputs = [args.dataset, *(args.data_files or []), args.scores]
+    out = check_output(args.output, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)
     skip, beta = args.skip, args.beta
     if args.offset:  # the old flag: CCS's beta for ccs, the skipped share otherwise
         if args.strategy == "ccs":
@@ -210,12 +215,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         image_column=source.image_column,
         label_column=source.label_column,
     )
-    out = Path(args.output)
-    if args.format == "parquet":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pruned.to_parquet(str(out))
-    else:
-        pruned.save_to_disk(str(out))
+    check_output(out, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)  # again: it took time
+    write_dataset(pruned, out, fmt)
     print(
         f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
         f"by {args.column} ({args.strategy}) -> {out}"
@@ -407,8 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["sample", "full", "none"],
         help="--on idx: content check of the alignment",
     )
-    p.add_argument("--output", required=True, help="output folder (arrow) or .parquet file")
-    p.add_argument("--format", default="arrow", choices=["arrow", "parquet"])
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output: a .parquet file, else a save_to_disk folder (never the input, a score dataset or a store)",
+    )
+    p.add_argument(
+        "--format", choices=["arrow", "parquet"], help="default: parquet for a .parquet --output, else arrow"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --output (atomically)")
     _add_store(p)
     p.set_defaults(func=cmd_prune)
 

@@ -34,7 +34,6 @@ def _prune(tmp_path, score_folder, dataset, *extra):
 # -- prune --output ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: prune --output overwrites its input")
 def test_prune_refuses_to_overwrite_its_own_input(tmp_path, score_folder, data_parquet):
     before = data_parquet.read_bytes()
     result = _prune(tmp_path, score_folder, data_parquet, "--output", data_parquet, "--format", "parquet")
@@ -42,7 +41,6 @@ def test_prune_refuses_to_overwrite_its_own_input(tmp_path, score_folder, data_p
     assert data_parquet.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: prune writes into non-empty folders")
 def test_prune_refuses_a_non_empty_output_folder(tmp_path, score_folder, data_parquet):
     out = tmp_path / "results"
     out.mkdir()
@@ -52,7 +50,6 @@ def test_prune_refuses_a_non_empty_output_folder(tmp_path, score_folder, data_pa
     assert snapshot(out) == {"keep-me.txt": b"mine"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: prune writes into store versions")
 def test_prune_refuses_to_write_into_a_store_version(tmp_path, score_folder, data_parquet):
     store = tmp_path / "store"
     assert (
@@ -72,7 +69,6 @@ def test_prune_refuses_to_write_into_a_store_version(tmp_path, score_folder, dat
     assert len(load_scores("tiny", "cnn-ep2", store=LocalStore(store))) == 40
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: prune --output has no --force and overwrites")
 def test_prune_output_with_force_replaces_atomically(tmp_path, score_folder, data_parquet):
     out = tmp_path / "pruned.parquet"
     assert _prune(tmp_path, score_folder, data_parquet, "--output", out).returncode == 0
@@ -82,7 +78,6 @@ def test_prune_output_with_force_replaces_atomically(tmp_path, score_folder, dat
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporaries left
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: x.parquet without --format is an arrow folder")
 def test_output_with_parquet_suffix_writes_parquet(tmp_path, score_folder, data_parquet):
     out = tmp_path / "x.parquet"
     assert _prune(tmp_path, score_folder, data_parquet, "--output", out).returncode == 0
@@ -112,7 +107,6 @@ def test_default_prune_output_can_be_pruned_again(tmp_path, score_folder, data_p
     assert len(datasets.load_from_disk(str(second))) == 10
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: NotADirectoryError traceback")
 def test_output_dir_that_is_a_file_is_one_line(tmp_path, score_folder, data_parquet):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
@@ -141,7 +135,6 @@ def full_disk(base: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: disk full: traceback and a partial output")
 @pytest.mark.parametrize("fmt", ["arrow", "parquet"])
 def test_disk_full_during_prune_leaves_nothing(tmp_path, score_folder, data_parquet, fmt):
     with full_disk(tmp_path) as disk:
@@ -151,7 +144,6 @@ def test_disk_full_during_prune_leaves_nothing(tmp_path, score_folder, data_parq
         assert sorted(p.name for p in disk.iterdir()) == [".filler"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: disk full is not its own exit code")
 def test_disk_full_during_store_publish_leaves_nothing(tmp_path, score_folder):
     with full_disk(tmp_path) as disk:
         result = datadiet("publish", score_folder, "--name", "tiny", "--version", "v1", "--store", disk, tmp=tmp_path)
@@ -163,7 +155,6 @@ def test_disk_full_during_store_publish_leaves_nothing(tmp_path, score_folder):
 # -- store names ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: store names nest into versions")
 def test_a_name_cannot_nest_inside_a_version(tmp_path, score_folder):
     store = tmp_path / "store"
     assert (
@@ -178,7 +169,6 @@ def test_a_name_cannot_nest_inside_a_version(tmp_path, score_folder):
     assert snapshot(store) == before
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: name a version b collides with name a/b")
 def test_name_a_version_b_and_name_a_slash_b_do_not_collide(tmp_path, score_folder):
     store = tmp_path / "store"
     first = datadiet("publish", score_folder, "--name", "a", "--version", "b", "--store", store, tmp=tmp_path)
@@ -211,9 +201,6 @@ def _with_values(table: pa.Table, values) -> pa.Table:
     return table.set_column(i, pa.field("el2n", pa.float32()), pa.array(values, pa.float32()))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 13: publish accepts NaN/null scores and row counts that differ from the card"
-)
 @pytest.mark.parametrize(
     "case",
     ["nan", "inf", "null", "rows-differ-from-card", "idx-hole"],
