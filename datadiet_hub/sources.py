@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import InvalidArgumentError, SourceNotFoundError
+from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 
 if TYPE_CHECKING:
     import datasets
@@ -177,6 +177,10 @@ def load_source(
         name, data_files = builder, name
     try:
         dataset = datasets.load_dataset(name, split=split, revision=revision, data_files=data_files)
+    except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
+        from .hub import as_hub_error
+
+        raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     image_column, label_column = detect_columns(dataset, image_column, label_column)

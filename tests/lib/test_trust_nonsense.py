@@ -26,7 +26,6 @@ def scores(ds):
     return make_score_table(ds, seed=4, metrics=("el2n", "forgetting"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: an empty selection is returned silently")
 def test_a_fraction_that_rounds_to_zero_rows_is_refused(ds, scores):
     for call in (
         lambda: select_indices(scores, fraction=0.001),
@@ -39,14 +38,12 @@ def test_a_fraction_that_rounds_to_zero_rows_is_refused(ds, scores):
     assert len(prune(ds, scores, fraction=1 / N)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: an empty selection is returned silently")
 def test_thresholds_that_keep_nothing_are_refused(ds, scores):
     top = float(np.max(scores.column("el2n").to_numpy()))
     with pytest.raises(ValueError, match="no row"):
         select_indices(scores, min_score=top + 1)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: nan thresholds accepted")
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
 def test_non_finite_thresholds_are_refused(scores, bad):
     with pytest.raises(ValueError, match="min_score"):
@@ -55,7 +52,6 @@ def test_non_finite_thresholds_are_refused(scores, bad):
         select_indices(scores, max_score=bad, fraction=0.5)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: nan thresholds accepted")
 def test_cli_min_score_nan_is_one_line(tmp_path, score_folder, image_dataset):
     image_dataset.to_parquet(str(tmp_path / "data.parquet"))
     result = datadiet(
@@ -75,7 +71,6 @@ def test_cli_min_score_nan_is_one_line(tmp_path, score_folder, image_dataset):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: an empty selection is returned silently")
 def test_cli_fraction_that_keeps_nothing_is_one_line(tmp_path, score_folder, image_dataset):
     image_dataset.to_parquet(str(tmp_path / "data.parquet"))
     result = datadiet(
@@ -95,7 +90,6 @@ def test_cli_fraction_that_keeps_nothing_is_one_line(tmp_path, score_folder, ima
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: drop of every row is silent")
 def test_missing_drop_with_no_row_matched_is_refused(ds, scores):
     other = make_image_dataset(50, seed=99)  # none of these images was scored
     with pytest.raises(ValueError, match="none of the 50"):
@@ -103,7 +97,6 @@ def test_missing_drop_with_no_row_matched_is_refused(ds, scores):
     assert len(prune(other, scores, fraction=0.5, on="example_id", missing="keep")) == 50  # keep: all kept
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: idx/label accepted as scores")
 @pytest.mark.parametrize("column", ["idx", "label", "example_id", "el2n_std", "never_learned", "el2n_per_seed"])
 def test_columns_that_are_not_scores_are_refused(ds, scores, column):
     with pytest.raises(ValueError, match=rf"{column!r} is not a score column.*el2n"):

@@ -260,7 +260,7 @@ def _write(folder: Path, image_dataset, provenance=None) -> Path:
 
 @pytest.mark.parametrize(
     "umask",
-    [pytest.param(0o022, marks=pytest.mark.xfail(strict=True, reason="issue 13: mode 0600 from mkstemp")), 0o077],
+    [0o022, 0o077],
 )
 def test_written_files_follow_the_umask(tmp_path, image_dataset, umask):
     old = os.umask(umask)
@@ -277,7 +277,6 @@ def test_written_files_follow_the_umask(tmp_path, image_dataset, umask):
             assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: absolute source path and YAML anchors in the card")
 def test_card_names_no_local_path_and_has_no_yaml_anchors(tmp_path, image_dataset):
     provenance = make_provenance(len(image_dataset))
     provenance["source"]["dataset"] = str(tmp_path / "private" / "data.parquet")
@@ -295,7 +294,6 @@ def test_card_names_no_local_path_and_has_no_yaml_anchors(tmp_path, image_datase
     assert card["datadiet"]["scoring"]["seeds"] == [0, 1, 2] == card["datadiet"]["configs"]["cnn-ep2"]["seeds"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: configs are written before all are validated")
 def test_no_partial_parquet_when_the_writer_fails(tmp_path, image_dataset):
     """A table that fails validation half-way through a multi-config write leaves no file of it."""
     from datadiet_hub.writer import write_score_dataset

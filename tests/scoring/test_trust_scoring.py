@@ -82,7 +82,6 @@ def test_missing_dataset_file_is_not_found_locally(tmp_path):
     assert "Hub" not in line
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: NotADirectoryError traceback")
 def test_output_dir_that_is_a_file_is_one_line(tmp_path, tiny_parquet):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
@@ -107,7 +106,6 @@ def full_disk(base: Path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: disk full is a traceback")
 def test_disk_full_during_score_leaves_nothing_half_written(tmp_path, tiny_parquet):
     with full_disk(tmp_path) as disk:
         out = disk / "out"
@@ -159,34 +157,29 @@ def test_score_reads_the_default_prune_output(tmp_path, tiny_parquet):
     assert len(read_scores(out, "cnn-ep0")["idx"]) == 50
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: offline: a ConnectionError traceback")
 def test_offline_preset_is_one_line_and_each_warning_once(tmp_path):
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "accelerate"),
-            "launch",
-            "--quiet",
-            "--num_processes",
-            "1",
-            "--cpu",
-            "-m",
-            "scoring",
-            "--preset",
-            "cifar10-paper",
-            "--output-dir",
-            str(tmp_path / "out"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=clean_env(tmp_path, HF_HUB_OFFLINE="1"),
-        cwd=tmp_path,
+    """Offline (``HF_HUB_OFFLINE=1``) the paper preset cannot download CIFAR-10: one error line, exit 5, every
+    warning at most once. Under ``accelerate launch --quiet`` (the README's form: without ``--quiet`` accelerate
+    itself prints a ``CalledProcessError`` traceback for any failing child) the launcher exits 1 whatever the
+    child's code, so there only the output is checked."""
+    argv = ["-m", "scoring", "--preset", "cifar10-paper", "--output-dir", str(tmp_path / "out")]
+    env = clean_env(tmp_path, HF_HUB_OFFLINE="1")
+    direct = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
     )
-    line = assert_one_error(result, NETWORK, "uoft-cs/cifar10")
-    assert "offline" in line.lower() or "HF_HUB_OFFLINE" in line
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith((" ", "\t"))]
-    repeated = {ln for ln in lines if lines.count(ln) > 1}
-    assert not repeated, repeated
+    line = assert_one_error(direct, NETWORK, "uoft-cs/cifar10")
+    assert "HF_HUB_OFFLINE" in line
+    accelerate = str(Path(sys.executable).parent / "accelerate")
+    launched = subprocess.run(
+        [accelerate, "launch", "--quiet", "--num_processes", "1", "--cpu", *argv],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert launched.returncode != 0 and "Traceback" not in launched.stderr, launched.stderr[-3000:]
+    assert [ln for ln in launched.stderr.splitlines() if ln.startswith("error:")] == [line]
+    for result in (direct, launched):
+        lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith((" ", "\t"))]
+        repeated = {ln for ln in lines if lines.count(ln) > 1}
+        assert not repeated, repeated
 
 
 # -- the real GraNd inside the engine -----------------------------------------------------------------------------
