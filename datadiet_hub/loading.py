@@ -17,7 +17,7 @@ import datasets
 import pyarrow as pa
 from huggingface_hub.errors import HfHubHTTPError
 
-from .errors import CardError, ScoresNotFoundError
+from .errors import CardError, ScoreTableError
 from .folder import ScoreFolder
 from .hub import download_card, load_from_hub
 from .provenance import Provenance, attach, provenance_of
@@ -72,7 +72,7 @@ def _load_folder(folder: ScoreFolder, config: str, load_kwargs: dict[str, Any]) 
     except (datasets.exceptions.DatasetGenerationError, pa.ArrowException) as err:
         cause = err.__cause__ or err
         files = [str(p) for p in folder.data_files(config)]
-        raise ScoresNotFoundError(
+        raise ScoreTableError(
             f"Config {config!r} in {folder.path} cannot be read: a data file is corrupt or truncated ({files}; "
             f"{type(cause).__name__}: {cause}). Re-publish the version from the original scores, or re-download it; "
             "nothing was pruned.",

@@ -148,7 +148,6 @@ def test_missing_local_dataset_file_is_not_found_locally(tmp_path, score_folder)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: float idx gives an IndexError traceback")
 def test_float_idx_column_is_a_clear_error(tmp_path, score_folder, image_dataset):
     path = score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet"
     table = pq.read_table(path)
@@ -179,7 +178,7 @@ def test_float_idx_column_is_a_clear_error(tmp_path, score_folder, image_dataset
 @pytest.mark.parametrize(
     "what",
     [
-        pytest.param("truncated-parquet", marks=pytest.mark.xfail(strict=True, reason="issue 13: exit 3")),
+        "truncated-parquet",
         "garbage-yaml",
     ],
 )
