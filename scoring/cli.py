@@ -19,7 +19,7 @@ from .config import PRESETS, ScoringConfig, field_kinds, read_config_file
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
   datadiet score --scores el2n,grand,forgetting --at 0,1,2 --unit epoch --output-dir runs/fmnist-all
-  accelerate launch -m scoring --preset cifar10-paper --output-dir runs/cifar10
+  accelerate launch --quiet -m scoring --preset cifar10-paper --output-dir runs/cifar10
   torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
 Rerunning the same command resumes an interrupted run."""
