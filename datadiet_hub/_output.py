@@ -41,7 +41,7 @@ def _is_store_entry(folder: Path) -> bool:
 
 
 def check_output(
-    out: str | os.PathLike, *, inputs: list[str | os.PathLike], stores: list[Path] = (), force: bool
+    out: str | os.PathLike, *, inputs: list[str | os.PathLike], stores: tuple[Path, ...] | list[Path] = (), force: bool
 ) -> Path:
     """Refuse an output that would overwrite an input or land in a score dataset or store (even with ``force``),
     or overwrite an existing file or non-empty folder (without ``force``). Returns the output path."""

@@ -111,6 +111,11 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return _redact(f"{type(exc).__name__}: {text}", secret)
 
 
+def _failures(*kinds: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``kinds`` plus the transport errors: what a failed Hub request can raise."""
+    return (*kinds, *transport_errors())
+
+
 def as_hub_error(step: str, exc: BaseException, *, secret: str | None, state: str = "", **about: Any) -> HubError:
     """The ``HubError`` for a failed Hub request: ``HubUnreachableError`` when the Hub was not reached (exit 5 in
     the CLI), else a ``HubError`` carrying the HTTP status (exit 6). The message never contains the token."""
@@ -140,7 +145,7 @@ def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str) ->
         return fn()
     except DatadietError:
         raise
-    except (HfHubHTTPError, OSError, ValueError, RuntimeError, *transport_errors()) as e:
+    except _failures(HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
         raise as_hub_error(step, e, secret=secret, state=state) from None
 
 
@@ -356,7 +361,7 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
             f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
             " `hf auth login`)."
         ) from None
-    except (HfHubHTTPError, OSError, *transport_errors()) as e:
+    except _failures(HfHubHTTPError, OSError) as e:
         raise as_hub_error(f"Listing the versions of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
     candidates = [("tag", r) for r in refs.tags] + [("branch", r) for r in refs.branches]
     out = []
@@ -388,7 +393,7 @@ def _card_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -
         raise as_hub_error(
             f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
         ) from None
-    except (OSError, *transport_errors()) as e:
+    except _failures(OSError) as e:
         raise as_hub_error(
             f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
         ) from None
@@ -412,7 +417,7 @@ def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | N
             " `hf auth login`).",
             repo_id=repo_id,
         ) from None
-    except (HfHubHTTPError, OSError, *transport_errors()) as e:
+    except _failures(HfHubHTTPError, OSError) as e:
         raise as_hub_error(f"Reaching {repo_id!r}", e, secret=secret, repo_id=repo_id, version=version) from None
     names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
     if version is not None and version not in names and not re.fullmatch(r"[0-9a-f]{40}", version):
@@ -424,7 +429,7 @@ def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | N
         )
     try:
         card = download_card(repo_id, version, token=token)
-    except (HfHubHTTPError, OSError, *transport_errors()) as e:
+    except _failures(HfHubHTTPError, OSError) as e:
         if getattr(getattr(e, "response", None), "status_code", None) == 404:
             return  # no card: load_dataset reads the repo's files by its own rules
         raise as_hub_error(f"Reading the card of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
@@ -453,7 +458,7 @@ def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any
         _preflight(repo_id, version, token=token, secret=secret)
     try:
         return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)
-    except (HfHubHTTPError, *transport_errors()) as e:  # ConnectionError: datasets' "Couldn't reach ..."
+    except _failures(HfHubHTTPError) as e:  # ConnectionError: datasets' "Couldn't reach ..."
         raise as_hub_error(
             f"Loading {repo_id!r} at version {version!r}", e, secret=secret, repo_id=repo_id, version=version
         ) from None

@@ -37,14 +37,7 @@ def budget(n: int, *, fraction: float | None = None, count: int | None = None) -
         return int(count)
     if fraction is None:
         return n
-    k = min(n, math.floor(fraction * n + 0.5))
-    if k == 0 and n > 0:
-        raise InvalidArgumentError(
-            f"fraction={fraction!r} keeps 0 of {n} rows (it rounds to none); ask for a larger fraction, or pass "
-            "count=0 (CLI: --count 0) to keep nothing on purpose.",
-            value=fraction,
-        )
-    return k
+    return min(n, math.floor(fraction * n + 0.5))
 
 
 def _check_amount(fraction: Any, count: Any) -> None:
@@ -186,8 +179,16 @@ class Selection:
         return cls(**kwargs)
 
     def amount(self, n: int) -> int:
-        """Rows to keep out of ``n`` (before thresholds)."""
-        return budget(n, fraction=self.fraction, count=self.count)
+        """Rows to keep out of ``n`` (before thresholds); a fraction that keeps none of ``n > 0`` rows is refused
+        (only ``count=0`` asks for nothing)."""
+        k = budget(n, fraction=self.fraction, count=self.count)
+        if k == 0 and n > 0 and self.fraction is not None:
+            raise InvalidArgumentError(
+                f"fraction={self.fraction!r} keeps 0 of {n} rows (it rounds to none); ask for a larger fraction, or "
+                "pass count=0 (CLI: --count 0) to keep nothing on purpose.",
+                value=self.fraction,
+            )
+        return k
 
 
 def as_selection(selection: Selection | None, kwargs: dict[str, Any]) -> Selection:

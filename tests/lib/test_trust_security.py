@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from trust_cli import BAD_INPUT, assert_one_error, datadiet, snapshot
+from trust_cli import BAD_INPUT, assert_one_error, datadiet, snapshot, tiny_png
 
 TOKEN = "hf_DoubleTestToken_9c1e5b7a"  # conftest.TOKEN: what the `hub` fixture's clients authenticate with
 
@@ -109,9 +109,7 @@ def test_a_layout_file_must_be_what_its_name_says(score_folder, tmp_path, rel, d
 
 
 def _png() -> bytes:
-    from conftest import _tiny_png
-
-    return _tiny_png()
+    return tiny_png()
 
 
 def _point_card_at(folder: Path, target: str) -> None:
