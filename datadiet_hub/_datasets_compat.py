@@ -42,10 +42,10 @@ def fingerprint_of(dataset: Any) -> str | None:
     return getattr(dataset, "_fingerprint", None)
 
 
-def _public_rows(dataset: Any, positions: np.ndarray) -> pa.Table:
-    """Rows at ``positions`` read through the public API (arrow format: no decoding)."""
-    view = dataset.with_format("arrow")
-    return pa.concat_tables([view[int(p)] for p in positions]) if len(positions) else view[:0]
+def _public_rows(dataset: Any, positions: np.ndarray, columns: list[str] | None = None) -> pa.Table:
+    """Rows at ``positions`` read through the public API: ``__getitem__`` with a list, arrow format (no decoding,
+    no fingerprinting: ~0.3 ms for a few rows)."""
+    return dataset.with_format("arrow", columns=columns)[positions.tolist()]
 
 
 def rows_match(result: Any, dataset: Any, rows: np.ndarray) -> bool:
@@ -65,7 +65,7 @@ def _selection_fingerprint(parent: str | None, rows: np.ndarray) -> str:
     except ImportError:
         digest = hashlib.blake2b(digest_size=8)
     digest.update(f"datadiet-select|{parent}|".encode())
-    digest.update(memoryview(np.ascontiguousarray(rows)))
+    digest.update(np.ascontiguousarray(rows).data)
     return str(digest.hexdigest())
 
 
@@ -132,7 +132,7 @@ def _column_matches(dataset: Any, name: str, positions: np.ndarray | None, colum
         return False
     sample = check_positions(n, 4)
     source = sample if positions is None else np.asarray(positions, dtype=np.int64)[sample]
-    expected = _public_column(dataset, name, source)
+    expected = _public_rows(dataset, source, [name]).column(name)
     return bool(expected.to_pylist() == take_rows(column, sample).to_pylist())
 
 

@@ -20,29 +20,37 @@ VERBS: dict[str, str] = {
     "score": "scoring.cli:main",
     "demo": "downstream.demo:main",
 }
-_TORCH_MODULES = ("torch", "accelerate", "safetensors", "scoring", "downstream")
+REQUIRED = ("torch", "accelerate", "safetensors")
+_TORCH_MODULES = (*REQUIRED, "scoring", "downstream")
+
+
+def _missing_extra(verb: str, err: ImportError) -> MissingExtraError | None:
+    """A ``MissingExtraError`` when ``err`` is a torch-side module missing, else None (a real bug)."""
+    missing = getattr(err, "name", None) or ""
+    if missing.split(".")[0] not in _TORCH_MODULES:
+        return None
+    return MissingExtraError(
+        f"`datadiet {verb}` needs torch and accelerate ({err}). Install them with {EXTRA_HINT}.", value=missing
+    )
 
 
 def resolve_verb(verb: str) -> Callable[..., int]:
     """The function behind ``verb``; ``MissingExtraError`` when its torch dependencies are not installed."""
-    target = VERBS[verb]
-    module_name, _, function = target.partition(":")
+    module_name, _, function = VERBS[verb].partition(":")
     try:
+        for required in REQUIRED:  # the verb needs them anyway; checked here because the packages import lazily
+            importlib.import_module(required)
         module = importlib.import_module(module_name)
     except ImportError as err:
-        missing = getattr(err, "name", None) or ""
-        if missing.split(".")[0] in _TORCH_MODULES:
-            raise MissingExtraError(
-                f"`datadiet {verb}` needs torch and accelerate ({err}). Install them with {EXTRA_HINT}.",
-                value=missing,
-            ) from err
-        raise
-    return getattr(module, function)  # type: ignore[no-any-return]
+        raise (_missing_extra(verb, err) or err) from err
+    return getattr(module, function)
 
 
 def run_verb(verb: str, argv: list[str]) -> int:
     """Run the torch verb ``verb`` with its own argument parser."""
     func = resolve_verb(verb)
-    if "prog" in inspect.signature(func).parameters:
-        return func(argv, prog=f"datadiet {verb}")
-    return func(argv)
+    kwargs = {"prog": f"datadiet {verb}"} if "prog" in inspect.signature(func).parameters else {}
+    try:
+        return func(argv, **kwargs)
+    except ImportError as err:  # the torch packages import torch lazily, inside the verb
+        raise (_missing_extra(verb, err) or err) from err

@@ -13,11 +13,14 @@ import logging
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._datasets_compat import arrow_column
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .hashing import example_id, fingerprint, id_keys
 from .provenance import Provenance
+from .sources import detect_columns
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +37,15 @@ _OVERRIDE = " If you are sure the rows match, skip the check with verify='none' 
 
 def validate_missing(missing: str) -> str:
     if missing not in MISSING_POLICIES:
-        raise InvalidArgumentError(f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.")
+        raise InvalidArgumentError(
+            f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.", value=missing
+        )
     return missing
 
 
 def validate_verify(verify: str) -> str:
     if verify not in VERIFY_MODES:
-        raise InvalidArgumentError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.")
+        raise InvalidArgumentError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.", value=verify)
     return verify
 
 
@@ -151,9 +156,6 @@ def dataset_example_ids(
     """Content hashes of dataset rows (all rows, or ``positions``) as an arrow string array: the ``example_id``
     column if present (read through arrow, no Python strings), else computed from the decoded image and label
     (only those two columns are read)."""
-    import pyarrow as pa
-
-    from .sources import detect_columns
 
     if "example_id" in dataset.column_names:
         return arrow_column(dataset, "example_id", positions)
@@ -175,7 +177,6 @@ def dataset_example_ids(
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
     """(number of differing rows, first differing row) of two equal-length arrow string arrays."""
-    import pyarrow.compute as pc
 
     differs = pc.not_equal(ours, theirs)
     count = pc.sum(differs).as_py() or 0
@@ -231,7 +232,6 @@ def check_alignment(
             ``provenance`` has one) or ``none`` (length only).
         provenance: the card's ``datadiet`` block (``load_provenance``); its ``source.num_rows`` is checked too.
     """
-    import pyarrow as pa
 
     validate_verify(verify)
     n = len(dataset)

@@ -9,17 +9,30 @@ bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any err
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import strategies
+from ._output import check_output, output_format, write_dataset
 from ._torch_verbs import run_verb
 from ._version import __version__
 from .cli_errors import EXIT_CODES_HELP, run_guarded
+from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
+from .hub import push_version
+from .loading import load_scores
+from .prune import prune
 from .resolve import resolve
+from .schema import METRICS
+from .selection import Selection
+from .sources import load_source
+from .store import LocalStore, default_root
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +79,11 @@ def cmd_demo(argv: list[str]) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
     if (args.name is None) == (args.repo_id is None):
         raise InvalidArgumentError(
             "Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub)."
         )
     if args.repo_id is not None:
-        from .hub import push_version
-
         result = push_version(
             args.scores_dir, args.repo_id, args.version, private=args.private, as_branch=args.branch, force=args.force
         )
@@ -123,11 +132,6 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .loading import load_scores
-    from .schema import METRICS
-
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
     metrics = [m for m in METRICS if m in scores.column_names]
@@ -148,9 +152,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare import compare_scores, format_comparison
-    from .loading import load_scores
-
     tables = []
     for ref in (args.a, args.b):
         location, version, config = _parse_ref(ref, args.config)
@@ -166,13 +167,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from ._output import check_output, output_format, write_dataset
-    from .loading import load_scores
-    from .prune import prune
-    from .selection import Selection
-    from .sources import load_source
-    from .store import LocalStore
-
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
         raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
     fmt = output_format(args.output, args.format)
@@ -228,11 +222,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import importlib.metadata as md
-    import platform
-
-    from .store import default_root
-
     print(f"datadiet-hub: {__version__}")
     print(f"python: {platform.python_version()} ({platform.platform()})")
     for package in (

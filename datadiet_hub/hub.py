@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import datasets
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -139,14 +140,14 @@ def as_hub_error(step: str, exc: BaseException, *, secret: str | None, state: st
     return HubError(f"{step} failed: {_reason(exc, secret)} {state}".rstrip(), status=status, **about)
 
 
-def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str) -> _T:
+def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str, repo_id: str | None = None) -> _T:
     """Run one Hub request; on failure raise HubError naming the step, the cause and the repo state left behind."""
     try:
         return fn()
     except DatadietError:
         raise
     except _failures(HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
-        raise as_hub_error(step, e, secret=secret, state=state) from None
+        raise as_hub_error(step, e, secret=secret, state=state, repo_id=repo_id) from None
 
 
 # -- push ----------------------------------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ def push_version(
         f"Creating dataset repo {repo_id!r}",
         lambda: api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True),
         secret=secret,
+        repo_id=repo_id,
         state=nothing_changed,
     )
     repo_id = getattr(repo_url, "repo_id", None) or repo_id
@@ -202,6 +204,7 @@ def push_version(
         f"Listing the refs of {repo_id!r}",
         lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE),
         secret=secret,
+        repo_id=repo_id,
         state=nothing_changed,
     )
     branches = {r.name: r.target_commit for r in refs.branches}
@@ -211,13 +214,16 @@ def push_version(
     if old_kind and not force:
         raise VersionExistsError(
             f"Version {version!r} already exists in {repo_id!r} as a {old_kind} at commit {old_sha}. Publish under a"
-            " new name, or pass force=True (`--force`) to move it to the new content."
+            " new name, or pass force=True (`--force`) to move it to the new content.",
+            repo_id=repo_id,
+            version=version,
         )
     if private:
         info = _call(
             f"Reading {repo_id!r}",
             lambda: api.repo_info(repo_id, repo_type=REPO_TYPE),
             secret=secret,
+            repo_id=repo_id,
             state=nothing_changed,
         )
         if not getattr(info, "private", True):
@@ -229,6 +235,7 @@ def push_version(
             f"Listing the files of {repo_id!r}",
             lambda: api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=main_sha or "main"),
             secret=secret,
+            repo_id=repo_id,
             state=nothing_changed,
         )
         if main_sha
@@ -257,6 +264,7 @@ def push_version(
             commit_description=f"Version folder {folder.name}: {len(files)} files, {len(deletes)} removed.",
         ),
         secret=secret,
+        repo_id=repo_id,
         state=f"The commit did not land (a commit lands whole or not at all). {nothing_changed}",
     )
     sha = commit.oid
@@ -309,6 +317,7 @@ def _set_ref(
             f"Creating {kind} {version!r} in {repo_id!r}",
             lambda: _create_ref(api, repo_id, version, kind, sha),
             secret=secret,
+            repo_id=repo_id,
             state=f"{landed} Previous versions are untouched.{retry}",
         )
         return
@@ -316,6 +325,7 @@ def _set_ref(
         f"Removing the old {old_kind} {version!r} (commit {old_sha}) in {repo_id!r}",
         lambda: _delete_ref(api, repo_id, version, old_kind),
         secret=secret,
+        repo_id=repo_id,
         state=f"{landed} Version {version!r} still points to commit {old_sha}; previous versions"
         f" are untouched.{retry}",
     )
@@ -330,11 +340,15 @@ def _set_ref(
                 f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Restoring the old {old_kind}"
                 f" also failed ({_reason(e2, secret)}): version {version!r} is now missing; recreate it at commit"
                 f" {old_sha} (`hf repo tag create {repo_id} {version} -r {old_sha} --repo-type dataset`)."
-                " Other versions are untouched."
+                " Other versions are untouched.",
+                repo_id=repo_id,
+                version=version,
             ) from None
         raise HubError(
             f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Version {version!r} was restored"
-            f" to commit {old_sha}; previous versions are untouched.{retry}"
+            f" to commit {old_sha}; previous versions are untouched.{retry}",
+            repo_id=repo_id,
+            version=version,
         ) from None
 
 
@@ -359,7 +373,8 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
     except RepositoryNotFoundError:
         raise ScoresNotFoundError(
             f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
-            " `hf auth login`)."
+            " `hf auth login`).",
+            repo_id=repo_id,
         ) from None
     except _failures(HfHubHTTPError, OSError) as e:
         raise as_hub_error(f"Listing the versions of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
@@ -436,7 +451,7 @@ def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | N
     check_data_files(card.metadata(), where=f"{repo_id}@{version or 'main'}/README.md")
 
 
-def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:
+def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwargs: Any) -> Any:
     """Load one config of one published version with plain ``datasets.load_dataset`` (split ``train``).
 
     Args:
@@ -448,7 +463,6 @@ def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any
     Raises:
         ScoresNotFoundError: the repo, version or config does not exist.
     """
-    import datasets  # heavy import, only when loading
     from huggingface_hub import constants
 
     split = kwargs.pop("split", "train")

@@ -165,6 +165,8 @@ class KeepPredicate:
                 )
 
     def _by_content(self, batch: Any, single: bool) -> np.ndarray:
+        if self.index is None:
+            raise InvalidArgumentError("on='example_id' needs an IdIndex of the scored ids; build it with keep().")
         pos = self.index.lookup(self._ids(batch, single))
         unknown = int((pos < 0).sum())
         if unknown:

@@ -14,12 +14,17 @@ the top level of the block, as in every card written so far; an ``environment:``
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import json
 import logging
+import platform
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
+from ._version import __version__
 from .errors import ProvenanceError
 
 logger = logging.getLogger(__name__)
@@ -221,10 +226,6 @@ class EnvironmentInfo(_Block):
     @classmethod
     def current(cls, **overrides: Any) -> EnvironmentInfo:
         """The versions of this process's libraries (never imports torch; reads installed package metadata)."""
-        import importlib.metadata as md
-        import platform
-
-        from ._version import __version__
 
         def version(package: str) -> str | None:
             try:
@@ -246,26 +247,26 @@ class EnvironmentInfo(_Block):
         return cls(**values)
 
 
-def _code_commit() -> str | None:
-    """The git commit of the checkout this library runs from (``+dirty`` with local changes), else None."""
-    import subprocess
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent
+def _code_commit(package_dir: Path | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the checkout this library runs from, or None: not a git checkout (an installed
+    wheel), no git, or a package folder that is not at the top of the repository git finds (a venv inside another
+    repo). The same rule as ``scoring.provenance.code_commit``."""
+    folder = package_dir or Path(__file__).resolve().parent
     try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"],
+            cwd=folder,
             capture_output=True,
             text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{head}+dirty" if head and dirty else head or None
+    lines = result.stdout.split()
+    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
+        return None
+    return lines[1] if len(lines[1]) == 40 else None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,11 @@ class TieBreak:
         if self.rule == RANDOM:
             return np.lexsort((glob, _mix(self.seed, glob)))
         if self.secondary is None:
-            raise InvalidArgumentError(f"tie_break={self.rule!r} needs the secondary column's values.")
+            raise InvalidArgumentError(
+                f"tie_break={self.rule!r} needs the secondary column's values; select_indices reads them from the "
+                "score table.",
+                value=self.rule,
+            )
         second = self.secondary[glob]
         return np.lexsort((glob, -second if largest else second))
 

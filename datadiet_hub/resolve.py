@@ -19,7 +19,7 @@ from pathlib import Path
 from huggingface_hub.errors import HfHubHTTPError
 
 from .errors import CardError, InvalidArgumentError, ScoresNotFoundError
-from .folder import ScoreFolder
+from .folder import README, ScoreFolder
 from .hub import download_card, list_versions
 from .provenance import Provenance
 from .store import LocalStore, validate_name
@@ -99,11 +99,11 @@ def resolve(
     store = store if isinstance(store, LocalStore) else LocalStore(store)
     path = Path(name_or_path)
     if path.is_dir():
-        if (path / "README.md").is_file():
+        if ScoreFolder(path).has_card():
             return Place(FOLDER, str(path))
-        if any(path.glob("*/README.md")):
+        if any(ScoreFolder(sub).has_card() for sub in path.iterdir() if sub.is_dir()):
             return Place(STORE, path.name, LocalStore(path.parent))
-        raise ScoresNotFoundError(f"{path} holds no score dataset (no README.md).", path=path)
+        raise ScoresNotFoundError(f"{path} holds no score dataset (no {README}).", path=path)
     name = str(name_or_path)
     try:
         validate_name(name)

@@ -178,6 +178,10 @@ class Selection:
                 kwargs.setdefault(target, offset)
         return cls(**kwargs)
 
+    def params(self) -> strategies.Params:
+        """What the strategy function reads."""
+        return strategies.Params(skip=self.skip, beta=self.beta, bins=self.bins, seed=self.seed)
+
     def amount(self, n: int) -> int:
         """Rows to keep out of ``n`` (before thresholds); a fraction that keeps none of ``n > 0`` rows is refused
         (only ``count=0`` asks for nothing)."""
@@ -255,8 +259,10 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
             )
         values, tie = values[candidates], tie.subset(candidates)
     if sel.class_balanced:
-        labels = cols.labels if candidates is None else cols.labels[candidates]  # type: ignore[index]
-        chosen = strategies.class_balanced(values, labels, k, sel, tie)  # type: ignore[arg-type]
+        if cols.labels is None:
+            raise InvalidArgumentError("class_balanced=True needs the score table's labels.", column="label")
+        labels = cols.labels if candidates is None else cols.labels[candidates]
+        chosen = strategies.class_balanced(values, labels, k, sel.strategy, sel.params(), tie)
     else:
-        chosen = strategies.select(values, k, sel, tie)
+        chosen = strategies.select(values, k, sel.strategy, sel.params(), tie)
     return chosen if candidates is None else candidates[chosen]

@@ -25,7 +25,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise InvalidArgumentError(
-            f"spearman needs two 1-D arrays of equal length, got shapes {a.shape} and {b.shape}."
+            f"spearman needs two 1-D arrays of equal length, got shapes {a.shape} and {b.shape}.",
+            value=(a.shape, b.shape),
         )
     ra, rb = rankdata(a) - (len(a) + 1) / 2.0, rankdata(b) - (len(b) + 1) / 2.0
     denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
@@ -46,7 +47,8 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
         raise InvalidArgumentError(
-            f"auroc needs positive and negative rows; got {n_pos} positive and {n_neg} negative."
+            f"auroc needs positive and negative rows; got {n_pos} positive and {n_neg} negative.",
+            value=(n_pos, n_neg),
         )
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

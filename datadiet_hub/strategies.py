@@ -1,6 +1,6 @@
 """The selection strategies, one registered function each; ``STRATEGIES`` is the registry the CLI reads.
 
-A strategy takes the finite scores of the candidate rows (position = row), the number to keep, the ``Selection``
+A strategy takes the finite scores of the candidate rows (position = row), the number to keep, its ``Params``
 and the ``TieBreak``, and returns the kept positions, ascending. Adding a strategy is one ``@register`` function.
 ``class_balanced`` applies any strategy within each class.
 """
@@ -10,17 +10,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InvalidArgumentError
 from .ranking import TieBreak, top_k
 
-if TYPE_CHECKING:
-    from .selection import Selection
 
-StrategyFn = Callable[[np.ndarray, int, "Selection", TieBreak], np.ndarray]
+@dataclass(frozen=True)
+class Params:
+    """The knobs a strategy may read (``Selection.params()``): skipped share, CCS's beta and bins, the seed."""
+
+    skip: float = 0.0
+    beta: float = 0.0
+    bins: int = 50
+    seed: int = 0
+
+
+StrategyFn = Callable[[np.ndarray, int, Params, TieBreak], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -78,32 +85,32 @@ def _window(scores: np.ndarray, k: int, skip: int, tie: TieBreak) -> np.ndarray:
 
 
 @register("hardest", help="the highest scores (the paper's default)", uses_skip=True)
-def select_hardest(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) -> np.ndarray:
-    if selection.skip:
-        return select_offset(scores, k, selection, tie)
+def select_hardest(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
+    if params.skip:
+        return select_offset(scores, k, params, tie)
     return top_k(scores, k, largest=True, tie=tie)
 
 
 @register("easiest", help="the lowest scores")
-def select_easiest(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) -> np.ndarray:
+def select_easiest(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
     return top_k(scores, k, largest=False, tie=tie)
 
 
 @register("random", help="uniformly at random (seeded), ignoring the scores")
-def select_random(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) -> np.ndarray:
-    rng = np.random.default_rng(selection.seed)
+def select_random(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
+    rng = np.random.default_rng(params.seed)
     return np.sort(rng.choice(len(scores), size=k, replace=False)).astype(np.int64)
 
 
 @register("offset", help="skip the hardest `skip` share (likely mislabeled), then the next hardest", uses_skip=True)
-def select_offset(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) -> np.ndarray:
+def select_offset(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
     n = len(scores)
-    skip = _skip_count(n, selection.skip)
+    skip = _skip_count(n, params.skip)
     if skip + k > n:
         raise InvalidArgumentError(
-            f"skip={selection.skip} skips {skip} rows, leaving {n - skip}: cannot keep {k}. Lower the skip share "
+            f"skip={params.skip} skips {skip} rows, leaving {n - skip}: cannot keep {k}. Lower the skip share "
             "or the fraction.",
-            value=selection.skip,
+            value=params.skip,
         )
     return _window(scores, k, skip, tie)
 
@@ -113,11 +120,11 @@ def select_offset(scores: np.ndarray, k: int, selection: Selection, tie: TieBrea
     help="coverage-centric (Zheng et al. 2023): drop the hardest `beta` share, then sample score strata evenly",
     uses_beta=True,
 )
-def select_ccs(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) -> np.ndarray:
+def select_ccs(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
     """Drop the hardest ``beta`` share, split the rest into ``bins`` equal-width score strata and give each an
     equal share of the budget; strata smaller than their share keep everything and pass the remainder on. Rows
     within a stratum are drawn at random (``seed``)."""
-    beta, bins = selection.beta, selection.bins
+    beta, bins = params.beta, params.bins
     n = len(scores)
     drop = _skip_count(n, beta)
     candidates = np.delete(np.arange(n, dtype=np.int64), top_k(scores, drop, tie=tie)) if drop else np.arange(n)
@@ -146,15 +153,18 @@ def select_ccs(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak) 
             if take[b] < sizes[b]:
                 next_open.append(b)
         open_bins = next_open if remaining > 0 else []
-    rng = np.random.default_rng(selection.seed)
+    rng = np.random.default_rng(params.seed)
     chosen = [rng.choice(m, size=t, replace=False) for m, t in zip(members, take) if t > 0]
     return np.sort(np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)).astype(np.int64)
 
 
-def select(scores: np.ndarray, k: int, selection: Selection, tie: TieBreak | None = None) -> np.ndarray:
-    """Apply ``selection.strategy`` to finite ``scores`` (no thresholds, no class balance)."""
-    tie = tie or TieBreak(selection.tie_break, selection.seed)
-    return get(selection.strategy).func(scores, k, selection, tie)
+def select(
+    scores: np.ndarray, k: int, strategy: str, params: Params | None = None, tie: TieBreak | None = None
+) -> np.ndarray:
+    """Apply ``strategy`` to finite ``scores`` (no thresholds, no class balance); ties by ``tie`` (default: the
+    lower row)."""
+    params = params or Params()
+    return get(strategy).func(scores, k, params, tie or TieBreak("index", params.seed))
 
 
 def class_quotas(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -174,12 +184,19 @@ def class_quotas(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np
 
 
 def class_balanced(
-    scores: np.ndarray, labels: np.ndarray, k: int, selection: Selection, tie: TieBreak | None = None
+    scores: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    strategy: str,
+    params: Params | None = None,
+    tie: TieBreak | None = None,
 ) -> np.ndarray:
     """Apply the strategy within each class, with budgets from ``class_quotas``, so the kept set keeps the class
     proportions. Random draws use ``seed + class position``, so classes draw independent streams; the tie-break
     keys stay those of the whole table."""
-    tie = tie or TieBreak(selection.tie_break, selection.seed)
+    params = params or Params()
+    tie = tie or TieBreak("index", params.seed)
+    func = get(strategy).func
     classes, inverse, quota = class_quotas(labels, k)
     if not len(classes):
         return np.empty(0, dtype=np.int64)
@@ -187,6 +204,6 @@ def class_balanced(
     groups = np.split(by_class, np.cumsum(np.bincount(inverse, minlength=len(classes)))[:-1])
     kept = []
     for c, rows in enumerate(groups):
-        per_class = replace(selection, seed=selection.seed + c)
-        kept.append(rows[get(selection.strategy).func(scores[rows], int(quota[c]), per_class, tie.subset(rows))])
+        per_class = replace(params, seed=params.seed + c)
+        kept.append(rows[func(scores[rows], int(quota[c]), per_class, tie.subset(rows))])
     return np.sort(np.concatenate(kept)).astype(np.int64)

@@ -14,7 +14,7 @@ import sys
 
 from datadiet_hub.errors import InvalidArgumentError
 
-from .config import PRESETS, ScoringConfig, field_kinds, read_config_file
+from .config import FLAG_HELP, PRESETS, ScoringConfig, field_kinds, read_config_file
 
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
@@ -22,6 +22,9 @@ EXAMPLES = """examples:
   accelerate launch --quiet -m scoring --preset cifar10-paper --output-dir runs/cifar10
   torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
+  datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
+  datadiet score --dataset reviews.csv --text-column text --label-column label --model text-transformer \\
+      --max-length 128 --output-dir runs/reviews
 Rerunning the same command resumes an interrupted run."""
 
 
@@ -70,8 +73,9 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         if name in ScoringConfig.__dataclass_fields__:
             default = ScoringConfig.__dataclass_fields__[name]
             value = default.default if default.default is not dataclasses.MISSING else default.default_factory()
-            action.help = f"(default: {value})"
-    parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1")
+            text = FLAG_HELP[name]
+            action.help = text if value is None and "default:" in text else f"{text} (default: {value})"
+    parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1 (N independent runs)")
     return parser
 
 

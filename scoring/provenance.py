@@ -1,5 +1,5 @@
 """The provenance of a scoring run, from its ``ScoringConfig``, the decoded source, the schedule and the machine it
-ran on: the one place the engine fills the card's ``datadiet:`` block (its format is ``datadiet_hub``'s)."""
+ran on: the one place the engine fills ``datadiet_hub.provenance.Provenance`` (whose module owns the format)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import torch
 
 import datadiet_hub
 from datadiet_hub.hashing import fingerprint
+from datadiet_hub.provenance import Provenance
 
 from .config import ScoringConfig
-from .data import TensorData
 from .state import SourceInfo
 
 if TYPE_CHECKING:
@@ -100,42 +100,48 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
 def build_provenance(
     cfg: ScoringConfig,
-    data: TensorData,
+    data: Any,
     source: SourceInfo,
     schedule: Schedule,
     *,
-    mean: list[float],
-    std: list[float],
+    mean: list[float] | None,
+    std: list[float] | None,
     augmentation: str,
+    data_facts: Mapping[str, Any] | None = None,
+    input_kind: str = "image",
     configs: Mapping[str, Mapping[str, Any]],
     env: Mapping[str, Any],
     wall_time_s: float,
     command: str | None,
-) -> dict[str, Any]:
-    """The ``datadiet:`` block of the run's card (format version 1: environment keys at the top level)."""
+) -> Provenance:
+    """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
+
+    ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
+    data path and the image geometry or tokenizer, with the reasons) go into ``scoring.data``; a text run records its
+    input under ``source.text_column``."""
     scoring = cfg.identity()
     scoring.update(
-        mean=[round(v, 6) for v in mean],
-        std=[round(v, 6) for v in std],
+        mean=None if mean is None else [round(v, 6) for v in mean],
+        std=None if std is None else [round(v, 6) for v in std],
         augmentation=augmentation,
+        data=dict(data_facts or {}),
         steps_per_epoch=schedule.steps_per_epoch,
         total_steps=schedule.total_steps,
     )
-    return {
-        "format_version": 1,
-        "source": {
+    return Provenance.from_scoring(
+        source={
             "dataset": source.name,
             "split": cfg.split,
             "revision": source.revision,
             "num_rows": len(data),
             "fingerprint": fingerprint(data.example_ids),
-            "image_column": source.image_column,
+            ("text_column" if input_kind == "text" else "image_column"): source.image_column,
             "label_column": source.label_column,
         },
-        "scoring": scoring,
-        "configs": {name: dict(info) for name, info in configs.items()},
-        **env,
-        "wall_time_s": round(wall_time_s, 1),
-        "command": command,
-        "forgetting_convention": FORGETTING_CONVENTION,
-    }
+        scoring=scoring,
+        configs=configs,
+        environment=env,
+        wall_time_s=wall_time_s,
+        command=command,
+        forgetting_convention=FORGETTING_CONVENTION,
+    )

@@ -8,6 +8,7 @@ Layout::
     .datadiet/source.json          where the rows came from (SourceInfo)
     .datadiet/example_ids.npy      one fixed-width ASCII id per row, numpy format
     .datadiet/data.safetensors     images uint8 [N, C, H, W] and labels int64 [N]; written last: marks the cache done
+    .datadiet/data.json, manifest.npz, tokenizer.json   the data plan and the DataLoader path (scoring.data.prepare)
     .datadiet/seed-S/ckpt-stepT.safetensors, .datadiet/scores/seed-S-stepT.safetensors
     .datadiet/timing.json          wall time of the finished runs
 
@@ -52,6 +53,13 @@ class RunState:
 
     def __init__(self, output_dir: str | Path) -> None:
         self.path = Path(output_dir) / STATE
+
+    @classmethod
+    def at(cls, state_dir: str | Path) -> RunState:
+        """The state whose folder is ``state_dir`` itself (callers that are handed the ``.datadiet`` folder)."""
+        state = cls(Path(state_dir).parent)
+        state.path = Path(state_dir)
+        return state
 
     @property
     def config_path(self) -> Path:

@@ -112,16 +112,44 @@ class ViTTiny(nn.Module):
 
 
 def text_transformer(
-    *, vocab_size: int, num_classes: int, max_length: int = 128, width: float = 1.0, **kwargs: int
+    *,
+    vocab_size: int,
+    num_classes: int,
+    max_length: int = 128,
+    width: float = 1.0,
+    pad_token_id: int | None = None,
+    depth: int = 2,
+    heads: int = 4,
 ) -> TextTransformer:
     """Registry factory ``text-transformer``: model width ``128 * width`` (rounded to the heads), 2 layers, 4 heads."""
     return TextTransformer(
-        vocab_size=vocab_size, num_classes=num_classes, max_length=max_length, width=width, **kwargs
+        vocab_size=vocab_size,
+        num_classes=num_classes,
+        max_length=max_length,
+        width=width,
+        depth=depth,
+        heads=heads,
+        pad_id=0 if pad_token_id is None else pad_token_id,
     )
 
 
 def vit_tiny(
-    *, num_classes: int, in_channels: int = 3, image_size: int = 32, width: float = 1.0, **kwargs: int
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 32,
+    width: float = 1.0,
+    patch_size: int = 4,
+    depth: int = 2,
+    heads: int = 4,
 ) -> ViTTiny:
     """Registry factory ``vit-tiny``: model width ``64 * width``, 4x4 patches, 2 layers, 4 heads."""
-    return ViTTiny(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs)
+    return ViTTiny(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        width=width,
+        patch_size=patch_size,
+        depth=depth,
+        heads=heads,
+    )

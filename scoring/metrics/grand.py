@@ -44,6 +44,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from datadiet_hub.errors import InvalidArgumentError
 from scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
+from scoring.metrics import _grand_attention as attention
 from scoring.metrics._batch_tracking import BatchTracker
 from scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
 from scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
@@ -337,8 +338,11 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
     tracker = state.tracker
     assert tracker is not None
     use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    attention = _attention_args(state, tap, args, kwargs, covered)
     if use_rule and isinstance(output, torch.Tensor):
         new_output, call = _rule_call(state, tap, args[0], output, covered)
+    elif attention is not None:
+        new_output, call = _attention_call(state, tap, attention, covered)
     else:
         new_output, call = _replay_call(state, tap, args, kwargs, output, covered)
     state.calls.append(call)
@@ -488,6 +492,45 @@ def _replay_call(
         hooked.register_hook(partial(_store_grad, replay, k, dim))
     call.replay = replay
     return (tree_unflatten(new_leaves, out_spec) if changed else None), call
+
+
+_ATTENTION_PARAMS = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"}
+
+
+def _attention_args(
+    state: _Pass, tap: _Tap, args: tuple, kwargs: dict, covered: dict[str, tuple[str, nn.Parameter]]
+) -> dict[str, Any] | None:
+    """The call's arguments if it is an ``nn.MultiheadAttention`` call the decomposed form reproduces, else None."""
+    if not isinstance(tap.module, nn.MultiheadAttention) or not set(covered) <= _ATTENTION_PARAMS:
+        return None
+    assert state.tracker is not None
+    call = attention.bind(args, kwargs)
+    return call if attention.decomposable(tap.module, call, state.tracker.is_batched, state.n) else None
+
+
+def _attention_call(
+    state: _Pass, tap: _Tap, call_args: dict[str, Any], covered: dict[str, tuple[str, nn.Parameter]]
+) -> tuple[Any, _Call]:
+    """Recompute the attention with hooked projections (:mod:`scoring.metrics._grand_attention`)."""
+    assert isinstance(tap.module, nn.MultiheadAttention)
+    owners = {"": tap.name, "out_proj": f"{tap.name}.out_proj" if tap.name else "out_proj"}
+
+    def hook(y: torch.Tensor, x: torch.Tensor, part: str, weight: bool, bias: bool) -> None:
+        if not (weight or bias) or not y.requires_grad:
+            return
+        a, owner = x.detach(), owners[part]
+
+        def on_grad(g: torch.Tensor) -> None:
+            target = state.sq_norms[owner]
+            target += attention.linear_parts_sq_norms(a, g.detach(), weight, bias).to(target.dtype)
+
+        y.register_hook(on_grad)
+
+    out, weights = attention.decomposed_forward(tap.module, call_args, hook)
+    params = {id(p): p for _, p in covered.values()}
+    inputs = [t for t in call_args.values() if isinstance(t, torch.Tensor)]
+    outputs = [t for t in (out, weights) if t is not None]
+    return (out, weights), _Call(tap=tap, covered=covered, uses=_internal_uses(outputs, inputs, params))
 
 
 def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:

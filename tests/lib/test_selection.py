@@ -208,7 +208,7 @@ def test_the_registry_drives_the_cli_choices():
     assert tuple(strategy.choices) == names()
 
     @register("every-other", help="test strategy")
-    def every_other(scores, k, selection, tie):
+    def every_other(scores, k, params, tie):
         return np.arange(0, len(scores), 2)[:k]
 
     try:

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 from datadiet_hub import Selection, select_indices
 from datadiet_hub.ranking import TieBreak, _mix, order_hardest, top_k
 from datadiet_hub.selection import budget
-from datadiet_hub.strategies import class_balanced, class_quotas, select
-
-INDEX = TieBreak("index")
+from datadiet_hub.strategies import Params, class_balanced, class_quotas, select
 
 
 def sel(strategy="hardest", **kwargs):
-    return Selection(strategy=strategy, tie_break=kwargs.pop("tie_break", "index"), **kwargs)
+    """(strategy, params) of a validated Selection, for the strategy functions."""
+    selection = Selection(strategy=strategy, tie_break="index", **kwargs)
+    return selection.strategy, selection.params()
 
 
 SETTINGS = settings(max_examples=150, deadline=None)
@@ -61,7 +61,7 @@ def test_offset_is_the_stable_order_window(case, offset):
     values, k = case
     skip = math.floor(offset * len(values) + 0.5)
     k = min(k, len(values) - skip)
-    kept = select(values, k, sel("offset", skip=offset))
+    kept = select(values, k, *sel("offset", skip=offset))
     assert len(kept) == k and is_sorted_subset(kept, len(values))
     assert kept.tolist() == sorted(order_hardest(values)[skip : skip + k].tolist())
 
@@ -70,9 +70,9 @@ def test_offset_is_the_stable_order_window(case, offset):
 @given(scores_and_k(), st.integers(0, 2**32 - 1))
 def test_random_is_exact_subset_and_seeded(case, seed):
     values, k = case
-    kept = select(values, k, sel("random", seed=seed))
+    kept = select(values, k, *sel("random", seed=seed))
     assert len(kept) == k and is_sorted_subset(kept, len(values))
-    assert np.array_equal(kept, select(values, k, sel("random", seed=seed)))
+    assert np.array_equal(kept, select(values, k, *sel("random", seed=seed)))
 
 
 @SETTINGS
@@ -81,10 +81,10 @@ def test_ccs_is_exact_subset_without_the_dropped_hardest(case, beta, bins, seed)
     values, k = case
     drop = math.floor(beta * len(values) + 0.5)
     k = min(k, len(values) - drop)
-    kept = select(values, k, sel("ccs", beta=beta, bins=bins, seed=seed))
+    kept = select(values, k, *sel("ccs", beta=beta, bins=bins, seed=seed))
     assert len(kept) == k and is_sorted_subset(kept, len(values))
     assert not set(kept.tolist()) & set(order_hardest(values)[:drop].tolist())
-    assert np.array_equal(kept, select(values, k, sel("ccs", beta=beta, bins=bins, seed=seed)))
+    assert np.array_equal(kept, select(values, k, *sel("ccs", beta=beta, bins=bins, seed=seed)))
 
 
 @SETTINGS
@@ -97,7 +97,7 @@ def test_class_balanced_counts_follow_the_class_proportions(data):
     )
     k = data.draw(st.integers(0, n))
     strategy = data.draw(st.sampled_from(["hardest", "easiest", "random"]))
-    kept = class_balanced(values, labels, k, sel(strategy, seed=1))
+    kept = class_balanced(values, labels, k, *sel(strategy, seed=1))
     assert len(kept) == k and is_sorted_subset(kept, n)
     classes, inverse, quota = class_quotas(labels, k)
     sizes = np.bincount(inverse)
@@ -110,7 +110,7 @@ def test_class_balanced_counts_follow_the_class_proportions(data):
             rows = np.flatnonzero(inverse == c)
             expect = rows[np.argsort(-values[rows], kind="stable")[: quota[c]]]
             assert sorted(expect.tolist()) == [r for r in kept.tolist() if inverse[r] == c]
-    assert np.array_equal(kept, class_balanced(values, labels, k, sel(strategy, seed=1)))
+    assert np.array_equal(kept, class_balanced(values, labels, k, *sel(strategy, seed=1)))
 
 
 @SETTINGS
@@ -174,7 +174,7 @@ def test_offset_window_under_the_random_rule(case, skip, seed):
     values, k = case
     n_skip = math.floor(skip * len(values) + 0.5)
     k = min(k, len(values) - n_skip)
-    kept = select(values, k, Selection(strategy="offset", skip=skip, seed=seed), TieBreak("random", seed))
+    kept = select(values, k, "offset", Params(skip=skip, seed=seed), TieBreak("random", seed))
     assert kept.tolist() == sorted(random_order(values, seed)[n_skip : n_skip + k].tolist())
 
 

@@ -9,7 +9,7 @@ import yaml
 from conftest import configs_in, read_scores
 
 from scoring import checkpoint as ckpt
-from scoring import data as data_module
+from scoring.data import tensors as data_module  # where Preprocess looks crop_flip up
 from scoring.run import STATE
 
 

@@ -33,6 +33,12 @@ class TensorData:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])
 
+    @property
+    def model_kwargs(self) -> dict[str, int]:
+        """What the model factory is offered about these images (``scoring.train.make_model``)."""
+        channels, height, _ = self.shape
+        return {"in_channels": channels, "image_size": height}
+
 
 def to_array(image) -> np.ndarray:
     """A decoded image as a uint8 ``[H, W, C]`` array (grey images get C=1)."""
