@@ -274,6 +274,12 @@ def report_missing(unmatched: int, total: int, missing: str, *, where: str = "da
     """Apply the ``missing`` policy to a count of rows without a score: raise, or log how many were dropped/kept."""
     if not unmatched:
         return
+    if missing == "drop" and unmatched == total:
+        raise ScoreMismatchError(
+            f"none of the {total} {where} has a score (no example_id matches): with missing='drop' nothing would be "
+            "left. These scores describe another dataset; check --scores / --config, or the dataset's split.",
+            value=total,
+        )
     if missing == "error":
         raise ScoreMismatchError(
             f"{unmatched} of {total} {where} have no score (no matching example_id). Choose what to do with them: "

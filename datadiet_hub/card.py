@@ -5,6 +5,8 @@ Everything shown comes from the ``Provenance`` and per-config summaries; reading
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +115,11 @@ def environment_rows(provenance: Provenance) -> list[tuple[str, str]]:
     return [(label, value) for label, value in rows if value is not None]
 
 
+def _is_local_path(dataset: str) -> bool:
+    """A source named by a local path (``/data/x.parquet``, ``./copy``), which is no Hub dataset id."""
+    return dataset.startswith(("/", "./", "../", "~")) or "\\" in dataset or os.path.exists(dataset)
+
+
 def build_card(
     *,
     provenance: Provenance,
@@ -131,10 +138,10 @@ def build_card(
         pretty_name=f"Data-diet scores for {dataset}",
         tags=CITATION_TAGS + metrics,
         task_categories=["image-classification"],
-        source_datasets=[dataset],
+        source_datasets=[] if _is_local_path(dataset) else [dataset],  # never publish a local path
         size_categories=[_size_category(num_rows)],
         configs=yaml_configs([c.name for c in configs]),
-        datadiet=provenance.to_dict(),
+        datadiet=json.loads(json.dumps(provenance.to_dict())),  # plain tree: YAML gets no &id001 anchors
     )
     # the usage snippet shows a score from training, not one at initialisation
     example = next((c for c in configs if c.time not in ("epoch 0", "step 0")), configs[0])

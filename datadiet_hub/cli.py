@@ -1,8 +1,9 @@
 """``datadiet``: score, publish, list, inspect, compare and prune score datasets from the shell.
 
 One argparse entry point with a subcommand per verb, like ``datasets-cli`` / ``hf``. Every subcommand's help
-shows example calls. User errors print one ``error:`` line and exit non-zero (2 bad input, 3 not found,
-4 already exists); ``DATADIET_DEBUG=1`` shows the traceback.
+shows example calls. Known user and environment errors print one ``error:`` line and exit with their own code
+(``cli_errors``: 2 bad input, 3 not found, 4 already exists, 5 network, 6 HTTP status, 7 disk); anything else is a
+bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any error.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 
 from . import strategies
 from ._join import JOIN_KEYS
+from ._output import check_output, output_format, write_dataset
 from ._torch_verbs import run_verb
 from ._version import __version__
 from .align import MISSING_POLICIES, VERIFY_MODES
-from .cli_errors import run_guarded
+from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, ScoresNotFoundError
 from .hub import push_version
 from .loading import load_scores
 from .prune import prune
@@ -104,8 +106,13 @@ def cmd_versions(args: argparse.Namespace) -> int:
     place = resolve(args.name, store=args.store, local=args.local)
     versions, where = place.versions(), place.describe()
     if not versions:
-        print(f"No versions of {args.name!r} in {where}.")
-        return 3
+        raise ScoresNotFoundError(
+            f"No versions of {args.name!r} in {where}. Check the name (`ls {place.store.root}` lists the local "
+            "store) or publish one with `datadiet publish`."
+            if place.store is not None
+            else f"No versions of {args.name!r} in {where}; publish one with `datadiet publish`.",
+            value=args.name,
+        )
     for v in versions:
         location = v.location if v.kind == "folder" else v.location[:12]
         print(f"{v.name:<10} {v.kind:<6} {location}  configs={','.join(v.configs)}  {v.summary()}")
@@ -164,6 +171,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_prune(args: argparse.Namespace) -> int:
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
         raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+    fmt = output_format(args.output, args.format)
+    inputs = [args.dataset, *(args.data_files or []), args.scores]
+    out = check_output(args.output, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)
     skip, beta = args.skip, args.beta
     if args.offset:  # the old flag: CCS's beta for ccs, the skipped share otherwise
         if args.strategy == "ccs":
@@ -201,12 +211,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         image_column=source.image_column,
         label_column=source.label_column,
     )
-    out = Path(args.output)
-    if args.format == "parquet":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pruned.to_parquet(str(out))
-    else:
-        pruned.save_to_disk(str(out))
+    check_output(out, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)  # again: it took time
+    write_dataset(pruned, out, fmt)
     print(
         f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
         f"by {args.column} ({args.strategy}) -> {out}"
@@ -251,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
             "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
             "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
             "datadiet <command> --help",
-        ),
+        )
+        + "\n\n"
+        + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"datadiet-hub {__version__}")
@@ -391,8 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=VERIFY_MODES,
         help="--on idx: content check of the alignment",
     )
-    p.add_argument("--output", required=True, help="output folder (arrow) or .parquet file")
-    p.add_argument("--format", default="arrow", choices=["arrow", "parquet"])
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output: a .parquet file, else a save_to_disk folder (never the input, a score dataset or a store)",
+    )
+    p.add_argument(
+        "--format", choices=["arrow", "parquet"], help="default: parquet for a .parquet --output, else arrow"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --output (atomically)")
     _add_store(p)
     p.set_defaults(func=cmd_prune)
 

@@ -64,6 +64,10 @@ class ColumnNotFoundError(ScoresNotFoundError):
     """The score table has no column of that name (``column``)."""
 
 
+class InputNotFoundError(DatadietError, FileNotFoundError):
+    """A file named by the user (a config file, an input path) does not exist (``path``)."""
+
+
 class SourceNotFoundError(DatadietError, FileNotFoundError):
     """The source dataset to score or prune could not be found or read."""
 
@@ -73,6 +77,10 @@ class SourceNotFoundError(DatadietError, FileNotFoundError):
 
 class InvalidArgumentError(DatadietError, ValueError):
     """An argument has a value the library cannot use (``value``); the message lists the valid choices."""
+
+
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """A value of the wrong type where the user chose it (e.g. a model factory that returns no module)."""
 
 
 class InvalidNameError(InvalidArgumentError):
@@ -107,8 +115,55 @@ class StoreError(DatadietError, OSError):
 
 
 class HubError(DatadietError, ConnectionError):
-    """A Hub request failed; the message says which step and what state the repo is left in."""
+    """A Hub request failed; the message says which step and what state the repo is left in.
+
+    Attributes (besides the base ones):
+        status: the HTTP status the Hub answered with, if it answered.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
+class HubUnreachableError(HubError):
+    """The Hub could not be reached at all (no network, wrong ``HF_ENDPOINT``, ``HF_HUB_OFFLINE=1``)."""
+
+
+class UnsafeFileError(DatadietError, ValueError):
+    """A file to publish or read is not what the layout allows: a symlink, or not what its name says (``path``)."""
+
+
+class UnsafeCardError(CardError):
+    """A card's ``data_files`` point outside its own folder or repo (``path``, ``value``: the entry)."""
+
+
+class OutputExistsError(DatadietError, FileExistsError):
+    """An output would overwrite the input, a non-empty folder, a file or a store version (``path``)."""
+
+
+class WriteError(DatadietError, OSError):
+    """An output could not be written (disk full, not writable, a file where a folder must be); nothing was left
+    behind (``path``)."""
 
 
 class MissingExtraError(DatadietError, ImportError):
     """A feature needs an optional dependency; the message names the ``pip install 'datadiet-hub[...]'`` extra."""
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning "the server was not reached" (refused, DNS, timeout, offline mode): the builtins plus the
+    transport errors of the HTTP clients huggingface_hub and datasets use, looked up lazily."""
+    import importlib
+
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module_name in ("httpx2", "httpx", "requests"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in ("TransportError", "ConnectionError", "Timeout", "TimeoutException"):
+            kind = getattr(module, name, None)
+            if isinstance(kind, type) and issubclass(kind, BaseException):
+                found.append(kind)
+    return tuple(found)

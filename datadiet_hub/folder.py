@@ -23,9 +23,17 @@ import yaml
 from huggingface_hub import DatasetCard
 
 from ._atomic import atomic_write_bytes
-from .errors import CardError, ConfigNotFoundError, InvalidArgumentError, ScoresNotFoundError
+from .errors import (
+    CardError,
+    ConfigNotFoundError,
+    InvalidArgumentError,
+    ScoresNotFoundError,
+    ScoreTableError,
+    UnsafeCardError,
+    UnsafeFileError,
+)
 from .provenance import Provenance
-from .schema import validate_table
+from .schema import validate_scores, validate_table
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,71 @@ def load_card(readme: str | os.PathLike) -> DatasetCard:
         ) from err
 
 
+_MAGIC = {"png": (b"\x89PNG\r\n\x1a\n", b""), "parquet": (b"PAR1", b"PAR1")}
+
+
+def _check_kind(path: Path, kind: str) -> None:
+    """``UnsafeFileError`` unless ``path`` is a regular file of ``kind`` (``card``, ``parquet`` or ``png``)."""
+    if not path.is_file() or path.is_symlink():
+        raise UnsafeFileError(f"{path} is not a regular file; a version holds only regular files.", path=path)
+    with open(path, "rb") as handle:
+        data = handle.read() if kind == "card" else b""
+        if kind != "card":
+            head, tail = _MAGIC[kind]
+            start = handle.read(len(head))
+            end = b""
+            if tail:
+                handle.seek(0, os.SEEK_END)
+                if handle.tell() >= len(head) + len(tail):
+                    handle.seek(-len(tail), os.SEEK_END)
+                    end = handle.read(len(tail))
+            if start != head or end != tail:
+                raise UnsafeFileError(
+                    f"{path.name} ({path}) is not a {kind.upper()} file (its bytes do not start"
+                    f"{' and end' if tail else ''} like one); only real {kind} files are published. Rewrite it or "
+                    "remove it.",
+                    path=path,
+                )
+            return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise UnsafeFileError(f"{path} is not a UTF-8 text card; a version's README.md must be one.", path=path)
+
+
+def _entry_paths(entry: Any) -> list[str]:
+    """The path strings of one ``data_files`` value (a string, a list, or split dicts with ``path``)."""
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, dict):
+        return _entry_paths(entry.get("path", []))
+    if isinstance(entry, list):
+        return [p for item in entry for p in _entry_paths(item)]
+    return [str(entry)]
+
+
+def check_data_files(metadata: dict[str, Any], *, where: str) -> None:
+    """``UnsafeCardError`` unless every ``configs[].data_files`` path of a card stays inside its folder or repo."""
+    from pathlib import PurePosixPath
+
+    for entry in metadata.get("configs") or []:
+        if not isinstance(entry, dict):
+            continue
+        for raw in _entry_paths(entry.get("data_files", [])):
+            posix = PurePosixPath(raw.replace("\\", "/"))
+            if "://" in raw or raw.startswith(("~", "/")) or posix.is_absolute() or ".." in posix.parts or ":" in raw:
+                raise UnsafeCardError(
+                    f"The card {where} points config {entry.get('config_name')!r} at {raw!r}, outside its own "
+                    "folder or repo; a version may only read its own data/<config>/*.parquet files. Fix the "
+                    "`data_files` path (e.g. data/<config>/train-*.parquet) or rewrite the folder with "
+                    "`datadiet score`.",
+                    path=where,
+                    value=raw,
+                )
+
+
 class ScoreFolder:
     """A score dataset on local disk (a ``datadiet score`` output, a store version or a Hub snapshot).
 
@@ -102,20 +175,70 @@ class ScoreFolder:
         return self.path / PLOT_FILE.format(config=config, metric=metric)
 
     def files(self) -> list[Path]:
-        """The files that make up a version, as relative paths: the card, ``data/`` and ``plots/``.
+        """The files that make up a version, as relative paths: exactly the layout, ``README.md``,
+        ``data/<config>/*.parquet`` of the configs the card declares and ``plots/*.png``.
 
-        Hidden files and folders (temporary files, engine state) are left out, as ``datasets`` ignores them too;
-        the local store copies and the Hub uploads exactly these.
+        The local store copies and the Hub uploads exactly these, so each is checked first: a symlink anywhere in
+        the layout is refused (publishing must never upload what a link points to, such as a token file), and each
+        file must be what its name says (parquet magic, PNG signature, UTF-8 card), else ``UnsafeFileError``.
+        Anything else in ``data/`` or ``plots/`` is left out with a warning; hidden files (temporaries, engine
+        state) silently, as ``datasets`` ignores them too.
         """
-        files = [Path(f) for f in PUBLISHED_FILES if (self.path / f).is_file()]
-        for sub in PUBLISHED_DIRS:
-            if (self.path / sub).is_dir():
-                files += sorted(
-                    p.relative_to(self.path)
-                    for p in (self.path / sub).rglob("*")
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts)
-                )
+        self._refuse_symlinks()
+        files: list[Path] = []
+        if self.readme.is_file():
+            _check_kind(self.readme, "card")
+            files.append(Path(README))
+        configs = self.configs() if self.readme.is_file() else []
+        for config in configs:
+            for path in sorted((self.path / DATA_DIR / config).glob("*.parquet")):
+                if not path.name.startswith("."):
+                    _check_kind(path, "parquet")
+                    files.append(path.relative_to(self.path))
+        plots = self.path / PLOTS_DIR
+        for path in sorted(plots.glob("*.png")) if plots.is_dir() else []:
+            if not path.name.startswith("."):
+                _check_kind(path, "png")
+                files.append(path.relative_to(self.path))
+        chosen = set(files)
+        left_out = sorted(
+            rel
+            for sub in PUBLISHED_DIRS
+            if (self.path / sub).is_dir()
+            for rel in (p.relative_to(self.path) for p in (self.path / sub).rglob("*") if p.is_file())
+            if rel not in chosen and not any(part.startswith(".") for part in rel.parts)
+        )
+        if left_out:
+            logger.warning(
+                "Not publishing %s from %s: only README.md, data/<config>/*.parquet of the card's configs and "
+                "plots/*.png are part of a version.",
+                [p.as_posix() for p in left_out],
+                self.path,
+            )
         return files
+
+    def _refuse_symlinks(self) -> None:
+        """``UnsafeFileError`` if the card, ``data/``, ``plots/`` or anything under them is a symlink."""
+        for top in (README, *PUBLISHED_DIRS):
+            start = self.path / top
+            candidates = [start]
+            if start.is_dir() and not start.is_symlink():
+                for root, dirs, names in os.walk(start, followlinks=False):
+                    candidates += [Path(root) / n for n in dirs + names]
+            for path in candidates:
+                if path.is_symlink():
+                    rel = path.relative_to(self.path).as_posix()
+                    raise UnsafeFileError(
+                        f"{rel} in {self.path} is a symlink (to {os.readlink(path)!r}); a version holds only "
+                        "regular files and publishing never follows links. Replace it with the file itself, or "
+                        "remove it.",
+                        path=path,
+                    )
+
+    def check_data_files(self) -> None:
+        """Every ``data_files`` entry of the card must be a relative path inside this folder (no absolute path, no
+        ``..``, no URL): otherwise a version could serve a file from outside itself (``UnsafeCardError``)."""
+        check_data_files(self.metadata(), where=str(self.readme))
 
     def unpublished(self) -> list[str]:
         """Top-level entries that ``files()`` leaves out (other than hidden ones), to warn about."""
@@ -215,6 +338,9 @@ class ScoreFolder:
         configs = self.configs()
         if not configs:
             raise ScoresNotFoundError(f"{self.readme} declares no `configs:`; nothing to publish.", path=self.readme)
+        self.check_data_files()
+        self.files()  # no symlink, every layout file what it claims to be
+        card_rows = self.provenance().source.num_rows
         for config in configs:
             files = self.data_files(config)
             if not files:
@@ -223,13 +349,27 @@ class ScoreFolder:
                     path=self.path,
                     config=config,
                 )
+            rows = 0
             for path in files:
                 try:
-                    validate_table(pq.read_table(path))
+                    table = pq.read_table(path)
+                    validate_table(table)
+                    validate_scores(table)
                 except (ValueError, OSError, pa.ArrowException) as err:
-                    raise ScoresNotFoundError(
-                        f"{path} is not a valid score table: {err}. Rewrite it with `datadiet score`.",
+                    raise ScoreTableError(
+                        f"{path} is not a valid score table: {' '.join(str(err).split())}. Rewrite it with "
+                        "`datadiet score`; nothing was published.",
                         path=path,
                         config=config,
                     ) from err
+                rows += table.num_rows
+            if card_rows is not None and rows != int(card_rows):
+                raise ScoreTableError(
+                    f"Config {config!r} in {self.path} has {rows} rows but its card says the source has {card_rows}"
+                    " (datadiet.source.num_rows): the table is incomplete or belongs to another split. Rewrite it"
+                    " with `datadiet score`; nothing was published.",
+                    path=self.path,
+                    config=config,
+                    value=rows,
+                )
         return configs

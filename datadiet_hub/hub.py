@@ -14,6 +14,7 @@ scrubbed from every error message this module builds.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,13 @@ from .errors import (
     ConfigNotFoundError,
     DatadietError,
     HubError,
+    HubUnreachableError,
     ScoresNotFoundError,
     VersionExistsError,
     VersionNotFoundError,
+    transport_errors,
 )
-from .folder import ScoreFolder
+from .folder import ScoreFolder, check_data_files
 from .provenance import Provenance
 from .versions import RESERVED_VERSIONS, VERSION_PATTERN, VersionInfo, validate_version, version_sort_key
 
@@ -109,14 +112,42 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return _redact(f"{type(exc).__name__}: {text}", secret)
 
 
+def _failures(*kinds: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``kinds`` plus the transport errors: what a failed Hub request can raise."""
+    return (*kinds, *transport_errors())
+
+
+def as_hub_error(step: str, exc: BaseException, *, secret: str | None, state: str = "", **about: Any) -> HubError:
+    """The ``HubError`` for a failed Hub request: ``HubUnreachableError`` when the Hub was not reached (exit 5 in
+    the CLI), else a ``HubError`` carrying the HTTP status (exit 6). The message never contains the token."""
+    from huggingface_hub import constants
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is None and isinstance(exc, transport_errors()):
+        offline = constants.HF_HUB_OFFLINE
+        hint = (
+            "HF_HUB_OFFLINE=1 is set: only versions already in the local cache can be loaded; unset it to go online."
+            if offline
+            else f"Check your network connection, or HF_ENDPOINT (now {constants.ENDPOINT})."
+        )
+        cause = _redact(" ".join(str(exc).split()) or type(exc).__name__, secret)
+        return HubUnreachableError(
+            f"{step} failed: cannot reach the Hub at {constants.ENDPOINT} ({type(exc).__name__}: {cause}). {hint}"
+            f" {state}".rstrip(),
+            status=None,
+            **about,
+        )
+    return HubError(f"{step} failed: {_reason(exc, secret)} {state}".rstrip(), status=status, **about)
+
+
 def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str, repo_id: str | None = None) -> _T:
     """Run one Hub request; on failure raise HubError naming the step, the cause and the repo state left behind."""
     try:
         return fn()
     except DatadietError:
         raise
-    except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
-        raise HubError(f"{step} failed: {_reason(e, secret)} {state}", repo_id=repo_id) from None
+    except _failures(HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
+        raise as_hub_error(step, e, secret=secret, state=state, repo_id=repo_id) from None
 
 
 # -- push ----------------------------------------------------------------------------------------------------------
@@ -345,8 +376,8 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
             " `hf auth login`).",
             repo_id=repo_id,
         ) from None
-    except (HfHubHTTPError, OSError) as e:
-        raise HubError(f"Listing the versions of {repo_id!r} failed: {_reason(e, secret)}", repo_id=repo_id) from None
+    except _failures(HfHubHTTPError, OSError) as e:
+        raise as_hub_error(f"Listing the versions of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
     candidates = [("tag", r) for r in refs.tags] + [("branch", r) for r in refs.branches]
     out = []
     for kind, ref in candidates:
@@ -374,18 +405,50 @@ def _card_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -
     except HfHubHTTPError as e:
         if getattr(getattr(e, "response", None), "status_code", None) == 404:
             return (), Provenance()
-        raise HubError(
-            f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}", repo_id=repo_id, version=sha
+        raise as_hub_error(
+            f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
         ) from None
-    except OSError as e:
-        raise HubError(
-            f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}", repo_id=repo_id, version=sha
+    except _failures(OSError) as e:
+        raise as_hub_error(
+            f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
         ) from None
     try:
         return tuple(folder.configs()), folder.provenance()
     except CardError as e:
         logger.warning("%s", e)
         return (), Provenance()
+
+
+def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | None) -> None:
+    """One request before ``load_dataset``: an unreachable Hub fails here at once (``load_dataset`` would retry for
+    ~25 s first), a missing repo or version gets its own error, and the card is checked before any data file is
+    read (its ``data_files`` must stay inside the repo)."""
+    api = HfApi(token=token if isinstance(token, str) else None)
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+    except RepositoryNotFoundError:
+        raise ScoresNotFoundError(
+            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
+            " `hf auth login`).",
+            repo_id=repo_id,
+        ) from None
+    except _failures(HfHubHTTPError, OSError) as e:
+        raise as_hub_error(f"Reaching {repo_id!r}", e, secret=secret, repo_id=repo_id, version=version) from None
+    names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
+    if version is not None and version not in names and not re.fullmatch(r"[0-9a-f]{40}", version):
+        raise VersionNotFoundError(
+            f"Version {version!r} not found in {repo_id!r} (published: {sorted(names - {'main'}) or 'none'}); "
+            f"`datadiet versions {repo_id}` lists them.",
+            repo_id=repo_id,
+            version=version,
+        )
+    try:
+        card = download_card(repo_id, version, token=token)
+    except _failures(HfHubHTTPError, OSError) as e:
+        if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return  # no card: load_dataset reads the repo's files by its own rules
+        raise as_hub_error(f"Reading the card of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
+    check_data_files(card.metadata(), where=f"{repo_id}@{version or 'main'}/README.md")
 
 
 def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwargs: Any) -> Any:
@@ -400,9 +463,19 @@ def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwarg
     Raises:
         ScoresNotFoundError: the repo, version or config does not exist.
     """
+    from huggingface_hub import constants
+
     split = kwargs.pop("split", "train")
+    token = kwargs.get("token")
+    secret = token if isinstance(token, str) else get_token()
+    if not constants.HF_HUB_OFFLINE:
+        _preflight(repo_id, version, token=token, secret=secret)
     try:
         return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)
+    except _failures(HfHubHTTPError) as e:  # ConnectionError: datasets' "Couldn't reach ..."
+        raise as_hub_error(
+            f"Loading {repo_id!r} at version {version!r}", e, secret=secret, repo_id=repo_id, version=version
+        ) from None
     except RevisionNotFoundError:
         raise VersionNotFoundError(
             f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones.",

@@ -17,7 +17,7 @@ import datasets
 import pyarrow as pa
 from huggingface_hub.errors import HfHubHTTPError
 
-from .errors import CardError, ScoresNotFoundError
+from .errors import CardError, ScoreTableError
 from .folder import ScoreFolder
 from .hub import download_card, load_from_hub
 from .provenance import Provenance, attach, provenance_of
@@ -66,12 +66,13 @@ def load_scores(
 
 def _load_folder(folder: ScoreFolder, config: str, load_kwargs: dict[str, Any]) -> datasets.Dataset:
     """``load_dataset`` on a local folder; a corrupt or truncated data file becomes one clear error."""
+    folder.check_data_files()  # the card may only point at files inside the folder
     try:
         return datasets.load_dataset(str(folder.path), config, split="train", **load_kwargs)
     except (datasets.exceptions.DatasetGenerationError, pa.ArrowException) as err:
         cause = err.__cause__ or err
         files = [str(p) for p in folder.data_files(config)]
-        raise ScoresNotFoundError(
+        raise ScoreTableError(
             f"Config {config!r} in {folder.path} cannot be read: a data file is corrupt or truncated ({files}; "
             f"{type(cause).__name__}: {cause}). Re-publish the version from the original scores, or re-download it; "
             "nothing was pruned.",

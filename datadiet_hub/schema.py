@@ -70,6 +70,11 @@ def validate_table(table: pa.Table) -> pa.Table:
     Returns the table cast to the canonical schema; raises ``ValueError`` naming the first problem.
     """
     names = table.column_names
+    if "idx" in names and not pa.types.is_integer(table.schema.field("idx").type):
+        raise ScoreTableError(
+            f"Score table's 'idx' column has type {table.schema.field('idx').type}; it must hold integer row "
+            "positions (int64). Rewrite the table with `datadiet score`."
+        )
     missing = [c for c in BASE_COLUMNS if c not in names]
     if missing:
         raise ScoreTableError(
@@ -96,3 +101,28 @@ def validate_table(table: pa.Table) -> pa.Table:
             column="idx",
         )
     return table
+
+
+def validate_scores(table: pa.Table) -> None:
+    """What ``prune`` requires of every value, checked before a table becomes a version: no nulls anywhere, and
+    finite score, std and per-seed values. Raises ``ScoreTableError`` naming the column and the first bad idx."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:
+            raise ScoreTableError(f"Column {name!r} has {column.null_count} null value(s); every row needs a value.")
+        base = name.removesuffix("_per_seed").removesuffix("_std")
+        if base not in METRICS:
+            continue
+        values = pc.list_flatten(column) if name.endswith("_per_seed") else column
+        if values.null_count:
+            raise ScoreTableError(f"Column {name!r} has null per-seed value(s); every seed needs a score.")
+        array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise ScoreTableError(
+                f"Column {name!r} has {int(bad.sum())} NaN or infinite value(s); a diverged run? Recompute the "
+                "scores (e.g. a smaller --lr)."
+            )

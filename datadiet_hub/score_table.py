@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ._arrow import take_rows
 from ._datasets_compat import arrow_column
-from .errors import ColumnNotFoundError, ScoreMismatchError
+from .errors import ColumnNotFoundError, ScoreMismatchError, ScoreTableError
 from .schema import METRICS
 
 
@@ -78,6 +78,13 @@ def idx_inverse(idx: np.ndarray) -> np.ndarray | None:
     """None when ``idx`` is 0..n-1 in order (the usual case: nothing to reorder), else ``inv`` with
     ``inv[j]`` = the table row holding idx j. Raises unless ``idx`` is a permutation of 0..n-1; O(n), no sort."""
     n = len(idx)
+    if idx.dtype.kind not in "iu":
+        raise ScoreTableError(
+            f"The score table's idx column has type {idx.dtype}; it must hold integer row positions (int64). "
+            "Rewrite the table with `datadiet score` (or cast idx to int64 if its values are whole numbers).",
+            column="idx",
+            value=str(idx.dtype),
+        )
     if n == 0 or (idx[0] == 0 and idx[-1] == n - 1 and np.array_equal(idx, np.arange(n, dtype=idx.dtype))):
         return None
     problem = None

@@ -18,7 +18,10 @@ import numpy as np
 from . import strategies
 from .errors import InvalidArgumentError
 from .ranking import INDEX, RANDOM, TieBreak
+from .schema import METRICS
 from .score_table import num_scores, read_scores
+
+NOT_SCORES = frozenset({"idx", "example_id", "label", "never_learned"})  # format columns, not scores
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,25 @@ class Selection:
             )
         if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
             raise InvalidArgumentError(f"bins={self.bins!r} must be a positive integer.", value=self.bins)
+        for name in ("min_score", "max_score"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+            ):
+                raise InvalidArgumentError(
+                    f"{name}={value!r} must be a finite number (a NaN or infinite threshold selects nothing or "
+                    "everything); give a score value such as 0.05.",
+                    value=value,
+                )
+        if self.column in NOT_SCORES or self.column.endswith(("_std", "_per_seed")):
+            raise InvalidArgumentError(
+                f"{self.column!r} is not a score column (it is part of the score format, not a difficulty); rank by "
+                f"a score: one of {', '.join(METRICS)}.",
+                column=self.column,
+                value=self.column,
+            )
         if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
             raise InvalidArgumentError(
                 f"min_score={self.min_score} is larger than max_score={self.max_score}; swap them.",
@@ -161,8 +183,16 @@ class Selection:
         return strategies.Params(skip=self.skip, beta=self.beta, bins=self.bins, seed=self.seed)
 
     def amount(self, n: int) -> int:
-        """Rows to keep out of ``n`` (before thresholds)."""
-        return budget(n, fraction=self.fraction, count=self.count)
+        """Rows to keep out of ``n`` (before thresholds); a fraction that keeps none of ``n > 0`` rows is refused
+        (only ``count=0`` asks for nothing)."""
+        k = budget(n, fraction=self.fraction, count=self.count)
+        if k == 0 and n > 0 and self.fraction is not None:
+            raise InvalidArgumentError(
+                f"fraction={self.fraction!r} keeps 0 of {n} rows (it rounds to none); ask for a larger fraction, or "
+                "pass count=0 (CLI: --count 0) to keep nothing on purpose.",
+                value=self.fraction,
+            )
+        return k
 
 
 def as_selection(selection: Selection | None, kwargs: dict[str, Any]) -> Selection:
@@ -213,6 +243,13 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
             inside &= values <= sel.max_score
         candidates = np.flatnonzero(inside)
         if sel.fraction is None and sel.count is None:
+            if len(values) and not len(candidates):
+                raise InvalidArgumentError(
+                    f"no row has a {sel.column!r} score within min_score={sel.min_score}, max_score={sel.max_score} "
+                    f"(scores run from {float(values.min()):.4g} to {float(values.max()):.4g}); nothing would be "
+                    "kept. Widen the thresholds.",
+                    value=(sel.min_score, sel.max_score),
+                )
             return candidates
         if k > len(candidates):
             raise InvalidArgumentError(

@@ -21,7 +21,7 @@ from typing import Any
 import datasets
 import numpy as np
 
-from .errors import InvalidArgumentError, SourceNotFoundError
+from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +280,25 @@ def load_source(
             revision=f"debian:{FASHION_MNIST_APT}",
         )
 
+    if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
+        saved = _load_from_disk(name, split)
+        image_column, text_column, label_column = detect_input_columns(
+            saved, image_column=image_column, text_column=text_column, label_column=label_column
+        )
+        return Source(
+            saved.to_iterable_dataset() if streaming else saved,
+            image_column or text_column,  # type: ignore[arg-type]
+            label_column,
+            name=name,
+            split=split,
+            revision=revision,
+            text_column=text_column,
+        )
+    if data_files is None and _looks_local(name) and not os.path.exists(name):
+        raise SourceNotFoundError(
+            f"Could not load dataset {name!r}: there is no such file or folder (relative to {os.getcwd()}). Check the "
+            "path (a dataset given by name looks like 'owner/name', with no file extension)."
+        )
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         suffix = Path(name).suffix.lower()
         if suffix not in FILE_BUILDERS:
@@ -293,6 +312,10 @@ def load_source(
         dataset = datasets.load_dataset(
             name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
         )
+    except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
+        from .hub import as_hub_error
+
+        raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     image_column, text_column, label_column = detect_input_columns(
@@ -309,3 +332,28 @@ def load_source(
         revision=revision,
         text_column=text_column,
     )
+
+
+_LOCAL_SUFFIXES = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".txt")
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hub id: starts like one, or ends in a data file extension."""
+    return name.startswith(("/", "./", "../", "~")) or name.lower().endswith(_LOCAL_SUFFIXES)
+
+
+def _saved_to_disk(name: str) -> bool:
+    folder = Path(name)
+    return folder.is_dir() and ((folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file())
+
+
+def _load_from_disk(name: str, split: str) -> datasets.Dataset:
+    """A folder written by ``Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``: then ``split`` picks one)."""
+    import datasets
+
+    loaded = datasets.load_from_disk(name)
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise SourceNotFoundError(f"{name} has splits {sorted(loaded)}, not {split!r}; choose one with --split.")
+        return loaded[split]
+    return loaded

@@ -107,6 +107,7 @@ class LocalStore:
         source, name, version = Path(source), validate_name(name), validate_version(version)
         configs = ScoreFolder(source).validate()
         target = self.root / name / version
+        self._refuse_nesting(name, version)
         if target.exists():
             raise VersionExistsError(
                 f"Version {version!r} of {name!r} already exists at {target}; versions are immutable. "
@@ -142,6 +143,28 @@ class LocalStore:
             raise
         logger.info("Published %s %s to %s", name, version, target)
         return VersionInfo(version, "folder", str(target), tuple(configs))
+
+    def _refuse_nesting(self, name: str, version: str) -> None:
+        """Names and versions share one folder tree: ``tiny/v1`` as a name would write inside version ``v1`` of
+        ``tiny``, and name ``a`` version ``b`` would land on name ``a/b``. Refuse both (``VersionExistsError``)."""
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if (self.root.joinpath(*parts[: i + 1]) / "README.md").is_file():
+                inside = "/".join(parts[: i + 1])
+                raise VersionExistsError(
+                    f"Cannot publish {name!r}: {inside!r} is version {parts[i]!r} of {'/'.join(parts[:i])!r} in "
+                    f"{self.root}, and a name cannot live inside a version. Choose another name.",
+                    path=self.root / inside,
+                    value=name,
+                )
+        target = self.root / name / version
+        if target.is_dir() and not (target / "README.md").is_file() and any(target.glob("*/README.md")):
+            raise VersionExistsError(
+                f"Cannot publish version {version!r} of {name!r}: {name}/{version} is already a name in {self.root} "
+                "(with its own versions). Choose another version name.",
+                path=target,
+                value=version,
+            )
 
     def clean_stale(self, name: str, *, max_age_s: float = _STALE_AFTER_S) -> int:
         """Remove temporary folders left by killed publishes; returns how many were removed.

@@ -25,6 +25,13 @@ def validate_version(version: str) -> str:
             f" (e.g. 'v1', 'v2', '2024-05-01'); {sorted(RESERVED_VERSIONS)} are reserved.",
             value=version,
         )
+    # git check-ref-format: the Hub would refuse the tag after the commit landed
+    if ".." in version or version.endswith((".", ".lock")):
+        raise InvalidNameError(
+            f"Invalid version name {version!r}: git refuses ref names containing '..' or ending in '.' or '.lock' "
+            "(`git check-ref-format`), so the Hub could not tag it; use e.g. 'v1' or 'v1.0'.",
+            value=version,
+        )
     if re.fullmatch(r"[0-9a-f]{40}", version):
         raise InvalidNameError(
             f"Invalid version name {version!r}: it looks like a commit sha; use e.g. 'v1'.", value=version

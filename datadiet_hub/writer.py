@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ._atomic import atomic_write_bytes, write_parquet
+from ._atomic import _umask, atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .folder import ScoreFolder
@@ -49,9 +49,11 @@ def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[
         fig.tight_layout()
         target = folder.plot_file(config, metric)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target.with_suffix(".tmp.png"))
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden: never published if left behind
+        fig.savefig(tmp, format="png")
         plt.close(fig)
-        os.replace(target.with_suffix(".tmp.png"), target)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
         written.append(target.relative_to(folder.path).as_posix())
     return written
 
@@ -103,9 +105,11 @@ def write_score_dataset(
     target = ScoreFolder(folder)
     config_info = config_info or {}
     summaries, plot_files = [], []
-    for name, table in tables.items():
+    checked = {}
+    for name, table in tables.items():  # validate every table before writing any: a bad one leaves no file
         validate_config_name(name)
-        table = validate_table(table)
+        checked[name] = validate_table(table)
+    for name, table in checked.items():
         table = table.replace_schema_metadata(prov.to_parquet_metadata(name))
         write_parquet(target.data_file(name), table)
         summaries.append(_summary(name, table, prov.configs.get(name), config_info.get(name, {})))

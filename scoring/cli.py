@@ -13,12 +13,14 @@ import shlex
 import sys
 from typing import Any
 
+from datadiet_hub.errors import InvalidArgumentError
+
 from .config import FLAG_HELP, PRESETS, ScoringConfig, field_kinds, read_config_file
 
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
   datadiet score --scores el2n,grand,forgetting --at 0,1,2 --unit epoch --output-dir runs/fmnist-all
-  accelerate launch -m scoring --preset cifar10-paper --output-dir runs/cifar10
+  accelerate launch --quiet -m scoring --preset cifar10-paper --output-dir runs/cifar10
   torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
   datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
@@ -83,7 +85,7 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
     flags = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ScoringConfig) if getattr(ns, f.name) is not None}
     if ns.num_seeds is not None:
         if "seeds" in flags:
-            raise ValueError("Give --seeds or --num-seeds, not both.")
+            raise InvalidArgumentError("Give --seeds or --num-seeds, not both.")
         flags["seeds"] = list(range(ns.num_seeds))
     # Precedence, lowest first: field defaults < --preset < --config file < flags.
     base = dict(PRESETS[ns.preset]) if ns.preset else {}

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 import torch
 from torch import nn
 
+from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
 from scoring.transformer import text_transformer, vit_tiny
 
 ModelFactory = Callable[..., nn.Module]
@@ -161,12 +162,14 @@ def resolve_factory(name: str) -> ModelFactory:
         try:
             module = importlib.import_module(module_name)
         except ImportError as err:
-            raise ValueError(f"Model factory {name!r}: cannot import module {module_name!r} ({err}).") from err
+            raise InvalidArgumentError(
+                f"Model factory {name!r}: cannot import module {module_name!r} ({err})."
+            ) from err
         found = getattr(module, attr, None)
         if not callable(found):
-            raise ValueError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
+            raise InvalidArgumentError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
         return found
-    raise ValueError(
+    raise InvalidArgumentError(
         f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}, or give a factory as 'package.module:function'."
     )
 
@@ -207,7 +210,7 @@ def build_model(
     offered.update({k: v for k, v in given.items() if v is not None})
     model = factory(**_accepted(factory, offered))
     if not isinstance(model, nn.Module):
-        raise TypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
+        raise InvalidTypeError(f"Model factory {name!r} returned {type(model).__name__}, expected a torch.nn.Module.")
     return model
 
 
@@ -270,7 +273,7 @@ def transformers_model(
         try:
             config = transformers.AutoConfig.for_model(base, **overrides)
         except ValueError as err:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"--model transformers:{spec}: {base!r} is neither a local config.json nor a transformers model type "
                 f"({err})."
             ) from err

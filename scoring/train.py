@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
+
 from . import checkpoint as ckpt
 from .config import ScoringConfig
 from .data import TensorData
@@ -47,7 +49,7 @@ class Schedule:
         epochs = cfg.epochs if cfg.epochs is not None else math.ceil(score_steps[-1] / spe)
         total = epochs * spe
         if score_steps[-1] > total:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Score time {max(cfg.at)} {cfg.unit}(s) is after the end of training ({epochs} epochs = {total} "
                 "steps); raise --epochs or lower --at."
             )

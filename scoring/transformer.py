@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from datadiet_hub.errors import InvalidArgumentError
+
 
 def _model_dim(base: int, width: float, heads: int) -> int:
     """``base * width`` rounded to a multiple of ``heads`` (``width`` scales the model, as for the other models)."""
     if width <= 0:
-        raise ValueError(f"width must be a positive scale factor (1.0 = the default size), got {width}.")
+        raise InvalidArgumentError(f"width must be a positive scale factor (1.0 = the default size), got {width}.")
     return max(heads, round(base * width / heads) * heads)
 
 
@@ -55,7 +57,7 @@ class TextTransformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         length = input_ids.shape[1]
         if length > self.max_length:
-            raise ValueError(f"input_ids has {length} tokens, more than max_length={self.max_length}.")
+            raise InvalidArgumentError(f"input_ids has {length} tokens, more than max_length={self.max_length}.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         keep = attention_mask.bool()
@@ -96,7 +98,7 @@ class ViTTiny(nn.Module):
         super().__init__()
         dim = _model_dim(64, width, heads)
         if image_size % patch_size:
-            raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}.")
+            raise InvalidArgumentError(f"image_size={image_size} must be a multiple of patch_size={patch_size}.")
         self.patches = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
         self.embed = _ClsAndPositions((image_size // patch_size) ** 2, dim)
         self.encoder = _encoder(dim, heads, depth)

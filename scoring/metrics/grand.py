@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from datadiet_hub.errors import InvalidArgumentError
 from scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
 from scoring.metrics import _grand_attention as attention
 from scoring.metrics._batch_tracking import BatchTracker
@@ -192,14 +193,16 @@ def _validate(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     n = batch_size(inputs)
     if n == 0:
-        raise ValueError("inputs must hold a batch of N >= 1 examples, got N = 0.")
+        raise InvalidArgumentError("inputs must hold a batch of N >= 1 examples, got N = 0.")
     if not isinstance(targets, torch.Tensor) or targets.shape != (n,):
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
+        raise InvalidArgumentError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
     if targets.is_floating_point() or targets.is_complex():
-        raise ValueError(f"targets must hold integer class labels, got dtype {targets.dtype}; use targets.long().")
+        raise InvalidArgumentError(
+            f"targets must hold integer class labels, got dtype {targets.dtype}; use targets.long()."
+        )
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
+        raise InvalidArgumentError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
     return n, targets.long()
 
 
@@ -233,7 +236,9 @@ def _plan(model: nn.Module) -> list[_Tap]:
         if not owned:
             continue
         if any(isinstance(p, nn.parameter.UninitializedParameter) for _, p in owned.values()):
-            raise ValueError(f"Module {name!r} has uninitialized (lazy) parameters; run one forward pass first.")
+            raise InvalidArgumentError(
+                f"Module {name!r} has uninitialized (lazy) parameters; run one forward pass first."
+            )
         rule = rule_for(name, module, sorted(direct)) if name not in parametrized else None
         batch_dim = 0
         parts = name.split(".") if name else []
@@ -244,7 +249,9 @@ def _plan(model: nn.Module) -> list[_Tap]:
                 break
         taps.append(_Tap(name=name, module=module, rule=rule, own=owned, batch_dim=batch_dim))
     if not taps:
-        raise ValueError("model has no trainable parameters (all have requires_grad=False); GraNd would be 0.")
+        raise InvalidArgumentError(
+            "model has no trainable parameters (all have requires_grad=False); GraNd would be 0."
+        )
     # A tap's subtree parameters, for the replay: its own plus those of descendant taps, minus what they take
     # themselves when they run (decided per call).
     by_name = {tap.name: tap for tap in taps}
@@ -548,7 +555,9 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
             logits = logits_of(model, x)
         state.tracker = None
         if logits.dim() != 2 or logits.shape[0] != state.n:
-            raise ValueError(f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}.")
+            raise InvalidArgumentError(
+                f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}."
+            )
         # Sum, not mean: each example's rows of the output gradients are then that example's own loss gradient.
         loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:

@@ -108,7 +108,7 @@ def test_publish_refuses_a_folder_that_is_not_a_score_dataset(tmp_path, score_fo
     with pytest.raises(ScoresNotFoundError, match="has no README.md.*datadiet score"):
         store.publish(tmp_path, "x", "v1")
     (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ScoresNotFoundError, match="is not a valid score table"):
+    with pytest.raises(ValueError, match="train-00000-of-00001.parquet.*is not a PARQUET file"):  # bad input
         store.publish(score_folder, "x", "v1")
     assert store.versions("x") == []
 

@@ -87,6 +87,8 @@ def test_debug_env_shows_the_traceback(tmp_path):
     env = {**os.environ, "DATADIET_DEBUG": "1"}
     result = run_cli("show", "nope", "--store", str(tmp_path), env=env)
     assert result.returncode != 0 and "Traceback" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # the traceback ends with the error the user would have seen
+    assert last.startswith("datadiet_hub.errors.ScoresNotFoundError: ") and "'nope'" in last, last
 
 
 def test_no_command_prints_help(capsys):

@@ -34,7 +34,7 @@ def _write(path, *, augmentation="none", configs=("cnn-ep0", "cnn-ep2")):
 def test_files_are_exactly_the_publishable_ones(tmp_path):
     folder = ScoreFolder(_write(tmp_path / "s"))
     (folder.path / "plots").mkdir()
-    (folder.path / "plots" / "a.png").write_bytes(b"png")
+    (folder.path / "plots" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"rest")  # a PNG signature
     (folder.path / ".state").mkdir()
     (folder.path / ".state" / "x").write_text("engine state")
     (folder.path / "data" / ".tmp-part").write_text("partial")

@@ -464,15 +464,15 @@ def test_push_version_refuses_an_invalid_score_table_before_any_request(hub, sco
     (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
     run = hub.run(
         """
-from datadiet_hub.errors import ScoresNotFoundError
+from datadiet_hub.errors import DatadietError
 from datadiet_hub.hub import push_version
 try:
     push_version(ARGS["folder"], "user/bad", "v1")
     result = None
-except ScoresNotFoundError as e:
+except DatadietError as e:
     result = str(e)
 """,
         args={"folder": str(score_folder)},
     )
-    assert run.result and "is not a valid score table" in run.result
+    assert run.result and "train-00000-of-00001.parquet" in run.result and "not a PARQUET file" in run.result
     assert hub.double.find("POST", r"^/api/repos/create$") == []

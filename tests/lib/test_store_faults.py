@@ -71,7 +71,8 @@ def source_with_many_files(path: Path, *, seed: int, files: int = 30) -> Path:
     folder = write_score_folder(path, N, score_seed=seed)
     (folder / "plots").mkdir(exist_ok=True)
     for i in range(files):
-        (folder / "plots" / f"p{i:03d}.png").write_bytes(hashlib.sha256(f"{seed}-{i}".encode()).digest() * 64)
+        png = b"\x89PNG\r\n\x1a\n" + hashlib.sha256(f"{seed}-{i}".encode()).digest() * 64  # a PNG signature
+        (folder / "plots" / f"p{i:03d}.png").write_bytes(png)
     return folder
 
 

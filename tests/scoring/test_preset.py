@@ -13,7 +13,7 @@ from scoring.data import tensors as data_module  # where Preprocess looks crop_f
 from scoring.run import STATE
 
 
-def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, grand_standin, monkeypatch):
+def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, monkeypatch):
     from scoring.cli import main
 
     calls = []
