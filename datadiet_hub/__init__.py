@@ -3,10 +3,22 @@
 Imports neither torch nor anything heavy at import time; the scoring engine lives in the ``scoring`` package.
 """
 
-__version__ = "0.1.0"
-
-from .filtering import keep, prune, select_indices
+from ._version import __version__
+from .keep import keep
 from .loading import load_provenance, load_scores
+from .provenance import Provenance
+from .prune import prune
+from .selection import Selection, select_indices
 from .store import LocalStore
 
-__all__ = ["LocalStore", "__version__", "keep", "load_provenance", "load_scores", "prune", "select_indices"]
+__all__ = [
+    "LocalStore",
+    "Provenance",
+    "Selection",
+    "__version__",
+    "keep",
+    "load_provenance",
+    "load_scores",
+    "prune",
+    "select_indices",
+]

@@ -13,9 +13,14 @@ import logging
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from .errors import ScoreMismatchError
+from ._datasets_compat import arrow_column
+from .errors import InvalidArgumentError, ScoreMismatchError
 from .hashing import example_id, fingerprint, id_keys
+from .provenance import Provenance
+from .sources import detect_columns
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +37,15 @@ _OVERRIDE = " If you are sure the rows match, skip the check with verify='none' 
 
 def validate_missing(missing: str) -> str:
     if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.")
+        raise InvalidArgumentError(
+            f"missing={missing!r}; choose one of: {', '.join(MISSING_POLICIES)}.", value=missing
+        )
     return missing
 
 
 def validate_verify(verify: str) -> str:
     if verify not in VERIFY_MODES:
-        raise ValueError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.")
+        raise InvalidArgumentError(f"verify={verify!r}; choose one of: {', '.join(VERIFY_MODES)}.", value=verify)
     return verify
 
 
@@ -149,10 +156,6 @@ def dataset_example_ids(
     """Content hashes of dataset rows (all rows, or ``positions``) as an arrow string array: the ``example_id``
     column if present (read through arrow, no Python strings), else computed from the decoded image and label
     (only those two columns are read)."""
-    import pyarrow as pa
-
-    from .sources import detect_columns
-
     if "example_id" in dataset.column_names:
         return arrow_column(dataset, "example_id", positions)
     rows = dataset if positions is None else dataset.select(positions)
@@ -171,71 +174,37 @@ def dataset_example_ids(
     return pa.array(ids, type=pa.string())
 
 
-def take_rows(column: Any, rows: Any) -> Any:
-    """``column.take(rows)``; a few rows of a chunked column are read one by one, because arrow's ``take`` on a
-    chunked string column first concatenates every chunk (a 360 MB copy for 10M ids, to read 32 of them)."""
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray) and len(rows) <= 4096 and column.num_chunks > 1:
-        wanted = rows.to_pylist() if hasattr(rows, "to_pylist") else np.asarray(rows).tolist()
-        return pa.array([column[int(r)].as_py() for r in wanted], type=column.type)
-    return column.take(rows if isinstance(rows, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(rows)))
-
-
-def arrow_column(dataset: Any, name: str, positions: np.ndarray | None = None) -> Any:
-    """One column of a ``datasets.Dataset`` as a single arrow array, through its indices mapping if it has one.
-
-    ``dataset.with_format("arrow")[:]`` on a shuffled or selected dataset gathers row by row in Python (~4 s per
-    million rows); a pyarrow ``take`` over the underlying table does the same in milliseconds.
-    """
-
-    try:
-        column = dataset.data.column(name)
-        mapping = dataset._indices
-        if mapping is not None:
-            rows = mapping.column(0) if positions is None else take_rows(mapping.column(0), positions)
-            column = take_rows(column, rows)
-        elif positions is not None:
-            column = take_rows(column, positions)
-    except (AttributeError, KeyError, TypeError):  # not a map-style Dataset (or internals changed): public path
-        rows = dataset if positions is None else dataset.select(positions)
-        column = rows.select_columns([name]).with_format("arrow")[:].column(name)
-    return column
-
-
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
     """(number of differing rows, first differing row) of two equal-length arrow string arrays."""
-    import pyarrow.compute as pc
-
     differs = pc.not_equal(ours, theirs)
     count = pc.sum(differs).as_py() or 0
     first = pc.index(differs, True).as_py() if count else -1
     return count, first
 
 
-def card_fingerprint(provenance: dict[str, Any] | None) -> str | None:
-    """The source fingerprint recorded in a card's ``datadiet`` block, if any."""
-    if not provenance:
+def card_fingerprint(provenance: Provenance | None) -> str | None:
+    """The source fingerprint recorded in a card's provenance, if any."""
+    if provenance is None:
         return None
-    source = provenance.get("source")
-    value = source.get("fingerprint") if isinstance(source, dict) else provenance.get("fingerprint")
+    value = provenance.source.fingerprint or provenance.extra.get("fingerprint")
     return str(value) if value and value != "n/a" else None
 
 
-def check_fingerprint(ids: Any, provenance: dict[str, Any] | None, *, what: str) -> None:
+def check_fingerprint(ids: Any, provenance: Provenance | None, *, what: str) -> None:
     """Compare the order-sensitive fingerprint of ``ids`` with the card's; no-op when the card has none."""
     expected = card_fingerprint(provenance)
-    if expected is None:
+    if expected is None or provenance is None:
         return
     actual = fingerprint(ids)
     if actual != expected:
-        source = provenance.get("source") if isinstance(provenance.get("source"), dict) else {}
-        name = f"{source.get('dataset', '?')} split {source.get('split', '?')}" if source else "its source"
+        source = provenance.source
+        name = f"{source.dataset or '?'} split {source.split or '?'}" if source.dataset else "its source"
         raise ScoreMismatchError(
             f"The fingerprint of {what} ({actual[:16]}...) differs from the source fingerprint in the score card "
             f"({expected[:16]}..., {name}): the scores were computed on other rows or another order."
             + _HINT
-            + _OVERRIDE
+            + _OVERRIDE,
+            value=actual,
         )
 
 
@@ -247,7 +216,7 @@ def check_alignment(
     verify: str = "sample",
     image_column: str | None = None,
     label_column: str | None = None,
-    provenance: dict[str, Any] | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
     """Raise ``ScoreMismatchError`` unless the dataset's rows are, position by position, the scored rows.
 
@@ -261,14 +230,11 @@ def check_alignment(
             ``provenance`` has one) or ``none`` (length only).
         provenance: the card's ``datadiet`` block (``load_provenance``); its ``source.num_rows`` is checked too.
     """
-    import pyarrow as pa
-
     validate_verify(verify)
     n = len(dataset)
     if n != num_scores:
         raise ScoreMismatchError(f"The scores have {num_scores} rows but the dataset has {n}." + _HINT)
-    source = (provenance or {}).get("source")
-    card_rows = source.get("num_rows") if isinstance(source, dict) else None
+    card_rows = provenance.source.num_rows if provenance is not None else None
     if verify != "none" and card_rows is not None and int(card_rows) != n:
         raise ScoreMismatchError(
             f"The score card says the source split has {card_rows} rows but the dataset has {n}." + _HINT + _OVERRIDE
@@ -308,6 +274,12 @@ def report_missing(unmatched: int, total: int, missing: str, *, where: str = "da
     """Apply the ``missing`` policy to a count of rows without a score: raise, or log how many were dropped/kept."""
     if not unmatched:
         return
+    if missing == "drop" and unmatched == total:
+        raise ScoreMismatchError(
+            f"none of the {total} {where} has a score (no example_id matches): with missing='drop' nothing would be "
+            "left. These scores describe another dataset; check --scores / --config, or the dataset's split.",
+            value=total,
+        )
     if missing == "error":
         raise ScoreMismatchError(
             f"{unmatched} of {total} {where} have no score (no matching example_id). Choose what to do with them: "

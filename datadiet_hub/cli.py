@@ -1,20 +1,40 @@
 """``datadiet``: score, publish, list, inspect, compare and prune score datasets from the shell.
 
 One argparse entry point with a subcommand per verb, like ``datasets-cli`` / ``hf``. Every subcommand's help
-shows example calls. User errors print one ``error:`` line and exit non-zero (2 bad input, 3 not found,
-4 already exists); ``DATADIET_DEBUG=1`` shows the traceback.
+shows example calls. Known user and environment errors print one ``error:`` line and exit with their own code
+(``cli_errors``: 2 bad input, 3 not found, 4 already exists, 5 network, 6 HTTP status, 7 disk); anything else is a
+bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any error.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import logging
 import os
+import platform
 import sys
 from pathlib import Path
 
-from . import __version__
-from .cli_errors import run_guarded
+import numpy as np
+
+from . import strategies
+from ._join import JOIN_KEYS
+from ._output import check_output, output_format, write_dataset
+from ._torch_verbs import run_verb
+from ._version import __version__
+from .align import MISSING_POLICIES, VERIFY_MODES
+from .cli_errors import EXIT_CODES_HELP, run_guarded
+from .compare import compare_scores, format_comparison
+from .errors import InvalidArgumentError, ScoresNotFoundError
+from .hub import push_version
+from .loading import load_scores
+from .prune import prune
+from .resolve import resolve
+from .schema import METRICS
+from .selection import Selection
+from .sources import load_source
+from .store import LocalStore, default_root
 
 logger = logging.getLogger(__name__)
 
@@ -50,41 +70,22 @@ def _fractions(text: str) -> tuple[float, ...]:
 
 
 def cmd_score(argv: list[str]) -> int:
-    try:
-        from scoring.cli import main as scoring_main
-    except ImportError as err:
-        print(
-            f"error: scoring needs torch and accelerate ({err}). Install them with "
-            "`pip install 'datadiet-hub[torch]'` (CPU: `pip install torch==2.13.0` first).",
-            file=sys.stderr,
-        )
-        return 2
-    return scoring_main(argv, prog="datadiet score")
+    return run_guarded(lambda: run_verb("score", argv))
 
 
 def cmd_demo(argv: list[str]) -> int:
-    try:
-        from downstream.demo import main as demo_main
-    except ImportError as err:
-        print(
-            f"error: the demo needs torch and accelerate ({err}); `pip install 'datadiet-hub[torch]'`.",
-            file=sys.stderr,
-        )
-        return 2
-    return demo_main(argv)
+    return run_guarded(lambda: run_verb("demo", argv))
 
 
 # -- publish / versions ----------------------------------------------------------------------------------------------
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
     if (args.name is None) == (args.repo_id is None):
-        raise ValueError("Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub).")
+        raise InvalidArgumentError(
+            "Give exactly one target: --name NAME (local store) or --repo-id USER/NAME (the Hub)."
+        )
     if args.repo_id is not None:
-        from .hub import push_version
-
         result = push_version(
             args.scores_dir, args.repo_id, args.version, private=args.private, as_branch=args.branch, force=args.force
         )
@@ -92,7 +93,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
         print(result.url)
         return 0
     if args.private or args.branch or args.force:
-        raise ValueError("--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable.")
+        raise InvalidArgumentError(
+            "--private, --branch and --force apply to --repo-id (the Hub); local versions are immutable."
+        )
     info = LocalStore(args.store).publish(args.scores_dir, args.name, args.version)
     print(f"Published {args.name} {info.name} -> {info.location} (configs: {', '.join(info.configs)})")
     print(f"Load it: datasets.load_dataset({info.location!r}, {info.configs[0]!r}, split='train')")
@@ -100,18 +103,16 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from .store import LocalStore
-
-    store = LocalStore(args.store)
-    if store.has(args.name) or "/" not in args.name or args.local:
-        versions, where = store.versions(args.name), f"local store {store.root}"
-    else:
-        from .hub import list_versions
-
-        versions, where = list_versions(args.name), "the Hub"
+    place = resolve(args.name, store=args.store, local=args.local)
+    versions, where = place.versions(), place.describe()
     if not versions:
-        print(f"No versions of {args.name!r} in {where}.")
-        return 3
+        raise ScoresNotFoundError(
+            f"No versions of {args.name!r} in {where}. Check the name (`ls {place.store.root}` lists the local "
+            "store) or publish one with `datadiet publish`."
+            if place.store is not None
+            else f"No versions of {args.name!r} in {where}; publish one with `datadiet publish`.",
+            value=args.name,
+        )
     for v in versions:
         location = v.location if v.kind == "folder" else v.location[:12]
         print(f"{v.name:<10} {v.kind:<6} {location}  configs={','.join(v.configs)}  {v.summary()}")
@@ -133,11 +134,6 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .loading import load_scores
-    from .schema import METRICS
-
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
     metrics = [m for m in METRICS if m in scores.column_names]
@@ -158,9 +154,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compare import compare_scores, format_comparison
-    from .loading import load_scores
-
     tables = []
     for ref in (args.a, args.b):
         location, version, config = _parse_ref(ref, args.config)
@@ -176,12 +169,30 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from .filtering import prune
-    from .loading import load_scores
-    from .sources import load_source
-
     if args.fraction is None and args.count is None and args.min_score is None and args.max_score is None:
-        raise ValueError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+        raise InvalidArgumentError("Say how much to keep: --fraction F, --count N, or --min-score/--max-score.")
+    fmt = output_format(args.output, args.format)
+    inputs = [args.dataset, *(args.data_files or []), args.scores]
+    out = check_output(args.output, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)
+    skip, beta = args.skip, args.beta
+    if args.offset:  # the old flag: CCS's beta for ccs, the skipped share otherwise
+        if args.strategy == "ccs":
+            beta = beta or args.offset
+        else:
+            skip = skip or args.offset
+    selection = Selection(
+        column=args.column,
+        fraction=args.fraction,
+        count=args.count,
+        strategy=args.strategy,
+        skip=skip,
+        beta=beta,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        seed=args.seed,
+        class_balanced=args.class_balanced,
+        tie_break=args.tie_break,
+    )
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     source = load_source(
         args.dataset,
@@ -193,27 +204,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
     pruned = prune(
         source.dataset,
         scores,
-        column=args.column,
-        fraction=args.fraction,
-        count=args.count,
-        strategy=args.strategy,
-        offset=args.offset,
-        min_score=args.min_score,
-        max_score=args.max_score,
-        seed=args.seed,
-        class_balanced=args.class_balanced,
+        selection=selection,
         on=args.on,
         missing=args.missing,
         verify=args.verify,
         image_column=source.image_column,
         label_column=source.label_column,
     )
-    out = Path(args.output)
-    if args.format == "parquet":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pruned.to_parquet(str(out))
-    else:
-        pruned.save_to_disk(str(out))
+    check_output(out, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)  # again: it took time
+    write_dataset(pruned, out, fmt)
     print(
         f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
         f"by {args.column} ({args.strategy}) -> {out}"
@@ -225,11 +224,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    import importlib.metadata as md
-    import platform
-
-    from .store import default_root
-
     print(f"datadiet-hub: {__version__}")
     print(f"python: {platform.python_version()} ({platform.platform()})")
     for package in (
@@ -263,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
             "datadiet publish runs/fmnist --name fashion-mnist-datadiet --version v1",
             "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
             "datadiet <command> --help",
-        ),
+        )
+        + "\n\n"
+        + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"datadiet-hub {__version__}")
@@ -374,24 +370,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", default="el2n", help="score column (default: el2n)")
     p.add_argument("--fraction", type=float, help="share of rows to keep, in (0, 1]")
     p.add_argument("--count", type=int, help="number of rows to keep")
-    p.add_argument("--strategy", default="hardest", choices=["hardest", "easiest", "random", "offset", "ccs"])
-    p.add_argument("--offset", type=float, default=0.0, help="offset/ccs: share of hardest rows skipped first")
+    p.add_argument(
+        "--strategy",
+        default="hardest",
+        choices=strategies.names(),
+        help="; ".join(f"{s.name}: {s.help}" for s in strategies.STRATEGIES.values()),
+    )
+    p.add_argument("--skip", type=float, default=0.0, help="hardest/offset: share of hardest rows skipped first")
+    p.add_argument("--beta", type=float, default=0.0, help="ccs: share of hardest rows dropped first")
+    p.add_argument("--offset", type=float, default=0.0, help="deprecated: --skip (or --beta for ccs)")
+    p.add_argument(
+        "--tie-break",
+        default="random",
+        metavar="RULE",
+        help="order among equal scores: random (seeded, default), index (lower row first) or a score column",
+    )
     p.add_argument("--min-score", type=float)
     p.add_argument("--max-score", type=float)
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
     p.add_argument("--class-balanced", action="store_true", help="keep class proportions")
-    p.add_argument("--on", default="idx", choices=["idx", "example_id"], help="join by row position or content")
+    p.add_argument("--on", default="idx", choices=JOIN_KEYS, help="join by row position or content")
     p.add_argument(
-        "--missing", default="error", choices=["error", "drop", "keep"], help="--on example_id: rows without a score"
+        "--missing", default="error", choices=MISSING_POLICIES, help="--on example_id: rows without a score"
     )
     p.add_argument(
         "--verify",
         default="sample",
-        choices=["sample", "full", "none"],
+        choices=VERIFY_MODES,
         help="--on idx: content check of the alignment",
     )
-    p.add_argument("--output", required=True, help="output folder (arrow) or .parquet file")
-    p.add_argument("--format", default="arrow", choices=["arrow", "parquet"])
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output: a .parquet file, else a save_to_disk folder (never the input, a score dataset or a store)",
+    )
+    p.add_argument(
+        "--format", choices=["arrow", "parquet"], help="default: parquet for a .parquet --output, else arrow"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --output (atomically)")
     _add_store(p)
     p.set_defaults(func=cmd_prune)
 

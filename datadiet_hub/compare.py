@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ScoreMismatchError
+from .errors import InvalidArgumentError, ScoreMismatchError
+from .ranking import INDEX, TieBreak, order_hardest
+from .score_table import column_names, numpy_column
 from .stats import spearman
 
 
@@ -61,44 +63,33 @@ class Comparison:
     names: tuple[str, str] = ("A", "B")
 
 
-def _column(table: Any, name: str) -> np.ndarray:
-    """One column as a numpy array, from a ``datasets.Dataset``, a pyarrow Table or a dict of sequences."""
-    if hasattr(table, "with_format") and hasattr(table, "select_columns"):  # datasets.Dataset (respects .select)
-        arrow = table.select_columns([name]).with_format("arrow")[:]
-        return arrow.column(name).to_numpy(zero_copy_only=False)
-    if hasattr(table, "column") and hasattr(table, "schema"):  # pyarrow.Table
-        return table.column(name).to_numpy(zero_copy_only=False)
-    return np.asarray(table[name])
-
-
-def _column_names(table: Any) -> list[str]:
-    names = getattr(table, "column_names", None)
-    return list(names) if names is not None else list(table.keys())
-
-
 def _hardness_order(scores: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Row positions from hardest to easiest; ties broken by smaller idx first, so results are deterministic."""
-    return np.lexsort((idx, -scores))
+    """Row positions from hardest to easiest; ties by smaller idx first (``ranking.order_hardest``, rule "index"),
+    so a diff never depends on a seed. ``idx`` is ascending here (the tables are joined by it)."""
+    return order_hardest(scores, TieBreak(INDEX))
 
 
 def _validate_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     out = tuple(float(f) for f in fractions)
     bad = [f for f in out if not 0 < f <= 1]
     if bad:
-        raise ValueError(f"Kept fractions must be in (0, 1], got {bad!r}; e.g. fractions=(0.1, 0.3, 0.5, 0.7).")
+        raise InvalidArgumentError(
+            f"Kept fractions must be in (0, 1], got {bad!r}; e.g. fractions=(0.1, 0.3, 0.5, 0.7).", value=bad
+        )
     return out
 
 
 def _aligned(a: Any, b: Any, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """idx, score_a, score_b, example_id (or None), joined by idx; raises ScoreMismatchError if the rows differ."""
     for label, table in (("A", a), ("B", b)):
-        cols = _column_names(table)
+        cols = column_names(table)
         for needed in ("idx", column):
             if needed not in cols:
                 raise ScoreMismatchError(
-                    f"Score table {label} has no column {needed!r}; its columns are {cols}. Pass column= one of them."
+                    f"Score table {label} has no column {needed!r}; its columns are {cols}. Pass column= one of them.",
+                    column=needed,
                 )
-    idx_a, idx_b = _column(a, "idx").astype(np.int64), _column(b, "idx").astype(np.int64)
+    idx_a, idx_b = numpy_column(a, "idx").astype(np.int64), numpy_column(b, "idx").astype(np.int64)
     for label, idx in (("A", idx_a), ("B", idx_b)):
         uniq, counts = np.unique(idx, return_counts=True)
         if (counts > 1).any():
@@ -115,8 +106,8 @@ def _aligned(a: Any, b: Any, column: str) -> tuple[np.ndarray, np.ndarray, np.nd
         )
     pos_a, pos_b = np.argsort(idx_a), np.argsort(idx_b)
     idx = idx_a[pos_a]
-    score_a = _column(a, column).astype(np.float64)[pos_a]
-    score_b = _column(b, column).astype(np.float64)[pos_b]
+    score_a = numpy_column(a, column).astype(np.float64)[pos_a]
+    score_b = numpy_column(b, column).astype(np.float64)[pos_b]
     for label, s in (("A", score_a), ("B", score_b)):
         if np.isnan(s).any():
             raise ScoreMismatchError(
@@ -124,9 +115,9 @@ def _aligned(a: Any, b: Any, column: str) -> tuple[np.ndarray, np.ndarray, np.nd
                 f" {idx[np.isnan(s)][:5].tolist()}); fill or drop them before comparing."
             )
     example_id = None
-    if "example_id" in _column_names(a) and "example_id" in _column_names(b):
-        ex_a = _column(a, "example_id")[pos_a].astype(str)
-        ex_b = _column(b, "example_id")[pos_b].astype(str)
+    if "example_id" in column_names(a) and "example_id" in column_names(b):
+        ex_a = numpy_column(a, "example_id")[pos_a].astype(str)
+        ex_b = numpy_column(b, "example_id")[pos_b].astype(str)
         differ = np.flatnonzero(ex_a != ex_b)
         if len(differ):
             i = differ[0]
@@ -164,7 +155,7 @@ def compare_scores(
     """
     fracs = _validate_fractions(fractions)
     if top < 0:
-        raise ValueError(f"top must be >= 0, got {top!r}.")
+        raise InvalidArgumentError(f"top must be >= 0, got {top!r}; e.g. top=10.", value=top)
     idx, sa, sb, example_id = _aligned(a, b, column)
     n = len(idx)
     if n == 0:

@@ -14,30 +14,34 @@ scrubbed from every error message this module builds.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import datasets
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-from .errors import DatadietError, HubError, ScoresNotFoundError, VersionExistsError
-from .store import REPO_DIRS, REPO_FILES, check_score_folder, repo_files
-from .versions import (
-    RESERVED_VERSIONS,
-    VERSION_PATTERN,
-    VersionInfo,
-    read_card_metadata,
-    validate_version,
-    version_sort_key,
+from .errors import (
+    CardError,
+    ConfigNotFoundError,
+    DatadietError,
+    HubError,
+    HubUnreachableError,
+    ScoresNotFoundError,
+    VersionExistsError,
+    VersionNotFoundError,
+    transport_errors,
 )
+from .folder import ScoreFolder, check_data_files
+from .provenance import Provenance
+from .versions import RESERVED_VERSIONS, VERSION_PATTERN, VersionInfo, validate_version, version_sort_key
 
 logger = logging.getLogger(__name__)
 
 REPO_TYPE = "dataset"
-# What a version folder publishes; anything else in the folder (store bookkeeping, hidden files) stays local.
-PUBLISHED_FILES, PUBLISHED_DIRS = REPO_FILES, REPO_DIRS  # one layout for the local store and the Hub
 # Repo plumbing the Hub creates itself; kept when the rest of the tree is replaced.
 KEEP_REMOTE = frozenset({".gitattributes"})
 
@@ -80,29 +84,13 @@ class PushResult:
 
 
 def _folder_files(folder: Path) -> list[str]:
-    """Repo paths (posix) of the files a version folder publishes; raises if it is not a version folder."""
-    if not folder.is_dir():
-        raise ScoresNotFoundError(f"Version folder {str(folder)!r} does not exist or is not a directory.")
-    if not (folder / "README.md").is_file():
-        raise ScoresNotFoundError(
-            f"{str(folder)!r} is not a version folder: it has no README.md (the dataset card with the `configs:`"
-            " YAML). Write the version with the datadiet store first."
-        )
-    files = [p.as_posix() for p in repo_files(folder)]
-    if not any(f.startswith("data/") and f.endswith(".parquet") for f in files):
-        raise ScoresNotFoundError(f"Version folder {str(folder)!r} has no data/**/*.parquet files to publish.")
-    ignored = sorted(
-        p.name
-        for p in folder.iterdir()
-        if p.name not in PUBLISHED_FILES + PUBLISHED_DIRS and not p.name.startswith(".")
-    )
+    """Repo paths (posix) of the files a version folder publishes (``ScoreFolder.files``), after validating it."""
+    version = ScoreFolder(folder)
+    version.validate()  # a folder with a card declaring configs, each with valid score tables
+    ignored = version.unpublished()
     if ignored:
         logger.warning("Not publishing %s from %s (only README.md, data/ and plots/ are published).", ignored, folder)
-    check_score_folder(folder)  # card declares configs, every data file is a valid score table
-    return files
-
-
-# -- card metadata -------------------------------------------------------------------------------------------------
+    return [p.as_posix() for p in version.files()]
 
 
 # -- error handling ------------------------------------------------------------------------------------------------
@@ -124,14 +112,42 @@ def _reason(exc: BaseException, secret: str | None) -> str:
     return _redact(f"{type(exc).__name__}: {text}", secret)
 
 
-def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str) -> _T:
+def _failures(*kinds: type[BaseException]) -> tuple[type[BaseException], ...]:
+    """``kinds`` plus the transport errors: what a failed Hub request can raise."""
+    return (*kinds, *transport_errors())
+
+
+def as_hub_error(step: str, exc: BaseException, *, secret: str | None, state: str = "", **about: Any) -> HubError:
+    """The ``HubError`` for a failed Hub request: ``HubUnreachableError`` when the Hub was not reached (exit 5 in
+    the CLI), else a ``HubError`` carrying the HTTP status (exit 6). The message never contains the token."""
+    from huggingface_hub import constants
+
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is None and isinstance(exc, transport_errors()):
+        offline = constants.HF_HUB_OFFLINE
+        hint = (
+            "HF_HUB_OFFLINE=1 is set: only versions already in the local cache can be loaded; unset it to go online."
+            if offline
+            else f"Check your network connection, or HF_ENDPOINT (now {constants.ENDPOINT})."
+        )
+        cause = _redact(" ".join(str(exc).split()) or type(exc).__name__, secret)
+        return HubUnreachableError(
+            f"{step} failed: cannot reach the Hub at {constants.ENDPOINT} ({type(exc).__name__}: {cause}). {hint}"
+            f" {state}".rstrip(),
+            status=None,
+            **about,
+        )
+    return HubError(f"{step} failed: {_reason(exc, secret)} {state}".rstrip(), status=status, **about)
+
+
+def _call(step: str, fn: Callable[[], _T], *, secret: str | None, state: str, repo_id: str | None = None) -> _T:
     """Run one Hub request; on failure raise HubError naming the step, the cause and the repo state left behind."""
     try:
         return fn()
     except DatadietError:
         raise
-    except (HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
-        raise HubError(f"{step} failed: {_reason(e, secret)} {state}") from None
+    except _failures(HfHubHTTPError, OSError, ValueError, RuntimeError) as e:
+        raise as_hub_error(step, e, secret=secret, state=state, repo_id=repo_id) from None
 
 
 # -- push ----------------------------------------------------------------------------------------------------------
@@ -180,6 +196,7 @@ def push_version(
         f"Creating dataset repo {repo_id!r}",
         lambda: api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True),
         secret=secret,
+        repo_id=repo_id,
         state=nothing_changed,
     )
     repo_id = getattr(repo_url, "repo_id", None) or repo_id
@@ -187,6 +204,7 @@ def push_version(
         f"Listing the refs of {repo_id!r}",
         lambda: api.list_repo_refs(repo_id, repo_type=REPO_TYPE),
         secret=secret,
+        repo_id=repo_id,
         state=nothing_changed,
     )
     branches = {r.name: r.target_commit for r in refs.branches}
@@ -196,13 +214,16 @@ def push_version(
     if old_kind and not force:
         raise VersionExistsError(
             f"Version {version!r} already exists in {repo_id!r} as a {old_kind} at commit {old_sha}. Publish under a"
-            " new name, or pass force=True (`--force`) to move it to the new content."
+            " new name, or pass force=True (`--force`) to move it to the new content.",
+            repo_id=repo_id,
+            version=version,
         )
     if private:
         info = _call(
             f"Reading {repo_id!r}",
             lambda: api.repo_info(repo_id, repo_type=REPO_TYPE),
             secret=secret,
+            repo_id=repo_id,
             state=nothing_changed,
         )
         if not getattr(info, "private", True):
@@ -214,6 +235,7 @@ def push_version(
             f"Listing the files of {repo_id!r}",
             lambda: api.list_repo_files(repo_id, repo_type=REPO_TYPE, revision=main_sha or "main"),
             secret=secret,
+            repo_id=repo_id,
             state=nothing_changed,
         )
         if main_sha
@@ -242,6 +264,7 @@ def push_version(
             commit_description=f"Version folder {folder.name}: {len(files)} files, {len(deletes)} removed.",
         ),
         secret=secret,
+        repo_id=repo_id,
         state=f"The commit did not land (a commit lands whole or not at all). {nothing_changed}",
     )
     sha = commit.oid
@@ -294,6 +317,7 @@ def _set_ref(
             f"Creating {kind} {version!r} in {repo_id!r}",
             lambda: _create_ref(api, repo_id, version, kind, sha),
             secret=secret,
+            repo_id=repo_id,
             state=f"{landed} Previous versions are untouched.{retry}",
         )
         return
@@ -301,6 +325,7 @@ def _set_ref(
         f"Removing the old {old_kind} {version!r} (commit {old_sha}) in {repo_id!r}",
         lambda: _delete_ref(api, repo_id, version, old_kind),
         secret=secret,
+        repo_id=repo_id,
         state=f"{landed} Version {version!r} still points to commit {old_sha}; previous versions"
         f" are untouched.{retry}",
     )
@@ -315,11 +340,15 @@ def _set_ref(
                 f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Restoring the old {old_kind}"
                 f" also failed ({_reason(e2, secret)}): version {version!r} is now missing; recreate it at commit"
                 f" {old_sha} (`hf repo tag create {repo_id} {version} -r {old_sha} --repo-type dataset`)."
-                " Other versions are untouched."
+                " Other versions are untouched.",
+                repo_id=repo_id,
+                version=version,
             ) from None
         raise HubError(
             f"Creating {kind} {version!r} in {repo_id!r} failed: {reason} {landed} Version {version!r} was restored"
-            f" to commit {old_sha}; previous versions are untouched.{retry}"
+            f" to commit {old_sha}; previous versions are untouched.{retry}",
+            repo_id=repo_id,
+            version=version,
         ) from None
 
 
@@ -344,39 +373,85 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
     except RepositoryNotFoundError:
         raise ScoresNotFoundError(
             f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
-            " `hf auth login`)."
+            " `hf auth login`).",
+            repo_id=repo_id,
         ) from None
-    except (HfHubHTTPError, OSError) as e:
-        raise HubError(f"Listing the versions of {repo_id!r} failed: {_reason(e, secret)}") from None
+    except _failures(HfHubHTTPError, OSError) as e:
+        raise as_hub_error(f"Listing the versions of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
     candidates = [("tag", r) for r in refs.tags] + [("branch", r) for r in refs.branches]
     out = []
     for kind, ref in candidates:
         if ref.name in RESERVED_VERSIONS or not VERSION_PATTERN.fullmatch(ref.name):
             continue
-        meta = _card_metadata_at(repo_id, ref.target_commit, token=token, secret=secret)
-        configs = tuple(c.get("config_name", "") for c in meta.get("configs") or [] if isinstance(c, dict))
-        provenance = meta.get("datadiet") if isinstance(meta.get("datadiet"), dict) else {}
+        configs, provenance = _card_at(repo_id, ref.target_commit, token=token, secret=secret)
         out.append(VersionInfo(ref.name, kind, ref.target_commit, configs, provenance))
     return sorted(out, key=lambda v: (version_sort_key(v.name), v.kind))
 
 
-def _card_metadata_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -> dict[str, Any]:
+def download_card(
+    repo_id: str, revision: str | None, *, token: str | bool | None = None, local_only: bool = False
+) -> ScoreFolder:
+    """The card of a Hub version as a ``ScoreFolder`` (the snapshot folder holding just its README.md)."""
+    path = hf_hub_download(
+        repo_id, "README.md", repo_type=REPO_TYPE, revision=revision, token=token, local_files_only=local_only
+    )
+    return ScoreFolder(Path(path).parent)
+
+
+def _card_at(repo_id: str, sha: str, *, token: str | None, secret: str | None) -> tuple[tuple[str, ...], Provenance]:
+    """(configs, provenance) of the card at commit ``sha``; empty when the version has no card."""
     try:
-        path = hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=sha, token=token)
+        folder = download_card(repo_id, sha, token=token)
     except HfHubHTTPError as e:
         if getattr(getattr(e, "response", None), "status_code", None) == 404:
-            return {}
-        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
-    except OSError as e:
-        raise HubError(f"Reading the card of {repo_id!r} at {sha} failed: {_reason(e, secret)}") from None
+            return (), Provenance()
+        raise as_hub_error(
+            f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
+        ) from None
+    except _failures(OSError) as e:
+        raise as_hub_error(
+            f"Reading the card of {repo_id!r} at {sha}", e, secret=secret, repo_id=repo_id, version=sha
+        ) from None
     try:
-        return read_card_metadata(Path(path).read_text(encoding="utf-8"), source=f"{repo_id}@{sha}/README.md")
-    except DatadietError as e:
+        return tuple(folder.configs()), folder.provenance()
+    except CardError as e:
         logger.warning("%s", e)
-        return {}
+        return (), Provenance()
 
 
-def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any:
+def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | None) -> None:
+    """One request before ``load_dataset``: an unreachable Hub fails here at once (``load_dataset`` would retry for
+    ~25 s first), a missing repo or version gets its own error, and the card is checked before any data file is
+    read (its ``data_files`` must stay inside the repo)."""
+    api = HfApi(token=token if isinstance(token, str) else None)
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+    except RepositoryNotFoundError:
+        raise ScoresNotFoundError(
+            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
+            " `hf auth login`).",
+            repo_id=repo_id,
+        ) from None
+    except _failures(HfHubHTTPError, OSError) as e:
+        raise as_hub_error(f"Reaching {repo_id!r}", e, secret=secret, repo_id=repo_id, version=version) from None
+    names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
+    if version is not None and version not in names and not re.fullmatch(r"[0-9a-f]{40}", version):
+        raise VersionNotFoundError(
+            f"Version {version!r} not found in {repo_id!r} (published: {sorted(names - {'main'}) or 'none'}); "
+            f"`datadiet versions {repo_id}` lists them.",
+            repo_id=repo_id,
+            version=version,
+        )
+    try:
+        card = download_card(repo_id, version, token=token)
+    except _failures(HfHubHTTPError, OSError) as e:
+        if getattr(getattr(e, "response", None), "status_code", None) == 404:
+            return  # no card: load_dataset reads the repo's files by its own rules
+        raise as_hub_error(f"Reading the card of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
+    check_data_files(card.metadata(), where=f"{repo_id}@{version or 'main'}/README.md")
+
+
+def load_from_hub(repo_id: str, config: str | None, version: str | None, **kwargs: Any) -> Any:
     """Load one config of one published version with plain ``datasets.load_dataset`` (split ``train``).
 
     Args:
@@ -388,23 +463,38 @@ def load_from_hub(repo_id: str, config: str, version: str, **kwargs: Any) -> Any
     Raises:
         ScoresNotFoundError: the repo, version or config does not exist.
     """
-    import datasets  # heavy import, only when loading
+    from huggingface_hub import constants
 
     split = kwargs.pop("split", "train")
+    token = kwargs.get("token")
+    secret = token if isinstance(token, str) else get_token()
+    if not constants.HF_HUB_OFFLINE:
+        _preflight(repo_id, version, token=token, secret=secret)
     try:
         return datasets.load_dataset(repo_id, config, split=split, revision=version, **kwargs)
+    except _failures(HfHubHTTPError) as e:  # ConnectionError: datasets' "Couldn't reach ..."
+        raise as_hub_error(
+            f"Loading {repo_id!r} at version {version!r}", e, secret=secret, repo_id=repo_id, version=version
+        ) from None
     except RevisionNotFoundError:
-        raise ScoresNotFoundError(
-            f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones."
+        raise VersionNotFoundError(
+            f"Version {version!r} not found in {repo_id!r}; `datadiet versions {repo_id}` lists the published ones.",
+            repo_id=repo_id,
+            version=version,
         ) from None
     except datasets.exceptions.DatasetNotFoundError as e:
         raise ScoresNotFoundError(
             f"Could not load {repo_id!r} at version {version!r}: {' '.join(str(e).split())} -- `datadiet versions"
-            f" {repo_id}` lists the published versions; private repos need HF_TOKEN or `hf auth login`."
+            f" {repo_id}` lists the published versions; private repos need HF_TOKEN or `hf auth login`.",
+            repo_id=repo_id,
+            version=version,
         ) from None
     except ValueError as e:
         if "config" in str(e).lower():
-            raise ScoresNotFoundError(
-                f"Config {config!r} not found in {repo_id!r} at version {version!r}: {' '.join(str(e).split())}"
+            raise ConfigNotFoundError(
+                f"Config {config!r} not found in {repo_id!r} at version {version!r}: {' '.join(str(e).split())}",
+                repo_id=repo_id,
+                version=version,
+                config=config,
             ) from None
         raise

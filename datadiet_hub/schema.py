@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
+
+from .errors import InvalidArgumentError, InvalidNameError, ScoreTableError
 
 METRICS = ("el2n", "grand", "forgetting")
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
@@ -25,8 +28,13 @@ CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> str:
-    """``cnn-ep2`` when the step is a whole epoch, else ``cnn-step150``; factories use their function name."""
-    short = model.rsplit(":", 1)[-1].lower().replace("_", "-")
+    """``cnn-ep2`` when the step is a whole epoch, else ``cnn-step150``; factories use their function name,
+    ``transformers:`` specs their model type or config folder (``transformers:bert?hidden_size=64`` -> ``bert``)."""
+    spec = model.split("?", 1)[0].rstrip("/")
+    if spec.endswith(".json") and "/" in spec:
+        spec = spec.rsplit("/", 1)[0]  # a config.json: name it by its folder
+    short = spec.rsplit(":", 1)[-1].rsplit("/", 1)[-1].lower().replace("_", "-")
+    short = re.sub(r"[^a-z0-9._-]+", "-", short).strip("-._") or "model"
     if steps_per_epoch and step % steps_per_epoch == 0:
         return f"{short}-ep{step // steps_per_epoch}"
     return f"{short}-step{step}"
@@ -34,8 +42,9 @@ def config_name(model: str, step: int, steps_per_epoch: int | None = None) -> st
 
 def validate_config_name(name: str) -> str:
     if not CONFIG_RE.match(name):
-        raise ValueError(
-            f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'."
+        raise InvalidNameError(
+            f"Invalid config name {name!r}: use lowercase letters, digits, '.', '_' or '-', e.g. 'cnn-ep2'.",
+            value=name,
         )
     return name
 
@@ -45,7 +54,7 @@ def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
     fields = list(BASE_COLUMNS.items())
     for metric in metrics:
         if metric not in METRIC_COLUMNS:
-            raise ValueError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.")
+            raise InvalidArgumentError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.", value=metric)
         fields.extend(METRIC_COLUMNS[metric].items())
     return pa.schema(fields)
 
@@ -61,20 +70,59 @@ def validate_table(table: pa.Table) -> pa.Table:
     Returns the table cast to the canonical schema; raises ``ValueError`` naming the first problem.
     """
     names = table.column_names
+    if "idx" in names and not pa.types.is_integer(table.schema.field("idx").type):
+        raise ScoreTableError(
+            f"Score table's 'idx' column has type {table.schema.field('idx').type}; it must hold integer row "
+            "positions (int64). Rewrite the table with `datadiet score`."
+        )
     missing = [c for c in BASE_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"Score table lacks required column(s) {missing}; it has {names}.")
+        raise ScoreTableError(
+            f"Score table lacks required column(s) {missing}; it has {names}. Build it with the columns of "
+            "schema.score_schema.",
+            value=missing,
+        )
     metrics = metrics_in(names)
     if not metrics:
-        raise ValueError(f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.")
+        raise ScoreTableError(
+            f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.", value=names
+        )
     schema = score_schema(metrics)
     absent = [f.name for f in schema if f.name not in names]
     if absent:
-        raise ValueError(f"Score table lacks column(s) {absent} that go with {metrics}.")
+        raise ScoreTableError(f"Score table lacks column(s) {absent} that go with {metrics}.", value=absent)
     table = table.select(schema.names).cast(schema)
-    import numpy as np
 
     idx = table.column("idx").to_numpy()
     if len(idx) and not np.array_equal(np.sort(idx), np.arange(len(idx))):
-        raise ValueError("Score table's 'idx' column must hold each row position 0..N-1 exactly once.")
+        raise ScoreTableError(
+            "Score table's 'idx' column must hold each row position 0..N-1 exactly once; it has gaps or "
+            "duplicates. Use the complete table of the split.",
+            column="idx",
+        )
     return table
+
+
+def validate_scores(table: pa.Table) -> None:
+    """What ``prune`` requires of every value, checked before a table becomes a version: no nulls anywhere, and
+    finite score, std and per-seed values. Raises ``ScoreTableError`` naming the column and the first bad idx."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        column = table.column(name)
+        if column.null_count:
+            raise ScoreTableError(f"Column {name!r} has {column.null_count} null value(s); every row needs a value.")
+        base = name.removesuffix("_per_seed").removesuffix("_std")
+        if base not in METRICS:
+            continue
+        values = pc.list_flatten(column) if name.endswith("_per_seed") else column
+        if values.null_count:
+            raise ScoreTableError(f"Column {name!r} has null per-seed value(s); every seed needs a score.")
+        array = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)
+        bad = ~np.isfinite(array)
+        if bad.any():
+            raise ScoreTableError(
+                f"Column {name!r} has {int(bad.sum())} NaN or infinite value(s); a diverged run? Recompute the "
+                "scores (e.g. a smaller --lr)."
+            )

@@ -1,189 +1,268 @@
-"""Pure index selectors: which rows to keep, given one score per row.
+"""``Selection``: the frozen value object saying which rows to keep, and ``select_indices`` that applies it.
 
-All functions take a float array ``scores`` indexed by row position (= the scores' ``idx``) and return the kept
-positions sorted ascending. Ties are broken deterministically: among equal scores the lower row position wins,
-for every strategy. Larger scores mean harder examples.
+``prune``, ``keep`` and ``select_indices`` take either ``selection=Selection(...)`` or the same fields as keyword
+arguments. ``offset=`` is the deprecated name of two different knobs: the share skipped by ``hardest``/``offset``
+(now ``skip``) and CCS's hardest share dropped (now ``beta``); it still works and maps to the right one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
-STRATEGIES = ("hardest", "easiest", "random", "offset", "ccs")
+from . import strategies
+from .errors import InvalidArgumentError
+from .ranking import INDEX, RANDOM, TieBreak
+from .schema import METRICS
+from .score_table import num_scores, read_scores
+
+NOT_SCORES = frozenset({"idx", "example_id", "label", "never_learned"})  # format columns, not scores
+
+logger = logging.getLogger(__name__)
 
 
 def budget(n: int, *, fraction: float | None = None, count: int | None = None) -> int:
-    """Number of rows to keep out of ``n``: ``count``, or ``fraction * n`` rounded half up."""
-    if fraction is not None and count is not None:
-        raise ValueError(f"Give either fraction ({fraction!r}) or count ({count!r}), not both.")
+    """Number of rows to keep out of ``n``: ``count``, or ``fraction * n`` rounded half up (all rows if neither)."""
+    _check_amount(fraction, count)
     if count is not None:
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 <= count <= n:
-            raise ValueError(f"count={count!r} must be an integer between 0 and the number of rows ({n}).")
+        if not count <= n:
+            raise InvalidArgumentError(
+                f"count={count!r} must be an integer between 0 and the number of rows ({n}).", value=count
+            )
         return int(count)
     if fraction is None:
         return n
-    if (
+    return min(n, math.floor(fraction * n + 0.5))
+
+
+def _check_amount(fraction: Any, count: Any) -> None:
+    if fraction is not None and count is not None:
+        raise InvalidArgumentError(
+            f"Give either fraction ({fraction!r}) or count ({count!r}), not both.", value=(fraction, count)
+        )
+    if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0):
+        raise InvalidArgumentError(
+            f"count={count!r} must be an integer between 0 and the number of rows.", value=count
+        )
+    if fraction is not None and (
         isinstance(fraction, bool)
         or not isinstance(fraction, (int, float, np.integer, np.floating))
         or math.isnan(fraction)
         or not 0 < fraction <= 1
     ):
-        raise ValueError(f"fraction={fraction!r} must be in (0, 1], e.g. 0.5 to keep half of the rows.")
-    return min(n, math.floor(fraction * n + 0.5))
-
-
-def top_k(scores: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
-    """Positions of the k largest (or smallest) scores, ties to the lower position.
-
-    O(n): one ``np.partition`` finds the k-th value, then boolean masks (already in position order) pick the rows
-    strictly beyond it plus the lowest-positioned ties; no sort of the kept positions is needed. At 10M rows this
-    is ~0.2 s against ~0.8 s for ``argpartition`` + ``sort``.
-    """
-    n = len(scores)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    if k >= n:
-        return np.arange(n, dtype=np.int64)
-    keyed = -scores if largest else scores  # select the k smallest of `keyed`
-    kth = np.partition(keyed, k - 1)[k - 1]
-    mask = keyed < kth
-    need = k - int(np.count_nonzero(mask))
-    if need:
-        mask[np.flatnonzero(keyed == kth)[:need]] = True  # flatnonzero is ascending: lower positions win
-    return np.flatnonzero(mask).astype(np.int64, copy=False)
-
-
-def order_hardest(scores: np.ndarray) -> np.ndarray:
-    """All positions from hardest to easiest, ties by lower position (a stable sort of the negated scores)."""
-    return np.argsort(-scores, kind="stable")
-
-
-def select_hardest(scores: np.ndarray, k: int) -> np.ndarray:
-    return top_k(scores, k, largest=True)
-
-
-def select_easiest(scores: np.ndarray, k: int) -> np.ndarray:
-    return top_k(scores, k, largest=False)
-
-
-def select_random(n: int, k: int, seed: int) -> np.ndarray:
-    """k positions uniformly at random without replacement, reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=k, replace=False)).astype(np.int64)
-
-
-def select_offset(scores: np.ndarray, k: int, offset: float) -> np.ndarray:
-    """Skip the hardest ``offset`` fraction (likely mislabeled), then keep the next k hardest (data_diet).
-
-    Equal to ``order_hardest(scores)[skip:skip + k]`` (stable order, ties to the lower position) but O(n): the
-    hardest ``skip + k`` rows minus the hardest ``skip`` of them, both by ``top_k``.
-    """
-    if not 0 <= offset < 1:
-        raise ValueError(f"offset={offset!r} must be in [0, 1): the fraction of hardest rows to skip first.")
-    n = len(scores)
-    skip = math.floor(offset * n + 0.5)
-    if skip + k > n:
-        raise ValueError(
-            f"offset={offset} skips {skip} rows, leaving {n - skip}: cannot keep {k}. Lower the offset or fraction."
+        raise InvalidArgumentError(
+            f"fraction={fraction!r} must be in (0, 1], e.g. 0.5 to keep half of the rows.", value=fraction
         )
-    head = top_k(scores, skip + k)
-    if skip == 0:
-        return head
-    return np.delete(head, top_k(scores[head], skip))
 
 
-def select_ccs(scores: np.ndarray, k: int, *, beta: float = 0.0, bins: int = 50, seed: int = 0) -> np.ndarray:
-    """Coverage-centric selection (Zheng et al., ICLR 2023): drop the hardest ``beta`` fraction, split the rest
-    into ``bins`` equal-width score strata, and give each stratum an equal share of the budget; strata smaller
-    than their share keep everything and pass the remainder on. Rows within a stratum are drawn at random."""
-    if not 0 <= beta < 1:
-        raise ValueError(f"beta={beta!r} must be in [0, 1): the fraction of hardest rows CCS drops first.")
-    if bins < 1:
-        raise ValueError(f"bins={bins!r} must be a positive integer.")
-    n = len(scores)
-    drop = math.floor(beta * n + 0.5)
-    candidates = np.delete(np.arange(n, dtype=np.int64), top_k(scores, drop)) if drop else np.arange(n)
-    if k > len(candidates):
-        raise ValueError(f"CCS with beta={beta} leaves {len(candidates)} rows: cannot keep {k}. Lower beta.")
-    values = scores[candidates]
-    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
-    edges = np.linspace(lo, hi, bins + 1)
-    strata = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, bins - 1)
-    by_stratum = np.argsort(strata, kind="stable")  # one sort instead of one full scan per stratum
-    sizes = np.bincount(strata, minlength=bins)
-    members = np.split(candidates[by_stratum], np.cumsum(sizes)[:-1])
-    take = np.zeros(bins, dtype=np.int64)
-    remaining = k
-    open_bins = [b for b in range(bins) if sizes[b] > 0]
-    while remaining > 0 and open_bins:  # equal shares; small strata are taken whole and the rest redistributed
-        share, extra = divmod(remaining, len(open_bins))
-        next_open = []
-        for j, b in enumerate(sorted(open_bins, key=lambda b: sizes[b] - take[b])):
-            want = share + (1 if j < extra else 0)
-            got = min(want, sizes[b] - take[b])
-            take[b] += got
-            remaining -= got
-            if take[b] < sizes[b]:
-                next_open.append(b)
-        open_bins = next_open if remaining > 0 else []
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(m, size=t, replace=False) for m, t in zip(members, take) if t > 0]
-    return np.sort(np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)).astype(np.int64)
+def _share(name: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 <= value < 1:
+        raise InvalidArgumentError(f"{name}={value!r} must be in [0, 1): {what}.", value=value)
 
 
-def select(
-    scores: np.ndarray,
-    k: int,
-    *,
-    strategy: str = "hardest",
-    offset: float = 0.0,
-    seed: int = 0,
-    bins: int = 50,
-) -> np.ndarray:
-    """Dispatch to one strategy; ``scores`` must be finite."""
-    if strategy == "hardest":
-        return select_offset(scores, k, offset) if offset else select_hardest(scores, k)
-    if strategy == "easiest":
-        return select_easiest(scores, k)
-    if strategy == "random":
-        return select_random(len(scores), k, seed)
-    if strategy == "offset":
-        return select_offset(scores, k, offset)
-    if strategy == "ccs":
-        return select_ccs(scores, k, beta=offset, bins=bins, seed=seed)
-    raise ValueError(f"Unknown strategy {strategy!r}. Choose one of: {', '.join(STRATEGIES)}.")
+@dataclass(frozen=True)
+class Selection:
+    """Which rows to keep.
 
-
-def class_quotas(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-class budgets proportional to class sizes (largest remainder, ties to the smaller label).
-
-    Returns ``(classes, inverse, quota)``: the sorted class values, each row's class position, and how many rows
-    each class keeps; the quotas sum to ``k`` and no quota exceeds its class size.
+    Attributes:
+        column: score column to rank by (``el2n``, ``grand``, ``forgetting``); larger means harder.
+        fraction: share of all rows to keep, in (0, 1]; or give ``count``. Neither: every row within the
+            thresholds.
+        count: number of rows to keep.
+        strategy: a name in ``strategies.STRATEGIES`` (``hardest``, ``easiest``, ``random``, ``offset``, ``ccs``).
+        skip: ``hardest``/``offset``: share of the hardest rows skipped first (data_diet's offset), in [0, 1).
+        beta: ``ccs``: share of the hardest rows dropped before sampling strata, in [0, 1).
+        min_score, max_score: absolute thresholds (inclusive); the strategy picks among rows within them.
+        seed: for ``random``, ``ccs`` and the ``random`` tie-break.
+        class_balanced: apply the strategy within each class, keeping class proportions.
+        bins: number of score strata for ``ccs``.
+        tie_break: order among equal scores: ``random`` (seeded, default), ``index`` (lower row first) or a
+            secondary score column (harder first), e.g. ``el2n`` to rank forgetting ties.
+        never_learned_as_inf: rank ``never_learned`` rows above all others when ranking by ``forgetting``.
     """
-    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if not len(classes):
-        return classes, inverse, np.zeros(0, dtype=np.int64)
-    exact = k * counts / counts.sum()
-    quota = np.floor(exact).astype(np.int64)
-    order = np.lexsort((classes, -(exact - quota)))  # largest remainder first, then smaller label
-    quota[order[: k - quota.sum()]] += 1
-    return classes, inverse, quota
+
+    column: str = "el2n"
+    fraction: float | None = None
+    count: int | None = None
+    strategy: str = "hardest"
+    skip: float = 0.0
+    beta: float = 0.0
+    min_score: float | None = None
+    max_score: float | None = None
+    seed: int = 0
+    class_balanced: bool = False
+    bins: int = 50
+    tie_break: str = RANDOM
+    never_learned_as_inf: bool = True
+
+    def __post_init__(self) -> None:
+        strategy = strategies.get(self.strategy)
+        _check_amount(self.fraction, self.count)
+        _share("skip", self.skip, "the share of hardest rows to skip first")
+        _share("beta", self.beta, "the share of hardest rows CCS drops first")
+        if self.skip and not strategy.uses_skip:
+            raise InvalidArgumentError(
+                f"skip={self.skip} does not apply to strategy={self.strategy!r}; it is for 'hardest' and 'offset'.",
+                value=self.skip,
+            )
+        if self.beta and not strategy.uses_beta:
+            raise InvalidArgumentError(
+                f"beta={self.beta} does not apply to strategy={self.strategy!r}; it is for 'ccs'.", value=self.beta
+            )
+        if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
+            raise InvalidArgumentError(f"bins={self.bins!r} must be a positive integer.", value=self.bins)
+        for name in ("min_score", "max_score"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.integer, np.floating))
+                or not math.isfinite(value)
+            ):
+                raise InvalidArgumentError(
+                    f"{name}={value!r} must be a finite number (a NaN or infinite threshold selects nothing or "
+                    "everything); give a score value such as 0.05.",
+                    value=value,
+                )
+        if self.column in NOT_SCORES or self.column.endswith(("_std", "_per_seed")):
+            raise InvalidArgumentError(
+                f"{self.column!r} is not a score column (it is part of the score format, not a difficulty); rank by "
+                f"a score: one of {', '.join(METRICS)}.",
+                column=self.column,
+                value=self.column,
+            )
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise InvalidArgumentError(
+                f"min_score={self.min_score} is larger than max_score={self.max_score}; swap them.",
+                value=(self.min_score, self.max_score),
+            )
+        if not isinstance(self.tie_break, str) or not self.tie_break:
+            raise InvalidArgumentError(
+                f"tie_break={self.tie_break!r}: use 'random', 'index' or a score column name such as 'el2n'.",
+                value=self.tie_break,
+            )
+        if self.tie_break == self.column:
+            raise InvalidArgumentError(
+                f"tie_break={self.tie_break!r} is the ranked column itself; use 'random', 'index' or another score "
+                "column.",
+                value=self.tie_break,
+            )
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Selection:
+        """A ``Selection`` from keyword arguments, mapping the deprecated ``offset=`` to ``beta`` (CCS) or
+        ``skip`` (every other strategy)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known - {"offset"})
+        if unknown:
+            raise InvalidArgumentError(
+                f"Unknown selection argument(s) {unknown}; choose from: {', '.join(sorted(known))}.", value=unknown
+            )
+        offset = kwargs.pop("offset", None)
+        if offset is not None:
+            target = "beta" if kwargs.get("strategy") == "ccs" else "skip"
+            if target in kwargs and offset:
+                raise InvalidArgumentError(
+                    f"Give {target}= or the deprecated offset=, not both (offset={offset!r}).", value=offset
+                )
+            if offset:
+                warnings.warn(
+                    f"offset= is deprecated; use {target}={offset!r} (strategy={kwargs.get('strategy', 'hardest')!r}).",
+                    DeprecationWarning,
+                    stacklevel=4,
+                )
+                kwargs.setdefault(target, offset)
+        return cls(**kwargs)
+
+    def params(self) -> strategies.Params:
+        """What the strategy function reads."""
+        return strategies.Params(skip=self.skip, beta=self.beta, bins=self.bins, seed=self.seed)
+
+    def amount(self, n: int) -> int:
+        """Rows to keep out of ``n`` (before thresholds); a fraction that keeps none of ``n > 0`` rows is refused
+        (only ``count=0`` asks for nothing)."""
+        k = budget(n, fraction=self.fraction, count=self.count)
+        if k == 0 and n > 0 and self.fraction is not None:
+            raise InvalidArgumentError(
+                f"fraction={self.fraction!r} keeps 0 of {n} rows (it rounds to none); ask for a larger fraction, or "
+                "pass count=0 (CLI: --count 0) to keep nothing on purpose.",
+                value=self.fraction,
+            )
+        return k
 
 
-def class_balanced(scores: np.ndarray, labels: np.ndarray, k: int, **kwargs) -> np.ndarray:
-    """Apply ``select`` within each class, with budgets from ``class_quotas``, so the kept set keeps the class
-    proportions. ``seed`` is offset by the class position, so classes draw independent random streams."""
-    classes, inverse, quota = class_quotas(labels, k)
-    if not len(classes):
-        return np.empty(0, dtype=np.int64)
-    by_class = np.argsort(inverse, kind="stable")  # rows grouped by class, ascending within each class
-    groups = np.split(by_class, np.cumsum(np.bincount(inverse, minlength=len(classes)))[:-1])
-    kept = []
-    for c, rows in enumerate(groups):
-        kwargs_c = dict(kwargs)
-        if "seed" in kwargs_c:
-            kwargs_c["seed"] = kwargs_c["seed"] + c
-        kept.append(rows[select(scores[rows], int(quota[c]), **kwargs_c)])
-    return np.sort(np.concatenate(kept)).astype(np.int64)
+def as_selection(selection: Selection | None, kwargs: dict[str, Any]) -> Selection:
+    """``selection`` itself, or one built from keyword arguments (not both)."""
+    if selection is None:
+        return Selection.from_kwargs(**kwargs)
+    if kwargs:
+        raise InvalidArgumentError(
+            f"Give selection= or keyword arguments {sorted(kwargs)}, not both.", value=sorted(kwargs)
+        )
+    if not isinstance(selection, Selection):
+        raise InvalidArgumentError(
+            f"selection= must be a datadiet_hub.selection.Selection, not {type(selection).__name__}.",
+            value=selection,
+        )
+    return selection
+
+
+def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs: Any) -> np.ndarray:
+    """Source-row positions to keep, ascending.
+
+    Args:
+        scores: the score table (``datasets.Dataset`` from ``load_scores``, a pyarrow Table or dict).
+        selection: a ``Selection``; or give its fields as keyword arguments (``column``, ``fraction``, ``count``,
+            ``strategy``, ``skip``, ``beta``, ``min_score``, ``max_score``, ``seed``, ``class_balanced``, ``bins``,
+            ``tie_break``, ``never_learned_as_inf``; deprecated: ``offset``).
+    """
+    sel = as_selection(selection, kwargs)
+    if sel.strategy == "offset" and sel.skip == 0:
+        logger.info("strategy='offset' with skip=0 is the same as 'hardest'.")
+    k = sel.amount(num_scores(scores))  # validate before reading anything
+    secondary = sel.tie_break if sel.tie_break not in (RANDOM, INDEX) else None
+    cols = read_scores(
+        scores,
+        sel.column,
+        need_labels=sel.class_balanced,
+        never_learned_as_inf=sel.never_learned_as_inf,
+        secondary=secondary,
+    )
+    values = cols.values
+    tie = TieBreak(sel.tie_break, sel.seed, cols.secondary)
+    candidates = None
+    if sel.min_score is not None or sel.max_score is not None:
+        inside = np.ones(len(values), dtype=bool)
+        if sel.min_score is not None:
+            inside &= values >= sel.min_score
+        if sel.max_score is not None:
+            inside &= values <= sel.max_score
+        candidates = np.flatnonzero(inside)
+        if sel.fraction is None and sel.count is None:
+            if len(values) and not len(candidates):
+                raise InvalidArgumentError(
+                    f"no row has a {sel.column!r} score within min_score={sel.min_score}, max_score={sel.max_score} "
+                    f"(scores run from {float(values.min()):.4g} to {float(values.max()):.4g}); nothing would be "
+                    "kept. Widen the thresholds.",
+                    value=(sel.min_score, sel.max_score),
+                )
+            return candidates
+        if k > len(candidates):
+            raise InvalidArgumentError(
+                f"Only {len(candidates)} rows lie within the thresholds, fewer than the {k} requested; "
+                "widen min_score/max_score or lower the fraction.",
+                value=k,
+            )
+        values, tie = values[candidates], tie.subset(candidates)
+    if sel.class_balanced:
+        if cols.labels is None:
+            raise InvalidArgumentError("class_balanced=True needs the score table's labels.", column="label")
+        labels = cols.labels if candidates is None else cols.labels[candidates]
+        chosen = strategies.class_balanced(values, labels, k, sel.strategy, sel.params(), tie)
+    else:
+        chosen = strategies.select(values, k, sel.strategy, sel.params(), tie)
+    return chosen if candidates is None else candidates[chosen]

@@ -1,25 +1,27 @@
 """Source datasets: the embedded Fashion-MNIST (Debian package) or anything ``datasets.load_dataset`` reads.
 
-Returns a ``datasets.Dataset`` plus the names of its image and label columns, so the scoring engine and the
-pruning library see every source the same way.
+Returns a ``datasets.Dataset`` (or, with ``streaming=True``, a ``datasets.IterableDataset``) plus the names of its
+input column (an image or a text column) and its label column, so the scoring engine and the pruning library see
+every source the same way. Column detection: a given name is checked; otherwise the one column typed
+``Image``/``ClassLabel`` wins, then the usual names (``image``, ``img``, ``text``, ``sentence``, ``label``, ...);
+with no label column the error lists the columns and names ``--label-column``.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+import datasets
 import numpy as np
 
-from .errors import SourceNotFoundError
-
-if TYPE_CHECKING:
-    import datasets
+from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 
 logger = logging.getLogger(__name__)
 
@@ -32,26 +34,56 @@ FASHION_MNIST_CLASSES = [
 _FMNIST_FILES = {"train": "train", "test": "t10k"}
 
 IMAGE_COLUMN_GUESSES = ("image", "img", "pixel_values", "images", "picture")
-LABEL_COLUMN_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "class")
+TEXT_COLUMN_GUESSES = ("text", "sentence", "content", "review", "document", "sms", "tweet", "question", "title")
+LABEL_COLUMN_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "class", "category", "language")
 
 
 @dataclass(frozen=True)
 class Source:
-    """A loaded split and the facts the card's provenance needs about it."""
+    """A loaded split and the facts the card's provenance needs about it.
 
-    dataset: datasets.Dataset
+    ``image_column`` names the input column whatever its kind (kept under that name for the callers that predate
+    text); ``text_column`` is set too when that input is text, so ``kind`` is ``"text"``.
+    """
+
+    dataset: datasets.Dataset | datasets.IterableDataset
     image_column: str
     label_column: str
     name: str
     split: str
     revision: str | None = None
+    text_column: str | None = None
+
+    @property
+    def input_column(self) -> str:
+        return self.text_column or self.image_column
+
+    @property
+    def kind(self) -> str:
+        """``"text"`` or ``"image"``: what the input column holds."""
+        return "text" if self.text_column else "image"
+
+    @property
+    def streaming(self) -> bool:
+        return isinstance(self.dataset, datasets.IterableDataset)
 
     @property
     def num_classes(self) -> int:
-        feature = self.dataset.features[self.label_column]
-        if hasattr(feature, "num_classes"):
+        features = self.dataset.features or {}
+        feature = features.get(self.label_column)
+        if feature is not None and hasattr(feature, "num_classes"):
             return int(feature.num_classes)
+        if self.streaming:
+            raise InvalidArgumentError(
+                f"The label column {self.label_column!r} of the streamed {self.name!r} has no ClassLabel feature, "
+                "so its number of classes is known only after a pass over the data (the scoring engine makes one)."
+            )
         return int(max(self.dataset[self.label_column])) + 1
+
+    @property
+    def class_names(self) -> list[str] | None:
+        feature = (self.dataset.features or {}).get(self.label_column)
+        return list(feature.names) if feature is not None and hasattr(feature, "names") else None
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -61,7 +93,11 @@ def _read_idx(path: Path) -> np.ndarray:
         data = handle.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     if zero != 0 or dtype_code != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}).")
+        raise SourceNotFoundError(
+            f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()}); reinstall the Debian package "
+            f"{FASHION_MNIST_APT}.",
+            path=path,
+        )
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
@@ -69,7 +105,7 @@ def _read_idx(path: Path) -> np.ndarray:
 def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, 28, 28]`` uint8 and labels ``[N]`` of Fashion-MNIST from the Debian package's IDX files."""
     if split not in _FMNIST_FILES:
-        raise ValueError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.")
+        raise InvalidArgumentError(f"Fashion-MNIST has splits 'train' and 'test', not {split!r}.", value=split)
     root = Path(root or os.environ.get("DATADIET_FASHION_MNIST_DIR", FASHION_MNIST_DIR))
     stem = _FMNIST_FILES[split]
     paths = [root / f"{stem}-images-idx3-ubyte.gz", root / f"{stem}-labels-idx1-ubyte.gz"]
@@ -82,20 +118,21 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
         )
     images, labels = _read_idx(paths[0]), _read_idx(paths[1])
     if len(images) != len(labels):
-        raise ValueError(f"{root}: {len(images)} images but {len(labels)} labels.")
+        raise SourceNotFoundError(
+            f"{root}: {len(images)} images but {len(labels)} labels; the IDX files are damaged, reinstall "
+            f"{FASHION_MNIST_APT}.",
+            path=root,
+        )
     return images, labels.astype(np.int64)
 
 
 def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-    import datasets
-
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}
     )
     # Raw arrays go in as PNG bytes so the dataset is what a user gets from the Hub; batched for speed.
-    import io
 
     from PIL import Image
 
@@ -110,36 +147,106 @@ def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None =
     return datasets.Dataset.from_dict({"image": encode(0, len(images)), "label": labels}, features=features)
 
 
-def _guess(columns: list[str], guesses: tuple[str, ...], what: str, flag: str) -> str:
-    for name in guesses:
-        if name in columns:
-            return name
-    raise ValueError(f"Cannot find the {what} column among {columns}; name it with {flag}.")
+def _guess(columns: list[str], guesses: tuple[str, ...]) -> str | None:
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[name] for name in guesses if name in lowered), None)
+
+
+def _is_text(feature: Any) -> bool:
+    return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
+
+
+def detect_input_columns(
+    dataset: datasets.Dataset | datasets.IterableDataset,
+    *,
+    image_column: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> tuple[str | None, str | None, str]:
+    """``(image_column, text_column, label_column)``: exactly one of the first two is set.
+
+    Given names are checked. Otherwise: the label is the one ``ClassLabel`` column, else a column with a usual
+    label name; the input is the one ``Image`` column, else a usual image name, else the one string column that
+    is not the label, else a usual text name. Raises ``ValueError`` quoting the columns and naming the flag.
+    """
+    features = dataset.features
+    if features is None:  # a streamed json/csv file: read one row to learn the columns
+        features = datasets.Features.from_arrow_schema(datasets.Dataset.from_list([next(iter(dataset))]).data.schema)
+    columns = list(features)
+    for given, flag in (
+        (image_column, "--image-column"),
+        (text_column, "--text-column"),
+        (label_column, "--label-column"),
+    ):
+        if given is not None and given not in columns:
+            raise InvalidArgumentError(
+                f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.", column=given, value=given
+            )
+    if image_column is not None and text_column is not None:
+        raise InvalidArgumentError(
+            f"Give --image-column ({image_column!r}) or --text-column ({text_column!r}), not both: a run scores one "
+            "input column."
+        )
+    no_input = (
+        f"Cannot find the image column (or a text column) among {columns}: no Image column, no single text column, "
+        "no usual name; name it with --image-column or --text-column (library: image_column=/text_column=)."
+    )
+    if (
+        image_column is None
+        and text_column is None
+        and not any(isinstance(features[c], datasets.Image) or _is_text(features[c]) for c in columns)
+    ):
+        if _guess(columns, IMAGE_COLUMN_GUESSES + TEXT_COLUMN_GUESSES) is None:
+            raise InvalidArgumentError(no_input, value=columns)
+    if label_column is None:
+        typed = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
+        label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES)
+        if label_column is None:
+            raise InvalidArgumentError(
+                f"No label column found among the columns {columns} (none is a ClassLabel or named like "
+                f"{', '.join(LABEL_COLUMN_GUESSES)}); name it with --label-column (library: label_column=)."
+            )
+    if image_column is None and text_column is None:
+        others = [c for c in columns if c != label_column]
+        images = [c for c in others if isinstance(features[c], datasets.Image)]
+        texts = [c for c in others if _is_text(features[c])]
+        if len(images) == 1:
+            image_column = images[0]
+        elif (guess := _guess(others, IMAGE_COLUMN_GUESSES)) is not None:
+            image_column = guess
+        elif len(texts) == 1:
+            text_column = texts[0]
+        elif (guess := _guess(texts or others, TEXT_COLUMN_GUESSES)) is not None:
+            text_column = guess
+        else:
+            raise InvalidArgumentError(no_input, value=columns)
+    return image_column, text_column, label_column
 
 
 def detect_columns(
     dataset: datasets.Dataset,
     image_column: str | None = None,
     label_column: str | None = None,
+    text_column: str | None = None,
 ) -> tuple[str, str]:
-    """Pick the image and label columns: given names are checked, missing ones guessed from features and names."""
-    import datasets
+    """``(input_column, label_column)``: the image column, or the text column of a text dataset (what
+    ``example_id`` hashes with the label). See ``detect_input_columns``."""
+    image, text, label = detect_input_columns(
+        dataset, image_column=image_column, text_column=text_column, label_column=label_column
+    )
+    return image or text, label  # type: ignore[return-value]
 
-    columns = list(dataset.column_names)
-    for given, flag in ((image_column, "--image-column"), (label_column, "--label-column")):
-        if given is not None and given not in columns:
-            raise ValueError(f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.")
-    if image_column is None:
-        typed = [c for c in columns if isinstance(dataset.features[c], datasets.Image)]
-        image_column = (
-            typed[0] if len(typed) == 1 else _guess(columns, IMAGE_COLUMN_GUESSES, "image", "--image-column")
-        )
-    if label_column is None:
-        typed = [c for c in columns if isinstance(dataset.features[c], datasets.ClassLabel)]
-        label_column = (
-            typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES, "label", "--label-column")
-        )
-    return image_column, label_column
+
+def _encode_string_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
+    """A string label column (``"de"``, ``"fr"``) as a ``ClassLabel`` with the sorted names as classes 0..K-1."""
+    feature = dataset.features[label_column]
+    if _is_text(feature):
+        logger.info("label column %r holds strings: encoding them as classes (sorted names)", label_column)
+        return dataset.class_encode_column(label_column)
+    return dataset
+
+
+FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".tsv": "csv"}
 
 
 def load_source(
@@ -150,25 +257,103 @@ def load_source(
     label_column: str | None = None,
     revision: str | None = None,
     data_files: str | list[str] | None = None,
+    text_column: str | None = None,
+    streaming: bool = False,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
-    ``name`` may be a Hub id (``uoft-cs/cifar10``), a local folder, or a builder such as ``parquet`` with
-    ``data_files``.
+    ``name`` may be a Hub id (``uoft-cs/cifar10``), a local folder (an ``imagefolder`` layout or data files), a
+    single ``.parquet``/``.csv``/``.json(l)`` file, or a builder such as ``parquet`` with ``data_files``.
+    ``streaming=True`` returns a ``datasets.IterableDataset`` read lazily (memory flat in the number of rows).
+    A string label column is encoded as classes (sorted names) unless streaming.
     """
     if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
         dataset = fashion_mnist_dataset(split)
+        if text_column is not None:
+            raise InvalidArgumentError("Fashion-MNIST has no text column; drop --text-column.", value=text_column)
         return Source(
-            dataset, "image", "label", name=FASHION_MNIST, split=split, revision=f"debian:{FASHION_MNIST_APT}"
+            dataset.to_iterable_dataset() if streaming else dataset,
+            "image",
+            "label",
+            name=FASHION_MNIST,
+            split=split,
+            revision=f"debian:{FASHION_MNIST_APT}",
         )
-    import datasets
 
+    if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
+        saved = _load_from_disk(name, split)
+        image_column, text_column, label_column = detect_input_columns(
+            saved, image_column=image_column, text_column=text_column, label_column=label_column
+        )
+        return Source(
+            saved.to_iterable_dataset() if streaming else saved,
+            image_column or text_column,  # type: ignore[arg-type]
+            label_column,
+            name=name,
+            split=split,
+            revision=revision,
+            text_column=text_column,
+        )
+    if data_files is None and _looks_local(name) and not os.path.exists(name):
+        raise SourceNotFoundError(
+            f"Could not load dataset {name!r}: there is no such file or folder (relative to {os.getcwd()}). Check the "
+            "path (a dataset given by name looks like 'owner/name', with no file extension)."
+        )
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
-        builder = Path(name).suffix.lstrip(".").replace("jsonl", "json")
-        name, data_files = builder, name
+        suffix = Path(name).suffix.lower()
+        if suffix not in FILE_BUILDERS:
+            raise SourceNotFoundError(
+                f"Cannot read {name!r}: unknown file type {suffix!r}. Give a {', '.join(sorted(FILE_BUILDERS))} "
+                "file, a folder, or a Hub dataset id."
+            )
+        name, data_files = FILE_BUILDERS[suffix], name
+    kwargs: dict[str, Any] = {"delimiter": "\t"} if str(data_files).endswith(".tsv") else {}
     try:
-        dataset = datasets.load_dataset(name, split=split, revision=revision, data_files=data_files)
+        dataset = datasets.load_dataset(
+            name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
+        )
+    except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
+        from .hub import as_hub_error
+
+        raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
-    image_column, label_column = detect_columns(dataset, image_column, label_column)
-    return Source(dataset, image_column, label_column, name=name, split=split, revision=revision)
+    image_column, text_column, label_column = detect_input_columns(
+        dataset, image_column=image_column, text_column=text_column, label_column=label_column
+    )
+    if not streaming:
+        dataset = _encode_string_labels(dataset, label_column)
+    return Source(
+        dataset,
+        image_column or text_column,  # type: ignore[arg-type]
+        label_column,
+        name=name,
+        split=split,
+        revision=revision,
+        text_column=text_column,
+    )
+
+
+_LOCAL_SUFFIXES = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".txt")
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a Hub id: starts like one, or ends in a data file extension."""
+    return name.startswith(("/", "./", "../", "~")) or name.lower().endswith(_LOCAL_SUFFIXES)
+
+
+def _saved_to_disk(name: str) -> bool:
+    folder = Path(name)
+    return folder.is_dir() and ((folder / "state.json").is_file() or (folder / "dataset_dict.json").is_file())
+
+
+def _load_from_disk(name: str, split: str) -> datasets.Dataset:
+    """A folder written by ``Dataset.save_to_disk`` (or ``DatasetDict.save_to_disk``: then ``split`` picks one)."""
+    import datasets
+
+    loaded = datasets.load_from_disk(name)
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise SourceNotFoundError(f"{name} has splits {sorted(loaded)}, not {split!r}; choose one with --split.")
+        return loaded[split]
+    return loaded

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidArgumentError
+
 
 def rankdata(values: np.ndarray) -> np.ndarray:
     """Average ranks (1-based), ties sharing the mean of their positions, as ``scipy.stats.rankdata``."""
@@ -22,7 +24,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation (Pearson on average ranks); NaN when either side is constant."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"spearman needs two 1-D arrays of equal length, got shapes {a.shape} and {b.shape}.")
+        raise InvalidArgumentError(
+            f"spearman needs two 1-D arrays of equal length, got shapes {a.shape} and {b.shape}.",
+            value=(a.shape, b.shape),
+        )
     ra, rb = rankdata(a) - (len(a) + 1) / 2.0, rankdata(b) - (len(b) + 1) / 2.0
     denom = np.sqrt((ra * ra).sum() * (rb * rb).sum())
     return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
@@ -41,7 +46,10 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
     n_pos, n_neg = int(positive.sum()), int((~positive).sum())
     if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"auroc needs positive and negative rows; got {n_pos} positive and {n_neg} negative.")
+        raise InvalidArgumentError(
+            f"auroc needs positive and negative rows; got {n_pos} positive and {n_neg} negative.",
+            value=(n_pos, n_neg),
+        )
     ranks = rankdata(scores)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

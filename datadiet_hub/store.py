@@ -20,14 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import DatadietError, ScoresNotFoundError, StoreError, VersionExistsError
+from .errors import CardError, InvalidNameError, StoreError, VersionExistsError, VersionNotFoundError
+from .folder import ScoreFolder
+from .provenance import Provenance
 from .versions import VersionInfo, validate_version, version_sort_key
 
 logger = logging.getLogger(__name__)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
-REPO_FILES = ("README.md",)
-REPO_DIRS = ("data", "plots")
 _TMP_PREFIX = ".tmp-"
 _STALE_AFTER_S = 24 * 3600  # a temp folder this old is stale even if its pid was reused
 
@@ -38,57 +38,12 @@ def default_root() -> Path:
 
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise ValueError(
+        raise InvalidNameError(
             f"Invalid score dataset name {name!r}: use letters, digits, '.', '_' or '-', optionally 'owner/name' "
-            "(e.g. 'fashion-mnist-datadiet')."
+            "(e.g. 'fashion-mnist-datadiet').",
+            value=name,
         )
     return name
-
-
-def repo_files(folder: Path) -> list[Path]:
-    """The files of a score dataset folder that belong in a version (card, data, plots), relative paths; hidden
-    files and folders (temp files, engine state) are left out, as ``datasets`` ignores them too. The local store
-    and the Hub publish exactly these."""
-    files = [Path(f) for f in REPO_FILES if (folder / f).is_file()]
-    for sub in REPO_DIRS:
-        if (folder / sub).is_dir():
-            files += sorted(
-                p.relative_to(folder)
-                for p in (folder / sub).rglob("*")
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-            )
-    return files
-
-
-def check_score_folder(folder: Path) -> list[str]:
-    """Verify ``folder`` is a loadable score dataset before it is published; return its config names."""
-    import pyarrow.parquet as pq
-
-    from .cards import read_card_data
-    from .schema import validate_table
-
-    readme = folder / "README.md"
-    if not readme.is_file():
-        raise ScoresNotFoundError(
-            f"{folder} is not a score dataset: it has no README.md. Run `datadiet score ... --output-dir {folder}` "
-            "first, or point at the folder it wrote."
-        )
-    try:
-        configs = [c["config_name"] for c in read_card_data(readme).get("configs", [])]
-    except Exception as err:  # a broken card must not be published
-        raise ScoresNotFoundError(f"{readme} has no readable YAML header ({err}).") from err
-    if not configs:
-        raise ScoresNotFoundError(f"{readme} declares no `configs:`; nothing to publish.")
-    for config in configs:
-        files = sorted((folder / "data" / config).glob("train-*.parquet"))
-        if not files:
-            raise ScoresNotFoundError(f"Config {config!r} has no data file under {folder / 'data' / config}.")
-        for path in files:
-            try:
-                validate_table(pq.read_table(path))
-            except Exception as err:
-                raise ScoresNotFoundError(f"{path} is not a valid score table: {err}") from err
-    return configs
 
 
 class LocalStore:
@@ -106,15 +61,19 @@ class LocalStore:
         if version is None:
             versions = self.versions(name)
             if not versions:
-                raise ScoresNotFoundError(
-                    f"No versions of {name!r} in {self.root}; publish one with `datadiet publish`."
+                raise VersionNotFoundError(
+                    f"No versions of {name!r} in {self.root}; publish one with `datadiet publish`.",
+                    path=self.root,
+                    value=name,
                 )
             return Path(versions[-1].location)
         folder = self.root / name / validate_version(version)
         if not folder.is_dir():
             known = [v.name for v in self.versions(name)]
-            raise ScoresNotFoundError(
-                f"Version {version!r} of {name!r} not found in {self.root}; available: {known or 'none'}."
+            raise VersionNotFoundError(
+                f"Version {version!r} of {name!r} not found in {self.root}; available: {known or 'none'}.",
+                path=self.root,
+                version=version,
             )
         return folder
 
@@ -123,21 +82,20 @@ class LocalStore:
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Published versions of ``name``, oldest name first in natural order (v2 before v10)."""
-        from .cards import read_card_data
-
         base = self.root / validate_name(name)
         if not base.is_dir():
             return []
         infos = []
         for folder in base.iterdir():
-            if folder.name.startswith(".") or not (folder / "README.md").is_file():
+            version = ScoreFolder(folder)
+            if folder.name.startswith(".") or not version.has_card():
                 continue
             try:
-                data = read_card_data(folder / "README.md")
-            except (ValueError, OSError, DatadietError):
-                data = {}
-            configs = [c.get("config_name", "?") for c in data.get("configs", [])]
-            infos.append(VersionInfo(folder.name, "folder", str(folder), tuple(configs), data.get("datadiet") or {}))
+                configs, provenance = tuple(version.configs()), version.provenance()
+            except CardError as err:
+                logger.warning("Listing %s without its card: %s", folder, err)
+                configs, provenance = (), Provenance()
+            infos.append(VersionInfo(folder.name, "folder", str(folder), configs, provenance))
         return sorted(infos, key=lambda info: version_sort_key(info.name))
 
     def publish(self, source: str | os.PathLike, name: str, version: str) -> VersionInfo:
@@ -147,8 +105,9 @@ class LocalStore:
         store cannot be written.
         """
         source, name, version = Path(source), validate_name(name), validate_version(version)
-        configs = check_score_folder(source)
+        configs = ScoreFolder(source).validate()
         target = self.root / name / version
+        self._refuse_nesting(name, version)
         if target.exists():
             raise VersionExistsError(
                 f"Version {version!r} of {name!r} already exists at {target}; versions are immutable. "
@@ -161,7 +120,7 @@ class LocalStore:
         tmp = self.root / name / f"{_TMP_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir(parents=True)
-            for rel in repo_files(source):
+            for rel in ScoreFolder(source).files():
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source / rel, tmp / rel)
             _fsync_tree(tmp)
@@ -184,6 +143,28 @@ class LocalStore:
             raise
         logger.info("Published %s %s to %s", name, version, target)
         return VersionInfo(version, "folder", str(target), tuple(configs))
+
+    def _refuse_nesting(self, name: str, version: str) -> None:
+        """Names and versions share one folder tree: ``tiny/v1`` as a name would write inside version ``v1`` of
+        ``tiny``, and name ``a`` version ``b`` would land on name ``a/b``. Refuse both (``VersionExistsError``)."""
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            if (self.root.joinpath(*parts[: i + 1]) / "README.md").is_file():
+                inside = "/".join(parts[: i + 1])
+                raise VersionExistsError(
+                    f"Cannot publish {name!r}: {inside!r} is version {parts[i]!r} of {'/'.join(parts[:i])!r} in "
+                    f"{self.root}, and a name cannot live inside a version. Choose another name.",
+                    path=self.root / inside,
+                    value=name,
+                )
+        target = self.root / name / version
+        if target.is_dir() and not (target / "README.md").is_file() and any(target.glob("*/README.md")):
+            raise VersionExistsError(
+                f"Cannot publish version {version!r} of {name!r}: {name}/{version} is already a name in {self.root} "
+                "(with its own versions). Choose another version name.",
+                path=target,
+                value=version,
+            )
 
     def clean_stale(self, name: str, *, max_age_s: float = _STALE_AFTER_S) -> int:
         """Remove temporary folders left by killed publishes; returns how many were removed.

@@ -1,49 +1,34 @@
-"""Write a score dataset folder: ``data/<config>/train-*.parquet``, plots, and the README card.
+"""Write a score dataset folder: tables + a ``Provenance`` -> ``data/<config>/train-*.parquet``, plots, the card.
 
-The folder is a complete Hub dataset repo; every file is written to a temporary name and renamed into place, so
-a crash leaves either the old file or the new one, never half of one.
+The layout is ``ScoreFolder``'s; every file is written to a temporary name and renamed into place, so a crash
+leaves either the old file or the new one, never half of one. Each parquet file carries the provenance in its
+schema metadata (key ``datadiet``), so a table read straight from it still says where it came from.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from .cards import ConfigSummary, build_card, seed_spearman_text
-from .schema import DATA_FILE, metrics_in, validate_config_name, validate_table
+from ._atomic import _umask, atomic_write_bytes, write_parquet
+from .card import ConfigSummary, build_card, summarize_config
+from .errors import InvalidArgumentError, ScoreMismatchError
+from .folder import ScoreFolder
+from .provenance import ConfigInfo, Provenance, as_provenance
+from .schema import metrics_in, validate_config_name, validate_table
 
 logger = logging.getLogger(__name__)
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_write_bytes", "combine_score_folders", "refresh_card", "write_parquet", "write_score_dataset"]
 
 
-def write_parquet(path: Path, table: pa.Table) -> None:
-    """Atomically write one parquet file."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
-
-
-def _plot_histograms(folder: Path, config: str, table: pa.Table) -> list[str]:
+def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[str]:
     """One PNG per metric with a histogram of its mean score; skipped (logged) without matplotlib."""
     try:
         import matplotlib
@@ -62,21 +47,43 @@ def _plot_histograms(folder: Path, config: str, table: pa.Table) -> list[str]:
         ax.set_ylabel("examples")
         ax.set_title(f"{config}: {metric}")
         fig.tight_layout()
-        rel = f"plots/{config}-{metric}.png"
-        target = folder / rel
+        target = folder.plot_file(config, metric)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target.with_suffix(".tmp.png"))
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden: never published if left behind
+        fig.savefig(tmp, format="png")
         plt.close(fig)
-        os.replace(target.with_suffix(".tmp.png"), target)
-        written.append(rel)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+        written.append(target.relative_to(folder.path).as_posix())
     return written
+
+
+def _per_seed(table: pa.Table, metric: str) -> np.ndarray | None:
+    """The per-seed values of ``metric`` as an (n, seeds) array, when every row has the same number of seeds."""
+    if f"{metric}_per_seed" not in table.column_names:
+        return None
+    column = table.column(f"{metric}_per_seed").combine_chunks()
+    lengths = set(column.value_lengths().to_pylist()) if len(column) else set()
+    if len(lengths) != 1:
+        return None
+    return column.flatten().to_numpy().reshape(len(table), lengths.pop())
+
+
+def _summary(name: str, table: pa.Table, info: ConfigInfo | None, override: Mapping[str, Any]) -> ConfigSummary:
+    metrics = metrics_in(table.column_names)
+    summary = summarize_config(name, info, metrics, _per_seed(table, metrics[0]))
+    if "model" in override:
+        summary.model = str(override["model"])
+    if "time" in override:
+        summary.time = str(override["time"])
+    return summary
 
 
 def write_score_dataset(
     folder: str | os.PathLike,
     tables: dict[str, pa.Table],
     *,
-    provenance: dict[str, Any],
+    provenance: Provenance | Mapping[str, Any],
     config_info: dict[str, dict[str, Any]] | None = None,
     plots: bool = True,
     repo_hint: str | None = None,
@@ -86,43 +93,46 @@ def write_score_dataset(
     Args:
         folder: target folder (created); files of configs not in ``tables`` are left alone.
         tables: config name -> score table (validated against the format).
-        provenance: the YAML ``datadiet:`` block (needs ``source`` with dataset, split, num_rows).
-        config_info: per config, ``model`` and ``time`` for the card's table.
+        provenance: a ``Provenance`` (``Provenance.from_scoring``); a ``datadiet:`` mapping is read with
+            ``Provenance.from_dict``. Its ``configs`` give each config's model and time.
+        config_info: optional per-config ``model``/``time`` overriding what the card shows.
         plots: draw score histograms when matplotlib is available.
         repo_hint: the repo id or path shown in the card's usage snippet.
     """
     if not tables:
-        raise ValueError("No score tables to write.")
-    folder = Path(folder)
+        raise InvalidArgumentError("No score tables to write: give at least one config's table.", value=tables)
+    prov = as_provenance(provenance) or Provenance()
+    target = ScoreFolder(folder)
     config_info = config_info or {}
     summaries, plot_files = [], []
-    for name, table in tables.items():
+    checked = {}
+    for name, table in tables.items():  # validate every table before writing any: a bad one leaves no file
         validate_config_name(name)
-        table = validate_table(table)
-        write_parquet(folder / DATA_FILE.format(config=name), table)
-        metrics = metrics_in(table.column_names)
-        per_seed = None
-        if f"{metrics[0]}_per_seed" in table.column_names:
-            column = table.column(f"{metrics[0]}_per_seed").combine_chunks()
-            lengths = set(column.value_lengths().to_pylist()) if len(column) else set()
-            if len(lengths) == 1:
-                per_seed = column.flatten().to_numpy().reshape(len(table), lengths.pop())
-        info = config_info.get(name, {})
-        summaries.append(
-            ConfigSummary(
-                name,
-                str(info.get("model", "n/a")),
-                str(info.get("time", "n/a")),
-                metrics,
-                seed_spearman_text(per_seed),
-            )
-        )
+        checked[name] = validate_table(table)
+    for name, table in checked.items():
+        table = table.replace_schema_metadata(prov.to_parquet_metadata(name))
+        write_parquet(target.data_file(name), table)
+        summaries.append(_summary(name, table, prov.configs.get(name), config_info.get(name, {})))
         if plots:
-            plot_files += _plot_histograms(folder, name, table)
-    card = build_card(provenance=provenance, configs=summaries, plots=plot_files, repo_hint=repo_hint or str(folder))
-    atomic_write_bytes(folder / "README.md", str(card).encode("utf-8"))
-    logger.info("Wrote %d config(s) to %s", len(tables), folder)
-    return folder
+            plot_files += _plot_histograms(target, name, table)
+    card = build_card(provenance=prov, configs=summaries, plots=plot_files, repo_hint=repo_hint or str(folder))
+    target.write_card(card)
+    logger.info("Wrote %d config(s) to %s", len(tables), target.path)
+    return target.path
+
+
+def refresh_card(folder: str | os.PathLike, *, repo_hint: str | None = None) -> Path:
+    """Re-render a folder's card from its own provenance and tables (after a change to the card template).
+
+    The data files and plots are left as they are.
+    """
+    source = ScoreFolder(folder)
+    prov = source.provenance()
+    summaries = [_summary(name, source.read_table(name), prov.configs.get(name), {}) for name in source.validate()]
+    plots = [p.as_posix() for p in source.files() if p.parts[0] == "plots"]
+    card = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
+    source.write_card(card)
+    return source.path
 
 
 def combine_score_folders(
@@ -133,54 +143,30 @@ def combine_score_folders(
     The sources must agree on the source fingerprint and must not share config names. The combined card keeps each
     run's provenance under ``runs`` and sums the wall times; ``scoring.model`` lists every model.
     """
-    from .cards import read_card_data
-
     if not sources:
-        raise ValueError("Give at least one score folder to combine.")
+        raise InvalidArgumentError("Give at least one score folder to combine.", value=sources)
     tables: dict[str, pa.Table] = {}
-    info: dict[str, dict[str, Any]] = {}
-    runs: list[dict[str, Any]] = []
-    source_block: dict[str, Any] | None = None
-    for src in map(Path, sources):
-        card = read_card_data(src / "README.md")
-        prov = card.get("datadiet") or {}
-        if "source" not in prov:
-            raise ValueError(f"{src}/README.md has no datadiet.source provenance; was it written by datadiet score?")
-        if source_block is None:
-            source_block = prov["source"]
-        elif prov["source"].get("fingerprint") != source_block.get("fingerprint"):
-            raise ValueError(
-                f"{src} scores a different source (fingerprint {prov['source'].get('fingerprint')!r} vs "
-                f"{source_block.get('fingerprint')!r}); only folders of the same split can be combined."
+    parts: list[Provenance] = []
+    for src in map(ScoreFolder, sources):
+        prov = src.provenance()
+        if prov.source.dataset is None and prov.source.fingerprint is None:
+            raise ScoreMismatchError(
+                f"{src.readme} has no datadiet.source provenance; was it written by datadiet score?", path=src.path
             )
-        for entry in card.get("configs", []):
-            name = entry["config_name"]
+        if parts and prov.source.fingerprint != parts[0].source.fingerprint:
+            raise ScoreMismatchError(
+                f"{src.path} scores a different source (fingerprint {prov.source.fingerprint!r} vs "
+                f"{parts[0].source.fingerprint!r}); only folders of the same split can be combined.",
+                path=src.path,
+                value=prov.source.fingerprint,
+            )
+        for name in src.configs():
             if name in tables:
-                raise ValueError(f"Config {name!r} appears in more than one folder; rename one run's model.")
-            files = sorted((src / "data" / name).glob("train-*.parquet"))
-            tables[name] = pa.concat_tables([pq.read_table(f) for f in files])
-            model = prov.get("scoring", {}).get("model", "n/a")
-            meta = prov.get("configs", {}).get(name, {})
-            epoch = meta.get("epoch")
-            info[name] = {"model": model, "time": f"epoch {epoch:g}" if isinstance(epoch, (int, float)) else "n/a"}
-        runs.append({k: v for k, v in prov.items() if k != "source"})
-    models = [r.get("scoring", {}).get("model", "?") for r in runs]
-    seeds = [r.get("scoring", {}).get("seeds", []) for r in runs]
-    provenance = {
-        "format_version": 1,
-        "source": source_block,
-        "scoring": {"model": ", ".join(models), "seeds": seeds[0] if all(s == seeds[0] for s in seeds) else seeds},
-        "configs": {
-            name: {**meta, "model": r.get("scoring", {}).get("model")}
-            for r in runs
-            for name, meta in r.get("configs", {}).items()
-        },
-        "runs": runs,
-        "hardware": "; ".join(sorted({str(r.get("hardware", "?")) for r in runs})),
-        "wall_time_s": round(sum(float(r.get("wall_time_s", 0.0)) for r in runs), 1),
-        "library_version": runs[0].get("library_version"),
-        "command": "\n".join(str(r["command"]) for r in runs if r.get("command")),
-    }
-    return write_score_dataset(
-        folder, tables, provenance=provenance, config_info=info, plots=plots, repo_hint=repo_hint
-    )
+                raise InvalidArgumentError(
+                    f"Config {name!r} appears in more than one folder; rename one run's model.",
+                    path=src.path,
+                    config=name,
+                )
+            tables[name] = src.read_table(name)
+        parts.append(prov)
+    return write_score_dataset(folder, tables, provenance=Provenance.combine(parts), plots=plots, repo_hint=repo_hint)

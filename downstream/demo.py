@@ -26,7 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  datadiet demo\n  datadiet demo --seeds 5 --score-epochs 2 --train-epochs 5",
     )
     parser.add_argument("--output-dir", default="runs/demo", help="scores, store and results (default: runs/demo)")
-    parser.add_argument("--store", help="local store (default: OUTPUT_DIR/store, so the demo leaves yours alone)")
+    parser.add_argument(
+        "--store",
+        help="local store to publish v1 to (default: the local store every other command reads, $DATADIET_HOME "
+        "or ~/.cache/datadiet, so `datadiet show fashion-mnist-datadiet` works right after the demo)",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="scoring seeds (default: 3)")
     parser.add_argument("--score-epochs", type=int, default=2, help="EL2N after this many epochs (default: 2)")
     parser.add_argument(
@@ -89,7 +93,7 @@ def demo(args: argparse.Namespace) -> int:
     config = f"cnn-ep{args.score_epochs}"
 
     logger.info("2/5 publishing %s v1 to the local store", NAME)
-    store = datadiet_hub.LocalStore(args.store or out / "store")
+    store = datadiet_hub.LocalStore(args.store)  # None: the default store, as for load_scores and the CLI
     try:
         info = store.publish(cfg.output_dir, NAME, "v1")
         folder = info.location

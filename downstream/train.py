@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
 from scoring.config import ScoringConfig
 from scoring.data import Preprocess, TensorData
 from scoring.loops import StepOutput, correct, cosine_lr, evaluate, ordered_batches, shuffled_batches, train_loop
@@ -56,7 +57,7 @@ def train_and_evaluate(
     return its accuracy on ``test``. ``schedule="cosine"`` (default) anneals the learning rate to 0 over the run, so
     the final accuracy is not the noise of a large constant step; ``"milestones"`` uses ``cfg.lr_milestones``."""
     if schedule not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {schedule!r}. Choose between {', '.join(SCHEDULES)}.")
+        raise InvalidArgumentError(f"Unknown schedule {schedule!r}. Choose between {', '.join(SCHEDULES)}.")
     started = time.perf_counter()
     device = torch.device(device) if device is not None else default_device()
     model = make_model(cfg, train, seed).to(device)

@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
 
-    from datadiet_hub.cards import read_card_data
+    from datadiet_hub.folder import ScoreFolder
     from datadiet_hub.stats import mean_pairwise_spearman, spearman
 
-    configs = [c["config_name"] for c in read_card_data(f"{args.card}/README.md")["configs"]]
+    configs = ScoreFolder(args.card).configs()
     tables = {c: numpy_columns(read_config(args.card, c)) for c in configs}
     out = RESULTS / "agreement.csv"
     out.unlink(missing_ok=True)  # cheap to recompute: always fresh

@@ -61,12 +61,20 @@ TIE_FIELDS = [
 
 
 def library_tie_break() -> str | None:
-    """The default tie-break of the installed ``datadiet_hub.select_indices``, or None before it had one (then ties
+    """The default tie-break of the installed ``datadiet_hub`` selection, or None before it had one (then ties
     go to the lower row index)."""
+    import dataclasses
+
     import datadiet_hub
 
-    param = inspect.signature(datadiet_hub.select_indices).parameters.get("tie_break")
-    return None if param is None else str(param.default)
+    if "tie_break" in inspect.signature(datadiet_hub.select_indices).parameters:
+        return str(inspect.signature(datadiet_hub.select_indices).parameters["tie_break"].default)
+    try:
+        from datadiet_hub.selection import Selection
+    except ImportError:
+        return None
+    fields = {f.name: f for f in dataclasses.fields(Selection)}
+    return str(fields["tie_break"].default) if "tie_break" in fields else None
 
 
 def plan(seeds: list[int], fractions: list[float], methods: list[str], tie_breaks: list[str]) -> list[tuple]:
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 scores_cache[config] = load_card_scores(config, Path(args.card))
             kwargs = dict(extra)
             if strategy == "ccs":
-                kwargs["offset"] = ccs_beta(fraction)
+                kwargs["beta"] = ccs_beta(fraction)
             if lib_tie is not None:
                 kwargs["tie_break"] = used
             if strategy == "random":
@@ -216,7 +224,7 @@ def measure_ties(card: str, fractions: tuple[float, ...] = (0.9, 0.7, 0.5, 0.3, 
     rows = []
     for name in ("el2n", "grand", "forgetting"):
         config, column, _, _ = METHODS[name]
-        from datadiet_hub.filtering import read_scores
+        from datadiet_hub.score_table import read_scores
 
         # the values the library ranks (forgetting: never_learned rows as +inf), in idx order
         scores = read_scores(load_card_scores(config, Path(card)), column).values.astype(np.float64)

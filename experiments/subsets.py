@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
 import logging
 from pathlib import Path
 
@@ -50,9 +49,9 @@ def keep_column(metric: str, fraction: float) -> str:
 
 
 def card_configs(card: Path) -> dict[str, dict]:
-    from datadiet_hub.cards import read_card_data
+    from datadiet_hub.folder import ScoreFolder
 
-    return read_card_data(card / "README.md")["datadiet"]["configs"]
+    return ScoreFolder(card).metadata()["datadiet"]["configs"]
 
 
 def recommended(config: str, info: dict) -> list[str]:
@@ -64,7 +63,9 @@ def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
     """``{keep column: boolean mask in idx order}`` and the tie-break used."""
     import datadiet_hub
 
-    has_tie_break = "tie_break" in inspect.signature(datadiet_hub.select_indices).parameters
+    from .pruning_curve import library_tie_break
+
+    has_tie_break = library_tie_break() is not None
     kwargs = {"tie_break": "random"} if has_tie_break else {}
     out = {}
     for fraction in FRACTIONS:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for metric in recommended(config, info):
             metric_masks, tie = masks(scores, metric)
             new.update(metric_masks)
-            from datadiet_hub.filtering import read_scores
+            from datadiet_hub.score_table import read_scores
 
             values = read_scores(scores, metric).values.astype(np.float64)
             for fraction in FRACTIONS:

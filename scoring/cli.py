@@ -11,15 +11,21 @@ import dataclasses
 import logging
 import shlex
 import sys
+from typing import Any
 
-from .config import PRESETS, ScoringConfig, field_kinds, read_config_file
+from datadiet_hub.errors import InvalidArgumentError
+
+from .config import FLAG_HELP, PRESETS, ScoringConfig, field_kinds, read_config_file
 
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
   datadiet score --scores el2n,grand,forgetting --at 0,1,2 --unit epoch --output-dir runs/fmnist-all
-  accelerate launch -m scoring --preset cifar10-paper --output-dir runs/cifar10
+  accelerate launch --quiet -m scoring --preset cifar10-paper --output-dir runs/cifar10
   torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
+  datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
+  datadiet score --dataset reviews.csv --text-column text --label-column label --model text-transformer \\
+      --max-length 128 --output-dir runs/reviews
 Rerunning the same command resumes an interrupted run."""
 
 
@@ -67,12 +73,13 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         name = action.dest
         if name in ScoringConfig.__dataclass_fields__:
             default = ScoringConfig.__dataclass_fields__[name]
-            value = default.default if default.default is not dataclasses.MISSING else default.default_factory()
-            action.help = f"(default: {value})"
+            factory: Any = default.default_factory
+            value = default.default if default.default is not dataclasses.MISSING else factory()
+            text = FLAG_HELP[name]
+            action.help = text if value is None and "default:" in text else f"{text} (default: {value})"
         if name == "deterministic":  # a bare --deterministic switches it on
             action.nargs, action.const = "?", True
-            action.help = "bit-identical reruns on the same device kind and software (slower) (default: False)"
-    parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1")
+    parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1 (N independent runs)")
     return parser
 
 
@@ -80,7 +87,7 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
     flags = {f.name: getattr(ns, f.name) for f in dataclasses.fields(ScoringConfig) if getattr(ns, f.name) is not None}
     if ns.num_seeds is not None:
         if "seeds" in flags:
-            raise ValueError("Give --seeds or --num-seeds, not both.")
+            raise InvalidArgumentError("Give --seeds or --num-seeds, not both.")
         flags["seeds"] = list(range(ns.num_seeds))
     # Precedence, lowest first: field defaults < --preset < --config file < flags.
     base = dict(PRESETS[ns.preset]) if ns.preset else {}

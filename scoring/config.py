@@ -5,15 +5,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
+
 SCORES = ("el2n", "grand", "forgetting")
 UNITS = ("epoch", "step")
-AUGMENTATIONS = ("auto", "none", "crop-flip")
+AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
+DATA_PATHS = ("auto", "memory", "loader")
+TOKENIZER_KINDS = ("wordpiece", "bpe")
+NOT_IDENTITY = ("output_dir", "num_workers")
+"""Fields that do not change a result, so a rerun may change them and still resume."""
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -30,9 +37,28 @@ class ScoringConfig:
     """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
     split: str = "train"
     image_column: str | None = None
+    text_column: str | None = None
     label_column: str | None = None
     revision: str | None = None
     data_files: list[str] | None = None
+    streaming: bool = False
+    """Read the split lazily (``datasets`` streaming): memory flat in the number of rows, no local arrow copy."""
+    data_path: str = "auto"
+    """``memory`` (decode the split once into one tensor), ``loader`` (DataLoader with worker processes) or
+    ``auto`` (memory for small fixed-size images, else loader; the log says which and why)."""
+    num_workers: int | None = None
+    """DataLoader worker processes (loader path); default one per spare core, at most 4. Does not change results."""
+    image_size: int | None = None
+    """Side in pixels of the square images the model sees (resize shorter side + centre crop); default the
+    images' own side when they share one, else the median shorter side of the first 256 rows."""
+    image_channels: int | None = None
+    """1 (grey) or 3 (RGB); default the majority mode of the first 256 rows."""
+    tokenizer: str | None = None
+    """A local ``tokenizer.json`` (or folder holding one); default: train one on the split."""
+    tokenizer_kind: str = "wordpiece"
+    vocab_size: int = 8000
+    max_length: int = 128
+    """Tokens per text, [CLS] and [SEP] included; longer texts are truncated."""
     model: str = "cnn"
     """Registry name (cnn, mlp, resnet18) or ``package.module:function`` factory."""
     width: float = 1.0
@@ -95,73 +121,110 @@ class ScoringConfig:
 
         def choice(name: str, value: Any, options: tuple) -> None:
             if value not in options:
-                raise ValueError(f"Unknown {name} {value!r}. Choose between {', '.join(options)}.")
+                raise InvalidArgumentError(f"Unknown {name} {value!r}. Choose between {', '.join(options)}.")
 
         for name, (kind, is_list, optional) in field_kinds().items():
             value = getattr(self, name)
             if value is None and optional:
                 continue
             if is_list and (not isinstance(value, list) or not all(_is(v, kind) for v in value)):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}={value!r} must be a list of {kind.__name__}s (comma-separated on the "
                     f"command line: --{name.replace('_', '-')} ...)."
                 )
             if not is_list and not _is(value, kind):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"{name}={value!r} must be {'an' if kind is int else 'a'} {kind.__name__}"
                     f"{' or null' if optional else ''}."
                 )
+            if kind is float and not all(math.isfinite(v) for v in (value if is_list else [value])):
+                default = getattr(ScoringConfig, name, None)
+                example = f" (default: --{name.replace('_', '-')} {default})" if default is not None else ""
+                raise InvalidArgumentError(
+                    f"{name}={value!r} must be finite: NaN or infinity can only make training diverge. "
+                    f"Give a finite number{example}."
+                )
         if not self.scores:
-            raise ValueError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
+            raise InvalidArgumentError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
         for score in self.scores:
             choice("score", score, SCORES)
         if len(set(self.scores)) != len(self.scores):
-            raise ValueError(f"scores={self.scores!r} lists a score twice.")
+            raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
         choice("optimizer", self.optimizer, OPTIMIZERS)
+        choice("data path", self.data_path, DATA_PATHS)
+        choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
+        if self.image_column is not None and self.text_column is not None:
+            raise InvalidArgumentError(
+                f"Give --image-column ({self.image_column!r}) or --text-column ({self.text_column!r}), not both."
+            )
+        if self.image_channels is not None and self.image_channels not in (1, 3):
+            raise InvalidArgumentError(f"image_channels={self.image_channels!r} must be 1 (grey) or 3 (RGB).")
+        if self.image_size is not None and self.image_size < 1:
+            raise InvalidArgumentError(
+                f"image_size={self.image_size!r} must be a side in pixels >= 1, e.g. 32 or 224."
+            )
+        if self.num_workers is not None and self.num_workers < 0:
+            raise InvalidArgumentError(
+                f"num_workers={self.num_workers!r} must be >= 0 (0: decode in the main process)."
+            )
+        if self.max_length < 2:
+            raise InvalidArgumentError(f"max_length={self.max_length!r} must be at least 2 tokens ([CLS] and [SEP]).")
+        if self.vocab_size < 8:
+            raise InvalidArgumentError(f"vocab_size={self.vocab_size!r} is too small; give at least 8 (e.g. 8000).")
+        if self.streaming and self.data_path == "memory":
+            raise InvalidArgumentError(
+                "--streaming reads rows lazily: it needs --data-path loader (or auto), not memory."
+            )
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds={self.seeds!r} must be a non-empty list of distinct integers >= 0.")
+            raise InvalidArgumentError(f"seeds={self.seeds!r} must be a non-empty list of distinct integers >= 0.")
         if not self.at or any(t < 0 for t in self.at):
-            raise ValueError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
+            raise InvalidArgumentError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
         if len(set(self.at)) != len(self.at):
-            raise ValueError(f"at={self.at!r} lists a score time twice.")
+            raise InvalidArgumentError(f"at={self.at!r} lists a score time twice.")
         if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Forgetting events need training: with --scores forgetting give a score time > 0 "
                 f"(--at), got at={self.at!r}."
             )
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be at least 1.")
+                raise InvalidArgumentError(f"{name}={getattr(self, name)!r} must be at least 1.")
         if self.epochs is not None and self.epochs < 0:
-            raise ValueError(f"epochs={self.epochs!r} must be >= 0.")
+            raise InvalidArgumentError(f"epochs={self.epochs!r} must be >= 0.")
         if self.width <= 0:
-            raise ValueError(f"width={self.width!r} must be positive.")
+            raise InvalidArgumentError(f"width={self.width!r} must be positive.")
         if self.lr <= 0:
-            raise ValueError(f"lr={self.lr!r} must be positive.")
+            raise InvalidArgumentError(f"lr={self.lr!r} must be positive.")
         if self.momentum < 0 or self.weight_decay < 0:
-            raise ValueError(f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0.")
+            raise InvalidArgumentError(
+                f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0."
+            )
         if self.lr_gamma <= 0:
-            raise ValueError(f"lr_gamma={self.lr_gamma!r} must be positive.")
+            raise InvalidArgumentError(f"lr_gamma={self.lr_gamma!r} must be positive.")
         if any(m < 1 for m in self.lr_milestones) or self.lr_milestones != sorted(set(self.lr_milestones)):
-            raise ValueError(f"lr_milestones={self.lr_milestones!r} must be increasing epochs >= 1, e.g. 60,120,160.")
+            raise InvalidArgumentError(
+                f"lr_milestones={self.lr_milestones!r} must be increasing epochs >= 1, e.g. 60,120,160."
+            )
         if (self.mean is None) != (self.std is None):
-            raise ValueError("Give both mean and std, or neither (then they are computed from the data).")
-        if self.mean is not None:
+            raise InvalidArgumentError("Give both mean and std, or neither (then they are computed from the data).")
+        if self.mean is not None and self.std is not None:
             if len(self.mean) != len(self.std) or not self.mean:
-                raise ValueError(f"mean={self.mean!r} and std={self.std!r} must have one value per channel each.")
+                raise InvalidArgumentError(
+                    f"mean={self.mean!r} and std={self.std!r} must have one value per channel each."
+                )
             if any(s <= 0 for s in self.std):
-                raise ValueError(f"std={self.std!r} must be positive.")
+                raise InvalidArgumentError(f"std={self.std!r} must be positive.")
         if self.data_files is not None and not self.data_files:
-            raise ValueError("data_files=[] is empty; leave it out or give at least one file.")
+            raise InvalidArgumentError("data_files=[] is empty; leave it out or give at least one file.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that must match for a rerun to resume a previous one (everything but the output dir)."""
-        return {k: v for k, v in self.to_dict().items() if k != "output_dir"}
+        """The fields that must match for a rerun to resume a previous one (all but ``NOT_IDENTITY``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in NOT_IDENTITY}
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides: Any) -> ScoringConfig:
@@ -173,7 +236,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The fields of a YAML (``.yaml``/``.yml``) or JSON config file, checked against ``ScoringConfig``'s fields."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Config file {str(path)!r} not found.")
+        raise InputNotFoundError(f"Config file {str(path)!r} not found.", path=path)
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
@@ -183,14 +246,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text) if text.strip() else {}
     except Exception as err:  # yaml.YAMLError, json.JSONDecodeError
-        raise ValueError(f"Cannot parse config file {str(path)!r}: {err}") from err
+        raise InvalidArgumentError(f"Cannot parse config file {str(path)!r}: {err}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
+        raise InvalidArgumentError(f"{path} must hold a mapping of config fields, got {type(data).__name__}.")
     data = {str(k).replace("-", "_"): v for k, v in data.items()}  # accept flag spellings (batch-size)
     known = {f.name for f in dataclasses.fields(ScoringConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {unknown}. Known fields: {', '.join(sorted(known))}.")
+        raise InvalidArgumentError(f"{path}: unknown field(s) {unknown}. Known fields: {', '.join(sorted(known))}.")
     return data
 
 
@@ -242,3 +305,57 @@ PAPER_CIFAR10 = {
 the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
 
 PRESETS = {"cifar10-paper": PAPER_CIFAR10}
+
+FLAG_HELP: dict[str, str] = {
+    "output_dir": "folder for the score dataset (README.md, data/) and the resumable state (.datadiet/)",
+    "dataset": "what to score: fashion_mnist (Debian package), a Hub id, a local folder (imagefolder or data "
+    "files), or one .parquet/.csv/.json(l) file",
+    "split": "split of the dataset to score",
+    "image_column": "image column (default: detected: the one Image column, else image/img/...)",
+    "text_column": "text column of a text classification set (default: detected: the one string column, "
+    "else text/sentence/...)",
+    "label_column": "class label column (default: detected: the one ClassLabel column, else label/labels/...; "
+    "string labels become classes in sorted order)",
+    "revision": "dataset revision (git branch, tag or commit) for a Hub id",
+    "data_files": "data files for a builder such as --dataset parquet (comma-separated paths or globs)",
+    "streaming": "read the split lazily with datasets streaming: memory flat in rows, no local arrow copy",
+    "data_path": "memory (decode the split once into one tensor), loader (DataLoader with worker processes), or "
+    "auto (memory for small fixed-size images, else loader; the log says which and why)",
+    "num_workers": "DataLoader worker processes on the loader path (default: one per spare core, at most 4; "
+    "does not change results)",
+    "image_size": "side in pixels of the square images the model sees: shorter side resized, centre cropped "
+    "(default: the images' own side when all share one, else the median shorter side of the first 256 rows)",
+    "image_channels": "1 (grey) or 3 (RGB): every image is converted to it (default: majority mode of the first "
+    "256 rows; alpha composited over white, palettes expanded)",
+    "tokenizer": "local tokenizer.json (or a folder holding one) for text; default: train one on the split",
+    "tokenizer_kind": "wordpiece or bpe: the tokenizer trained on the split when --tokenizer is not given",
+    "vocab_size": "vocabulary size in tokens of the tokenizer trained on the split",
+    "max_length": "tokens per text including [CLS] and [SEP]; longer texts are truncated, batches padded to "
+    "their longest row",
+    "model": "registry name (cnn, mlp, resnet18, text-transformer, vit-tiny, ...) or a package.module:function "
+    "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
+    "width": "width multiplier of the registry models (1.0 = the published sizes)",
+    "seeds": "training seeds, one independent run each (init and data order); scores average over them",
+    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated)",
+    "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
+    "unit": "unit of --at: epoch or step (optimizer steps)",
+    "epochs": "training length in epochs (default: the last score time, rounded up)",
+    "batch_size": "training batch size in examples",
+    "eval_batch_size": "batch size in examples of the EL2N scoring pass (does not change the scores)",
+    "grand_batch_size": "batch size in examples of the GraNd pass (memory ~ batch x model size)",
+    "optimizer": "sgd or adam",
+    "lr": "learning rate",
+    "momentum": "SGD momentum",
+    "nesterov": "SGD Nesterov momentum (true/false)",
+    "weight_decay": "L2 weight decay",
+    "lr_milestones": "epochs at which the learning rate is multiplied by --lr-gamma (paper: 60,120,160)",
+    "lr_gamma": "learning-rate factor at each milestone",
+    "augmentation": "training view: crop-flip (pad 4, random crop, flip), resized-crop-flip (random-resized crop "
+    "25-100%% area + flip), none, or auto (crop-flip for colour images >= 32 px, resized-crop-flip when their "
+    "sizes vary, else none); scoring never augments",
+    "mean": "per-channel normalisation mean on the 0..1 scale (default: computed from the split)",
+    "std": "per-channel normalisation std on the 0..1 scale (default: computed from the split)",
+    "checkpoint_every": "also checkpoint every this many epochs, for resuming long runs",
+    "deterministic": "bit-identical reruns on the same device kind and software (slower; a bare flag means true)",
+}
+"""One line per ``ScoringConfig`` field for ``--help``: what it does and its unit (the default is appended)."""

@@ -6,7 +6,6 @@ Every function works unchanged on 1 process (no collectives are issued) and on N
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import platform
@@ -81,8 +80,9 @@ def gather_rows(
 ) -> dict[str, np.ndarray]:
     """Gather per-process ``(idx, value)`` pairs and place them by idx.
 
-    Each process pads its rows to the same width with idx -1 (N need not divide by the number of processes);
-    padding is dropped, and the gathered idx must cover 0..N-1 exactly once.
+    The processes' rows may be any partition of 0..N-1 (strided rows, whole batches dealt round-robin, uneven
+    shares): each process pads its rows to the longest share with idx -1, padding is dropped, and the gathered idx
+    must cover 0..N-1 exactly once.
 
     Args:
         accelerator: the run's Accelerator (``gather`` is a collective: every process calls this).
@@ -93,10 +93,11 @@ def gather_rows(
     Returns:
         ``{name: array [n]}`` with entry i the value of source row i.
     """
-    world = accelerator.num_processes
-    width = math.ceil(n / world)
-    if len(rows) > width:
-        raise ValueError(f"A process holds {len(rows)} rows, more than ceil({n}/{world}) = {width}.")
+    for name, tensor in values.items():
+        if len(tensor) != len(rows):
+            raise ValueError(f"values[{name!r}] has {len(tensor)} entries for {len(rows)} rows; give one per row.")
+    counts = accelerator.gather(torch.tensor([len(rows)], dtype=torch.int64, device=accelerator.device))
+    width = int(counts.max()) if counts.numel() else 0
     idx = torch.full((width,), -1, dtype=torch.int64)
     idx[: len(rows)] = rows.to(torch.int64)
     all_idx = accelerator.gather(idx.to(accelerator.device)).cpu().numpy()

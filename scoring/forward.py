@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from datadiet_hub.errors import InvalidArgumentError
+
 #: A batch of model inputs: one tensor ``[N, ...]`` or a mapping of keyword tensors, each with the batch as dim 0.
 Inputs = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -45,17 +47,23 @@ def batch_size(inputs: Inputs) -> int:
     """N, the size of dim 0 shared by every tensor of the batch; raises a clear error if they disagree."""
     if isinstance(inputs, torch.Tensor):
         if inputs.dim() < 1:
-            raise ValueError(f"inputs must be a tensor [N, ...], got a 0-dim tensor of shape {tuple(inputs.shape)}.")
+            raise InvalidArgumentError(
+                f"inputs must be a tensor [N, ...], got a 0-dim tensor of shape {tuple(inputs.shape)}."
+            )
         return inputs.shape[0]
     if not isinstance(inputs, Mapping) or not inputs:
-        raise ValueError(f"inputs must be a tensor or a non-empty mapping of tensors, got {type(inputs).__name__}.")
+        raise InvalidArgumentError(
+            f"inputs must be a tensor or a non-empty mapping of tensors, got {type(inputs).__name__}."
+        )
     sizes = {}
     for key, value in inputs.items():
         if not isinstance(value, torch.Tensor) or value.dim() < 1:
-            raise ValueError(f"inputs[{key!r}] must be a tensor with the batch as dim 0, got {_describe(value)}.")
+            raise InvalidArgumentError(
+                f"inputs[{key!r}] must be a tensor with the batch as dim 0, got {_describe(value)}."
+            )
         sizes[key] = value.shape[0]
     if len(set(sizes.values())) > 1:
-        raise ValueError(f"every input tensor needs the same batch size in dim 0, got {sizes}.")
+        raise InvalidArgumentError(f"every input tensor needs the same batch size in dim 0, got {sizes}.")
     return next(iter(sizes.values()))
 
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .forward import Inputs, logits_of
+
 Batch = Mapping[str, Any]
 IDX, LABELS, PIXELS = "idx", "labels", "pixel_values"
 _NOT_INPUTS = frozenset({IDX, LABELS})
@@ -36,20 +38,12 @@ class Preprocessor(Protocol):
     ) -> torch.Tensor: ...
 
 
-def model_inputs(batch: Batch) -> dict[str, Any]:
-    """The keyword inputs of the model: every key of the batch except ``idx`` and ``labels``."""
-    return {k: v for k, v in batch.items() if k not in _NOT_INPUTS}
-
-
-def logits_of(model: nn.Module, inputs: Mapping[str, Any]) -> torch.Tensor:
-    """Logits of ``model`` on keyword ``inputs``; a lone input goes positionally (``forward(self, x)`` of a plain
-    ``nn.Module`` or a user factory), several go as keywords (transformers-style), and an output with a ``logits``
-    attribute (a transformers ``ModelOutput``) is unwrapped.
-
-    The same small function as ``scoring/forward.py`` (GraNd's helper); kept here until that module lands on main.
-    """
-    out = model(*inputs.values()) if len(inputs) == 1 else model(**inputs)
-    return out.logits if hasattr(out, "logits") else out
+def model_inputs(batch: Batch) -> Inputs:
+    """The model's input of a batch: every key except ``idx`` and ``labels``. A lone input is returned as the tensor
+    itself (``model(x)``: a plain ``forward(self, x)``, an ``nn.Sequential`` or a user factory all take it), several
+    as a mapping of keyword tensors (``model(**inputs)``, transformers-style); see ``scoring.forward.logits_of``."""
+    inputs = {k: v for k, v in batch.items() if k not in _NOT_INPUTS}
+    return next(iter(inputs.values())) if len(inputs) == 1 else inputs
 
 
 @contextmanager

@@ -1,11 +1,10 @@
 """The provenance of a scoring run, from its ``ScoringConfig``, the decoded source, the schedule and the machine it
-ran on: the one place the engine fills the card's ``datadiet:`` block (its format is ``datadiet_hub``'s)."""
+ran on: the one place the engine fills ``datadiet_hub.provenance.Provenance`` (whose module owns the format)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,10 +14,11 @@ import torch
 
 import datadiet_hub
 from datadiet_hub.hashing import fingerprint
+from datadiet_hub.provenance import Provenance
+from datadiet_hub.provenance import code_commit as library_code_commit
 
 from . import determinism
 from .config import ScoringConfig
-from .data import TensorData
 from .state import SourceInfo
 
 if TYPE_CHECKING:
@@ -39,24 +39,8 @@ _PACKAGES = {
 
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout this code runs from, or None: not a git checkout (an installed wheel),
-    no git, or a package folder that is not at the top of the repository git finds (a venv inside another repo)."""
-    folder = package_dir or Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = result.stdout.split()
-    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
-        return None
-    return lines[1] if len(lines[1]) == 40 else None
+    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on this package)."""
+    return library_code_commit(package_dir or Path(__file__).resolve().parent)
 
 
 def _version(package: str) -> str | None:
@@ -100,42 +84,48 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
 def build_provenance(
     cfg: ScoringConfig,
-    data: TensorData,
+    data: Any,
     source: SourceInfo,
     schedule: Schedule,
     *,
-    mean: list[float],
-    std: list[float],
+    mean: list[float] | None,
+    std: list[float] | None,
     augmentation: str,
+    data_facts: Mapping[str, Any] | None = None,
+    input_kind: str = "image",
     configs: Mapping[str, Mapping[str, Any]],
     env: Mapping[str, Any],
     wall_time_s: float,
     command: str | None,
-) -> dict[str, Any]:
-    """The ``datadiet:`` block of the run's card (format version 1: environment keys at the top level)."""
+) -> Provenance:
+    """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
+
+    ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
+    data path and the image geometry or tokenizer, with the reasons) go into ``scoring.data``; a text run records its
+    input under ``source.text_column``."""
     scoring = cfg.identity()
     scoring.update(
-        mean=[round(v, 6) for v in mean],
-        std=[round(v, 6) for v in std],
+        mean=None if mean is None else [round(v, 6) for v in mean],
+        std=None if std is None else [round(v, 6) for v in std],
         augmentation=augmentation,
+        data=dict(data_facts or {}),
         steps_per_epoch=schedule.steps_per_epoch,
         total_steps=schedule.total_steps,
     )
-    return {
-        "format_version": 1,
-        "source": {
+    return Provenance.from_scoring(
+        source={
             "dataset": source.name,
             "split": cfg.split,
             "revision": source.revision,
             "num_rows": len(data),
             "fingerprint": fingerprint(data.example_ids),
-            "image_column": source.image_column,
+            ("text_column" if input_kind == "text" else "image_column"): source.image_column,
             "label_column": source.label_column,
         },
-        "scoring": scoring,
-        "configs": {name: dict(info) for name, info in configs.items()},
-        **env,
-        "wall_time_s": round(wall_time_s, 1),
-        "command": command,
-        "forgetting_convention": FORGETTING_CONVENTION,
-    }
+        scoring=scoring,
+        configs=configs,
+        environment=env,
+        wall_time_s=wall_time_s,
+        command=command,
+        forgetting_convention=FORGETTING_CONVENTION,
+    )

@@ -25,7 +25,7 @@ from . import checkpoint as ckpt
 from . import determinism
 from .aggregate import build_table
 from .config import ScoringConfig
-from .data import Preprocess, TensorData, channel_stats, resolve_augmentation
+from .data.prepare import RunData, prepare_data
 from .distributed import (
     broadcast,
     describe_hardware,
@@ -46,15 +46,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _Setup:
-    """What every phase needs: the decoded split and how to feed it."""
+    """What every phase needs: the rows (in memory or behind a DataLoader) and the schedule."""
 
-    data: TensorData
-    source: SourceInfo
-    mean: list[float]
-    std: list[float]
-    augmentation: str
-    preprocess: Preprocess
+    data: RunData
     schedule: Schedule
+
+    @property
+    def source(self) -> SourceInfo:
+        return self.data.source_info
 
 
 def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None) -> Path:
@@ -73,8 +72,8 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     show = progress and accelerator.is_local_main_process
     run_on_main(accelerator, lambda: state.prepare(cfg))
     state.check_config(cfg)
-    run_on_main(accelerator, lambda: state.decode(cfg, progress=show))
-    setup = _setup(cfg, state)
+    data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+    setup = _Setup(data, Schedule.from_config(cfg, len(data)))
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)
     _train(cfg, setup, state, accelerator, show)
@@ -85,29 +84,23 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     return out
 
 
-def _setup(cfg: ScoringConfig, state: RunState) -> _Setup:
-    data, source = state.load_data()
-    shape = data.shape
-    mean, std = (cfg.mean, cfg.std) if cfg.mean is not None and cfg.std is not None else channel_stats(data.images)
-    if len(mean) != shape[0]:
-        raise ValueError(f"mean/std have {len(mean)} values but the images have {shape[0]} channel(s).")
-    augmentation = resolve_augmentation(cfg.augmentation, shape)
-    preprocess = Preprocess(mean, std, augmentation)
-    return _Setup(data, source, mean, std, augmentation, preprocess, Schedule.from_config(cfg, len(data)))
-
-
 def _log_setup(setup: _Setup, accelerator) -> None:
     schedule = setup.schedule
+    data = setup.data
+    shape = (
+        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}" if data.plan.kind == "image" else "text"
+    )
     logger.info(
-        "%d rows of shape %s, %d classes, %d steps/epoch, %d steps, score at steps %s, "
+        "%d rows (%s, %s path), %d classes, %d steps/epoch, %d steps, score at steps %s, "
         "augmentation %s, %d process(es) on %s",
-        len(setup.data),
-        setup.data.shape,
-        setup.data.num_classes,
+        len(data),
+        shape,
+        data.path,
+        data.num_classes,
         schedule.steps_per_epoch,
         schedule.total_steps,
         list(schedule.score_steps),
-        setup.augmentation,
+        data.augmentation,
         accelerator.num_processes,
         accelerator.device,
     )
@@ -121,9 +114,7 @@ def _train(cfg: ScoringConfig, setup: _Setup, state: RunState, accelerator, show
         if latest is not None and latest[0] >= setup.schedule.total_steps:
             continue
         started_seed = time.perf_counter()
-        train_seed(
-            cfg, setup.data, setup.preprocess, seed, setup.schedule, state.path, accelerator.device, progress=show
-        )
+        train_seed(cfg, setup.data, seed, setup.schedule, state.path, accelerator.device, progress=show)
         logger.info("[rank %d] seed %d trained in %.1f s", rank, seed, time.perf_counter() - started_seed)
     accelerator.wait_for_everyone()
 
@@ -140,15 +131,16 @@ def _score(cfg: ScoringConfig, setup: _Setup, state: RunState, accelerator, show
             if not ckpt.shard_path(state.path, s, t).exists()
         ],
     )
-    rows = torch.arange(len(data))[accelerator.process_index :: accelerator.num_processes]
+    rank, world = accelerator.process_index, accelerator.num_processes
     for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show, dynamic_ncols=True):
         t0 = time.perf_counter()
         tensors, _ = ckpt.load(ckpt.checkpoint_path(state.path, seed, step))
         model = make_model(cfg, data, seed).to(device)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         model.eval()
-        values = score_rows(cfg, model, data, setup.preprocess, rows, device)
-        placed = gather_rows(accelerator, rows, values, len(data))
+        placed = {}
+        for name, (rows, values) in score_rows(cfg, model, data, device, rank, world).items():
+            placed.update(gather_rows(accelerator, rows, {name: values}, len(data)))
 
         def save_shard(placed=placed, tensors=tensors, seed=seed, step=step) -> None:
             shard = {k: torch.from_numpy(v) for k, v in placed.items()}
@@ -196,9 +188,11 @@ def _write(
         data,
         setup.source,
         schedule,
-        mean=setup.mean,
-        std=setup.std,
-        augmentation=setup.augmentation,
+        mean=data.mean,
+        std=data.std,
+        augmentation=data.augmentation,
+        data_facts=data.facts(),
+        input_kind=data.plan.kind,
         configs=configs,
         env=environment(hardware, device),
         wall_time_s=wall,

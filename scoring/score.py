@@ -1,5 +1,6 @@
 """Score a checkpoint: EL2N (one eval-mode forward) and GraNd (per-example gradient norms), on un-augmented
-inputs, for a given set of rows, so that the pass can be sharded across processes and gathered by ``idx``."""
+inputs, for this process's share of the rows, so that the pass can be sharded across processes and gathered by
+``idx``. The rows come from ``RunData`` (in memory or through the DataLoader), as dicts of keyword inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import torch
 from torch import nn
 
 from .config import ScoringConfig
-from .data import Preprocess, TensorData
-from .loops import LABELS, Batch, evaluate, logits_of, model_inputs, ordered_batches
+from .data.prepare import RunData
+from .forward import logits_of
+from .loops import LABELS, Batch, evaluate, model_inputs
 from .metrics.el2n import el2n_from_logits
 
 
@@ -19,51 +21,37 @@ def _el2n(model: nn.Module, batch: Batch) -> torch.Tensor:
 def _grand(model: nn.Module, batch: Batch) -> torch.Tensor:
     from .metrics.grand import per_example_grad_norms
 
-    (inputs,) = model_inputs(batch).values()
-    norms = per_example_grad_norms(model, inputs, batch[LABELS])
-    assert isinstance(norms, torch.Tensor)  # without per_layer, only the norms
-    return norms.float()
+    return per_example_grad_norms(model, model_inputs(batch), batch[LABELS]).float()
 
 
 def el2n_rows(
-    model: nn.Module,
-    data: TensorData,
-    preprocess: Preprocess,
-    rows: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
+    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
 ) -> torch.Tensor:
-    """EL2N of ``rows`` (float32, in the order of ``rows``)."""
-    batches = ordered_batches(data.images, data.labels, preprocess, batch_size=batch_size, rows=rows, device=device)
+    """EL2N of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order)."""
+    batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
     return evaluate(model, batches, _el2n).to(torch.float32)
 
 
 def grand_rows(
-    model: nn.Module,
-    data: TensorData,
-    preprocess: Preprocess,
-    rows: torch.Tensor,
-    batch_size: int,
-    device: torch.device,
+    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
 ) -> torch.Tensor:
-    """GraNd of ``rows`` (float32, in the order of ``rows``); eval mode: BatchNorm uses its running statistics
-    (DESIGN.md section 1), whatever the metric function does."""
-    batches = ordered_batches(data.images, data.labels, preprocess, batch_size=batch_size, rows=rows, device=device)
+    """GraNd of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order); eval mode: BatchNorm uses its
+    running statistics (DESIGN.md section 1), whatever the metric function does."""
+    batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
     return evaluate(model, batches, _grand, grad=True).to(torch.float32)
 
 
 def score_rows(
-    cfg: ScoringConfig,
-    model: nn.Module,
-    data: TensorData,
-    preprocess: Preprocess,
-    rows: torch.Tensor,
-    device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """The requested model-based scores (el2n, grand) of ``rows``; forgetting comes from the checkpoint."""
+    cfg: ScoringConfig, model: nn.Module, data: RunData, device: torch.device, rank: int = 0, world: int = 1
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The requested model-based scores (el2n, grand) as ``(rows, values)`` per score: the rows this process
+    scored (they depend on the batch size on the DataLoader path) and their values. Forgetting comes from the
+    checkpoint."""
     scores = {}
     if "el2n" in cfg.scores:
-        scores["el2n"] = el2n_rows(model, data, preprocess, rows, cfg.eval_batch_size, device)
+        rows = data.eval_rows(batch_size=cfg.eval_batch_size, rank=rank, world=world)
+        scores["el2n"] = (rows, el2n_rows(model, data, cfg.eval_batch_size, device, rank, world))
     if "grand" in cfg.scores:
-        scores["grand"] = grand_rows(model, data, preprocess, rows, cfg.grand_batch_size, device)
+        rows = data.eval_rows(batch_size=cfg.grand_batch_size, rank=rank, world=world)
+        scores["grand"] = (rows, grand_rows(model, data, cfg.grand_batch_size, device, rank, world))
     return scores

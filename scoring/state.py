@@ -8,6 +8,7 @@ Layout::
     .datadiet/source.json          where the rows came from (SourceInfo)
     .datadiet/example_ids.npy      one fixed-width ASCII id per row, numpy format
     .datadiet/data.safetensors     images uint8 [N, C, H, W] and labels int64 [N]; written last: marks the cache done
+    .datadiet/data.json, manifest.npz, tokenizer.json   the data plan and the DataLoader path (scoring.data.prepare)
     .datadiet/seed-S/ckpt-stepT.safetensors, .datadiet/scores/seed-S-stepT.safetensors
     .datadiet/timing.json          wall time of the finished runs
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.sources import load_source
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -52,6 +54,13 @@ class RunState:
     def __init__(self, output_dir: str | Path) -> None:
         self.path = Path(output_dir) / STATE
 
+    @classmethod
+    def at(cls, state_dir: str | Path) -> RunState:
+        """The state whose folder is ``state_dir`` itself (callers that are handed the ``.datadiet`` folder)."""
+        state = cls(Path(state_dir).parent)
+        state.path = Path(state_dir)
+        return state
+
     @property
     def config_path(self) -> Path:
         return self.path / "config.json"
@@ -76,7 +85,7 @@ class RunState:
         """Create the folder, drop what a killed run left half-written, and record the configuration of a new run
         (main process only)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        removed = ckpt.remove_temporaries(self.path)
+        removed = ckpt.remove_temporaries(self.path) + remove_output_temporaries(self.path.parent)
         if removed:
             logger.info("removed %d temporary file(s) left by an interrupted run", removed)
         if not self.config_path.exists():
@@ -92,7 +101,7 @@ class RunState:
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             details = "; ".join(f"{k}: was {previous.get(k)!r}, now {current.get(k)!r}" for k in changed)
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{self.path.parent} holds a run with a different configuration ({details}). "
                 "Rerun with the same settings to resume, or choose a new --output-dir."
             )
@@ -158,3 +167,20 @@ def read_example_ids(path: Path) -> list[str]:
     """The ids written by ``example_ids_npy``."""
     array = np.load(path, allow_pickle=False)
     return [value.decode("ascii") for value in array.tolist()]
+
+
+def remove_output_temporaries(out: Path) -> int:
+    """Delete the temporary files a run killed while writing its outputs left next to them (the writer's
+    ``.<name>.<random>.tmp`` and ``<plot>.tmp.png``); the rerun writes every output again."""
+    stale = [p for p in out.glob(".*.tmp") if p.is_file()]
+    for sub in ("data", "plots"):
+        if (out / sub).is_dir():
+            stale += [
+                p
+                for p in (out / sub).rglob("*")
+                if p.is_file()
+                and ((p.name.startswith(".") and p.name.endswith(".tmp")) or p.name.endswith(".tmp.png"))
+            ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)

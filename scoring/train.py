@@ -21,10 +21,13 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
+
 from . import checkpoint as ckpt
 from .config import ScoringConfig
-from .data import Preprocess, TensorData
-from .loops import IDX, LABELS, StepOutput, shuffled_batches, step_lr, train_loop
+from .data import TensorData
+from .data.prepare import RunData
+from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import build_model
 
@@ -46,7 +49,7 @@ class Schedule:
         epochs = cfg.epochs if cfg.epochs is not None else math.ceil(score_steps[-1] / spe)
         total = epochs * spe
         if score_steps[-1] > total:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Score time {max(cfg.at)} {cfg.unit}(s) is after the end of training ({epochs} epochs = {total} "
                 "steps); raise --epochs or lower --at."
             )
@@ -64,12 +67,11 @@ def seed_generator(*parts: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(*parts))
 
 
-def make_model(cfg: ScoringConfig, data: TensorData, seed: int) -> torch.nn.Module:
+def make_model(cfg: ScoringConfig, data: TensorData | RunData, seed: int) -> torch.nn.Module:
+    """The model of ``seed`` for ``data``: the factory is offered what the data says (``in_channels`` and
+    ``image_size`` for images; ``vocab_size``, ``max_length``, ``pad_token_id`` for text)."""
     torch.manual_seed(seed)
-    channels, height, _ = data.shape
-    return build_model(
-        cfg.model, num_classes=data.num_classes, in_channels=channels, image_size=height, width=cfg.width
-    )
+    return build_model(cfg.model, num_classes=data.num_classes, width=cfg.width, **data.model_kwargs)
 
 
 def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -121,8 +123,7 @@ class _EpochLog:
 
 def train_seed(
     cfg: ScoringConfig,
-    data: TensorData,
-    preprocess: Preprocess,
+    data: RunData,
     seed: int,
     schedule: Schedule,
     state_dir: Path,
@@ -176,14 +177,13 @@ def train_seed(
         leave=False,
         dynamic_ncols=True,
     )
-    batches = shuffled_batches(
-        data.images.to(device),
-        data.labels.to(device),
-        preprocess,
-        batch_size=cfg.batch_size,
+    batches = data.train_batches(
+        seed=seed,
         steps=range(start, schedule.total_steps),
+        batch_size=cfg.batch_size,
         order=lambda epoch: seed_generator("order", seed, epoch),
         augment=lambda step: seed_generator("augment", seed, step),
+        device=device,
     )
     train_loop(
         model,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from datadiet_hub.errors import InvalidArgumentError
+
 
 def _model_dim(base: int, width: float, heads: int) -> int:
     """``base * width`` rounded to a multiple of ``heads`` (``width`` scales the model, as for the other models)."""
     if width <= 0:
-        raise ValueError(f"width must be a positive scale factor (1.0 = the default size), got {width}.")
+        raise InvalidArgumentError(f"width must be a positive scale factor (1.0 = the default size), got {width}.")
     return max(heads, round(base * width / heads) * heads)
 
 
@@ -55,7 +57,7 @@ class TextTransformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         length = input_ids.shape[1]
         if length > self.max_length:
-            raise ValueError(f"input_ids has {length} tokens, more than max_length={self.max_length}.")
+            raise InvalidArgumentError(f"input_ids has {length} tokens, more than max_length={self.max_length}.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         keep = attention_mask.bool()
@@ -96,7 +98,7 @@ class ViTTiny(nn.Module):
         super().__init__()
         dim = _model_dim(64, width, heads)
         if image_size % patch_size:
-            raise ValueError(f"image_size={image_size} must be a multiple of patch_size={patch_size}.")
+            raise InvalidArgumentError(f"image_size={image_size} must be a multiple of patch_size={patch_size}.")
         self.patches = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
         self.embed = _ClsAndPositions((image_size // patch_size) ** 2, dim)
         self.encoder = _encoder(dim, heads, depth)
@@ -110,16 +112,44 @@ class ViTTiny(nn.Module):
 
 
 def text_transformer(
-    *, vocab_size: int, num_classes: int, max_length: int = 128, width: float = 1.0, **kwargs: int
+    *,
+    vocab_size: int,
+    num_classes: int,
+    max_length: int = 128,
+    width: float = 1.0,
+    pad_token_id: int | None = None,
+    depth: int = 2,
+    heads: int = 4,
 ) -> TextTransformer:
     """Registry factory ``text-transformer``: model width ``128 * width`` (rounded to the heads), 2 layers, 4 heads."""
     return TextTransformer(
-        vocab_size=vocab_size, num_classes=num_classes, max_length=max_length, width=width, **kwargs
+        vocab_size=vocab_size,
+        num_classes=num_classes,
+        max_length=max_length,
+        width=width,
+        depth=depth,
+        heads=heads,
+        pad_id=0 if pad_token_id is None else pad_token_id,
     )
 
 
 def vit_tiny(
-    *, num_classes: int, in_channels: int = 3, image_size: int = 32, width: float = 1.0, **kwargs: int
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    image_size: int = 32,
+    width: float = 1.0,
+    patch_size: int = 4,
+    depth: int = 2,
+    heads: int = 4,
 ) -> ViTTiny:
     """Registry factory ``vit-tiny``: model width ``64 * width``, 4x4 patches, 2 layers, 4 heads."""
-    return ViTTiny(num_classes=num_classes, in_channels=in_channels, image_size=image_size, width=width, **kwargs)
+    return ViTTiny(
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        width=width,
+        patch_size=patch_size,
+        depth=depth,
+        heads=heads,
+    )

@@ -6,8 +6,9 @@ up is ``datadiet_hub/_torch_verbs.py``, the CLI's door into the torch verbs, whi
 (``importlib.import_module``). ``experiments`` may import only public names (no ``_private`` module or name).
 
 Every ``import``/``from ... import`` counts, at module level or inside a function (a function-level import still
-closes a cycle when it runs), as do ``importlib.import_module("literal")`` calls. Prints the package-level graph and
-each problem; exits 1 if there is any.
+closes a cycle when it runs), as do ``importlib.import_module("literal")`` calls and the modules the door names in
+strings (``"scoring.cli:main"``). Imports under ``if TYPE_CHECKING:`` never run, so they close no cycle, but an upward
+one is still an upward dependency. Prints the package-level graph and each problem; exits 1 if there is any.
 
     python scripts/check_imports.py            # check the repository this script lives in
     python scripts/check_imports.py --root DIR
@@ -33,7 +34,8 @@ class Edge:
     source: str  # importing module
     target: str  # imported module
     line: int
-    dynamic: bool = False  # importlib.import_module("...") rather than an import statement
+    dynamic: bool = False  # importlib.import_module("...") or a module named by the door, not an import statement
+    type_only: bool = False  # under ``if TYPE_CHECKING:``
     names: tuple[str, ...] = ()  # the names taken by ``from target import names``
 
 
@@ -64,29 +66,60 @@ def _resolve_relative(module: str, is_package: bool, level: int, name: str | Non
     return ".".join([*base, name] if name else base)
 
 
-def _imports(tree: ast.AST) -> Iterator[tuple[int, str | None, int, tuple[str, ...], bool]]:
-    """(line, module, level, names, dynamic) for every import in the tree."""
+def _is_type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def _imports(
+    node: ast.AST, type_only: bool = False
+) -> Iterator[tuple[int, str | None, int, tuple[str, ...], bool, bool]]:
+    """(line, module, level, names, dynamic, type_only) for every import under ``node``; ``type_only`` marks those
+    inside ``if TYPE_CHECKING:`` (never executed, so they close no cycle, but they still count as a dependency)."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            yield node.lineno, alias.name, 0, (), False, type_only
+    elif isinstance(node, ast.ImportFrom):
+        yield node.lineno, node.module, node.level, tuple(a.name for a in node.names), False, type_only
+    elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+            yield node.lineno, node.args[0].value, 0, (), True, type_only
+    if _is_type_checking(node):
+        assert isinstance(node, ast.If)
+        for child in node.body:
+            yield from _imports(child, True)
+        for child in node.orelse:
+            yield from _imports(child, type_only)
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _imports(child, type_only)
+
+
+def _door_targets(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """The modules the door names in strings (``"scoring.cli:main"``): its edges, imported on use."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield node.lineno, alias.name, 0, (), False
-        elif isinstance(node, ast.ImportFrom):
-            yield node.lineno, node.module, node.level, tuple(a.name for a in node.names), False
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
-            func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
-                yield node.lineno, node.args[0].value, 0, (), True
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            target = node.value.partition(":")[0]
+            if target.split(".")[0] in LAYERS[1:] and all(part.isidentifier() for part in target.split(".")):
+                yield node.lineno, target
 
 
 def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
     """The modules of the checked packages and every import edge between two of them."""
     modules = find_modules(root)
-    found: dict[tuple[str, str, int, bool], tuple[str, ...]] = {}
+    found: dict[tuple[str, str, int, bool, bool], tuple[str, ...]] = {}
     for name, path in modules.items():
         is_package = path.name == "__init__.py"
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for line, target, level, names, dynamic in _imports(tree):
+        found_here = list(_imports(tree))
+        if name == DOOR:
+            found_here += [(line, target, 0, (), True, False) for line, target in _door_targets(tree)]
+        for line, target, level, names, dynamic, type_only in found_here:
             absolute = _resolve_relative(name, is_package, level, target) if level else target
             if absolute is None:
                 continue
@@ -101,7 +134,7 @@ def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
                 if target_module not in modules:
                     continue  # outside the checked packages (torch, datasets, ...)
                 if target_module != name:  # ``from pkg import a, b``: one edge to pkg taking a and b
-                    key = (name, target_module, line, dynamic)
+                    key = (name, target_module, line, dynamic, type_only)
                     found[key] = found.get(key, ()) + taken_names
     return modules, [Edge(*key, names=names) for key, names in found.items()]
 
@@ -134,7 +167,8 @@ def cycles(modules: Iterable[str], edges: Iterable[Edge]) -> list[list[str]]:
     """The strongly connected components with more than one module (Tarjan), each sorted."""
     graph: dict[str, set[str]] = defaultdict(set)
     for e in edges:
-        graph[e.source].add(e.target)
+        if not e.type_only:  # never executed: closes no import cycle
+            graph[e.source].add(e.target)
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from datadiet_hub.errors import InvalidArgumentError
+
 
 def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-example EL2N for a batch of logits ``[N, K]`` and integer targets ``[N]``.
@@ -11,9 +13,9 @@ def el2n_from_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     0 for a confident correct prediction, ``sqrt((K-1)/K)`` for a uniform one, ``sqrt(2)`` at most.
     """
     if logits.ndim != 2:
-        raise ValueError(f"logits must have shape [N, K], got {tuple(logits.shape)}.")
+        raise InvalidArgumentError(f"logits must have shape [N, K], got {tuple(logits.shape)}.")
     if targets.shape != logits.shape[:1]:
-        raise ValueError(f"targets must have shape [{logits.shape[0]}], got {tuple(targets.shape)}.")
+        raise InvalidArgumentError(f"targets must have shape [{logits.shape[0]}], got {tuple(targets.shape)}.")
     error = torch.softmax(logits, dim=1)
     error[torch.arange(len(targets), device=logits.device), targets] -= 1.0
     return torch.linalg.vector_norm(error, dim=1)

@@ -42,7 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+from datadiet_hub.errors import InvalidArgumentError
 from scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
+from scoring.metrics import _grand_attention as attention
 from scoring.metrics._batch_tracking import BatchTracker
 from scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
 from scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
@@ -191,14 +193,16 @@ def _validate(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     n = batch_size(inputs)
     if n == 0:
-        raise ValueError("inputs must hold a batch of N >= 1 examples, got N = 0.")
+        raise InvalidArgumentError("inputs must hold a batch of N >= 1 examples, got N = 0.")
     if not isinstance(targets, torch.Tensor) or targets.shape != (n,):
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-        raise ValueError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
+        raise InvalidArgumentError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
     if targets.is_floating_point() or targets.is_complex():
-        raise ValueError(f"targets must hold integer class labels, got dtype {targets.dtype}; use targets.long().")
+        raise InvalidArgumentError(
+            f"targets must hold integer class labels, got dtype {targets.dtype}; use targets.long()."
+        )
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
+        raise InvalidArgumentError(f"chunk_size must be a positive int or None, got {chunk_size!r}.")
     return n, targets.long()
 
 
@@ -232,7 +236,9 @@ def _plan(model: nn.Module) -> list[_Tap]:
         if not owned:
             continue
         if any(isinstance(p, nn.parameter.UninitializedParameter) for _, p in owned.values()):
-            raise ValueError(f"Module {name!r} has uninitialized (lazy) parameters; run one forward pass first.")
+            raise InvalidArgumentError(
+                f"Module {name!r} has uninitialized (lazy) parameters; run one forward pass first."
+            )
         rule = rule_for(name, module, sorted(direct)) if name not in parametrized else None
         batch_dim = 0
         parts = name.split(".") if name else []
@@ -243,7 +249,9 @@ def _plan(model: nn.Module) -> list[_Tap]:
                 break
         taps.append(_Tap(name=name, module=module, rule=rule, own=owned, batch_dim=batch_dim))
     if not taps:
-        raise ValueError("model has no trainable parameters (all have requires_grad=False); GraNd would be 0.")
+        raise InvalidArgumentError(
+            "model has no trainable parameters (all have requires_grad=False); GraNd would be 0."
+        )
     # A tap's subtree parameters, for the replay: its own plus those of descendant taps, minus what they take
     # themselves when they run (decided per call).
     by_name = {tap.name: tap for tap in taps}
@@ -330,8 +338,11 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
     tracker = state.tracker
     assert tracker is not None
     use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    attention = _attention_args(state, tap, args, kwargs, covered)
     if use_rule and isinstance(output, torch.Tensor):
         new_output, call = _rule_call(state, tap, args[0], output, covered)
+    elif attention is not None:
+        new_output, call = _attention_call(state, tap, attention, covered)
     else:
         new_output, call = _replay_call(state, tap, args, kwargs, output, covered)
     state.calls.append(call)
@@ -483,6 +494,45 @@ def _replay_call(
     return (tree_unflatten(new_leaves, out_spec) if changed else None), call
 
 
+_ATTENTION_PARAMS = {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"}
+
+
+def _attention_args(
+    state: _Pass, tap: _Tap, args: tuple, kwargs: dict, covered: dict[str, tuple[str, nn.Parameter]]
+) -> dict[str, Any] | None:
+    """The call's arguments if it is an ``nn.MultiheadAttention`` call the decomposed form reproduces, else None."""
+    if not isinstance(tap.module, nn.MultiheadAttention) or not set(covered) <= _ATTENTION_PARAMS:
+        return None
+    assert state.tracker is not None
+    call = attention.bind(args, kwargs)
+    return call if attention.decomposable(tap.module, call, state.tracker.is_batched, state.n) else None
+
+
+def _attention_call(
+    state: _Pass, tap: _Tap, call_args: dict[str, Any], covered: dict[str, tuple[str, nn.Parameter]]
+) -> tuple[Any, _Call]:
+    """Recompute the attention with hooked projections (:mod:`scoring.metrics._grand_attention`)."""
+    assert isinstance(tap.module, nn.MultiheadAttention)
+    owners = {"": tap.name, "out_proj": f"{tap.name}.out_proj" if tap.name else "out_proj"}
+
+    def hook(y: torch.Tensor, x: torch.Tensor, part: str, weight: bool, bias: bool) -> None:
+        if not (weight or bias) or not y.requires_grad:
+            return
+        a, owner = x.detach(), owners[part]
+
+        def on_grad(g: torch.Tensor) -> None:
+            target = state.sq_norms[owner]
+            target += attention.linear_parts_sq_norms(a, g.detach(), weight, bias).to(target.dtype)
+
+        y.register_hook(on_grad)
+
+    out, weights = attention.decomposed_forward(tap.module, call_args, hook)
+    params = {id(p): p for _, p in covered.values()}
+    inputs = [t for t in call_args.values() if isinstance(t, torch.Tensor)]
+    outputs = [t for t in (out, weights) if t is not None]
+    return (out, weights), _Call(tap=tap, covered=covered, uses=_internal_uses(outputs, inputs, params))
+
+
 def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:
     g = grad.detach()
     replay.grads[k] = g.movedim(dim, 0) if dim else g
@@ -505,7 +555,9 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
             logits = logits_of(model, x)
         state.tracker = None
         if logits.dim() != 2 or logits.shape[0] != state.n:
-            raise ValueError(f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}.")
+            raise InvalidArgumentError(
+                f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}."
+            )
         # Sum, not mean: each example's rows of the output gradients are then that example's own loss gradient.
         loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:

@@ -7,8 +7,9 @@ import pytest
 from builders import make_provenance, make_score_table
 
 from datadiet_hub import LocalStore, load_scores
-from datadiet_hub.cards import read_card_data
 from datadiet_hub.errors import ScoresNotFoundError, VersionExistsError
+from datadiet_hub.folder import ScoreFolder
+from datadiet_hub.provenance import Provenance
 from datadiet_hub.schema import score_schema, validate_table
 
 
@@ -33,10 +34,11 @@ def test_validate_table_names_the_problem(image_dataset):
 
 
 def test_card_round_trip(score_folder, image_dataset):
-    data = read_card_data(score_folder / "README.md")
+    data = ScoreFolder(score_folder).metadata()
     assert [c["config_name"] for c in data["configs"]] == ["cnn-ep2", "cnn-ep0"]
     assert data["configs"][0]["data_files"] == [{"split": "train", "path": "data/cnn-ep2/train-*.parquet"}]
     assert data["datadiet"] == make_provenance(len(image_dataset))
+    assert ScoreFolder(score_folder).provenance() == Provenance.from_dict(make_provenance(len(image_dataset)))
     assert "data-pruning" in data["tags"] and data["source_datasets"] == ["tiny"]
     text = (score_folder / "README.md").read_text()
     assert "load_dataset(" in text and ".filter(" in text  # the usage snippet
@@ -106,7 +108,7 @@ def test_publish_refuses_a_folder_that_is_not_a_score_dataset(tmp_path, score_fo
     with pytest.raises(ScoresNotFoundError, match="has no README.md.*datadiet score"):
         store.publish(tmp_path, "x", "v1")
     (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
-    with pytest.raises(ScoresNotFoundError, match="is not a valid score table"):
+    with pytest.raises(ValueError, match="train-00000-of-00001.parquet.*is not a PARQUET file"):  # bad input
         store.publish(score_folder, "x", "v1")
     assert store.versions("x") == []
 

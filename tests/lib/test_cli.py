@@ -87,8 +87,41 @@ def test_debug_env_shows_the_traceback(tmp_path):
     env = {**os.environ, "DATADIET_DEBUG": "1"}
     result = run_cli("show", "nope", "--store", str(tmp_path), env=env)
     assert result.returncode != 0 and "Traceback" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # the traceback ends with the error the user would have seen
+    assert last.startswith("datadiet_hub.errors.ScoresNotFoundError: ") and "'nope'" in last, last
 
 
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_prune_command_selection_flags_match_the_library(score_folder, image_dataset, tmp_path, capsys):
+    import datasets
+
+    from datadiet_hub import Selection, load_scores, prune
+
+    data = tmp_path / "data.parquet"
+    image_dataset = image_dataset.add_column("row", list(range(len(image_dataset))))  # to compare the kept rows
+    image_dataset.to_parquet(str(data))
+    base = ["prune", str(data), "--scores", str(score_folder), "--config", "cnn-ep2", "--format", "parquet"]
+    outputs = {}
+    for name, flags in {
+        "skip": ["--strategy", "offset", "--skip", "0.1", "--fraction", "0.5", "--tie-break", "index"],
+        "offset": ["--strategy", "offset", "--offset", "0.1", "--fraction", "0.5", "--tie-break", "index"],
+        "ccs": ["--strategy", "ccs", "--beta", "0.1", "--fraction", "0.3", "--seed", "2"],
+    }.items():
+        out = tmp_path / f"{name}.parquet"
+        assert main([*base, *flags, "--output", str(out)]) == 0
+        outputs[name] = datasets.load_dataset("parquet", data_files=str(out), split="train")["row"]
+    scores = load_scores(score_folder, "cnn-ep2")
+    lib = prune(
+        image_dataset, scores, selection=Selection(fraction=0.5, strategy="offset", skip=0.1, tie_break="index")
+    )
+    assert outputs["skip"] == outputs["offset"] == lib["row"] and len(lib) == 20
+    ccs = prune(image_dataset, scores, selection=Selection(fraction=0.3, strategy="ccs", beta=0.1, seed=2))
+    assert outputs["ccs"] == ccs["row"] and len(ccs) == 12
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*base, "--strategy", "hardset", "--fraction", "0.5", "--output", str(tmp_path / "x.parquet")])
+    assert "invalid choice: 'hardset'" in capsys.readouterr().err

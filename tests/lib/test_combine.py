@@ -6,8 +6,7 @@ import datasets
 import pytest
 from builders import make_image_dataset, make_provenance, make_score_table
 
-from datadiet_hub.cards import read_card_data
-from datadiet_hub.store import check_score_folder
+from datadiet_hub.folder import ScoreFolder
 from datadiet_hub.writer import combine_score_folders, write_score_dataset
 
 CARD = Path(__file__).resolve().parents[2] / "cards" / "fashion-mnist-datadiet"
@@ -27,14 +26,14 @@ def test_combine_keeps_every_config_and_each_runs_provenance(tmp_path, image_dat
     a = _folder(tmp_path / "a", image_dataset, "cnn", 1)
     b = _folder(tmp_path / "b", image_dataset, "mlp", 2)
     out = combine_score_folders(tmp_path / "both", [a, b], plots=False)
-    card = read_card_data(out / "README.md")
+    card = ScoreFolder(out).metadata()
     assert [c["config_name"] for c in card["configs"]] == ["cnn-ep2", "mlp-ep2"]
     assert card["datadiet"]["scoring"]["model"] == "cnn, mlp"
     assert [r["scoring"]["model"] for r in card["datadiet"]["runs"]] == ["cnn", "mlp"]
     assert card["datadiet"]["wall_time_s"] == 2.0  # summed over runs
     mlp = datasets.load_dataset(str(out), "mlp-ep2", split="train")
     assert mlp["el2n"] == datasets.load_dataset(str(b), "mlp-ep2", split="train")["el2n"]
-    assert check_score_folder(out) == ["cnn-ep2", "mlp-ep2"]
+    assert ScoreFolder(out).validate() == ["cnn-ep2", "mlp-ep2"]
 
 
 def test_combine_refuses_different_sources_and_clashing_configs(tmp_path, image_dataset):
@@ -49,11 +48,11 @@ def test_combine_refuses_different_sources_and_clashing_configs(tmp_path, image_
 
 
 def test_shipped_fashion_mnist_card_is_a_valid_score_dataset():
-    configs = check_score_folder(CARD)
+    configs = ScoreFolder(CARD).validate()
     assert {"cnn-ep0", "cnn-ep2", "cnn-ep10", "mlp-ep0", "mlp-ep2", "mlp-ep10"} <= set(configs)
-    prov = read_card_data(CARD / "README.md")["datadiet"]
-    assert prov["source"]["num_rows"] == 60000 and len(prov["runs"]) == 2
-    assert all(len(r["scoring"]["seeds"]) >= 5 for r in prov["runs"])
+    prov = ScoreFolder(CARD).provenance()
+    assert prov.source.num_rows == 60000 and len(prov.runs) == 2
+    assert all(len(r.scoring.seeds) >= 5 for r in prov.runs)
     scores = datasets.load_dataset(str(CARD), "cnn-ep2", split="train")
     assert len(scores) == 60000
     assert {"el2n", "grand", "forgetting", "never_learned"} <= set(scores.column_names)

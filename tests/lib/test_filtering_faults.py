@@ -12,7 +12,7 @@ import pytest
 from scale_builders import make_image_dataset, score_table, write_score_folder
 
 from datadiet_hub import LocalStore, keep, load_scores, prune, select_indices
-from datadiet_hub.errors import DatadietError, ScoreMismatchError, ScoresNotFoundError
+from datadiet_hub.errors import DatadietError, ScoreMismatchError, ScoresNotFoundError, ScoreTableError
 
 N = 40
 
@@ -156,7 +156,8 @@ def test_corrupt_or_truncated_parquet_is_a_clear_error(tmp_path, damage):
         data[middle - 64 : middle + 64] = bytes(range(128))
         data[:4] = b"XXXX"  # and a broken magic number, so every reader notices
     path.write_bytes(bytes(data))
-    with pytest.raises(ScoresNotFoundError, match=r"cannot be read: a data file is corrupt or truncated.*Re-publish"):
+    # a corrupt file is bad input (ScoreTableError, a ValueError; CLI exit 2), not "not found"
+    with pytest.raises(ScoreTableError, match=r"cannot be read: a data file is corrupt or truncated.*Re-publish"):
         load_scores(folder, cache_dir=str(tmp_path / "cache"))
 
 

@@ -23,9 +23,9 @@ from scale_builders import (
 )
 
 from datadiet_hub import keep, load_provenance, load_scores, prune, select_indices
+from datadiet_hub._datasets_compat import fingerprint_of, select_rows
 from datadiet_hub.align import IdIndex, dataset_example_ids
 from datadiet_hub.errors import ScoreMismatchError
-from datadiet_hub.filtering import select_rows
 from datadiet_hub.hashing import fingerprint, id_keys
 
 N = 60
@@ -85,7 +85,7 @@ def test_select_rows_matches_dataset_select(rows, base):
     assert len(ours) == len(theirs) and ours.format == theirs.format
     assert ours.with_format("arrow")[:].equals(theirs.with_format("arrow")[:])
     if len(rows) > 1:
-        assert ours._fingerprint != ds._fingerprint
+        assert fingerprint_of(ours) != fingerprint_of(ds)
 
 
 # -- keep as a filter predicate ------------------------------------------------------------------------------------
@@ -94,9 +94,9 @@ def test_select_rows_matches_dataset_select(rows, base):
 @pytest.mark.parametrize("kwargs", [dict(batch_size=7), dict(batch_size=1000), dict(batch_size=16, num_proc=2)])
 def test_keep_filter_equals_prune(env, kwargs):
     ds, _, scores = env
-    pruned = prune(ds, scores, fraction=0.5, strategy="offset", offset=0.1)
+    pruned = prune(ds, scores, fraction=0.5, strategy="offset", skip=0.1)
     filtered = ds.filter(
-        keep(scores, fraction=0.5, strategy="offset", offset=0.1), with_indices=True, batched=True, **kwargs
+        keep(scores, fraction=0.5, strategy="offset", skip=0.1), with_indices=True, batched=True, **kwargs
     )
     assert ids(filtered) == ids(pruned)
 
@@ -249,7 +249,7 @@ def test_streaming_longer_than_the_scores_fails_by_idx(env, tmp_path):
 
 def test_fingerprint_in_the_card_is_checked(env, tmp_path):
     ds, folder, scores = env
-    assert load_provenance(folder)["source"]["fingerprint"] == fingerprint(ids_of(N))
+    assert load_provenance(folder).source.fingerprint == fingerprint(ids_of(N))
     assert len(prune(ds, scores, fraction=0.5, verify="full")) == N // 2  # provenance found via load_scores
     bad = write_score_folder(
         tmp_path / "bad", N, prov=dict(provenance(N), source=dict(provenance(N)["source"], fingerprint="0" * 64))

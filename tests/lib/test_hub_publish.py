@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from builders import make_provenance
+
+from datadiet_hub.provenance import Provenance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "hf_DoubleTestToken_9c1e5b7a"  # the token the `hub` fixture puts in HF_TOKEN (conftest.TOKEN)
@@ -122,7 +125,7 @@ result = {
     "v1_old": load_rows("cnn-ep2", "v1") == local_rows(ARGS["v1"], "cnn-ep2"),
     "v1_mlp": load_rows("mlp-ep2", "v1") == local_rows(ARGS["v1"], "mlp-ep2"),
     "v2_new": load_from_hub("user/scores", "cnn-ep2", "v2").to_list() == local_rows(ARGS["v2"], "cnn-ep2"),
-    "versions": [(v.name, v.kind, v.commit_sha, v.configs, v.provenance.get("note"), v.summary())
+    "versions": [(v.name, v.kind, v.commit_sha, v.configs, v.provenance.extra.get("note"), v.summary())
                  for v in list_versions("user/scores")],
     "missing": missing,
 }
@@ -438,7 +441,11 @@ with contextlib.redirect_stdout(out):
     listed = main(["versions", "user/cli-scores"])
 again = main(["publish", ARGS["folder"], "--repo-id", "user/cli-scores", "--version", "v1"])
 scores = datadiet_hub.load_scores("user/cli-scores", "cnn-ep2", version="v1")
-result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(scores), "cols": scores.column_names}
+from datadiet_hub.provenance import provenance_of
+carried = provenance_of(scores.select(range(5)))
+card = datadiet_hub.load_provenance("user/cli-scores", "v1")
+result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(scores), "cols": scores.column_names,
+          "carried": carried.to_dict() if carried else None, "card": card.to_dict()}
 """,
         args={"folder": str(score_folder)},
     )
@@ -448,6 +455,8 @@ result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(score
     assert "v1" in r["out"] and "configs=cnn-ep2,cnn-ep0" in r["out"] and "source=tiny/train (40 rows)" in r["out"]
     assert r["n"] == 40 and r["cols"][:4] == ["idx", "example_id", "label", "el2n"]
     assert "already exists" in run.stderr and "--force" in run.stderr
+    expected = Provenance.from_dict(make_provenance(40)).to_dict()
+    assert r["card"] == expected and r["carried"] == expected  # the Hub card's provenance rides on the table
 
 
 def test_push_version_refuses_an_invalid_score_table_before_any_request(hub, score_folder):
@@ -455,15 +464,15 @@ def test_push_version_refuses_an_invalid_score_table_before_any_request(hub, sco
     (score_folder / "data" / "cnn-ep2" / "train-00000-of-00001.parquet").write_bytes(b"not parquet")
     run = hub.run(
         """
-from datadiet_hub.errors import ScoresNotFoundError
+from datadiet_hub.errors import DatadietError
 from datadiet_hub.hub import push_version
 try:
     push_version(ARGS["folder"], "user/bad", "v1")
     result = None
-except ScoresNotFoundError as e:
+except DatadietError as e:
     result = str(e)
 """,
         args={"folder": str(score_folder)},
     )
-    assert run.result and "is not a valid score table" in run.result
+    assert run.result and "train-00000-of-00001.parquet" in run.result and "not a PARQUET file" in run.result
     assert hub.double.find("POST", r"^/api/repos/create$") == []

@@ -33,8 +33,10 @@ def slow_copy(src, dst, **kw):
 shutil.copy2 = slow_copy
 from datadiet_hub import LocalStore
 from datadiet_hub.errors import DatadietError
-import datadiet_hub.cards, datadiet_hub.schema, pyarrow.parquet  # everything publish imports, before the barrier
+import datadiet_hub.folder, datadiet_hub.schema, pyarrow.parquet  # everything publish imports, before the barrier
 go = Path(args["go"]) if args.get("go") else None
+if go is not None:  # tell the parent this child has imported everything and waits at the barrier
+    Path(f"{go}.ready-{args['source'].replace('/', '_')}").touch()
 while go is not None and not go.exists():
     time.sleep(0.005)
 try:
@@ -69,7 +71,8 @@ def source_with_many_files(path: Path, *, seed: int, files: int = 30) -> Path:
     folder = write_score_folder(path, N, score_seed=seed)
     (folder / "plots").mkdir(exist_ok=True)
     for i in range(files):
-        (folder / "plots" / f"p{i:03d}.png").write_bytes(hashlib.sha256(f"{seed}-{i}".encode()).digest() * 64)
+        png = b"\x89PNG\r\n\x1a\n" + hashlib.sha256(f"{seed}-{i}".encode()).digest() * 64  # a PNG signature
+        (folder / "plots" / f"p{i:03d}.png").write_bytes(png)
     return folder
 
 
@@ -164,7 +167,9 @@ def test_two_processes_publishing_the_same_version(tmp_path):
     sources = [source_with_many_files(tmp_path / f"src{i}", seed=10 + i, files=10) for i in range(2)]
     go = tmp_path / "go"
     procs = [start_publish(root, src, "v1", delay=0.03, go=go) for src in sources]
-    time.sleep(1.0)  # both children import and wait at the barrier
+    deadline = time.time() + 120  # both children import (seconds on a loaded machine) and wait at the barrier
+    while len(list(tmp_path.glob("go.ready-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
     go.touch()
     results = []
     for proc in procs:

@@ -1,5 +1,5 @@
 """Fixtures for the scoring-engine tests: tiny image datasets the tests make (no download, no Fashion-MNIST
-needed), the test-only GraNd stand-in, and helpers to run the engine in-process or as a subprocess."""
+needed), a spy on the real GraNd, and helpers to run the engine in-process or as a subprocess."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ REPO_ROOT = HERE.parents[1]
 PYTHON = sys.executable
 LAUNCH = HERE / "launch.py"
 
-sys.path.insert(0, str(HERE))  # grand_standin, factories
+sys.path.insert(0, str(HERE))  # factories
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # tests.scoring.factories:tiny_net
 
@@ -77,13 +77,20 @@ def _one_thread():
 
 
 @pytest.fixture
-def grand_standin(monkeypatch):
-    """Install the naive-loop stand-in as ``scoring.metrics.grand`` for one test."""
-    import grand_standin as module
+def grand_spy(monkeypatch):
+    """Record each call of the real ``scoring.metrics.grand.per_example_grad_norms`` (model mode, batch size) and
+    pass it through unchanged: the engine under test runs the real fast GraNd."""
+    import scoring.metrics.grand as grand
 
-    module.CALLS.clear()
-    monkeypatch.setitem(sys.modules, "scoring.metrics.grand", module)
-    return module
+    calls: list[dict] = []
+    real = grand.per_example_grad_norms
+
+    def recording(model, inputs, targets, *args, **kwargs):
+        calls.append({"training": model.training, "n": len(inputs)})
+        return real(model, inputs, targets, *args, **kwargs)
+
+    monkeypatch.setattr(grand, "per_example_grad_norms", recording)
+    return calls
 
 
 def tiny_config(out: Path, data: Path, **overrides):
@@ -139,7 +146,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 def run_engine(
     args: list[str], *, timeout: float = 240, launcher: list[str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
-    """Run the scoring CLI (with the GraNd stand-in) in a fresh process."""
+    """Run the scoring CLI in a fresh process."""
     command = (launcher or [PYTHON]) + [str(LAUNCH), *args]
     result = subprocess.run(
         command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, check=False, timeout=timeout

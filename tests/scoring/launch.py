@@ -1,5 +1,5 @@
-"""``python tests/scoring/launch.py ARGS`` / ``torchrun ... tests/scoring/launch.py ARGS``: the scoring CLI with the
-test-only GraNd stand-in installed (see grand_standin.py), for subprocess and multi-process tests."""
+"""``python tests/scoring/launch.py ARGS`` / ``torchrun ... tests/scoring/launch.py ARGS``: the scoring CLI, for
+subprocess and multi-process tests (the real engine, real fast GraNd included; nothing is swapped)."""
 
 import sys
 from pathlib import Path
@@ -7,11 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import grand_standin
-
-grand_standin.install()
-
-from scoring.cli import main  # noqa: E402
+from scoring.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -19,7 +19,10 @@ from scoring.train import Schedule
         ({"scores": []}, "No scores requested; give --scores el2n,grand,forgetting"),
         ({"scores": ["el2n", "el2n"]}, "lists a score twice"),
         ({"unit": "epochs"}, "Unknown unit 'epochs'. Choose between epoch, step."),
-        ({"augmentation": "flip"}, "Unknown augmentation 'flip'. Choose between auto, none, crop-flip."),
+        (
+            {"augmentation": "flip"},
+            "Unknown augmentation 'flip'. Choose between auto, none, crop-flip, resized-crop-flip.",
+        ),
         ({"optimizer": "lamb"}, "Unknown optimizer 'lamb'. Choose between sgd, adam."),
         ({"seeds": [0, 0]}, "seeds=[0, 0] must be a non-empty list of distinct integers >= 0."),
         ({"seeds": [-1]}, "seeds=[-1] must be"),

@@ -116,7 +116,7 @@ def test_train_loop_resumed_midway_equals_one_run_and_calls_back_every_step():
 def test_evaluate_keeps_row_order_restores_modes_and_unwraps_outputs():
     from types import SimpleNamespace
 
-    from scoring.loops import correct, evaluate, logits_of, ordered_batches, wrong
+    from scoring.loops import correct, evaluate, model_inputs, ordered_batches, wrong
 
     data, pre = tiny(n=37), Preprocess([0.5], [0.25], "none")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3), torch.nn.BatchNorm1d(3))
@@ -137,5 +137,10 @@ def test_evaluate_keeps_row_order_restores_modes_and_unwraps_outputs():
         def forward(self, pixel_values, mask):
             return SimpleNamespace(logits=pixel_values.flatten(1)[:, :3] * mask)
 
-    x = torch.randn(2, 1, 8, 8)
-    assert torch.equal(logits_of(Wrapped(), {"pixel_values": x, "mask": torch.ones(1)}), x.flatten(1)[:, :3])
+    x, mask = torch.randn(2, 1, 8, 8), torch.ones(2, 1)
+    batch = {"idx": torch.arange(2), "labels": torch.tensor([0, 2]), "pixel_values": x, "mask": mask}
+    inputs = model_inputs(batch)
+    assert list(inputs) == ["pixel_values", "mask"] and inputs["pixel_values"] is x and inputs["mask"] is mask
+    assert torch.equal(evaluate(Wrapped(), [batch], correct), x.flatten(1)[:, :3].argmax(1) == batch["labels"])
+    lone = {"idx": torch.arange(2), "labels": torch.tensor([0, 2]), "pixel_values": x}
+    assert model_inputs(lone) is x  # a lone input goes positionally: model(x)

@@ -21,10 +21,9 @@ from scoring.run import STATE, run
 
 def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     """EL2N or (naive) GraNd of every row from the checkpoint file, without the engine's scoring code."""
-    from grand_standin import per_example_grad_norms as naive
-
     from datadiet_hub.sources import load_source
     from scoring.data import load_tensors
+    from scoring.metrics.reference import naive_grad_norms as naive
     from scoring.models import build_model
 
     data = load_tensors(load_source(cfg.dataset, split="train"), progress=False)
@@ -45,7 +44,7 @@ def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     return naive(model, x, data.labels).numpy()
 
 
-def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_standin):
+def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_spy):
     out = tmp_path / "out"
     cfg = tiny_config(out, tiny_parquet, scores=["el2n", "grand", "forgetting"], at=[0, 2], epochs=2)
     assert run(cfg, progress=False, command="python -m scoring ...") == out
@@ -64,7 +63,7 @@ def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_standin):
         "grand_per_seed",
     ]
     assert list(later) == [*init, "forgetting", "forgetting_std", "forgetting_per_seed", "never_learned"]
-    calls = list(grand_standin.CALLS)
+    calls = list(grand_spy)
     assert calls and not any(call["training"] for call in calls), "GraNd runs with BatchNorm in eval mode"
     assert max(call["n"] for call in calls) <= cfg.grand_batch_size
     for table in (init, later):
@@ -159,6 +158,7 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
     assert data.example_ids == [i.decode() for i in ids.tolist()] and data.num_classes == 4
     assert source.image_column == "image" and source.label_column == "label"
     assert not hasattr(data, "source_meta")
+    assert RunState.at(out / STATE).load_data()[0].example_ids == data.example_ids
 
 
 def test_a_damaged_id_file_is_refused_with_the_fix(tmp_path, tiny_parquet):

@@ -8,7 +8,7 @@ import torch
 from test_grand import _assert_matches_oracle
 from torch import nn
 
-from scoring.metrics.grand import per_example_grad_norms, per_example_layer_sq_norms
+from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms, per_example_layer_sq_norms
 from scoring.metrics.reference import naive_layer_sq_norms, vmap_grad_norms
 
 
@@ -149,7 +149,9 @@ def test_embedding_bag_offsets_are_refused_clearly():
 
     flat = torch.randint(0, 9, (4, 3))  # 12 ids in 4 bags given by offsets: not one row per example
     offsets = torch.tensor([0, 3, 6, 9]).expand(4, 4)
-    with pytest.raises(Exception, match=r"'bag' \(EmbeddingBag\).*batch dim 0 has size 12, not the batch size 4"):
+    with pytest.raises(
+        UnsupportedModuleError, match=r"'bag' \(EmbeddingBag\).*batch dim 0 has size 12, not the batch size 4"
+    ):
         per_example_grad_norms(Offsets(), {"flat": flat, "offsets": offsets}, _labels(4))
 
 
@@ -203,7 +205,7 @@ def test_packed_sequence_is_refused_clearly():
     model.forward = lambda x: model.head(  # type: ignore[method-assign]
         model.rnn(nn.utils.rnn.pack_padded_sequence(x, [4, 3, 2, 1], batch_first=True))[1][-1]
     )
-    with pytest.raises(Exception, match="PackedSequence"):
+    with pytest.raises(UnsupportedModuleError, match="PackedSequence"):
         per_example_grad_norms(model, torch.randn(4, 4, 3), _labels(4))
 
 
@@ -336,9 +338,10 @@ def test_transformer_decoder_layer_matches_naive_loop(batch_first):
 
 
 def test_registry_text_transformer_and_vit_tiny_match_naive_loop():
-    from scoring.models import MODELS
+    from scoring.models import MODELS, build_model
 
-    text = MODELS["text-transformer"](vocab_size=11, num_classes=3, max_length=8, width=0.125)
+    text = build_model("text-transformer", num_classes=3, vocab_size=11, max_length=8, width=0.125, pad_token_id=0)
+    assert (text.tokens.padding_idx, text.tokens.embedding_dim, text.positions.num_embeddings) == (0, 16, 8)
     _assert_matches_oracle(_randomize(text), _token_batch(5, 6), _labels(5))
     vit = MODELS["vit-tiny"](num_classes=3, in_channels=3, image_size=8, width=0.25)
     _assert_matches_oracle(_randomize(vit), {"pixel_values": torch.randn(4, 3, 8, 8)}, _labels(4))
@@ -397,3 +400,49 @@ def test_transformers_vit_for_image_classification():
     )  # fmt: skip
     model = transformers.AutoModelForImageClassification.from_config(config)
     _assert_matches_oracle(_randomize(model), {"pixel_values": torch.randn(4, 3, 8, 8)}, _labels(4))
+
+
+@pytest.mark.parametrize("average", [True, False])
+def test_multihead_attention_takes_the_decomposed_path_without_replay(average, monkeypatch):
+    """The common configuration is computed from its four projections' inputs and output gradients, no replay."""
+    import scoring.metrics.grand as grand
+
+    def no_replay(*args, **kwargs):
+        raise AssertionError("the decomposed attention path should not replay the module")
+
+    class Weights(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=False)
+            self.head = nn.Linear(4 + (9 if average else 18), 3)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            q = x.transpose(0, 1)
+            causal = torch.triu(torch.ones(3, 3, dtype=torch.bool), 1)
+            out, w = self.attn(q, q, q, key_padding_mask=mask == 0, attn_mask=causal, average_attn_weights=average)
+            return self.head(torch.cat([out[0], w.flatten(1)], 1))
+
+    monkeypatch.setattr(grand, "replay_sq_norms", no_replay)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    _assert_matches_oracle(_randomize(Weights()), {"x": torch.randn(4, 3, 4), "mask": mask}, _labels(4))
+    _assert_matches_oracle(_randomize(_text_model()), _token_batch(4, 6), _labels(4))
+
+
+def test_weight_norm_parametrized_layer_is_replayed_exactly():
+    layer = nn.utils.parametrizations.weight_norm(nn.Linear(3, 4))
+    model = nn.Sequential(layer, nn.Tanh(), nn.Linear(4, 3))
+    layers = per_example_layer_sq_norms(model, torch.randn(4, 3), _labels(4))
+    assert "0.parametrizations.weight" in layers  # keyed by the modules that own the parameters, as the oracle
+    _assert_matches_oracle(model, torch.randn(4, 3), _labels(4))
+
+
+def test_layer_called_with_keyword_input_is_exact():
+    class Keyword(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 4), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(input=torch.tanh(self.a(input=x)))
+
+    _assert_matches_oracle(Keyword(), torch.randn(4, 3), _labels(4))

@@ -66,7 +66,7 @@ def test_bad_factories(name, error, message):
         build_model(name, num_classes=2, in_channels=1, image_size=8)
 
 
-def test_custom_factory_end_to_end(tmp_path, tiny_parquet, grand_standin):
+def test_custom_factory_end_to_end(tmp_path, tiny_parquet):
     out = tmp_path / "out"
     cfg = tiny_config(
         out,

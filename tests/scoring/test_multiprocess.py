@@ -3,7 +3,6 @@ idx with N not divisible by the number of processes; a failure on the main proce
 
 from __future__ import annotations
 
-import math
 import sys
 
 import numpy as np
@@ -28,12 +27,24 @@ class FakeAccelerator:
         return torch.cat(self.contributions.pop(0))
 
 
-@pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
-@pytest.mark.parametrize("n", [1, 5, 203])
-def test_gather_rows_places_every_row_once(world, n):
-    shards = [torch.arange(n)[rank::world] for rank in range(world)]
-    values = [{"el2n": s.float() * 2, "grand": s.double() + 0.5} for s in shards]
-    width = math.ceil(n / world)
+def strided(n: int, world: int) -> list[torch.Tensor]:
+    return [torch.arange(n)[rank::world] for rank in range(world)]
+
+
+def batches_round_robin(n: int, world: int, batch: int = 4) -> list[torch.Tensor]:
+    """Whole batches dealt to the processes in turn (the DataLoader path): uneven shares."""
+    starts = range(0, n, batch)
+    return [
+        torch.cat(
+            [torch.arange(s, min(s + batch, n)) for s in starts[rank::world]] or [torch.empty(0, dtype=torch.int64)]
+        )
+        for rank in range(world)
+    ]
+
+
+def simulate(shards: list[torch.Tensor], values: list[dict[str, torch.Tensor]], n: int):
+    """What gather_rows returns on rank 0 when every rank contributes its shard."""
+    width = max(len(s) for s in shards)
 
     def padded(tensors, fill):
         out = []
@@ -43,22 +54,28 @@ def test_gather_rows_places_every_row_once(world, n):
             out.append(p)
         return out
 
-    acc = FakeAccelerator(world)
-    acc.contributions = [
-        padded(shards, -1),
-        padded([v["el2n"] for v in values], 0),
-        padded([v["grand"] for v in values], 0),
-    ]
-    placed = gather_rows(acc, shards[0], values[0], n)
+    acc = FakeAccelerator(len(shards))
+    acc.contributions = [[torch.tensor([len(s)]) for s in shards], padded(shards, -1)]
+    acc.contributions += [padded([v[name] for v in values], 0) for name in sorted(values[0])]
+    return gather_rows(acc, shards[0], values[0], n)
+
+
+@pytest.mark.parametrize("sharding", [strided, batches_round_robin])
+@pytest.mark.parametrize("world", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("n", [1, 5, 203])
+def test_gather_rows_places_every_row_once(sharding, world, n):
+    shards = sharding(n, world)
+    values = [{"el2n": s.float() * 2, "grand": s.double() + 0.5} for s in shards]
+    placed = simulate(shards, values, n)
     np.testing.assert_array_equal(placed["el2n"], np.arange(n) * 2.0)
     np.testing.assert_array_equal(placed["grand"], np.arange(n) + 0.5)
 
 
-def test_gather_rows_refuses_duplicates_and_gaps():
-    acc = FakeAccelerator(2)
-    acc.contributions = [[torch.tensor([0, 2]), torch.tensor([0, 3])]]  # row 1 missing, row 0 twice
-    with pytest.raises(RuntimeError, match="exactly once"):
-        gather_rows(acc, torch.tensor([0, 2]), {}, 4)
+def test_gather_rows_refuses_duplicates_gaps_and_misaligned_values():
+    with pytest.raises(RuntimeError, match="exactly once"):  # row 1 missing, row 0 twice
+        simulate([torch.tensor([0, 2]), torch.tensor([0, 3])], [{}, {}], 4)
+    with pytest.raises(ValueError, match=r"values\['el2n'\] has 1 entries for 2 rows"):
+        gather_rows(FakeAccelerator(1), torch.tensor([0, 1]), {"el2n": torch.zeros(1)}, 2)
 
 
 @pytest.mark.multi_process
@@ -89,7 +106,7 @@ def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
     one, two = tmp_path / "one", tmp_path / "two"
     run_engine(args(one))
     result = run_engine(args(two), launcher=TORCHRUN)
-    assert result.stderr.count("203 rows of shape") == 1, "the setup line comes from the main process only"
+    assert result.stderr.count("scoring.run: 203 rows") == 1, "the setup line comes from the main process only"
     assert result.stdout.count("Scores written to") == 1
     assert "3 seed" not in result.stderr
     assert "[rank 1] seed 1 trained" in result.stderr and "[rank 0] seed 2 trained" in result.stderr

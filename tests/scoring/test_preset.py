@@ -9,11 +9,11 @@ import yaml
 from conftest import configs_in, read_scores
 
 from scoring import checkpoint as ckpt
-from scoring import data as data_module
+from scoring.data import tensors as data_module  # where Preprocess looks crop_flip up
 from scoring.run import STATE
 
 
-def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, grand_standin, monkeypatch):
+def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, monkeypatch):
     from scoring.cli import main
 
     calls = []

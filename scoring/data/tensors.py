@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 from datadiet_hub.sources import Source
 
@@ -30,7 +31,14 @@ class TensorData:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
+        channels, height, width = self.images.shape[1:]
+        return int(channels), int(height), int(width)
+
+    @property
+    def model_kwargs(self) -> dict[str, int]:
+        """What the model factory is offered about these images (``scoring.train.make_model``)."""
+        channels, height, _ = self.shape
+        return {"in_channels": channels, "image_size": height}
 
 
 def to_array(image) -> np.ndarray:
@@ -43,7 +51,7 @@ def to_array(image) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
-        raise ValueError(f"Expected a 2-D or 3-D image, got shape {array.shape}.")
+        raise InvalidArgumentError(f"Expected a 2-D or 3-D image, got shape {array.shape}.")
     return array
 
 
@@ -62,7 +70,7 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
             if images is None:
                 images = np.empty((n, *array.shape), dtype=np.uint8)
             if array.shape != images.shape[1:]:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Row {start + offset} has image shape {array.shape}, others {images.shape[1:]}; resize the "
                     "dataset to one size first (e.g. ds.cast_column or a map with PIL resize)."
                 )
@@ -71,10 +79,10 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
         bar.update(len(rows[source.label_column]))
     bar.close()
     if images is None:
-        raise ValueError(f"The split {source.name}/{source.split} is empty; nothing to score.")
+        raise InvalidArgumentError(f"The split {source.name}/{source.split} is empty; nothing to score.")
     if labels.min() < 0:
         bad = int(np.flatnonzero(labels < 0)[0])
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Row {bad} of {source.name}/{source.split} has label {int(labels[bad])}: scoring needs every row "
             "labelled with a class 0..K-1 (unlabelled test splits use -1); choose a labelled split."
         )
