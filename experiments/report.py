@@ -70,7 +70,10 @@ def pruning_differences() -> dict[tuple[str, float, str], Estimate]:
     for (arm, fraction), accs in runs.items():
         if arm == "all":
             continue
-        for name, base in (("random", runs.get(("random", fraction), {})), ("full", full)):
+        bases = [("random", runs.get(("random", fraction), {})), ("full", full)]
+        if arm.startswith("forgetting ("):  # the same scores with the other tie-break
+            bases.append(("forgetting (index ties)", runs.get(("forgetting", fraction), {})))
+        for name, base in bases:
             if arm == name:
                 continue
             diffs = paired(accs, base)
@@ -88,7 +91,7 @@ def differences_table() -> str:
         "|---|---|" + "---|" * len(fractions),
     ]
     for arm in _arms(runs):
-        for base in ("random", "full"):
+        for base in ("random", "full", "forgetting (index ties)"):
             cells = [fmt_diff(diffs[(arm, f, base)]) if (arm, f, base) in diffs else "-" for f in fractions]
             if any(c != "-" for c in cells):
                 lines.append(f"| {arm} | {base} | " + " | ".join(cells) + " |")

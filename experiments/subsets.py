@@ -4,8 +4,8 @@ are, as boolean columns on the score tables (``el2n_keep50`` ...), in the origin
     scores = load_dataset("cards/fashion-mnist-datadiet", "cnn-ep2", split="train")
     subset = fashion_mnist_train.select(np.flatnonzero(scores["el2n_keep50"]))
 
-gives the subset without the library. The masks are ``datadiet_hub.select_indices(..., strategy="hardest")`` with
-the installed library's tie-break (recorded per column in ``docs/results/subsets.csv``); EL2N at initialisation is
+gives the subset without the library. The masks are ``datadiet_hub.select_indices(..., strategy="hardest", tie_break="index")``
+(recorded per column in ``docs/results/subsets.csv``; the rule of the pruning-curve runs whose accuracy is given); EL2N at initialisation is
 skipped (a noise control, seed-to-seed Spearman -0.07). The test accuracy each subset reached is taken from the
 pruning-curve / transfer rows that trained on exactly that subset, and "not measured" otherwise.
 
@@ -65,8 +65,9 @@ def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
 
     from .pruning_curve import library_tie_break
 
-    has_tie_break = library_tie_break() is not None
-    kwargs = {"tie_break": "random"} if has_tie_break else {}
+    # ties by the lowest row index: the rule of the pruning-curve runs whose accuracies the card reports (the
+    # library's default is now a seeded random order; only forgetting has ties at these cuts)
+    kwargs = {"tie_break": "index"} if library_tie_break() is not None else {}
     out = {}
     for fraction in FRACTIONS:
         rows = datadiet_hub.select_indices(
@@ -75,7 +76,7 @@ def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
         mask = np.zeros(len(table), dtype=bool)
         mask[np.asarray(rows)] = True
         out[keep_column(metric, fraction)] = mask
-    return out, ("random (seed 0)" if has_tie_break else "index (lowest row first)")
+    return out, "index (lowest row first)"
 
 
 def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[str, str, int, str]]:
