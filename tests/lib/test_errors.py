@@ -33,6 +33,13 @@ BUILTIN = {
     E.StoreError: OSError,
     E.HubError: ConnectionError,
     E.MissingExtraError: ImportError,
+    E.HubUnreachableError: ConnectionError,
+    E.UnsafeFileError: ValueError,
+    E.UnsafeCardError: ValueError,
+    E.OutputExistsError: FileExistsError,
+    E.WriteError: OSError,
+    E.InputNotFoundError: FileNotFoundError,
+    E.InvalidTypeError: TypeError,
 }
 
 
