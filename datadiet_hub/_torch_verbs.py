@@ -21,17 +21,24 @@ VERBS: dict[str, str] = {
     "demo": "downstream.demo:main",
 }
 REQUIRED = ("torch", "accelerate", "safetensors")
-_TORCH_MODULES = (*REQUIRED, "scoring", "downstream")
+_OUR_TORCH_PACKAGES = ("scoring", "downstream")
 
 
 def _missing_extra(verb: str, err: ImportError) -> MissingExtraError | None:
-    """A ``MissingExtraError`` when ``err`` is a torch-side module missing, else None (a real bug)."""
-    missing = getattr(err, "name", None) or ""
-    if missing.split(".")[0] not in _TORCH_MODULES:
-        return None
-    return MissingExtraError(
-        f"`datadiet {verb}` needs torch and accelerate ({err}). Install them with {EXTRA_HINT}.", value=missing
-    )
+    """A ``MissingExtraError`` when ``err`` is a torch dependency or one of our torch packages missing, else None
+    (then it is a real bug and surfaces as is)."""
+    missing = (getattr(err, "name", None) or "").split(".")[0]
+    if missing in REQUIRED:
+        return MissingExtraError(
+            f"`datadiet {verb}` needs torch and accelerate ({err}). Install them with {EXTRA_HINT}.", value=missing
+        )
+    if missing in _OUR_TORCH_PACKAGES:
+        return MissingExtraError(
+            f"`datadiet {verb}` needs the `{missing}` package of datadiet-hub, which this installation lacks ({err}):"
+            " reinstall it, e.g. `pip install -e '.[torch]'` in a checkout or pip install 'datadiet-hub[torch]'.",
+            value=missing,
+        )
+    return None
 
 
 def resolve_verb(verb: str) -> Callable[..., int]:

@@ -156,7 +156,6 @@ def dataset_example_ids(
     """Content hashes of dataset rows (all rows, or ``positions``) as an arrow string array: the ``example_id``
     column if present (read through arrow, no Python strings), else computed from the decoded image and label
     (only those two columns are read)."""
-
     if "example_id" in dataset.column_names:
         return arrow_column(dataset, "example_id", positions)
     rows = dataset if positions is None else dataset.select(positions)
@@ -177,7 +176,6 @@ def dataset_example_ids(
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
     """(number of differing rows, first differing row) of two equal-length arrow string arrays."""
-
     differs = pc.not_equal(ours, theirs)
     count = pc.sum(differs).as_py() or 0
     first = pc.index(differs, True).as_py() if count else -1
@@ -232,7 +230,6 @@ def check_alignment(
             ``provenance`` has one) or ``none`` (length only).
         provenance: the card's ``datadiet`` block (``load_provenance``); its ``source.num_rows`` is checked too.
     """
-
     validate_verify(verify)
     n = len(dataset)
     if n != num_scores:

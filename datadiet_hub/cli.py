@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from . import strategies
+from ._join import JOIN_KEYS
 from ._output import check_output, output_format, write_dataset
 from ._torch_verbs import run_verb
 from ._version import __version__
+from .align import MISSING_POLICIES, VERIFY_MODES
 from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
@@ -387,14 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-score", type=float)
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
     p.add_argument("--class-balanced", action="store_true", help="keep class proportions")
-    p.add_argument("--on", default="idx", choices=["idx", "example_id"], help="join by row position or content")
+    p.add_argument("--on", default="idx", choices=JOIN_KEYS, help="join by row position or content")
     p.add_argument(
-        "--missing", default="error", choices=["error", "drop", "keep"], help="--on example_id: rows without a score"
+        "--missing", default="error", choices=MISSING_POLICIES, help="--on example_id: rows without a score"
     )
     p.add_argument(
         "--verify",
         default="sample",
-        choices=["sample", "full", "none"],
+        choices=VERIFY_MODES,
         help="--on idx: content check of the alignment",
     )
     p.add_argument(

@@ -64,7 +64,6 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
     ``sha256("".join(id + "\\n" for id in ids))``. Arrow string arrays (a ``datasets`` column read with
     ``with_format("arrow")``) are hashed from their buffers, ~0.2 s for 10M ids instead of ~5 s.
     """
-
     digest = hashlib.sha256()
     if isinstance(ids, (pa.Array, pa.ChunkedArray)):
         chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
@@ -80,7 +79,6 @@ def fingerprint(ids: Iterable[str] | Any) -> str:
 
 def _string_buffers(array: Any) -> tuple[np.ndarray, np.ndarray]:
     """(offsets relative to the first value, value bytes) of an arrow string array, without copying."""
-
     offset_dtype: type[np.integer[Any]]
     if pa.types.is_large_string(array.type):
         offset_dtype = np.int64
@@ -133,7 +131,6 @@ def id_keys(ids: Any) -> np.ndarray | None:
     ~0.5 s for 10M ids: ``binascii.unhexlify`` over the arrow data buffer, then a bitwise check that no digit was
     upper case (ids are ``hexdigest()`` output, so "ABC" and "abc" must stay different).
     """
-
     if isinstance(ids, pa.ChunkedArray) and ids.num_chunks > 64 and len(ids) < 64 * ids.num_chunks * 1024:
         ids = ids.combine_chunks()  # many small chunks (a ``take`` result): one copy beats per-chunk overhead
     if isinstance(ids, pa.ChunkedArray):  # chunk by chunk: no copy of the (memory-mapped) strings

@@ -13,24 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from ._join import ids_reader, provenance_for, validate_join
 from .align import (
     IdIndex,
     check_alignment,
     check_fingerprint,
     sample_positions,
-    validate_missing,
-    validate_verify,
 )
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .hashing import example_id
-from .provenance import Provenance, as_provenance, provenance_of
+from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
 from .selection import Selection, as_selection, select_indices
 from .sources import IMAGE_COLUMN_GUESSES, LABEL_COLUMN_GUESSES
 
 logger = logging.getLogger(__name__)
-
-JOIN_KEYS = ("idx", "example_id")
 
 
 def _batch_column(batch: Any, name: str) -> list | Any:
@@ -214,12 +211,6 @@ def _as_positions(indices: Any) -> slice | np.ndarray:
     return positions
 
 
-def _provenance(scores: Any, provenance: Provenance | Mapping[str, Any] | None) -> Provenance | None:
-    if provenance is not None:
-        return as_provenance(provenance)
-    return provenance_of(scores)
-
-
 def keep(
     scores: Any,
     *,
@@ -252,9 +243,9 @@ def keep(
             ``fraction``, ``count``, ``strategy``, ``skip``, ``beta``, ``seed``, ``tie_break``, ...; see
             ``Selection``). The deprecated ``offset=`` maps to ``skip`` (or ``beta`` for ``ccs``).
     """
-    on, missing, verify = _validate(on, missing, verify)
+    on, missing, verify = validate_join(on, missing, verify)
     sel = as_selection(selection, selection_kwargs)  # validated before anything is read
-    provenance = _provenance(scores, provenance)
+    provenance = provenance_for(scores, provenance)
     kept = select_indices(scores, selection=sel)
     n = num_scores(scores)
     mask = np.zeros(n, dtype=bool)
@@ -270,7 +261,7 @@ def keep(
     if dataset is not None and hasattr(dataset, "__len__"):
         check_alignment(
             dataset,
-            _ids_reader(scores) if has_ids else None,
+            ids_reader(scores) if has_ids else None,
             num_scores=n,
             verify=verify,
             image_column=image_column,
@@ -294,16 +285,3 @@ def keep(
         expected_ids=ids,
         check_positions=check_positions,
     )
-
-
-def _ids_reader(scores: Any) -> Callable[[np.ndarray | None], Any] | None:
-    """For ``check_alignment``: reads the scored ids at the positions it checks (32 rows unless verify="full")."""
-    if "example_id" not in column_names(scores):
-        return None
-    return lambda positions: score_ids(scores, positions)
-
-
-def _validate(on: str, missing: str, verify: str) -> tuple[str, str, str]:
-    if on not in JOIN_KEYS:
-        raise InvalidArgumentError(f"on={on!r}; choose one of: {', '.join(JOIN_KEYS)}.", value=on)
-    return on, validate_missing(missing), validate_verify(verify)

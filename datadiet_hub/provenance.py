@@ -235,7 +235,7 @@ class EnvironmentInfo(_Block):
 
         values: dict[str, Any] = {
             "library_version": __version__,
-            "code_commit": _code_commit(),
+            "code_commit": code_commit(),
             "python_version": platform.python_version(),
             "datasets_version": version("datasets"),
             "numpy_version": version("numpy"),
@@ -247,10 +247,10 @@ class EnvironmentInfo(_Block):
         return cls(**values)
 
 
-def _code_commit(package_dir: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout this library runs from, or None: not a git checkout (an installed
-    wheel), no git, or a package folder that is not at the top of the repository git finds (a venv inside another
-    repo). The same rule as ``scoring.provenance.code_commit``."""
+def code_commit(package_dir: Path | None = None) -> str | None:
+    """``git rev-parse HEAD`` of the checkout ``package_dir`` (default: this library) runs from, or None: not a git
+    checkout (an installed wheel), no git, or a package folder that is not at the top of the repository git finds
+    (a venv inside another repo). The scoring engine asks it about its own package folder."""
     folder = package_dir or Path(__file__).resolve().parent
     try:
         result = subprocess.run(

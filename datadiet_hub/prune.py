@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from ._datasets_compat import select_rows
+from ._join import ids_reader, provenance_for, validate_join
 from .align import check_alignment, check_fingerprint, dataset_example_ids, join_by_content
-from .keep import _ids_reader, _provenance, _validate, keep
+from .keep import keep
 from .provenance import Provenance
 from .score_table import num_scores, score_ids
 from .selection import Selection, as_selection, select_indices
@@ -54,7 +55,7 @@ def prune(
             ``fraction``, ``count``, ``strategy``, ``skip``, ``beta``, ``seed``, ``tie_break``, ...; see
             ``Selection``). The deprecated ``offset=`` maps to ``skip`` (or ``beta`` for ``ccs``).
     """
-    on, missing, verify = _validate(on, missing, verify)
+    on, missing, verify = validate_join(on, missing, verify)
     sel = as_selection(selection, selection_kwargs)  # validated before anything is read
     if not hasattr(dataset, "__len__"):  # IterableDataset: stream through the predicate
         predicate = keep(
@@ -68,7 +69,7 @@ def prune(
             selection=sel,
         )
         return dataset.filter(predicate, with_indices=True, batched=True)
-    provenance = _provenance(scores, provenance)
+    provenance = provenance_for(scores, provenance)
     kept = select_indices(scores, selection=sel)
     n = num_scores(scores)
     if len(dataset) == 0:
@@ -76,7 +77,7 @@ def prune(
     if on == "idx":
         check_alignment(
             dataset,
-            _ids_reader(scores),
+            ids_reader(scores),
             num_scores=n,
             verify=verify,
             image_column=image_column,

@@ -72,7 +72,7 @@ class Source:
     def num_classes(self) -> int:
         features = self.dataset.features or {}
         feature = features.get(self.label_column)
-        if hasattr(feature, "num_classes"):
+        if feature is not None and hasattr(feature, "num_classes"):
             return int(feature.num_classes)
         if self.streaming:
             raise InvalidArgumentError(
@@ -84,7 +84,7 @@ class Source:
     @property
     def class_names(self) -> list[str] | None:
         feature = (self.dataset.features or {}).get(self.label_column)
-        return list(feature.names) if hasattr(feature, "names") else None
+        return list(feature.names) if feature is not None and hasattr(feature, "names") else None
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -129,7 +129,6 @@ def fashion_mnist_arrays(split: str = "train", root: str | os.PathLike | None = 
 
 def fashion_mnist_dataset(split: str = "train", root: str | os.PathLike | None = None) -> datasets.Dataset:
     """Fashion-MNIST as a ``datasets.Dataset`` with ``Image`` and ``ClassLabel`` features (like the Hub copy)."""
-
     images, labels = fashion_mnist_arrays(split, root)
     features = datasets.Features(
         {"image": datasets.Image(), "label": datasets.ClassLabel(names=FASHION_MNIST_CLASSES)}

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import shlex
 import sys
+from typing import Any
 
 from datadiet_hub.errors import InvalidArgumentError
 
@@ -72,7 +73,8 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         name = action.dest
         if name in ScoringConfig.__dataclass_fields__:
             default = ScoringConfig.__dataclass_fields__[name]
-            value = default.default if default.default is not dataclasses.MISSING else default.default_factory()
+            factory: Any = default.default_factory
+            value = default.default if default.default is not dataclasses.MISSING else factory()
             text = FLAG_HELP[name]
             action.help = text if value is None and "default:" in text else f"{text} (default: {value})"
     parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1 (N independent runs)")

@@ -206,7 +206,7 @@ class ScoringConfig:
             )
         if (self.mean is None) != (self.std is None):
             raise InvalidArgumentError("Give both mean and std, or neither (then they are computed from the data).")
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:
             if len(self.mean) != len(self.std) or not self.mean:
                 raise InvalidArgumentError(
                     f"mean={self.mean!r} and std={self.std!r} must have one value per channel each."

@@ -165,10 +165,10 @@ def resolve_factory(name: str) -> ModelFactory:
             raise InvalidArgumentError(
                 f"Model factory {name!r}: cannot import module {module_name!r} ({err})."
             ) from err
-        factory = getattr(module, attr, None)
-        if not callable(factory):
+        found = getattr(module, attr, None)
+        if not callable(found):
             raise InvalidArgumentError(f"Model factory {name!r}: {module_name!r} has no callable {attr!r}.")
-        return factory
+        return found
     raise InvalidArgumentError(
         f"Unknown model {name!r}. Choose one of: {', '.join(MODELS)}, or give a factory as 'package.module:function'."
     )

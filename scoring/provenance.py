@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 import datadiet_hub
 from datadiet_hub.hashing import fingerprint
 from datadiet_hub.provenance import Provenance
+from datadiet_hub.provenance import code_commit as library_code_commit
 
 from .config import ScoringConfig
 from .state import SourceInfo
@@ -38,24 +38,8 @@ _PACKAGES = {
 
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout this code runs from, or None: not a git checkout (an installed wheel),
-    no git, or a package folder that is not at the top of the repository git finds (a venv inside another repo)."""
-    folder = package_dir or Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = result.stdout.split()
-    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
-        return None
-    return lines[1] if len(lines[1]) == 40 else None
+    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on this package)."""
+    return library_code_commit(package_dir or Path(__file__).resolve().parent)
 
 
 def _version(package: str) -> str | None:

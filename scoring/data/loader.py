@@ -206,7 +206,7 @@ class StreamBatches(IterableDataset):
             j = int(rng.integers(0, self.buffer_size))
             yield buffer[j]
             buffer[j] = item
-        rng.shuffle(buffer)  # type: ignore[arg-type]
+        rng.shuffle(buffer)
         yield from buffer
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -396,15 +396,15 @@ class Manifest:
 class _ManifestRows(RowBatches):
     """Rows -> (idx, labels, ids, pixel sums): ids hash the *decoded, unresized* input and the label."""
 
-    def __getitem__(self, indices: int | list[int]) -> dict[str, Any]:  # type: ignore[override]
+    def __getitem__(self, indices: int | list[int]) -> dict[str, Any]:
         return self.__getitems__([indices] if isinstance(indices, int) else indices)
 
-    def __getitems__(self, indices: list[int]) -> dict[str, Any]:  # type: ignore[override]
+    def __getitems__(self, indices: list[int]) -> dict[str, Any]:
         return manifest_batch(self.inputs, self.dataset[indices], np.asarray(indices, dtype=np.int64))
 
 
 class _ManifestStream(StreamBatches):
-    def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         batch: list[tuple[int, dict[str, Any]]] = []

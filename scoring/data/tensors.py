@@ -31,7 +31,8 @@ class TensorData:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])
+        channels, height, width = self.images.shape[1:]
+        return int(channels), int(height), int(width)
 
     @property
     def model_kwargs(self) -> dict[str, int]:

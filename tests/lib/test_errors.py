@@ -23,15 +23,22 @@ BUILTIN = {
     E.VersionNotFoundError: FileNotFoundError,
     E.ColumnNotFoundError: FileNotFoundError,
     E.SourceNotFoundError: FileNotFoundError,
+    E.InputNotFoundError: FileNotFoundError,
     E.InvalidArgumentError: ValueError,
+    E.InvalidTypeError: TypeError,
     E.InvalidNameError: ValueError,
     E.ScoreMismatchError: ValueError,
     E.ScoreTableError: ValueError,
     E.CardError: ValueError,
+    E.UnsafeCardError: ValueError,
+    E.UnsafeFileError: ValueError,
     E.ProvenanceError: ValueError,
     E.VersionExistsError: FileExistsError,
+    E.OutputExistsError: FileExistsError,
     E.StoreError: OSError,
+    E.WriteError: OSError,
     E.HubError: ConnectionError,
+    E.HubUnreachableError: ConnectionError,
     E.MissingExtraError: ImportError,
     E.HubUnreachableError: ConnectionError,
     E.UnsafeFileError: ValueError,
@@ -110,3 +117,13 @@ def test_library_never_imports_the_torch_packages_outside_the_door():
         if any(f"import {m}" in text or f"from {m}" in text for m in ("scoring", "downstream", "torch")):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_a_missing_package_of_ours_is_not_blamed_on_torch():
+    from datadiet_hub._torch_verbs import _missing_extra
+
+    ours = _missing_extra("demo", ModuleNotFoundError("No module named 'downstream'", name="downstream"))
+    assert ours is not None and "lacks" in str(ours) and "needs torch" not in str(ours)
+    torch = _missing_extra("demo", ModuleNotFoundError("No module named 'torch'", name="torch"))
+    assert torch is not None and "pip install 'datadiet-hub[torch]'" in str(torch)
+    assert _missing_extra("demo", ModuleNotFoundError("No module named 'yaml'", name="yaml")) is None  # a real bug

@@ -147,11 +147,11 @@ def test_writer_accepts_the_old_dict_form(tmp_path, image_dataset):
 def test_code_commit_is_the_checkout_head_or_none(tmp_path):
     import subprocess
 
-    from datadiet_hub.provenance import _code_commit
+    from datadiet_hub.provenance import code_commit
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CARD, capture_output=True, text=True, check=False)
     if head.returncode == 0:  # running from a git checkout (as in CI)
         assert EnvironmentInfo.current().code_commit == head.stdout.strip()
     package = tmp_path / "pkg"
     package.mkdir()
-    assert _code_commit(package) is None  # not a checkout: no commit rather than a wrong one
+    assert code_commit(package) is None  # not a checkout: no commit rather than a wrong one

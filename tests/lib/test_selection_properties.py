@@ -201,3 +201,20 @@ def test_random_tie_break_at_scale_is_linear_in_the_ties():
     boundary = np.sort(values)[::-1][999_999]
     assert (values[kept] >= boundary).all() and (values[kept] > boundary).sum() == (values > boundary).sum()
     assert np.array_equal(kept, top_k(values, 1_000_000, tie=TieBreak("random", 7)))
+
+
+@SETTINGS
+@given(st.data())
+def test_class_balanced_random_ties_follow_the_whole_tables_order(data):
+    n = data.draw(st.integers(1, 60))
+    labels = np.asarray(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)))
+    values = np.asarray(data.draw(st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)), np.float32)
+    k, seed = data.draw(st.integers(0, n)), data.draw(st.integers(0, 10**6))
+    table = {"idx": np.arange(n), "el2n": values, "label": labels}
+    kept = select_indices(table, count=k, class_balanced=True, seed=seed)
+    assert np.array_equal(kept, select_indices(table, count=k, class_balanced=True, seed=seed))
+    _, inverse, quota = class_quotas(labels, k)
+    order = random_order(values, seed)  # the whole table's order, restricted to each class
+    for c in range(len(quota)):
+        expect = [r for r in order.tolist() if inverse[r] == c][: quota[c]]
+        assert sorted(expect) == [r for r in kept.tolist() if inverse[r] == c]

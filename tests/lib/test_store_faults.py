@@ -35,6 +35,8 @@ from datadiet_hub import LocalStore
 from datadiet_hub.errors import DatadietError
 import datadiet_hub.folder, datadiet_hub.schema, pyarrow.parquet  # everything publish imports, before the barrier
 go = Path(args["go"]) if args.get("go") else None
+if go is not None:  # tell the parent this child has imported everything and waits at the barrier
+    Path(f"{go}.ready-{args['source'].replace('/', '_')}").touch()
 while go is not None and not go.exists():
     time.sleep(0.005)
 try:
@@ -165,7 +167,9 @@ def test_two_processes_publishing_the_same_version(tmp_path):
     sources = [source_with_many_files(tmp_path / f"src{i}", seed=10 + i, files=10) for i in range(2)]
     go = tmp_path / "go"
     procs = [start_publish(root, src, "v1", delay=0.03, go=go) for src in sources]
-    time.sleep(1.0)  # both children import and wait at the barrier
+    deadline = time.time() + 120  # both children import (seconds on a loaded machine) and wait at the barrier
+    while len(list(tmp_path.glob("go.ready-*"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
     go.touch()
     results = []
     for proc in procs:

@@ -168,3 +168,27 @@ def test_kill_9_mid_epoch_on_the_loader_path_resumes_exactly(tmp_path, colour_fo
         for name in ("el2n", "forgetting"):
             np.testing.assert_array_equal(left[name], right[name], err_msg=f"{config}/{name}")
     assert json.loads((out / STATE / "data.json").read_text())["augmentation"] == "resized-crop-flip"
+
+
+@pytest.mark.multi_process
+def test_two_processes_on_the_loader_path_give_the_one_process_scores(tmp_path, colour_folder):  # noqa: F811
+    """Seeds spread over 2 processes, scoring dealt in whole batches (60 rows, batches of 16: uneven shares)."""
+    import sys
+
+    def args(out: Path) -> list[str]:
+        return ["--output-dir", str(out), "--dataset", str(colour_folder), "--image-size", "16", "--seeds", "0,1",
+                "--at", "0,1", "--scores", "el2n,forgetting", "--width", "0.25", "--batch-size", "16",
+                "--eval-batch-size", "16", "--num-workers", "1", "--no-progress"]  # fmt: skip
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_engine(args(one))
+    run_engine(
+        args(two), launcher=[sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    )
+    for config in ("cnn-ep0", "cnn-ep1"):
+        left, right = read_scores(one, config), read_scores(two, config)
+        assert list(left["example_id"]) == list(right["example_id"])
+        assert set(left) == set(right)
+        for name in ("el2n", "forgetting"):
+            if name in left:  # forgetting from epoch 1 on
+                np.testing.assert_allclose(left[name], right[name], rtol=1e-5, atol=1e-6, err_msg=f"{config}/{name}")
