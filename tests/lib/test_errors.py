@@ -40,13 +40,6 @@ BUILTIN = {
     E.HubError: ConnectionError,
     E.HubUnreachableError: ConnectionError,
     E.MissingExtraError: ImportError,
-    E.HubUnreachableError: ConnectionError,
-    E.UnsafeFileError: ValueError,
-    E.UnsafeCardError: ValueError,
-    E.OutputExistsError: FileExistsError,
-    E.WriteError: OSError,
-    E.InputNotFoundError: FileNotFoundError,
-    E.InvalidTypeError: TypeError,
 }
 
 
