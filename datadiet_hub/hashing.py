@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ScoreTableError
+from .errors import InvalidTypeError, ScoreTableError
 
 ID_BYTES = 16  # 128-bit blake2b: collisions are not a practical concern for datasets of any size
 
@@ -36,7 +36,9 @@ def _input_bytes(value: Any) -> bytes:
         value = Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
     array = np.asarray(value)
     if array.dtype == object:
-        raise TypeError(f"Cannot hash an input of type {type(value).__name__}; give an image, array, bytes or str.")
+        raise InvalidTypeError(
+            f"Cannot hash an input of type {type(value).__name__}; give an image, array, bytes or str."
+        )
     array = np.ascontiguousarray(array)
     header = f"{array.dtype.str}|{array.shape}|".encode()
     return header + array.tobytes()

@@ -355,6 +355,21 @@ def _set_ref(
 # -- list / load ---------------------------------------------------------------------------------------------------
 
 
+def _repo_refs(api: HfApi, repo_id: str, *, step: str, secret: str | None, version: str | None = None) -> Any:
+    """``list_repo_refs`` with its failures as ours: a missing (or invisible) repo is ``ScoresNotFoundError``, a
+    network or HTTP failure a ``HubError`` naming ``step``."""
+    try:
+        return api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
+    except RepositoryNotFoundError:
+        raise ScoresNotFoundError(
+            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
+            " `hf auth login`).",
+            repo_id=repo_id,
+        ) from None
+    except _failures(HfHubHTTPError, OSError) as e:
+        raise as_hub_error(step, e, secret=secret, repo_id=repo_id, version=version) from None
+
+
 def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo]:
     """The versions (tags and branches other than ``main``) of a score repo, with the provenance in each card.
 
@@ -367,17 +382,7 @@ def list_versions(repo_id: str, *, token: str | None = None) -> list[VersionInfo
         HubError: another Hub failure.
     """
     secret = token or get_token()
-    api = HfApi(token=token)
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
-    except RepositoryNotFoundError:
-        raise ScoresNotFoundError(
-            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
-            " `hf auth login`).",
-            repo_id=repo_id,
-        ) from None
-    except _failures(HfHubHTTPError, OSError) as e:
-        raise as_hub_error(f"Listing the versions of {repo_id!r}", e, secret=secret, repo_id=repo_id) from None
+    refs = _repo_refs(HfApi(token=token), repo_id, step=f"Listing the versions of {repo_id!r}", secret=secret)
     candidates = [("tag", r) for r in refs.tags] + [("branch", r) for r in refs.branches]
     out = []
     for kind, ref in candidates:
@@ -424,16 +429,7 @@ def _preflight(repo_id: str, version: str | None, *, token: Any, secret: str | N
     ~25 s first), a missing repo or version gets its own error, and the card is checked before any data file is
     read (its ``data_files`` must stay inside the repo)."""
     api = HfApi(token=token if isinstance(token, str) else None)
-    try:
-        refs = api.list_repo_refs(repo_id, repo_type=REPO_TYPE)
-    except RepositoryNotFoundError:
-        raise ScoresNotFoundError(
-            f"Dataset repo {repo_id!r} not found on {api.endpoint} (or it is private: set HF_TOKEN or run"
-            " `hf auth login`).",
-            repo_id=repo_id,
-        ) from None
-    except _failures(HfHubHTTPError, OSError) as e:
-        raise as_hub_error(f"Reaching {repo_id!r}", e, secret=secret, repo_id=repo_id, version=version) from None
+    refs = _repo_refs(api, repo_id, step=f"Reaching {repo_id!r}", secret=secret, version=version)
     names = {r.name for r in refs.tags} | {r.name for r in refs.branches}
     if version is not None and version not in names and not re.fullmatch(r"[0-9a-f]{40}", version):
         raise VersionNotFoundError(

@@ -20,7 +20,7 @@ from .align import (
     check_fingerprint,
     sample_positions,
 )
-from .errors import InvalidArgumentError, ScoreMismatchError
+from .errors import InvalidArgumentError, InvalidTypeError, ScoreMismatchError
 from .hashing import example_id
 from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
@@ -81,7 +81,9 @@ class KeepPredicate:
         single = isinstance(indices, (int, np.integer)) or (indices is None and not _is_batch(batch))
         if self.on == "idx":
             if indices is None:
-                raise TypeError("keep(..., on='idx') needs the row indices: call ds.filter(pred, with_indices=True).")
+                raise InvalidTypeError(
+                    "keep(..., on='idx') needs the row indices: call ds.filter(pred, with_indices=True)."
+                )
             positions = _as_positions(indices)
             if isinstance(positions, slice):
                 last, first_bad = positions.stop - 1, max(positions.start, len(self.mask))

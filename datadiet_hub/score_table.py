@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ._arrow import take_rows
 from ._datasets_compat import arrow_column
-from .errors import ColumnNotFoundError, ScoreMismatchError, ScoreTableError
+from .errors import ColumnNotFoundError, InvalidTypeError, ScoreMismatchError, ScoreTableError
 from .schema import METRICS
 
 
@@ -43,7 +43,7 @@ def column_names(scores: Any) -> list[str]:
         return list(scores)
     if hasattr(scores, "with_format") and hasattr(scores, "column_names"):
         return list(scores.column_names)
-    raise TypeError(
+    raise InvalidTypeError(
         f"scores must be a datasets.Dataset, pyarrow.Table or dict of arrays, not {type(scores).__name__}; "
         "load them with datadiet_hub.load_scores(...)."
     )

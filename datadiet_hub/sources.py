@@ -22,6 +22,7 @@ import datasets
 import numpy as np
 
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
+from .hub import as_hub_error
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +314,6 @@ def load_source(
             name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
         )
     except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
-        from .hub import as_hub_error
-
         raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err

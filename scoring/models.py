@@ -227,7 +227,7 @@ def adapt_inputs(model: nn.Module, inputs: Mapping[str, torch.Tensor]) -> torch.
         return inputs
     if len(inputs) == 1:
         return next(iter(inputs.values()))
-    raise TypeError(
+    raise InvalidTypeError(
         f"{type(model).__name__}.forward{inspect.signature(model.forward)} does not take the keyword inputs "
         f"{sorted(inputs)}; give it parameters with those names (as transformers models have)."
     )

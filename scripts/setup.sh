@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for datadiet-hub: the Fashion-MNIST Debian package, a virtualenv in .venv, torch
+# Set up a fresh machine for datadiet-hub: the Fashion-MNIST and fortunes Debian packages, a virtualenv in .venv, torch
 # (the CPU wheel torch==2.13.0 when no NVIDIA GPU is present), and the project with its extras.
 # Idempotent: a second run only checks. Sourced by main_job.sh and test.sh.
 set -euo pipefail
@@ -8,10 +8,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
-if ! dpkg -s dataset-fashion-mnist >/dev/null 2>&1; then
-  echo "[setup] installing the Debian package dataset-fashion-mnist"
+# Fashion-MNIST (the embedded default) and the fortunes by language (the real text set of the tests)
+DEBS="dataset-fashion-mnist fortunes-de fortunes-es fortunes-it fortunes-min"
+if ! dpkg -s $DEBS >/dev/null 2>&1; then
+  echo "[setup] installing the Debian packages $DEBS"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $DEBS >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from datadiet_hub.errors import InvalidArgumentError
+
 GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F", "La"})
 RESAMPLE = Image.Resampling.BILINEAR
 RRC_SCALE = (0.25, 1.0)
@@ -61,7 +63,7 @@ def choose_channels(modes: Iterable[str]) -> tuple[int, str]:
     """``(channels, reason)`` by majority of ``modes`` (ties go to RGB: colour is not thrown away)."""
     counts = Counter(modes)
     if not counts:
-        raise ValueError("No image modes to choose the channel count from (the split is empty).")
+        raise InvalidArgumentError("No image modes to choose the channel count from (the split is empty).")
     grey = sum(n for mode, n in counts.items() if channels_of_mode(mode) == 1)
     colour = sum(counts.values()) - grey
     channels = 1 if grey > colour else 3
@@ -92,7 +94,7 @@ def _wide_to_uint8(image: Image.Image) -> Image.Image:
 def convert_channels(image: Image.Image, channels: int) -> Image.Image:
     """``image`` as mode ``L`` (channels=1) or ``RGB`` (channels=3), whatever its mode (see the module docstring)."""
     if channels not in (1, 3):
-        raise ValueError(f"channels={channels!r}: images are converted to 1 (grey) or 3 (RGB) channels.")
+        raise InvalidArgumentError(f"channels={channels!r}: images are converted to 1 (grey) or 3 (RGB) channels.")
     mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;"):
         image, mode = _wide_to_uint8(image), "L"
@@ -151,7 +153,7 @@ def to_uint8_chw(image: Image.Image, channels: int) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.shape[2] != channels:
-        raise ValueError(f"Expected a {channels}-channel image, got shape {array.shape}.")
+        raise InvalidArgumentError(f"Expected a {channels}-channel image, got shape {array.shape}.")
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 
 from .images import prepare_image
@@ -76,13 +77,15 @@ class Inputs:
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "text"):
-            raise ValueError(f"Unknown input kind {self.kind!r}. Choose between image, text.")
+            raise InvalidArgumentError(f"Unknown input kind {self.kind!r}. Choose between image, text.")
         if self.kind == "text" and self.encoder is None:
-            raise ValueError("Text inputs need an encoder (a tokenizer and --max-length).")
+            raise InvalidArgumentError("Text inputs need an encoder (a tokenizer and --max-length).")
         if self.kind == "image" and (self.image_size < 1 or self.channels not in (1, 3)):
-            raise ValueError(f"image_size={self.image_size!r} must be >= 1 and channels={self.channels!r} 1 or 3.")
+            raise InvalidArgumentError(
+                f"image_size={self.image_size!r} must be >= 1 and channels={self.channels!r} 1 or 3."
+            )
         if self.augmentation not in TRAIN_AUGMENTATIONS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Unknown augmentation {self.augmentation!r}. Choose between {', '.join(TRAIN_AUGMENTATIONS)}."
             )
         if self.label_names is not None:
@@ -97,7 +100,7 @@ class Inputs:
             try:
                 return np.array([self._label_ids[v] for v in values], dtype=np.int64)
             except KeyError as err:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"Label {err.args[0]!r} is not one of the classes {list(self.label_names or ())}."
                 ) from err
         return np.asarray(values, dtype=np.int64)
@@ -482,11 +485,11 @@ def scan(
         bar.update(len(batch["idx"]))
     bar.close()
     if expected == 0:
-        raise ValueError("The split is empty; nothing to score.")
+        raise InvalidArgumentError("The split is empty; nothing to score.")
     all_labels = np.concatenate(labels)
     if all_labels.min() < 0:
         bad = int(np.flatnonzero(all_labels < 0)[0])
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Row {bad} has label {int(all_labels[bad])}: scoring needs every row labelled with a class 0..K-1 "
             "(unlabelled test splits use -1); choose a labelled split."
         )

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from datadiet_hub.errors import InvalidArgumentError
+
 from .images import choose_channels, open_image
 
 logger = logging.getLogger(__name__)
@@ -118,7 +120,7 @@ def choose_path(
     through the DataLoader.
     """
     if requested not in DATA_PATHS:
-        raise ValueError(f"Unknown data path {requested!r}. Choose between {', '.join(DATA_PATHS)}.")
+        raise InvalidArgumentError(f"Unknown data path {requested!r}. Choose between {', '.join(DATA_PATHS)}.")
     impossible = None
     if kind == "text":
         impossible = "text is tokenized per batch"
@@ -133,7 +135,7 @@ def choose_path(
         )
     if requested == "memory":
         if impossible:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"--data-path memory cannot hold this split: {impossible}. Use --data-path loader (or auto)."
             )
         return "memory", "--data-path memory"
@@ -170,7 +172,9 @@ def resolve_train_augmentation(
     images of side >= 32, else none)."""
     if kind == "text":
         if name not in ("auto", "none"):
-            raise ValueError(f"--augmentation {name} applies to images; text is never augmented (use auto or none).")
+            raise InvalidArgumentError(
+                f"--augmentation {name} applies to images; text is never augmented (use auto or none)."
+            )
         return "none"
     if name != "auto":
         return name

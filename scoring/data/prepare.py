@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.sources import Source, load_source
 
 from ..loops import ordered_batches, shuffled_batches
@@ -296,7 +297,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
             probed, image_size=cfg.image_size, channels=cfg.image_channels
         )
     elif cfg.image_size is not None or cfg.image_channels is not None:
-        raise ValueError("--image-size/--image-channels apply to images; this split's input is text.")
+        raise InvalidArgumentError("--image-size/--image-channels apply to images; this split's input is text.")
     plan.path, plan.reason = choose_path(
         requested=cfg.data_path,
         kind=source.kind,
@@ -473,7 +474,7 @@ def _run_state(state_dir: Path) -> RunState:
 
 def _check_channels(mean: list[float], channels: int) -> None:
     if len(mean) != channels:
-        raise ValueError(f"mean/std have {len(mean)} values but the images have {channels} channel(s).")
+        raise InvalidArgumentError(f"mean/std have {len(mean)} values but the images have {channels} channel(s).")
 
 
 __all__ = ["Plan", "RunData", "epoch_order", "make_plan", "pad_id_of", "prepare_data"]

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from datadiet_hub.errors import InvalidArgumentError
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK, CLS, SEP = "[PAD]", "[UNK]", "[CLS]", "[SEP]"
@@ -38,9 +40,9 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 8000, kind: str =
     whitespace and punctuation.
     """
     if kind not in TOKENIZER_KINDS:
-        raise ValueError(f"Unknown tokenizer kind {kind!r}. Choose between {', '.join(TOKENIZER_KINDS)}.")
+        raise InvalidArgumentError(f"Unknown tokenizer kind {kind!r}. Choose between {', '.join(TOKENIZER_KINDS)}.")
     if vocab_size < len(SPECIAL_TOKENS) + 1:
-        raise ValueError(f"vocab_size={vocab_size!r} is too small; give at least {len(SPECIAL_TOKENS) + 1}.")
+        raise InvalidArgumentError(f"vocab_size={vocab_size!r} is too small; give at least {len(SPECIAL_TOKENS) + 1}.")
     tk = _tokenizers()
     if kind == "wordpiece":
         tokenizer = tk.Tokenizer(tk.models.WordPiece(unk_token=UNK))
@@ -108,7 +110,7 @@ class TextEncoder:
 
     def __init__(self, tokenizer: Any, max_length: int):
         if max_length < 2:
-            raise ValueError(f"max_length={max_length!r} must be at least 2 ([CLS] and [SEP]).")
+            raise InvalidArgumentError(f"max_length={max_length!r} must be at least 2 ([CLS] and [SEP]).")
         self.json = tokenizer.to_str()
         self.max_length = max_length
         self.pad_id = pad_id_of(tokenizer)

@@ -29,7 +29,7 @@ def card(out: Path) -> dict:
     return yaml.safe_load((Path(out) / "README.md").read_text().split("---")[1])["datadiet"]
 
 
-def test_loader_path_gives_the_in_memory_scores(tmp_path, tiny_parquet, grand_standin):
+def test_loader_path_gives_the_in_memory_scores(tmp_path, tiny_parquet):
     """Same rows, same order, same normalised pixels: the two paths train and score alike (float noise only: the
     normalisation statistics are summed differently)."""
     common = dict(seeds=[0], at=[0, 1], scores=["el2n", "grand", "forgetting"], num_workers=1)
