@@ -222,6 +222,10 @@ class EnvironmentInfo(_Block):
     device: str | None = None
     deterministic_algorithms: bool | None = None
     cudnn_benchmark: bool | None = None
+    cudnn_deterministic: bool | None = None
+    cublas_workspace_config: str | None = None
+    intra_op_threads: int | None = None
+    """The settings ``--deterministic`` fixes (scoring/determinism.py); None where a run did not record them."""
 
     @classmethod
     def current(cls, **overrides: Any) -> EnvironmentInfo:
