@@ -214,7 +214,7 @@ def peers(
         model = f"PCA-100 + logistic regression, {FOLDS}-fold out-of-sample"
     else:
         probs = cnn_pred_probs(noisy, work / f"cnn_pred_probs_ep{cnn_epochs}.npy", cnn_epochs)
-        model = f"CNN ({cnn_epochs} epochs per fold), {FOLDS}-fold out-of-sample"
+        model = f"CNN ({cnn_epochs} epoch(s) per fold), {FOLDS}-fold out-of-sample"
     fit_s = time.perf_counter() - started
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
