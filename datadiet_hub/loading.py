@@ -17,7 +17,7 @@ import datasets
 import pyarrow as pa
 from huggingface_hub.errors import HfHubHTTPError
 
-from .errors import CardError, ScoreTableError
+from .errors import CardError, ConfigNotFoundError, ScoreTableError
 from .folder import ScoreFolder
 from .hub import download_card, load_from_hub
 from .provenance import Provenance, attach, provenance_of
@@ -65,10 +65,23 @@ def load_scores(
 
 
 def _load_folder(folder: ScoreFolder, config: str, load_kwargs: dict[str, Any]) -> datasets.Dataset:
-    """``load_dataset`` on a local folder; a corrupt or truncated data file becomes one clear error."""
+    """``load_dataset`` on a local folder's parquet files; a corrupt or truncated file becomes one clear error.
+
+    Why not ``load_dataset(folder, config)``: ``datasets`` (5.2) caches a local folder by its *name* and the config,
+    not by where it is or what it holds, so ``a/v1`` and then ``b/v1`` (every store version of that name) would
+    silently return ``a``'s rows, and a rewritten folder its old rows. The ``parquet`` builder with absolute file
+    paths keys its cache on each file's path and modification time."""
     folder.check_data_files()  # the card may only point at files inside the folder
+    files = [str(p.resolve()) for p in folder.data_files(config)]
+    if not files:
+        raise ConfigNotFoundError(
+            f"Config {config!r} of {folder.path} has no data file under data/{config}/; the folder is incomplete. "
+            "Re-publish it from the original `datadiet score` output.",
+            path=folder.path,
+            config=config,
+        )
     try:
-        return datasets.load_dataset(str(folder.path), config, split="train", **load_kwargs)
+        return datasets.load_dataset("parquet", data_files={"train": files}, split="train", **load_kwargs)
     except (datasets.exceptions.DatasetGenerationError, pa.ArrowException) as err:
         cause = err.__cause__ or err
         files = [str(p) for p in folder.data_files(config)]

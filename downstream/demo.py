@@ -102,7 +102,8 @@ def demo(args: argparse.Namespace) -> int:
         logger.info("   v1 already published at %s (versions are immutable): reusing it", folder)
 
     logger.info("3/5 reloading with plain datasets.load_dataset(%r, %r, split='train')", folder, config)
-    scores = datasets.load_dataset(folder, config, split="train")
+    # force_redownload: datasets caches a local folder by its name ("v1") and config, not by its path or content
+    scores = datasets.load_dataset(folder, config, split="train", download_mode="force_redownload")
 
     logger.info("4/5 pruning to %.0f%%: hardest by EL2N (prune) and random (filter + keep)", 100 * args.fraction)
     ds = fashion_mnist_dataset("train")

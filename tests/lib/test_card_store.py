@@ -130,3 +130,28 @@ def test_load_scores_errors(score_folder, tmp_path):
     store.publish(score_folder, "tiny", "v1")
     with pytest.raises(ScoresNotFoundError, match=r"Version 'v3' of 'tiny' not found.*\['v1'\]"):
         load_scores("tiny", "cnn-ep2", "v3", store=store)
+
+
+def test_load_scores_never_serves_another_folders_rows(image_dataset, tmp_path):
+    """``datasets`` caches ``load_dataset(folder, config)`` by the folder's *name*: two store versions both called
+    ``v1`` (or a folder rewritten in place) must still each give their own rows through ``load_scores``."""
+    from datadiet_hub.writer import write_score_dataset
+
+    store = LocalStore(tmp_path / "store")
+    n = len(image_dataset)
+    for name, value in (("first-datadiet", 0.25), ("second-datadiet", 0.75)):
+        table = make_score_table(image_dataset, values=[value] * n)
+        folder = write_score_dataset(tmp_path / name, {"cnn-ep2": table}, provenance=make_provenance(n), plots=False)
+        store.publish(folder, name, "v1")
+    assert set(load_scores("first-datadiet", "cnn-ep2", version="v1", store=store)["el2n"]) == {0.25}
+    assert set(load_scores("second-datadiet", "cnn-ep2", version="v1", store=store)["el2n"]) == {0.75}
+
+    out = tmp_path / "rescored"  # a `datadiet score --output-dir` rerun writes the same folder again
+    for value in (0.125, 0.5):
+        write_score_dataset(
+            out,
+            {"cnn-ep2": make_score_table(image_dataset, values=[value] * n)},
+            provenance=make_provenance(n),
+            plots=False,
+        )
+        assert set(load_scores(out, "cnn-ep2")["el2n"]) == {value}
