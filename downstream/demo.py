@@ -101,9 +101,14 @@ def demo(args: argparse.Namespace) -> int:
         folder = str(store.path(NAME, "v1"))
         logger.info("   v1 already published at %s (versions are immutable): reusing it", folder)
 
-    logger.info("3/5 reloading with plain datasets.load_dataset(%r, %r, split='train')", folder, config)
-    # force_redownload: datasets caches a local folder by its name ("v1") and config, not by its path or content
-    scores = datasets.load_dataset(folder, config, split="train", download_mode="force_redownload")
+    logger.info(
+        "3/5 reloading with plain datasets.load_dataset('parquet', data_files=%r)", f"{folder}/data/{config}/*.parquet"
+    )
+    # the parquet builder with absolute paths: datasets caches load_dataset(<local folder>, config) by the folder's
+    # name ("v1") and config, so another dataset's "v1" loaded before would be served instead (README caveat)
+    scores = datasets.load_dataset(
+        "parquet", data_files=f"{Path(folder).resolve()}/data/{config}/*.parquet", split="train"
+    )
 
     logger.info("4/5 pruning to %.0f%%: hardest by EL2N (prune) and random (filter + keep)", 100 * args.fraction)
     ds = fashion_mnist_dataset("train")

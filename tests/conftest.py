@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from pathlib import Path
+
+# The tests' own datasets cache (subprocesses inherit it): datasets caches a local folder by its name, so the many
+# small "v1" folders the tests load must never land in the user's cache, where a later real load would meet them.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="datadiet-tests-datasets-")
+if "datasets" in sys.modules:  # imported by a plugin first: point its config there too
+    sys.modules["datasets"].config.HF_DATASETS_CACHE = Path(os.environ["HF_DATASETS_CACHE"])
 
 import pytest
 from builders import make_image_dataset, make_provenance, make_score_table
