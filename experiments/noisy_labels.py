@@ -86,16 +86,8 @@ def linear_pred_probs(images: np.ndarray, labels: np.ndarray, cache: Path, folds
         )
         model.fit(x[fit], labels[fit])
         probs[held] = model.predict_proba(x[held])
-        logger.info(
-            "linear fold %d/%d: held-out accuracy on given labels %.4f",
-            k + 1,
-            folds,
-            float((probs[held].argmax(1) == labels[held]).mean()),
-        )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.rename(cache)
+        _log_fold("linear", k, folds, probs[held], labels[held])
+    _save_atomically(cache, probs)
     return probs
 
 
@@ -142,17 +134,22 @@ def cnn_pred_probs(noisy: np.ndarray, cache: Path, epochs: int, folds: int = FOL
         held_batches = ordered_batches(data.train.images, labels, data.preprocess, batch_size=1024, rows=rows)
         softmax = evaluate(model, held_batches, lambda m, batch: torch.softmax(logits_of(m, model_inputs(batch)), 1))
         probs[held] = softmax.double().numpy()
-        logger.info(
-            "cnn fold %d/%d: held-out accuracy on given labels %.4f",
-            k + 1,
-            folds,
-            float((probs[held].argmax(1) == noisy[held]).mean()),
-        )
+        _log_fold("cnn", k, folds, probs[held], noisy[held])
+    _save_atomically(cache, probs)
+    return probs
+
+
+def _log_fold(model: str, k: int, folds: int, probs: np.ndarray, labels: np.ndarray) -> None:
+    accuracy = float((probs.argmax(1) == labels).mean())
+    logger.info("%s fold %d/%d: held-out accuracy on given labels %.4f", model, k + 1, folds, accuracy)
+
+
+def _save_atomically(cache: Path, probs: np.ndarray) -> None:
+    """The fold probabilities as ``cache`` (temp + rename: a killed run never leaves a partial cache)."""
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npy")
     np.save(tmp, probs)
     tmp.rename(cache)
-    return probs
 
 
 def detection_row(rate: float, method: str, model: str, values: np.ndarray, flipped: np.ndarray, **extra) -> dict:
