@@ -15,7 +15,8 @@ from pathlib import Path
 from .common import RESULTS
 from .stats import Estimate, fmt_diff, fmt_pm, paired, t_interval
 
-METHODS = ("el2n", "grand", "forgetting", "ccs", "random", "easiest")
+METHODS = ("el2n", "grand", "forgetting (random ties)", "forgetting (index ties)", "ccs", "random", "easiest")
+INDEX_TIES = "forgetting (index ties)"
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -27,14 +28,14 @@ def _rows(name: str) -> list[dict[str, str]]:
 
 
 def pruning_runs(path: Path | None = None) -> dict[tuple[str, float], dict[int, float]]:
-    """``{(arm, fraction): {seed: accuracy}}``; forgetting arms are split by tie-break (rows before the column
-    existed broke ties by the lowest row index)."""
+    """``{(arm, fraction): {seed: accuracy}}``; forgetting, the one score with ties, is split into one arm per
+    tie-break, named after it (rows from before the column existed broke ties by the lowest row index)."""
     runs: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
     rows = _rows("pruning_curve.csv") if path is None else list(csv.DictReader(open(path, newline="")))
     for row in rows:
         arm = row["method"]
         tie = row.get("tie_break") or "index"
-        if arm == "forgetting" and tie != "index":
+        if arm == "forgetting":
             arm = f"forgetting ({tie} ties)"
         runs[(arm, float(row["fraction"]))][int(row["seed"])] = float(row["test_accuracy"])
     return runs
@@ -62,17 +63,18 @@ def pruning_table() -> str:
     return "\n".join(lines)
 
 
-def pruning_differences() -> dict[tuple[str, float, str], Estimate]:
-    """Paired differences in points of accuracy: ``(arm, fraction, "random"|"full") -> Estimate``."""
-    runs = pruning_runs()
+def pruning_differences(path: Path | None = None) -> dict[tuple[str, float, str], Estimate]:
+    """Paired differences in points of accuracy: ``(arm, fraction, baseline) -> Estimate``; the baselines are
+    random, full data and, for a forgetting arm with another tie-break, forgetting with index ties."""
+    runs = pruning_runs(path)
     full = runs.get(("all", 1.0), {})
     out: dict[tuple[str, float, str], Estimate] = {}
     for (arm, fraction), accs in runs.items():
         if arm == "all":
             continue
         bases = [("random", runs.get(("random", fraction), {})), ("full", full)]
-        if arm.startswith("forgetting ("):  # the same scores with the other tie-break
-            bases.append(("forgetting (index ties)", runs.get(("forgetting", fraction), {})))
+        if arm.startswith("forgetting (") and arm != INDEX_TIES:  # the same scores with the old tie-break
+            bases.append((INDEX_TIES, runs.get((INDEX_TIES, fraction), {})))
         for name, base in bases:
             if arm == name:
                 continue
@@ -82,19 +84,21 @@ def pruning_differences() -> dict[tuple[str, float, str], Estimate]:
     return out
 
 
-def differences_table() -> str:
-    diffs = pruning_differences()
-    runs = pruning_runs()
+def differences_table(path: Path | None = None) -> str:
+    """One row per (kept fraction, method), one column per baseline: long rather than wide, so it reads on a page."""
+    diffs = pruning_differences(path)
+    runs = pruning_runs(path)
     fractions = sorted({f for _, f in runs if f < 1}, reverse=True)
+    bases = [b for b in ("random", "full", INDEX_TIES) if any(key[2] == b for key in diffs)]
     lines = [
-        "| method | vs | " + " | ".join(f"keep {f:.0%}" for f in fractions) + " |",
-        "|---|---|" + "---|" * len(fractions),
+        "| keep | method | " + " | ".join(f"vs {b}" for b in bases) + " |",
+        "|---|---|" + "---|" * len(bases),
     ]
-    for arm in _arms(runs):
-        for base in ("random", "full", "forgetting (index ties)"):
-            cells = [fmt_diff(diffs[(arm, f, base)]) if (arm, f, base) in diffs else "-" for f in fractions]
+    for fraction in fractions:
+        for arm in _arms(runs):
+            cells = [fmt_diff(diffs[(arm, fraction, b)]) if (arm, fraction, b) in diffs else "-" for b in bases]
             if any(c != "-" for c in cells):
-                lines.append(f"| {arm} | {base} | " + " | ".join(cells) + " |")
+                lines.append(f"| {fraction:.0%} | {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -97,3 +97,37 @@ def test_read_config_reads_each_folder_even_when_names_repeat(tmp_path):
     assert second["el2n_per_seed"].shape == (2, 1)
     with pytest.raises(FileNotFoundError, match="cnn-ep9"):
         read_config(tmp_path / "a" / "scores", "cnn-ep9")
+
+
+def test_report_pairs_each_arm_by_seed_and_names_forgetting_by_its_tie_break(tmp_path):
+    from experiments.report import differences_table, pruning_differences, pruning_runs
+
+    path = tmp_path / "pruning_curve.csv"
+    rows = [
+        ("all", 1.0, 0, 0.90, ""),
+        ("all", 1.0, 1, 0.92, ""),
+        ("random", 0.5, 0, 0.88, ""),
+        ("random", 0.5, 1, 0.90, ""),
+        ("el2n", 0.5, 0, 0.89, "random"),
+        ("el2n", 0.5, 1, 0.91, "random"),
+        ("el2n", 0.5, 2, 0.99, "random"),  # no seed-2 baseline: left out of every paired difference
+        ("forgetting", 0.5, 0, 0.89, ""),  # a row from before the tie_break column: index ties
+        ("forgetting", 0.5, 1, 0.90, "index"),
+        ("forgetting", 0.5, 0, 0.87, "random"),
+        ("forgetting", 0.5, 1, 0.89, "random"),
+    ]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "fraction", "seed", "test_accuracy", "tie_break"])
+        writer.writerows(rows)
+    runs = pruning_runs(path)
+    assert runs[("forgetting (index ties)", 0.5)] == {0: 0.89, 1: 0.90}
+    assert runs[("forgetting (random ties)", 0.5)] == {0: 0.87, 1: 0.89}
+    diffs = pruning_differences(path)
+    el2n = diffs[("el2n", 0.5, "random")]
+    assert el2n.n == 2 and math.isclose(el2n.mean, 0.01)  # +1 point of accuracy on both shared seeds
+    ties = diffs[("forgetting (random ties)", 0.5, "forgetting (index ties)")]
+    assert ties.n == 2 and math.isclose(ties.mean, -0.015)
+    assert ("forgetting (index ties)", 0.5, "forgetting (index ties)") not in diffs
+    table = differences_table(path)
+    assert "| 50% | el2n | +1.00 pt" in table and "vs forgetting (index ties)" in table
