@@ -244,7 +244,8 @@ def measure_ties(card: str, fractions: tuple[float, ...] = (0.9, 0.7, 0.5, 0.3, 
 
 
 def plot(csv_path: str) -> None:
-    """Mean test accuracy vs kept fraction per method, error bars one standard error over training seeds."""
+    """Mean test accuracy vs kept fraction per method, error bars one standard error over training seeds: the whole
+    range on the left, and on the right the band around full data where the methods that work differ."""
     from pathlib import Path
 
     import matplotlib
@@ -256,20 +257,30 @@ def plot(csv_path: str) -> None:
     from .stats import t_interval
 
     runs = pruning_runs(Path(csv_path))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=110)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
     full = runs.get(("all", 1.0))
-    if full:
-        est = t_interval(full.values())
-        ax.axhline(est.mean, color="black", linestyle="--", linewidth=1, label=f"all data ({est.mean:.4f}, n={est.n})")
-    for arm in sorted({a for a, _ in runs} - {"all"}):
-        xs = sorted(f for a, f in runs if a == arm)
-        ests = [t_interval(runs[(arm, x)].values()) for x in xs]
-        errs = [0.0 if e.n < 2 else e.se for e in ests]
-        ax.errorbar(xs, [e.mean for e in ests], yerr=errs, marker="o", capsize=3, label=arm)
-    ax.set_xlabel("fraction of training set kept")
-    ax.set_ylabel("test accuracy (mean ± s.e. over seeds)")
-    ax.set_title("Fashion-MNIST, small CNN, matched iterations")
-    ax.legend(fontsize=7)
+    full_est = t_interval(full.values()) if full else None
+    for ax in axes:
+        if full_est:
+            ax.axhline(
+                full_est.mean,
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label=f"all data ({full_est.mean:.4f}, n={full_est.n})",
+            )
+        for arm in sorted({a for a, _ in runs} - {"all"}):
+            xs = sorted(f for a, f in runs if a == arm)
+            ests = [t_interval(runs[(arm, x)].values()) for x in xs]
+            errs = [0.0 if e.n < 2 else e.se for e in ests]
+            ax.errorbar(xs, [e.mean for e in ests], yerr=errs, marker="o", capsize=3, label=arm)
+        ax.set_xlabel("fraction of training set kept")
+    axes[0].set_ylabel("test accuracy (mean ± s.e. over seeds)")
+    axes[0].set_title("Fashion-MNIST, small CNN, matched iterations")
+    axes[0].legend(fontsize=7)
+    if full_est:
+        axes[1].set_ylim(full_est.mean - 0.03, full_est.mean + 0.01)
+        axes[1].set_title("zoom: within 3 points of full data")
     fig.tight_layout()
     fig.savefig(Path(csv_path).with_suffix(".png"))
     plt.close(fig)
