@@ -79,7 +79,7 @@ def library_tie_break() -> str | None:
 
 def plan(seeds: list[int], fractions: list[float], methods: list[str], tie_breaks: list[str]) -> list[tuple]:
     """``(method, fraction, seed, tie_break)`` in the order the runs should finish."""
-    out: list[tuple] = [("all", 1.0, s, "") for s in seeds]
+    out: list[tuple] = [("all", 1.0, s, "") for s in seeds] if "all" in methods else []
     for fraction in fractions:
         out += [(m, fraction, s, "") for m in ORDER if m in methods for s in seeds]
     if "forgetting" in methods:
@@ -104,10 +104,20 @@ def main(argv: list[str] | None = None) -> int:
         help="tie-breaks to run forgetting with (needs a library with tie_break; skipped otherwise)",
     )
     parser.add_argument("--ties", action="store_true", help="only measure ties (docs/results/ties.csv)")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--methods",
+        default=",".join(["all", *METHODS]),
+        help=f"comma-separated, from all (the full-data baseline), {', '.join(METHODS)} (default: every one)",
+    )
     parser.add_argument("--card", default=str(CARD))
     parser.add_argument("--output", default=str(RESULTS / "pruning_curve.csv"))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--per-device",
+        action="store_true",
+        help="count a run as done only if it ran on this device, so that runs made elsewhere are repeated here and "
+        "every comparison can be paired on one device (the report never pairs across devices)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     if args.ties:
@@ -134,12 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     if lib_tie is None and "forgetting" in methods:
         logger.info("the installed datadiet_hub has no tie_break: forgetting runs are skipped (merge main first)")
     scores_cache: dict[str, object] = {}
+    here = device_name()
     for method, fraction, seed, tie in plan(seeds, fractions, methods, tie_breaks):
-        if tie == "" and any(  # score ties are negligible for the float scores: any earlier row counts
-            r["method"] == method and float(r["fraction"]) == fraction and int(r["seed"]) == seed for r in results.rows
-        ):
-            continue
-        if tie and results.done(method=method, fraction=fraction, seed=seed, tie_break=tie):
+        if ran(results.rows, method, fraction, seed, tie, here if args.per_device else None):
             continue
         used = tie or (lib_tie or "index")
         if method == "all":
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                 "steps": result.steps,
                 "wall_time_s": f"{result.wall_time_s:.1f}",
                 "score_config": config,
-                "device": device_name(),
+                "device": here,
                 "tie_break": used,
             }
         )
@@ -190,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         )
     plot(args.output)
     return 0
+
+
+def ran(rows: list[dict[str, str]], method: str, fraction: float, seed: int, tie: str, device: str | None) -> bool:
+    """Whether a run is already in the CSV (on ``device``, when given). For the float scores (``tie == ""``) ties
+    are negligible, so a row with any tie-break counts."""
+    return any(
+        r["method"] == method
+        and float(r["fraction"]) == fraction
+        and int(r["seed"]) == seed
+        and (tie == "" or r["tie_break"] == tie)
+        and (device is None or r["device"] == device)
+        for r in rows
+    )
 
 
 def tied_kept(scores: np.ndarray, k: int, seed: int = 0) -> dict:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .common import RESULTS
-from .stats import Estimate, fmt_diff, fmt_pm, paired, t_interval
+from .stats import Estimate, fmt_diff, fmt_pm, paired, paired_on_device, t_interval
 
 METHODS = ("el2n", "grand", "forgetting (random ties)", "forgetting (index ties)", "ccs", "random", "easiest")
 INDEX_TIES = "forgetting (index ties)"
@@ -27,18 +27,42 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def pruning_runs(path: Path | None = None) -> dict[tuple[str, float], dict[int, float]]:
-    """``{(arm, fraction): {seed: accuracy}}``; forgetting, the one score with ties, is split into one arm per
-    tie-break, named after it (rows from before the column existed broke ties by the lowest row index)."""
-    runs: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
+def pruning_rows(path: Path | None = None) -> dict[tuple[str, float], dict[tuple[int, str], float]]:
+    """``{(arm, fraction): {(seed, device): accuracy}}``; forgetting, the one score with ties, is split into one arm
+    per tie-break, named after it (rows from before the column existed broke ties by the lowest row index)."""
+    runs: dict[tuple[str, float], dict[tuple[int, str], float]] = defaultdict(dict)
     rows = _rows("pruning_curve.csv") if path is None else list(csv.DictReader(open(path, newline="")))
     for row in rows:
         arm = row["method"]
         tie = row.get("tie_break") or "index"
         if arm == "forgetting":
             arm = f"forgetting ({tie} ties)"
-        runs[(arm, float(row["fraction"]))][int(row["seed"])] = float(row["test_accuracy"])
+        runs[(arm, float(row["fraction"]))][(int(row["seed"]), row.get("device") or "")] = float(row["test_accuracy"])
     return runs
+
+
+def pruning_runs(path: Path | None = None) -> dict[tuple[str, float], dict[int, float]]:
+    """``{(arm, fraction): {seed: accuracy}}``, the training seed being the unit: a seed run on several devices
+    counts once, as the mean of its devices."""
+    runs: dict[tuple[str, float], dict[int, float]] = {}
+    for cell, accs in pruning_rows(path).items():
+        by_seed: dict[int, list[float]] = defaultdict(list)
+        for (seed, _), acc in accs.items():
+            by_seed[seed].append(acc)
+        runs[cell] = {seed: sum(v) / len(v) for seed, v in sorted(by_seed.items())}
+    return runs
+
+
+def device_effect(path: Path | None = None) -> dict[tuple[str, str], Estimate]:
+    """``(device, other device) -> Estimate`` of the accuracy difference between two devices over the runs made on
+    both (same arm, fraction and seed): what a cross-device pair would add to a difference."""
+    pairs: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for accs in pruning_rows(path).values():
+        for (seed, device), acc in accs.items():
+            for (other_seed, other), other_acc in accs.items():
+                if other_seed == seed and device < other:
+                    pairs[(device, other)].append(acc - other_acc)
+    return {key: t_interval(diffs) for key, diffs in pairs.items()}
 
 
 def _arms(runs) -> list[str]:
@@ -65,8 +89,9 @@ def pruning_table() -> str:
 
 def pruning_differences(path: Path | None = None) -> dict[tuple[str, float, str], Estimate]:
     """Paired differences in points of accuracy: ``(arm, fraction, baseline) -> Estimate``; the baselines are
-    random, full data and, for a forgetting arm with another tie-break, forgetting with index ties."""
-    runs = pruning_runs(path)
+    random, full data and, for a forgetting arm with another tie-break, forgetting with index ties. Pairs share
+    their training seed and their device (``paired_on_device``); the unit is the seed."""
+    runs = pruning_rows(path)
     full = runs.get(("all", 1.0), {})
     out: dict[tuple[str, float, str], Estimate] = {}
     for (arm, fraction), accs in runs.items():
@@ -78,7 +103,7 @@ def pruning_differences(path: Path | None = None) -> dict[tuple[str, float, str]
         for name, base in bases:
             if arm == name:
                 continue
-            diffs = paired(accs, base)
+            diffs = paired_on_device(accs, base)
             if diffs:
                 out[(arm, fraction, name)] = t_interval(diffs)
     return out
@@ -99,6 +124,14 @@ def differences_table(path: Path | None = None) -> str:
             cells = [fmt_diff(diffs[(arm, fraction, b)]) if (arm, fraction, b) in diffs else "-" for b in bases]
             if any(c != "-" for c in cells):
                 lines.append(f"| {fraction:.0%} | {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def device_table(path: Path | None = None) -> str:
+    """The same runs (arm, fraction, seed) on two devices: their accuracy difference."""
+    lines = ["| device | minus | runs on both | difference |", "|---|---|---|---|"]
+    for (a, b), est in sorted(device_effect(path).items()):
+        lines.append(f"| {a} | {b} | {est.n} | {fmt_diff(est)} |")
     return "\n".join(lines)
 
 
@@ -168,6 +201,7 @@ def transfer_table() -> str:
 SECTIONS = {
     "pruning": lambda: pruning_table(),
     "differences": lambda: differences_table(),
+    "devices": lambda: device_table(),
     "noisy": lambda: noisy_table(),
     "noisy-training": lambda: noisy_training_table(),
     "transfer": lambda: transfer_table(),
@@ -197,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("### Pruning curve (test accuracy, mean ± s.e. over training seeds)\n")
     print(pruning_table())
-    print("\n### Paired differences (points of accuracy, 95% t-interval, paired by training seed)\n")
+    print("\n### Paired differences (points of accuracy, 95% t-interval, paired by training seed and device)\n")
     print(differences_table())
+    print("\n### The same runs on two devices\n")
+    print(device_table())
     print("\n### Noisy labels (bootstrap 95% intervals over examples)\n")
     print(noisy_table())
     print()

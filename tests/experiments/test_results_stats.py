@@ -131,3 +131,37 @@ def test_report_pairs_each_arm_by_seed_and_names_forgetting_by_its_tie_break(tmp
     assert ("forgetting (index ties)", 0.5, "forgetting (index ties)") not in diffs
     table = differences_table(path)
     assert "| 50% | el2n | +1.00 pt" in table and "vs forgetting (index ties)" in table
+
+
+def test_report_never_pairs_runs_across_devices_and_measures_the_device_offset(tmp_path):
+    from experiments.report import device_effect, pruning_differences, pruning_runs
+
+    path = tmp_path / "pruning_curve.csv"
+    rows = [
+        ("all", 1.0, 0, 0.90, "", "gpu"),
+        ("all", 1.0, 0, 0.80, "", "cpu"),  # the same seed again on another device
+        ("all", 1.0, 1, 0.92, "", "gpu"),
+        ("el2n", 0.5, 0, 0.91, "index", "cpu"),  # pairs with the cpu full-data run only
+        ("el2n", 0.5, 1, 0.93, "index", "cpu"),  # full data seed 1 ran on the gpu only: no pair
+    ]
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["method", "fraction", "seed", "test_accuracy", "tie_break", "device"])
+        writer.writerows(rows)
+    vs_full = pruning_differences(path)[("el2n", 0.5, "full")]
+    assert vs_full.n == 1 and math.isclose(vs_full.mean, 0.11)  # 0.91 - 0.80, not 0.91 - 0.90 or their mean
+    assert pruning_runs(path)[("all", 1.0)] == pytest.approx({0: 0.85, 1: 0.92})  # a seed is one unit
+    offset = device_effect(path)[("cpu", "gpu")]
+    assert offset.n == 1 and math.isclose(offset.mean, -0.10)
+
+
+def test_plan_runs_full_data_only_when_asked_and_per_device_resume_repeats_other_devices_runs():
+    from experiments.pruning_curve import plan, ran
+
+    assert all(m != "all" for m, *_ in plan([0, 1], [0.5], ["random", "forgetting"], ["index"]))
+    assert plan([0], [0.5], ["all", "random"], [])[0] == ("all", 1.0, 0, "")
+    rows = [{"method": "forgetting", "fraction": "0.5", "seed": "0", "tie_break": "index", "device": "NVIDIA H200"}]
+    assert ran(rows, "forgetting", 0.5, 0, "index", None)
+    assert not ran(rows, "forgetting", 0.5, 0, "index", "cpu")  # --per-device: repeat it here
+    assert not ran(rows, "forgetting", 0.5, 0, "random", None)  # another tie-break is another run
+    assert ran(rows, "forgetting", 0.5, 0, "", "NVIDIA H200")  # float scores: any tie-break counts
