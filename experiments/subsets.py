@@ -82,7 +82,7 @@ def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
 def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[str, str, int, str]]:
     """``(trained model, mean ± s.e., n, source)`` for each results row set that trained on exactly this subset."""
     found = []
-    runs: dict[str, dict[int, float]] = {}
+    by_seed: dict[int, list[float]] = {}
     for row in _rows("pruning_curve.csv"):
         if (
             row["method"] == metric
@@ -90,7 +90,9 @@ def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[s
             and float(row["fraction"]) == fraction
             and (metric != "forgetting" or (row.get("tie_break") or "index") == "index")
         ):
-            runs.setdefault("cnn", {})[int(row["seed"])] = float(row["test_accuracy"])
+            by_seed.setdefault(int(row["seed"]), []).append(float(row["test_accuracy"]))
+    # the training seed is the unit, as in the report: a seed run on several devices counts once, their mean
+    runs = {"cnn": {seed: sum(v) / len(v) for seed, v in by_seed.items()}} if by_seed else {}
     for model, accs in runs.items():
         est = t_interval(accs.values())
         found.append((model, fmt_pm(est), est.n, "pruning_curve.csv"))
