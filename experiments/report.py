@@ -182,8 +182,8 @@ def transfer_table() -> str:
         key = (row["train_model"], float(row["fraction"]), row["scores_from"])
         acc[key][int(row["seed"])] = float(row["test_accuracy"])
     lines = [
-        "| trained | kept | scores from cnn | scores from mlp | random | cnn - random | mlp - random |",
-        "|---|---|---|---|---|---|---|",
+        "| trained | kept | scores from cnn | scores from mlp | random | cnn - random | mlp - random | cnn - mlp |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, fraction in sorted({(k[0], k[1]) for k in acc}):
         cells = [
@@ -191,8 +191,9 @@ def transfer_table() -> str:
             for s in ("cnn", "mlp", "random")
         ]
         rand = acc.get((model, fraction, "random"), {})
-        for s in ("cnn", "mlp"):
-            diffs = paired(acc.get((model, fraction, s), {}), rand)
+        pairs = [(s, rand) for s in ("cnn", "mlp")] + [("cnn", acc.get((model, fraction, "mlp"), {}))]
+        for s, base in pairs:  # each source against random, then the two sources against each other
+            diffs = paired(acc.get((model, fraction, s), {}), base)
             cells.append(fmt_diff(t_interval(diffs)) if diffs else "-")
         lines.append(f"| {model} | {fraction:.0%} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
