@@ -2,7 +2,7 @@
 ``python -m experiments.report --update-readme`` rewrites the tables between the README's report markers.
 
 Accuracies are shown as mean ± standard error (n training seeds); comparisons as the mean paired difference (by
-training seed) with its 95% t-interval, flagged "no measurable difference" where the interval contains 0.
+training seed and device) with its 95% t-interval, flagged "no measurable difference" where the interval contains 0.
 """
 
 from __future__ import annotations
