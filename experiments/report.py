@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .common import RESULTS
-from .stats import Estimate, fmt_diff, fmt_pm, paired, paired_on_device, t_interval
+from .stats import Estimate, fmt_diff, fmt_pm, paired, paired_on_device, seed_means, t_interval
 
 METHODS = ("el2n", "grand", "forgetting (random ties)", "forgetting (index ties)", "ccs", "random", "easiest")
 INDEX_TIES = "forgetting (index ties)"
@@ -44,13 +44,9 @@ def pruning_rows(path: Path | None = None) -> dict[tuple[str, float], dict[tuple
 def pruning_runs(path: Path | None = None) -> dict[tuple[str, float], dict[int, float]]:
     """``{(arm, fraction): {seed: accuracy}}``, the training seed being the unit: a seed run on several devices
     counts once, as the mean of its devices."""
-    runs: dict[tuple[str, float], dict[int, float]] = {}
-    for cell, accs in pruning_rows(path).items():
-        by_seed: dict[int, list[float]] = defaultdict(list)
-        for (seed, _), acc in accs.items():
-            by_seed[seed].append(acc)
-        runs[cell] = {seed: sum(v) / len(v) for seed, v in sorted(by_seed.items())}
-    return runs
+    return {
+        cell: seed_means((seed, acc) for (seed, _), acc in accs.items()) for cell, accs in pruning_rows(path).items()
+    }
 
 
 def device_effect(path: Path | None = None) -> dict[tuple[str, str], Estimate]:

@@ -51,18 +51,21 @@ def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
     return [a[s] - b[s] for s in sorted(set(a) & set(b))]
 
 
+def seed_means(values: Iterable[tuple[int, float]]) -> dict[int, float]:
+    """``{seed: mean}`` over ``(seed, value)`` pairs, in seed order: the training seed is the unit, so a seed run on
+    several devices counts once, as the mean of its runs."""
+    by_seed: dict[int, list[float]] = {}
+    for seed, value in values:
+        by_seed.setdefault(seed, []).append(value)
+    return {seed: sum(v) / len(v) for seed, v in sorted(by_seed.items())}
+
+
 def paired_on_device(a: dict[tuple[int, str], float], b: dict[tuple[int, str], float]) -> list[float]:
     """Per seed, ``a - b`` on the devices both sides ran that seed on (the mean where there are several), in seed
     order. Never across devices: a seed's init and batch order are the same everywhere, but its arithmetic is not,
     so a cross-device pair would add the device's offset to the difference. Seeds with no device in common are
     left out."""
-    seeds = sorted({s for s, _ in a} & {s for s, _ in b})
-    out = []
-    for seed in seeds:
-        diffs = [a[(seed, d)] - b[(seed, d)] for s, d in sorted(a) if s == seed and (seed, d) in b]
-        if diffs:
-            out.append(sum(diffs) / len(diffs))
-    return out
+    return list(seed_means((seed, a[(seed, d)] - b[(seed, d)]) for seed, d in set(a) & set(b)).values())
 
 
 def bootstrap_interval(

@@ -24,7 +24,7 @@ import numpy as np
 
 from .common import CARD, RESULTS, setup_logging
 from .report import _rows
-from .stats import fmt_pm, t_interval
+from .stats import fmt_pm, seed_means, t_interval
 
 logger = logging.getLogger("experiments.subsets")
 FRACTIONS = (0.3, 0.5, 0.7)
@@ -82,17 +82,15 @@ def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
 def measured_accuracy(config: str, metric: str, fraction: float) -> list[tuple[str, str, int, str]]:
     """``(trained model, mean ± s.e., n, source)`` for each results row set that trained on exactly this subset."""
     found = []
-    by_seed: dict[int, list[float]] = {}
-    for row in _rows("pruning_curve.csv"):
-        if (
-            row["method"] == metric
-            and row["score_config"] == config
-            and float(row["fraction"]) == fraction
-            and (metric != "forgetting" or (row.get("tie_break") or "index") == "index")
-        ):
-            by_seed.setdefault(int(row["seed"]), []).append(float(row["test_accuracy"]))
-    # the training seed is the unit, as in the report: a seed run on several devices counts once, their mean
-    runs = {"cnn": {seed: sum(v) / len(v) for seed, v in by_seed.items()}} if by_seed else {}
+    accs = seed_means(  # the training seed is the unit, as in the report
+        (int(row["seed"]), float(row["test_accuracy"]))
+        for row in _rows("pruning_curve.csv")
+        if row["method"] == metric
+        and row["score_config"] == config
+        and float(row["fraction"]) == fraction
+        and (metric != "forgetting" or (row.get("tie_break") or "index") == "index")
+    )
+    runs = {"cnn": accs} if accs else {}
     for model, accs in runs.items():
         est = t_interval(accs.values())
         found.append((model, fmt_pm(est), est.n, "pruning_curve.csv"))
