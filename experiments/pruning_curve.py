@@ -119,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         "every comparison can be paired on one device (the report never pairs across devices)",
     )
     args = parser.parse_args(argv)
+    methods = args.methods.split(",")
+    unknown = sorted(set(methods) - {"all", *METHODS})
+    if unknown:
+        parser.error(f"--methods {args.methods!r}: unknown {unknown}; choose from all, {', '.join(METHODS)}")
     setup_logging()
     if args.ties:
         measure_ties(args.card)
@@ -133,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     fractions = [float(f) for f in args.fractions.split(",")]
-    methods = args.methods.split(",")
     old_rule = {"tie_break": lambda row: "" if row["method"] in ("all", "random") else "index"}
     results = ResultsCSV(args.output, FIELDS, ["method", "fraction", "seed", "tie_break"], old_rule)
     data = fashion_mnist()

@@ -165,3 +165,13 @@ def test_plan_runs_full_data_only_when_asked_and_per_device_resume_repeats_other
     assert not ran(rows, "forgetting", 0.5, 0, "index", "cpu")  # --per-device: repeat it here
     assert not ran(rows, "forgetting", 0.5, 0, "random", None)  # another tie-break is another run
     assert ran(rows, "forgetting", 0.5, 0, "", "NVIDIA H200")  # float scores: any tie-break counts
+
+
+def test_pruning_curve_names_an_unknown_method_and_the_choices(capsys):
+    from experiments.pruning_curve import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--methods", "el2n,grnad"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown ['grnad']" in err and "grand" in err
