@@ -12,9 +12,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from scoring.metrics.grand import per_example_grad_norms
-from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
-from scoring.models import build_model
+from datadiet_hub.scoring.metrics.grand import per_example_grad_norms
+from datadiet_hub.scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
+from datadiet_hub.scoring.models import build_model
 
 
 def timed(fn, repeats: int = 10) -> float:

@@ -11,7 +11,7 @@ nvidia-smi -L
 timeout 120 python3 benchmarks/gpu_check.py 2>&1 | tee "$OUT/gpu_check.txt"
 for model in cnn mlp; do
   start=$(date +%s)
-  timeout 240 python3 -m scoring --dataset fashion_mnist --model "$model" --seeds 0,1,2,3,4 --at 0,1,2,10 \
+  timeout 240 python3 -m datadiet_hub.scoring --dataset fashion_mnist --model "$model" --seeds 0,1,2,3,4 --at 0,1,2,10 \
     --scores el2n,grand,forgetting --output-dir "/tmp/runs/fashion-mnist-$model" --no-progress -v \
     > "$OUT/score_$model.log" 2>&1
   echo "$model scoring: rc=$? in $(( $(date +%s) - start )) s" | tee -a "$OUT/gpu_check.txt"

@@ -7,7 +7,7 @@ Usage::
     python benchmarks/grand.py --models text-transformer --threads 2   # the text transformer, sequence length 128
 
 Models: the small CNN on 1x28x28, the CIFAR ResNet-18 on 3x32x32 (10 classes, weights at init), and
-``text-transformer`` (``scoring.transformer.TextTransformer`` at its default size: width 128, 2 pre-norm encoder
+``text-transformer`` (``datadiet_hub.scoring.transformer.TextTransformer`` at its default size: width 128, 2 pre-norm encoder
 layers with 4 heads, feed-forward 512, learned positions; vocabulary 8000, 4 classes) on token ids of length 128
 with an attention mask that pads each sequence after 64 to 127 tokens, called with keyword inputs
 (``input_ids``, ``attention_mask``) as a ``transformers`` model is.
@@ -25,7 +25,7 @@ activations, gradients and temporaries but not the model and batch themselves.
 
 Methods: ``naive`` (a forward and backward per example), ``vmap`` (``torch.func.vmap(grad)``, chunks of 8),
 ``backpack`` (BackPACK ``BatchL2Grad``; only if installed, ``pip install backpack-for-pytorch``), ``ours``
-(``scoring.metrics.grand.per_example_grad_norms``). Each method's norms are checked against ours.
+(``datadiet_hub.scoring.metrics.grand.per_example_grad_norms``). Each method's norms are checked against ours.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.forward import Inputs, logits_of
-from scoring.metrics.el2n import el2n_from_logits
-from scoring.metrics.grand import per_example_grad_norms
-from scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
-from scoring.models import build_model
-from scoring.transformer import text_transformer
+from datadiet_hub.scoring.forward import Inputs, logits_of
+from datadiet_hub.scoring.metrics.el2n import el2n_from_logits
+from datadiet_hub.scoring.metrics.grand import per_example_grad_norms
+from datadiet_hub.scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
+from datadiet_hub.scoring.models import build_model
+from datadiet_hub.scoring.transformer import text_transformer
 
 SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs
 TEXT = {"vocab_size": 8000, "num_classes": 4, "length": 128}

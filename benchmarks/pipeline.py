@@ -2,7 +2,7 @@
 in-memory path?
 
 1. Peak RSS of scoring a synthetic PNG image set of N rows vs 10 N rows (EL2N at init, a tiny MLP, ``--streaming``
-   and map-style): each size runs ``scoring.run`` in a fresh subprocess that reports its own peak RSS
+   and map-style): each size runs ``datadiet_hub.scoring.run`` in a fresh subprocess that reports its own peak RSS
    (``ru_maxrss`` of itself) and the peak of its largest DataLoader worker (``RUSAGE_CHILDREN``; a forked worker
    also counts the pages it shares with the main process, so the two are not summed). The ratios 10N / N of both
    are printed; the goal is <= 1.2.
@@ -75,8 +75,8 @@ def child(ns: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))  # this checkout's code, whatever the environment has installed
-    from scoring.cli import build_parser, config_from_args
-    from scoring.run import run, shutdown
+    from datadiet_hub.scoring.cli import build_parser, config_from_args
+    from datadiet_hub.scoring.run import run, shutdown
 
     args = json.loads(ns.args)
     cfg = config_from_args(build_parser().parse_args(args))

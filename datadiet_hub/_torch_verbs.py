@@ -17,8 +17,8 @@ EXTRA_HINT = "pip install 'datadiet-hub[torch]' (CPU: `pip install torch==2.13.0
 
 # verb -> "module:function"; each function takes argv (and ``prog=`` if it accepts it) and returns an exit code
 VERBS: dict[str, str] = {
-    "score": "scoring.cli:main",
-    "demo": "downstream.demo:main",
+    "score": "datadiet_hub.scoring.cli:main",
+    "demo": "datadiet_hub.downstream.demo:main",
 }
 REQUIRED = ("torch", "accelerate", "safetensors")
 _OUR_TORCH_PACKAGES = ("scoring", "downstream")

@@ -29,7 +29,7 @@ from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
 from .hub import push_version
 from .loading import load_scores
-from .prune import prune
+from .pruning import prune
 from .resolve import resolve
 from .schema import METRICS
 from .selection import Selection

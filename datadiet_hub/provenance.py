@@ -397,7 +397,7 @@ class Provenance:
         command: str | None = None,
         **extra: Any,
     ) -> Provenance:
-        """The provenance of one scoring run, from the engine's plain values (``scoring.run`` calls this).
+        """The provenance of one scoring run, from the engine's plain values (``datadiet_hub.scoring.run`` calls this).
 
         ``scoring`` is the resolved ``ScoringConfig`` (its ``identity()`` plus derived values); fields the
         ``ScoringInfo`` does not name stay in its ``extra``. ``environment`` adds to ``EnvironmentInfo.current()``.

@@ -141,7 +141,7 @@ def combine_score_folders(
     """Merge several score folders of the *same* source split (e.g. one per architecture) into one dataset.
 
     The sources must agree on the source fingerprint and must not share config names. The combined card keeps each
-    run's provenance under ``runs`` and sums the wall times; ``scoring.model`` lists every model.
+    run's provenance under ``runs`` and sums the wall times; ``datadiet_hub.scoring.model`` lists every model.
     """
     if not sources:
         raise InvalidArgumentError("Give at least one score folder to combine.", value=sources)

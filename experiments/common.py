@@ -89,8 +89,8 @@ def fashion_mnist(progress: bool = False) -> FashionMNIST:
     import torch
 
     from datadiet_hub.hashing import example_ids_from_array
+    from datadiet_hub.scoring.data import Preprocess, TensorData, channel_stats
     from datadiet_hub.sources import fashion_mnist_arrays
-    from scoring.data import Preprocess, TensorData, channel_stats
 
     def tensors(split: str, ids: bool) -> TensorData:
         images, labels = fashion_mnist_arrays(split)
@@ -106,7 +106,7 @@ def subset(data, rows: Iterable[int]):
     """The rows of a TensorData (kept in ascending order)."""
     import torch
 
-    from scoring.data import TensorData
+    from datadiet_hub.scoring.data import TensorData
 
     rows = torch.as_tensor(np.sort(np.asarray(list(rows), dtype=np.int64)))
     return TensorData(data.images[rows], data.labels[rows], [], data.num_classes)

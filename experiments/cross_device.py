@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     import torch
 
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.run import run
     from datadiet_hub.stats import spearman
-    from scoring.config import ScoringConfig
-    from scoring.run import run
 
     torch.set_num_threads(args.threads)
     times = [int(t) for t in args.at.split(",")]

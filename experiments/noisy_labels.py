@@ -99,8 +99,8 @@ def cnn_pred_probs(noisy: np.ndarray, cache: Path, epochs: int, folds: int = FOL
     import torch
     from sklearn.model_selection import StratifiedKFold
 
-    from scoring.config import ScoringConfig
-    from scoring.loops import (
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.loops import (
         cosine_lr,
         evaluate,
         logits_of,
@@ -109,7 +109,7 @@ def cnn_pred_probs(noisy: np.ndarray, cache: Path, epochs: int, folds: int = FOL
         shuffled_batches,
         train_loop,
     )
-    from scoring.train import make_model, make_optimizer, seed_generator
+    from datadiet_hub.scoring.train import make_model, make_optimizer, seed_generator
 
     cfg = ScoringConfig()
     data = fashion_mnist()
@@ -244,8 +244,8 @@ def ours(rate: float, noisy: np.ndarray, flipped: np.ndarray, work: Path, args, 
     """Our scores from a scoring run on the noisy labels (resumable from its checkpoints)."""
     import time
 
-    from scoring.config import ScoringConfig
-    from scoring.run import run
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.run import run
 
     early, late = f"cnn-ep{args.score_epochs}", f"cnn-ep{args.forgetting_epochs}"
     wanted = (("EL2N", "el2n", early), ("GraNd", "grand", early), ("forgetting", "forgetting", late))
@@ -336,8 +336,8 @@ def train_without_top(args, labels: np.ndarray) -> None:
     """Train on the 10%-noisy set with and without its top-10% EL2N rows; clean test accuracy per seed."""
     import torch
 
-    from downstream.train import train_and_evaluate
-    from scoring.config import ScoringConfig
+    from datadiet_hub.downstream.train import train_and_evaluate
+    from datadiet_hub.scoring.config import ScoringConfig
 
     rate = 0.1
     noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)

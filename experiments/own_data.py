@@ -209,7 +209,7 @@ def seed_spearman(per_seed: np.ndarray) -> float:
 
 
 def score(args: list[str], out: Path) -> float:
-    """``python -m scoring ARGS --output-dir OUT`` with one torch thread; returns the wall time in seconds."""
+    """``python -m datadiet_hub.scoring ARGS --output-dir OUT`` with one torch thread; returns the wall time in seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "scoring", *args, "--output-dir", str(out), "--no-progress", "-v"]
     print("$", shlex.join(command), flush=True)

@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import datadiet_hub
-    from downstream.train import train_and_evaluate
-    from scoring.config import ScoringConfig
+    from datadiet_hub.downstream.train import train_and_evaluate
+    from datadiet_hub.scoring.config import ScoringConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

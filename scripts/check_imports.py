@@ -1,13 +1,13 @@
 """Check the import graph of the project's packages: no cycle between modules, no upward import.
 
-The layers, lowest first: ``datadiet_hub`` (the library, no torch) < ``scoring`` (produce scores) < ``downstream``
-(use pruned data) < ``experiments``. A module may import its own layer and the layers below it. The one allowed way
+The layers, lowest first: ``datadiet_hub`` (the library, no torch) < ``datadiet_hub.scoring`` (produce scores) <
+``datadiet_hub.downstream`` (use pruned data) < ``experiments``. A module may import its own layer and the layers below it. The one allowed way
 up is ``datadiet_hub/_torch_verbs.py``, the CLI's door into the torch verbs, which names its targets by string
 (``importlib.import_module``). ``experiments`` may import only public names (no ``_private`` module or name).
 
 Every ``import``/``from ... import`` counts, at module level or inside a function (a function-level import still
 closes a cycle when it runs), as do ``importlib.import_module("literal")`` calls and the modules the door names in
-strings (``"scoring.cli:main"``). Imports under ``if TYPE_CHECKING:`` never run, so they close no cycle, but an upward
+strings (``"datadiet_hub.scoring.cli:main"``). Imports under ``if TYPE_CHECKING:`` never run, so they close no cycle, but an upward
 one is still an upward dependency. Prints the package-level graph and each problem; exits 1 if there is any.
 
     python scripts/check_imports.py            # check the repository this script lives in
@@ -24,7 +24,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-LAYERS = ("datadiet_hub", "scoring", "downstream", "experiments")
+LAYERS = ("datadiet_hub", "datadiet_hub.scoring", "datadiet_hub.downstream", "experiments")
+ROOTS = ("datadiet_hub", "experiments")  # the top-level folders holding the layers
 DOOR = "datadiet_hub._torch_verbs"
 PUBLIC_ONLY = ("experiments",)
 
@@ -49,7 +50,7 @@ def module_name(root: Path, path: Path) -> str:
 def find_modules(root: Path) -> dict[str, Path]:
     """Every module of the checked packages, by dotted name."""
     modules = {}
-    for package in LAYERS:
+    for package in ROOTS:
         folder = root / package
         if not folder.is_dir():
             continue
@@ -101,11 +102,11 @@ def _imports(
 
 
 def _door_targets(tree: ast.AST) -> Iterator[tuple[int, str]]:
-    """The modules the door names in strings (``"scoring.cli:main"``): its edges, imported on use."""
+    """The modules the door names in strings (``"datadiet_hub.scoring.cli:main"``): its edges, imported on use."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             target = node.value.partition(":")[0]
-            if target.split(".")[0] in LAYERS[1:] and all(part.isidentifier() for part in target.split(".")):
+            if package_of(target) in LAYERS[1:] and all(part.isidentifier() for part in target.split(".")):
                 yield node.lineno, target
 
 
@@ -139,8 +140,13 @@ def build_graph(root: Path) -> tuple[dict[str, Path], list[Edge]]:
     return modules, [Edge(*key, names=names) for key, names in found.items()]
 
 
+def package_of(module: str) -> str:
+    """The layer a module belongs to: the longest layer name that is the module or a package above it."""
+    return max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=module.split(".")[0])
+
+
 def layer(module: str) -> int:
-    return LAYERS.index(module.split(".")[0])
+    return LAYERS.index(package_of(module))
 
 
 def upward_imports(edges: Iterable[Edge]) -> list[Edge]:
@@ -152,7 +158,7 @@ def private_imports(edges: Iterable[Edge]) -> list[Edge]:
     """Imports by ``experiments`` of another package's ``_private`` module or name."""
     found = []
     for e in edges:
-        if e.source.split(".")[0] not in PUBLIC_ONLY or e.target.split(".")[0] in PUBLIC_ONLY:
+        if package_of(e.source) not in PUBLIC_ONLY or package_of(e.target) in PUBLIC_ONLY:
             continue
         if _is_private_module(e.target) or any(n.startswith("_") for n in e.names):
             found.append(e)
@@ -220,10 +226,10 @@ def package_graph(edges: Iterable[Edge]) -> dict[tuple[str, str], int]:
     """Number of module imports between each pair of different packages."""
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for e in edges:
-        a, b = e.source.split(".")[0], e.target.split(".")[0]
+        a, b = package_of(e.source), package_of(e.target)
         if a != b:
             counts[(a, b)] += 1
-    return dict(sorted(counts.items(), key=lambda item: (layer(item[0][0]), layer(item[0][1]))))
+    return dict(sorted(counts.items(), key=lambda item: (LAYERS.index(item[0][0]), LAYERS.index(item[0][1]))))
 
 
 def check(root: Path, out=sys.stdout) -> int:
@@ -233,8 +239,8 @@ def check(root: Path, out=sys.stdout) -> int:
     upward = upward_imports(edges)
     for (a, b), n in package_graph(edges).items():
         note = ""
-        if layer(b) > layer(a):
-            bad = sum(1 for e in upward if e.source.startswith(a) and e.target.startswith(b))
+        if LAYERS.index(b) > LAYERS.index(a):
+            bad = sum(1 for e in upward if package_of(e.source) == a and package_of(e.target) == b)
             note = f" (UPWARD: {bad})" if bad else f" (through the door {DOOR})"
         print(f"  {a} -> {b}: {n}{note}", file=out)
     problems = 0

@@ -30,7 +30,7 @@ def make_tree(root: Path, files: dict[str, str]) -> Path:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    for package in ("datadiet_hub", "scoring", "downstream", "experiments"):
+    for package in ("datadiet_hub", "datadiet_hub/scoring", "datadiet_hub/downstream", "experiments"):
         (root / package).mkdir(exist_ok=True)
         (root / package / "__init__.py").touch()
     return root
@@ -49,15 +49,15 @@ def test_a_clean_tree_passes_and_prints_the_package_graph(tmp_path):
         {
             "datadiet_hub/a.py": "import json\nfrom . import b\n",
             "datadiet_hub/b.py": "",
-            "scoring/run.py": "from datadiet_hub import a\nfrom .loops import x\n",
-            "scoring/loops.py": "x = 1\n",
-            "downstream/train.py": "from scoring.loops import x\n",
-            "experiments/curve.py": "def f():\n    from downstream.train import x\n    import scoring.run\n",
+            "datadiet_hub/scoring/run.py": "from datadiet_hub import a\nfrom .loops import x\n",
+            "datadiet_hub/scoring/loops.py": "x = 1\n",
+            "datadiet_hub/downstream/train.py": "from datadiet_hub.scoring.loops import x\n",
+            "experiments/curve.py": "def f():\n    from datadiet_hub.downstream.train import x\n    import datadiet_hub.scoring.run\n",
         },
     )
     count, text = problems(root)
     assert count == 0, text
-    assert "scoring -> datadiet_hub: 1" in text and "experiments -> downstream: 1" in text
+    assert "datadiet_hub.scoring -> datadiet_hub: 1" in text and "experiments -> datadiet_hub.downstream: 1" in text
     assert "OK: no cycle, no upward import" in text
 
 
@@ -99,9 +99,9 @@ def test_an_upward_import_for_type_checkers_is_still_upward(tmp_path):
         tmp_path,
         {
             "datadiet_hub/strategies.py": (
-                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from scoring.run import run\n"
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from datadiet_hub.scoring.run import run\n"
             ),
-            "scoring/run.py": "",
+            "datadiet_hub/scoring/run.py": "",
         },
     )
     count, text = problems(root)
@@ -113,43 +113,43 @@ def test_upward_imports_fail_except_through_the_door(tmp_path):
     root = make_tree(
         tmp_path,
         {
-            "datadiet_hub/cli.py": "def demo():\n    from downstream.demo import main\n",
+            "datadiet_hub/cli.py": "def demo():\n    from datadiet_hub.downstream.demo import main\n",
             "datadiet_hub/_torch_verbs.py": (
-                "import importlib\nVERBS = {'score': 'scoring.cli:main'}\n"
+                "import importlib\nVERBS = {'score': 'datadiet_hub.scoring.cli:main'}\n"
                 "def resolve(verb):\n    return importlib.import_module(VERBS[verb].partition(':')[0])\n"
             ),
-            "scoring/cli.py": "",
-            "scoring/train.py": "from experiments import curve\n",
-            "downstream/demo.py": "",
+            "datadiet_hub/scoring/cli.py": "",
+            "datadiet_hub/scoring/train.py": "from experiments import curve\n",
+            "datadiet_hub/downstream/demo.py": "",
             "experiments/curve.py": "",
         },
     )
     count, text = problems(root)
     assert count == 2, text
-    assert "UPWARD import: datadiet_hub/cli.py:2 (datadiet_hub.cli) imports downstream.demo" in text
-    assert "UPWARD import: scoring/train.py:1 (scoring.train) imports experiments.curve" in text
-    assert "_torch_verbs.py:" not in text and "datadiet_hub -> scoring: 1 (through the door" in text
-    assert "datadiet_hub -> downstream: 1 (UPWARD: 1)" in text
+    assert "UPWARD import: datadiet_hub/cli.py:2 (datadiet_hub.cli) imports datadiet_hub.downstream.demo" in text
+    assert "UPWARD import: datadiet_hub/scoring/train.py:1 (datadiet_hub.scoring.train) imports experiments.curve" in text
+    assert "_torch_verbs.py:" not in text and "datadiet_hub -> datadiet_hub.scoring: 1 (through the door" in text
+    assert "datadiet_hub -> datadiet_hub.downstream: 1 (UPWARD: 1)" in text
 
 
 def test_experiments_may_not_use_private_modules_or_names(tmp_path):
     root = make_tree(
         tmp_path,
         {
-            "scoring/metrics/__init__.py": "",
-            "scoring/metrics/_oracles.py": "def _eval_mode():\n    pass\n",
-            "scoring/metrics/reference.py": "def _eval_mode():\n    pass\ndef naive():\n    pass\n",
+            "datadiet_hub/scoring/metrics/__init__.py": "",
+            "datadiet_hub/scoring/metrics/_oracles.py": "def _eval_mode():\n    pass\n",
+            "datadiet_hub/scoring/metrics/reference.py": "def _eval_mode():\n    pass\ndef naive():\n    pass\n",
             "experiments/kernel.py": (
-                "def f():\n    from scoring.metrics._oracles import naive\n"
-                "    from scoring.metrics.reference import _eval_mode, naive\n"
+                "def f():\n    from datadiet_hub.scoring.metrics._oracles import naive\n"
+                "    from datadiet_hub.scoring.metrics.reference import _eval_mode, naive\n"
             ),
-            "experiments/ok.py": "from scoring.metrics.reference import naive\nfrom . import kernel\n",
+            "experiments/ok.py": "from datadiet_hub.scoring.metrics.reference import naive\nfrom . import kernel\n",
         },
     )
     count, text = problems(root)
     assert count == 2, text
-    assert "experiments/kernel.py:2 (experiments.kernel) uses scoring.metrics._oracles;" in text
-    assert "experiments/kernel.py:3 (experiments.kernel) uses scoring.metrics.reference._eval_mode" in text
+    assert "experiments/kernel.py:2 (experiments.kernel) uses datadiet_hub.scoring.metrics._oracles;" in text
+    assert "experiments/kernel.py:3 (experiments.kernel) uses datadiet_hub.scoring.metrics.reference._eval_mode" in text
 
 
 def test_this_repository_has_no_cycle_and_no_upward_import():

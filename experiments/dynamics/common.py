@@ -136,7 +136,7 @@ def make_setup(
 ) -> Setup:
     """Subsample ``train_size`` training rows (fixed by ``seed``), attach the card's EL2N (``score_config``, e.g.
     mlp-ep2: 2 epochs of the full-width MLP, mean of the card's seeds) and bin them by rank within the subsample."""
-    from scoring.config import ScoringConfig
+    from datadiet_hub.scoring.config import ScoringConfig
 
     from ..common import fashion_mnist, load_card_scores, subset
 
@@ -155,8 +155,8 @@ def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_
     """SGD steps ``start`` .. ``stop - 1`` of the run (cosine learning rate over ``setup.total_steps``); the data
     order of each epoch comes from ``seed_generator(*order_key, epoch)``, so two children with different keys see
     different orders from the same starting point. No augmentation."""
-    from scoring.loops import cosine_lr, shuffled_batches, train_loop
-    from scoring.train import seed_generator
+    from datadiet_hub.scoring.loops import cosine_lr, shuffled_batches, train_loop
+    from datadiet_hub.scoring.train import seed_generator
 
     cfg = setup.cfg
     batches = shuffled_batches(
@@ -172,7 +172,7 @@ def train_steps(model, optimizer, setup: Setup, *, start: int, stop: int, order_
 
 def error_rate(model, images, labels, preprocess, batch_size: int = 4096):
     """Per-example 0/1 error (bool tensor, on the CPU) in eval mode."""
-    from scoring.loops import evaluate, ordered_batches, wrong
+    from datadiet_hub.scoring.loops import evaluate, ordered_batches, wrong
 
     batches = ordered_batches(images, labels, preprocess, batch_size=batch_size, device=images.device)
     return evaluate(model, batches, wrong)

@@ -81,7 +81,7 @@ def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> 
     import torch.nn.functional as F
     from torch.func import functional_call, grad, vmap
 
-    from scoring.loops import eval_mode
+    from datadiet_hub.scoring.loops import eval_mode
 
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = dict(model.named_buffers())
@@ -114,7 +114,7 @@ def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | N
     import torch.nn.functional as F
     from torch import nn
 
-    from scoring.loops import eval_mode
+    from datadiet_hub.scoring.loops import eval_mode
 
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     covered = sum(p.numel() for m in linears for p in m.parameters() if p.requires_grad)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     import torch
 
-    from scoring.train import make_model, make_optimizer
+    from datadiet_hub.scoring.train import make_model, make_optimizer
 
     started = time.perf_counter()
     setup = setup_from_args(args)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     import torch
 
-    from scoring.train import make_model, make_optimizer
+    from datadiet_hub.scoring.train import make_model, make_optimizer
 
     setup = setup_from_args(args)
     spe = setup.steps_per_epoch

@@ -78,9 +78,9 @@ def _one_thread():
 
 @pytest.fixture
 def grand_spy(monkeypatch):
-    """Record each call of the real ``scoring.metrics.grand.per_example_grad_norms`` (model mode, batch size) and
+    """Record each call of the real ``datadiet_hub.scoring.metrics.grand.per_example_grad_norms`` (model mode, batch size) and
     pass it through unchanged: the engine under test runs the real fast GraNd."""
-    import scoring.metrics.grand as grand
+    import datadiet_hub.scoring.metrics.grand as grand
 
     calls: list[dict] = []
     real = grand.per_example_grad_norms
@@ -95,7 +95,7 @@ def grand_spy(monkeypatch):
 
 def tiny_config(out: Path, data: Path, **overrides):
     """A fast ScoringConfig on the tiny parquet file: small CNN, 2 seeds, batch 32 (7 steps per epoch)."""
-    from scoring.config import ScoringConfig
+    from datadiet_hub.scoring.config import ScoringConfig
 
     fields = {
         "output_dir": str(out),

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scoring.cli import main
+from datadiet_hub.scoring.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from scoring.cli import build_parser, config_from_args
-from scoring.config import PRESETS, ScoringConfig, read_config_file
-from scoring.train import Schedule
+from datadiet_hub.scoring.cli import build_parser, config_from_args
+from datadiet_hub.scoring.config import PRESETS, ScoringConfig, read_config_file
+from datadiet_hub.scoring.train import Schedule
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_seeds_and_num_seeds_conflict():
 
 
 def test_cli_reports_config_errors_in_one_line(capsys, monkeypatch):
-    from scoring.cli import main
+    from datadiet_hub.scoring.cli import main
 
     monkeypatch.delenv("DATADIET_DEBUG", raising=False)
     assert main(["--scores", "el2", "--output-dir", "unused"]) == 2

@@ -13,9 +13,9 @@ import yaml
 from conftest import make_images, read_scores, tiny_config, write_image_parquet
 
 from datadiet_hub.hashing import example_id
+from datadiet_hub.scoring.data import Preprocess, channel_stats, crop_flip, load_tensors, resolve_augmentation
+from datadiet_hub.scoring.run import run
 from datadiet_hub.sources import load_source
-from scoring.data import Preprocess, channel_stats, crop_flip, load_tensors, resolve_augmentation
-from scoring.run import run
 
 
 def test_parquet_file_keeps_row_order_and_ids(tiny_parquet):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from scoring.cli import build_parser, config_from_args
-from scoring.config import FLAG_HELP, ScoringConfig
+from datadiet_hub.scoring.cli import build_parser, config_from_args
+from datadiet_hub.scoring.config import FLAG_HELP, ScoringConfig
 
 
 def test_every_flag_says_what_it_does():

@@ -21,8 +21,8 @@ from test_text import corpus, text_jsonl  # noqa: F401  (fixture)
 from torch import nn
 
 from datadiet_hub.hashing import example_id
-from scoring import checkpoint as ckpt
-from scoring.run import STATE, run
+from datadiet_hub.scoring import checkpoint as ckpt
+from datadiet_hub.scoring.run import STATE, run
 
 
 def card(out: Path) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scoring.data.images import (
+from datadiet_hub.scoring.data.images import (
     choose_channels,
     convert_channels,
     pad_crop_flip,

@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from datadiet_hub.hashing import example_id
+from datadiet_hub.scoring.data import Preprocess, channel_stats, load_tensors
+from datadiet_hub.scoring.data.loader import Inputs, epoch_batches, model_inputs, scan, to_device
+from datadiet_hub.scoring.data.plan import choose_path, image_geometry, probe, resolve_train_augmentation
 from datadiet_hub.sources import load_source
-from scoring.data import Preprocess, channel_stats, load_tensors
-from scoring.data.loader import Inputs, epoch_batches, model_inputs, scan, to_device
-from scoring.data.plan import choose_path, image_geometry, probe, resolve_train_augmentation
 
 
 def collect(loader) -> list[dict[str, torch.Tensor]]:

@@ -11,10 +11,10 @@ import torch
 from test_data_loader import colour_folder  # noqa: F401  (fixture)
 from test_text import text_jsonl  # noqa: F401  (fixture)
 
-from scoring.config import ScoringConfig
-from scoring.data import Preprocess, channel_stats, load_tensors
-from scoring.data.prepare import prepare_data
-from scoring.models import adapt_inputs, build_model
+from datadiet_hub.scoring.config import ScoringConfig
+from datadiet_hub.scoring.data import Preprocess, channel_stats, load_tensors
+from datadiet_hub.scoring.data.prepare import prepare_data
+from datadiet_hub.scoring.models import adapt_inputs, build_model
 
 
 def cfg(tmp_path, dataset, **fields) -> ScoringConfig:
@@ -24,7 +24,7 @@ def cfg(tmp_path, dataset, **fields) -> ScoringConfig:
 def test_in_memory_path_is_chosen_for_small_fixed_size_images(tmp_path, tiny_parquet, caplog):
     from datadiet_hub.sources import load_source
 
-    with caplog.at_level(logging.INFO, logger="scoring.data.prepare"):
+    with caplog.at_level(logging.INFO, logger="datadiet_hub.scoring.data.prepare"):
         data = prepare_data(cfg(tmp_path, tiny_parquet), tmp_path / "state", progress=False)
     assert data.path == "memory" and "data path: memory (small fixed-size images" in caplog.text
     plain = load_tensors(load_source(str(tiny_parquet)), progress=False)
@@ -42,7 +42,7 @@ def test_in_memory_path_is_chosen_for_small_fixed_size_images(tmp_path, tiny_par
 
 
 def test_loader_path_for_varied_colour_images(tmp_path, colour_folder, caplog):  # noqa: F811
-    with caplog.at_level(logging.INFO, logger="scoring.data.prepare"):
+    with caplog.at_level(logging.INFO, logger="datadiet_hub.scoring.data.prepare"):
         data = prepare_data(cfg(tmp_path, colour_folder, image_size=32), tmp_path / "state", progress=False)
     assert data.path == "loader" and "sizes vary" in caplog.text
     assert data.plan.augmentation == "resized-crop-flip" and data.model_kwargs == {"in_channels": 3, "image_size": 32}

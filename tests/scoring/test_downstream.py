@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from downstream.train import cosine_lr, train_and_evaluate
-from scoring.config import ScoringConfig
-from scoring.data import Preprocess, TensorData
+from datadiet_hub.downstream.train import cosine_lr, train_and_evaluate
+from datadiet_hub.scoring.config import ScoringConfig
+from datadiet_hub.scoring.data import Preprocess, TensorData
 
 
 def tiny(n=64, seed=0):
@@ -46,8 +46,8 @@ def test_cosine_schedule_and_bad_schedule():
 
 
 def test_shuffled_batches_visit_every_row_once_per_epoch_and_depend_only_on_the_step():
-    from scoring.loops import shuffled_batches
-    from scoring.train import seed_generator
+    from datadiet_hub.scoring.loops import shuffled_batches
+    from datadiet_hub.scoring.train import seed_generator
 
     data, pre = tiny(n=10), Preprocess([0.5], [0.25], "none")
 
@@ -77,8 +77,8 @@ def test_shuffled_batches_visit_every_row_once_per_epoch_and_depend_only_on_the_
 
 
 def test_train_loop_resumed_midway_equals_one_run_and_calls_back_every_step():
-    from scoring.loops import shuffled_batches, train_loop
-    from scoring.train import make_model, make_optimizer, seed_generator
+    from datadiet_hub.scoring.loops import shuffled_batches, train_loop
+    from datadiet_hub.scoring.train import make_model, make_optimizer, seed_generator
 
     cfg = ScoringConfig(model="cnn", width=0.25, batch_size=16, lr=0.05)
     data, pre = tiny(), Preprocess([0.5], [0.25], "crop-flip")
@@ -116,7 +116,7 @@ def test_train_loop_resumed_midway_equals_one_run_and_calls_back_every_step():
 def test_evaluate_keeps_row_order_restores_modes_and_unwraps_outputs():
     from types import SimpleNamespace
 
-    from scoring.loops import correct, evaluate, model_inputs, ordered_batches, wrong
+    from datadiet_hub.scoring.loops import correct, evaluate, model_inputs, ordered_batches, wrong
 
     data, pre = tiny(n=37), Preprocess([0.5], [0.25], "none")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3), torch.nn.BatchNorm1d(3))

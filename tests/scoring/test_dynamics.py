@@ -112,8 +112,8 @@ def test_el2n_bins_equal_size_and_ordered():
 
 
 def test_linear_kernels_match_vmap_oracle():
+    from datadiet_hub.scoring.models import MLP
     from experiments.dynamics.kernel import linear_kernels, per_example_kernels
-    from scoring.models import MLP
 
     torch.manual_seed(0)
     model = MLP(num_classes=3, in_channels=1, image_size=4, width=0.05).double()  # hidden 13, in-place ReLU
@@ -133,9 +133,9 @@ def test_linear_kernels_match_vmap_oracle():
 
 
 def _tiny_setup(n=50):
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.data import Preprocess, TensorData
     from experiments.dynamics.common import Setup
-    from scoring.config import ScoringConfig
-    from scoring.data import Preprocess, TensorData
 
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 3
@@ -147,8 +147,8 @@ def _tiny_setup(n=50):
 
 
 def test_train_steps_split_at_a_spawn_point_equals_one_run_and_children_differ_by_order():
+    from datadiet_hub.scoring.train import make_model, make_optimizer
     from experiments.dynamics.common import train_steps
-    from scoring.train import make_model, make_optimizer
 
     setup = _tiny_setup()
 
@@ -168,8 +168,8 @@ def test_train_steps_split_at_a_spawn_point_equals_one_run_and_children_differ_b
 
 
 def test_error_rate_is_the_per_example_0_1_error_in_eval_mode():
+    from datadiet_hub.scoring.train import make_model
     from experiments.dynamics.common import error_rate
-    from scoring.train import make_model
 
     setup = _tiny_setup()
     model = make_model(setup.cfg, setup.train, 0)

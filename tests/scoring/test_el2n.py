@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from scoring.metrics.el2n import el2n_from_logits
-from scoring.models import build_model
+from datadiet_hub.scoring.metrics.el2n import el2n_from_logits
+from datadiet_hub.scoring.models import build_model
 
 
 def test_el2n_of_a_tiny_model_equals_the_softmax_formula():

@@ -15,16 +15,16 @@ import torch
 import yaml
 from conftest import REPO_ROOT, configs_in, read_scores, tiny_config
 
-from scoring import checkpoint as ckpt
-from scoring.run import STATE, run
+from datadiet_hub.scoring import checkpoint as ckpt
+from datadiet_hub.scoring.run import STATE, run
 
 
 def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
     """EL2N or (naive) GraNd of every row from the checkpoint file, without the engine's scoring code."""
+    from datadiet_hub.scoring.data import load_tensors
+    from datadiet_hub.scoring.metrics.reference import naive_grad_norms as naive
+    from datadiet_hub.scoring.models import build_model
     from datadiet_hub.sources import load_source
-    from scoring.data import load_tensors
-    from scoring.metrics.reference import naive_grad_norms as naive
-    from scoring.models import build_model
 
     data = load_tensors(load_source(cfg.dataset, split="train"), progress=False)
     x = data.images.double() / 255.0
@@ -47,7 +47,7 @@ def recompute(out, cfg, seed: int, step: int, metric: str) -> np.ndarray:
 def test_all_scores_at_init_and_later(tmp_path, tiny_parquet, grand_spy):
     out = tmp_path / "out"
     cfg = tiny_config(out, tiny_parquet, scores=["el2n", "grand", "forgetting"], at=[0, 2], epochs=2)
-    assert run(cfg, progress=False, command="python -m scoring ...") == out
+    assert run(cfg, progress=False, command="python -m datadiet_hub.scoring ...") == out
     assert configs_in(out) == ["cnn-ep0", "cnn-ep2"]
 
     init, later = read_scores(out, "cnn-ep0"), read_scores(out, "cnn-ep2")
@@ -126,7 +126,7 @@ def test_card_provenance_and_load_dataset(tmp_path, tiny_parquet):
 
 
 def test_code_commit_is_none_outside_a_checkout_of_this_code(tmp_path):
-    from scoring.provenance import code_commit
+    from datadiet_hub.scoring.provenance import code_commit
 
     package = tmp_path / "scoring"
     package.mkdir()
@@ -142,7 +142,7 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
     tensors, not 203 ids in its JSON header."""
     from safetensors import safe_open
 
-    from scoring.state import RunState
+    from datadiet_hub.scoring.state import RunState
 
     out = tmp_path / "out"
     cfg = tiny_config(out, tiny_parquet, seeds=[0])
@@ -162,7 +162,7 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
 
 
 def test_a_damaged_id_file_is_refused_with_the_fix(tmp_path, tiny_parquet):
-    from scoring.state import RunState, example_ids_npy
+    from datadiet_hub.scoring.state import RunState, example_ids_npy
 
     out = tmp_path / "out"
     run(tiny_config(out, tiny_parquet, seeds=[0]), progress=False)
@@ -191,7 +191,7 @@ def test_rerun_of_a_finished_run_changes_no_score(tmp_path, tiny_parquet):
 
 
 def test_cli_progress_bars_with_eta_and_throughput_log(tmp_path, tiny_parquet, capsys, caplog):
-    from scoring.cli import main
+    from datadiet_hub.scoring.cli import main
 
     caplog.set_level(logging.INFO, logger="scoring")
     args = [
@@ -229,7 +229,7 @@ def test_other_registry_models(tmp_path, tiny_parquet, model):
     assert np.isfinite(read_scores(out, f"{model}-ep1")["el2n"]).all()
 
 
-@pytest.mark.parametrize("package", ["scoring", "downstream", "scoring.run"])
+@pytest.mark.parametrize("package", ["scoring", "downstream", "datadiet_hub.scoring.run"])
 def test_importing_without_torch_names_the_extra(package):
     """A process where torch cannot be imported gets an ImportError naming the pip extra, not a raw
     ModuleNotFoundError from deep inside."""

@@ -12,7 +12,7 @@ from conftest import read_scores, tiny_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring.metrics.forgetting import ForgettingTracker
+from datadiet_hub.scoring.metrics.forgetting import ForgettingTracker
 
 
 def present(tracker: ForgettingTracker, example: int, sequence: list[int]) -> None:
@@ -91,8 +91,8 @@ def test_state_round_trip_continues_exactly():
 def test_engine_counts_up_to_each_score_time_on_trained_minibatches(tmp_path, tiny_parquet, monkeypatch):
     """Record every (step, rows, correct) the engine feeds the tracker; the forgetting column at step t must be
     the reference count over steps < t, per seed; never_learned is 'some seed not yet correct by t'."""
-    from scoring import run as run_module
-    from scoring.metrics import forgetting
+    from datadiet_hub.scoring import run as run_module
+    from datadiet_hub.scoring.metrics import forgetting
 
     log: list[list[tuple[list[int], list[bool]]]] = []  # one list per tracker, in creation order
     original = forgetting.ForgettingTracker.update

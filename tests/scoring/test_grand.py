@@ -6,10 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from scoring.metrics import _grand_layers
-from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms, per_example_layer_sq_norms
-from scoring.metrics.reference import naive_grad_norms, naive_layer_sq_norms, vmap_grad_norms
-from scoring.models import build_model
+from datadiet_hub.scoring.metrics import _grand_layers
+from datadiet_hub.scoring.metrics.grand import (
+    UnsupportedModuleError,
+    per_example_grad_norms,
+    per_example_layer_sq_norms,
+)
+from datadiet_hub.scoring.metrics.reference import naive_grad_norms, naive_layer_sq_norms, vmap_grad_norms
+from datadiet_hub.scoring.models import build_model
 
 RTOL = 1e-6
 

@@ -1,4 +1,4 @@
-"""scoring.forward: one call convention for tensor-input models and keyword-input (transformers-style) models."""
+"""datadiet_hub.scoring.forward: one call convention for tensor-input models and keyword-input (transformers-style) models."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from scoring.forward import batch_size, logits_of, select
+from datadiet_hub.scoring.forward import batch_size, logits_of, select
 
 
 @dataclass

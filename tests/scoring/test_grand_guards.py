@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from test_grand import _assert_matches_oracle
 from torch import nn
 
-from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms
+from datadiet_hub.scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,12 @@ import torch
 from test_grand import _assert_matches_oracle
 from torch import nn
 
-from scoring.metrics.grand import UnsupportedModuleError, per_example_grad_norms, per_example_layer_sq_norms
-from scoring.metrics.reference import naive_layer_sq_norms, vmap_grad_norms
+from datadiet_hub.scoring.metrics.grand import (
+    UnsupportedModuleError,
+    per_example_grad_norms,
+    per_example_layer_sq_norms,
+)
+from datadiet_hub.scoring.metrics.reference import naive_layer_sq_norms, vmap_grad_norms
 
 
 @pytest.fixture(autouse=True)
@@ -338,7 +342,7 @@ def test_transformer_decoder_layer_matches_naive_loop(batch_first):
 
 
 def test_registry_text_transformer_and_vit_tiny_match_naive_loop():
-    from scoring.models import MODELS, build_model
+    from datadiet_hub.scoring.models import MODELS, build_model
 
     text = build_model("text-transformer", num_classes=3, vocab_size=11, max_length=8, width=0.125, pad_token_id=0)
     assert (text.tokens.padding_idx, text.tokens.embedding_dim, text.positions.num_embeddings) == (0, 16, 8)
@@ -359,7 +363,7 @@ def test_padded_positions_contribute_nothing():
 
 
 def _text_model() -> nn.Module:
-    from scoring.transformer import TextTransformer
+    from datadiet_hub.scoring.transformer import TextTransformer
 
     return TextTransformer(vocab_size=11, num_classes=3, max_length=8, width=0.125, pad_id=0)
 
@@ -405,7 +409,7 @@ def test_transformers_vit_for_image_classification():
 @pytest.mark.parametrize("average", [True, False])
 def test_multihead_attention_takes_the_decomposed_path_without_replay(average, monkeypatch):
     """The common configuration is computed from its four projections' inputs and output gradients, no replay."""
-    import scoring.metrics.grand as grand
+    import datadiet_hub.scoring.metrics.grand as grand
 
     def no_replay(*args, **kwargs):
         raise AssertionError("the decomposed attention path should not replay the module")

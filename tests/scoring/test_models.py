@@ -8,8 +8,8 @@ import torch
 from conftest import configs_in, read_scores, tiny_config
 from torch import nn
 
-from scoring.models import MODELS, build_model, resolve_factory
-from scoring.run import run
+from datadiet_hub.scoring.models import MODELS, build_model, resolve_factory
+from datadiet_hub.scoring.run import run
 
 
 @pytest.mark.parametrize("name", sorted(set(MODELS) - {"text-transformer"}))  # image models

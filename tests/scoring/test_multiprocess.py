@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import configs_in, read_scores, run_engine
 
-from scoring.distributed import gather_rows
+from datadiet_hub.scoring.distributed import gather_rows
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
@@ -106,7 +106,9 @@ def test_one_and_two_processes_give_the_same_scores(tmp_path, tiny_parquet):
     one, two = tmp_path / "one", tmp_path / "two"
     run_engine(args(one))
     result = run_engine(args(two), launcher=TORCHRUN)
-    assert result.stderr.count("scoring.run: 203 rows") == 1, "the setup line comes from the main process only"
+    assert result.stderr.count("datadiet_hub.scoring.run: 203 rows") == 1, (
+        "the setup line comes from the main process only"
+    )
     assert result.stdout.count("Scores written to") == 1
     assert "3 seed" not in result.stderr
     assert "[rank 1] seed 1 trained" in result.stderr and "[rank 0] seed 2 trained" in result.stderr

@@ -8,13 +8,13 @@ import torch
 import yaml
 from conftest import configs_in, read_scores
 
-from scoring import checkpoint as ckpt
-from scoring.data import tensors as data_module  # where Preprocess looks crop_flip up
-from scoring.run import STATE
+from datadiet_hub.scoring import checkpoint as ckpt
+from datadiet_hub.scoring.data import tensors as data_module  # where Preprocess looks crop_flip up
+from datadiet_hub.scoring.run import STATE
 
 
 def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, monkeypatch):
-    from scoring.cli import main
+    from datadiet_hub.scoring.cli import main
 
     calls = []
     original = data_module.crop_flip
@@ -85,9 +85,9 @@ def test_paper_preset_for_a_few_steps(tmp_path, cifar_like_parquet, monkeypatch)
     assert len(scoring["mean"]) == 3
 
     # Scoring saw the un-augmented images: EL2N from the step-2 checkpoint on plain normalised inputs.
+    from datadiet_hub.scoring.data import Preprocess, load_tensors
+    from datadiet_hub.scoring.models import build_model
     from datadiet_hub.sources import load_source
-    from scoring.data import Preprocess, load_tensors
-    from scoring.models import build_model
 
     data = load_tensors(load_source("parquet", data_files=[str(cifar_like_parquet)]), progress=False)
     x = Preprocess(scoring["mean"], scoring["std"], "crop-flip")(data.images)  # train=False: no augmentation

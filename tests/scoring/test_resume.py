@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import LAUNCH, PYTHON, REPO_ROOT, configs_in, read_scores, run_engine, subprocess_env, tiny_config
 
-from scoring import checkpoint as ckpt
-from scoring.run import STATE, run
+from datadiet_hub.scoring import checkpoint as ckpt
+from datadiet_hub.scoring.run import STATE, run
 
 
 def assert_same_scores(a: Path, b: Path) -> None:
@@ -114,7 +114,7 @@ def test_resume_from_partial_state_is_exact(tmp_path, tiny_parquet):
 
 
 def test_refuses_to_resume_with_another_configuration(tmp_path, tiny_parquet, capsys):
-    from scoring.cli import main
+    from datadiet_hub.scoring.cli import main
 
     out = tmp_path / "out"
     run(tiny_config(out, tiny_parquet, seeds=[0]), progress=False)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from datadiet_hub.hashing import example_id
+from datadiet_hub.scoring.data.loader import Inputs, epoch_batches, scan
+from datadiet_hub.scoring.data.text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
 from datadiet_hub.sources import detect_columns, detect_input_columns, load_source
-from scoring.data.loader import Inputs, epoch_batches, scan
-from scoring.data.text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
 
 WORDS = {
     "de": "der die das und ist nicht ein eine mit auf für von zu den",

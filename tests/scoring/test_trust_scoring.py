@@ -18,8 +18,8 @@ import pytest
 from conftest import LAUNCH, PYTHON, REPO_ROOT, configs_in, read_scores, run_engine, subprocess_env
 from trust_cli import BAD_INPUT, DISK, NETWORK, NOT_FOUND, assert_one_error, clean_env, datadiet
 
-from scoring import checkpoint as ckpt
-from scoring.run import STATE
+from datadiet_hub.scoring import checkpoint as ckpt
+from datadiet_hub.scoring.run import STATE
 
 # -- parse time -------------------------------------------------------------------------------------------------------
 
@@ -38,7 +38,7 @@ from scoring.run import STATE
     ],
 )
 def test_non_finite_hyperparameters_are_refused(field, value):
-    from scoring.config import ScoringConfig
+    from datadiet_hub.scoring.config import ScoringConfig
 
     kwargs = {field: value}
     if field == "mean":
@@ -291,8 +291,8 @@ def test_the_demo_publishes_where_the_readme_examples_read(tmp_path, monkeypatch
     ``diff @v1 @v2``) from the default store: so the demo must publish there, and no example may point at a
     demo-private store."""
     from datadiet_hub import LocalStore
+    from datadiet_hub.downstream.demo import build_parser
     from datadiet_hub.store import default_root
-    from downstream.demo import build_parser
 
     monkeypatch.setenv("DATADIET_HOME", str(tmp_path / "home"))
     args = build_parser().parse_args([])

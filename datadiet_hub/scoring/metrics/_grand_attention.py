@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scoring.metrics._grand_layers import _matmul_sq_norms, _slices, use_ghost
+from datadiet_hub.scoring.metrics._grand_layers import _matmul_sq_norms, _slices, use_ghost
 
 _SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 

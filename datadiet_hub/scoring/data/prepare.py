@@ -6,7 +6,7 @@ augmentation, trains or loads the tokenizer, and makes the one pass over every r
 statistics); all of it goes into the run's state folder, so a resumed run, and every process of a distributed run,
 reads the same decisions instead of re-deriving them.
 
-State files: ``data.json`` (the plan); in-memory path: the decoded split through ``scoring.state.RunState`` (as
+State files: ``data.json`` (the plan); in-memory path: the decoded split through ``datadiet_hub.scoring.state.RunState`` (as
 before); DataLoader path: ``manifest.npz`` (labels, example ids, pixel sums) and ``tokenizer.json``.
 """
 

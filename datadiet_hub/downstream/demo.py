@@ -61,10 +61,10 @@ def demo(args: argparse.Namespace) -> int:
 
     import datadiet_hub
     from datadiet_hub.errors import VersionExistsError
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.data import Preprocess, channel_stats, load_tensors
+    from datadiet_hub.scoring.run import run
     from datadiet_hub.sources import Source, fashion_mnist_dataset
-    from scoring.config import ScoringConfig
-    from scoring.data import Preprocess, channel_stats, load_tensors
-    from scoring.run import run
 
     from .train import train_and_evaluate
 

@@ -16,7 +16,7 @@ import numpy as np
 from ._datasets_compat import select_rows
 from ._join import ids_reader, provenance_for, validate_join
 from .align import check_alignment, check_fingerprint, dataset_example_ids, join_by_content
-from .keep import keep
+from .keeping import keep
 from .provenance import Provenance
 from .score_table import num_scores, score_ids
 from .selection import Selection, as_selection, select_indices

@@ -36,7 +36,7 @@ class TensorData:
 
     @property
     def model_kwargs(self) -> dict[str, int]:
-        """What the model factory is offered about these images (``scoring.train.make_model``)."""
+        """What the model factory is offered about these images (``datadiet_hub.scoring.train.make_model``)."""
         channels, height, _ = self.shape
         return {"in_channels": channels, "image_size": height}
 

@@ -1,12 +1,12 @@
 """The scoring run: train M seeds briefly, score every checkpoint, aggregate, write the score dataset.
 
-Runs unchanged on 1 or N processes (``accelerate launch -m scoring``, ``torchrun``, CPU or GPU):
+Runs unchanged on 1 or N processes (``accelerate launch -m datadiet_hub.scoring``, ``torchrun``, CPU or GPU):
 phase 1 spreads the seeds over the processes; phase 2 shards the scoring pass of every (seed, time) checkpoint
 over all processes by row and gathers by ``idx``; phase 3 (main process) aggregates and writes the dataset.
 Every phase skips what a previous, interrupted run already finished, so rerunning the same command resumes.
 
-This module only orchestrates: the state folder is ``scoring.state``, the process plumbing ``scoring.distributed``,
-training ``scoring.train``, scoring ``scoring.score``, the provenance ``scoring.provenance``.
+This module only orchestrates: the state folder is ``datadiet_hub.scoring.state``, the process plumbing ``datadiet_hub.scoring.distributed``,
+training ``datadiet_hub.scoring.train``, scoring ``datadiet_hub.scoring.score``, the provenance ``datadiet_hub.scoring.provenance``.
 """
 
 from __future__ import annotations

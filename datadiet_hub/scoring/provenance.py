@@ -101,7 +101,7 @@ def build_provenance(
     """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
 
     ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
-    data path and the image geometry or tokenizer, with the reasons) go into ``scoring.data``; a text run records its
+    data path and the image geometry or tokenizer, with the reasons) go into ``datadiet_hub.scoring.data``; a text run records its
     input under ``source.text_column``."""
     scoring = cfg.identity()
     scoring.update(

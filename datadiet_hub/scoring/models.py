@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
-from scoring.transformer import text_transformer, vit_tiny
+from datadiet_hub.scoring.transformer import text_transformer, vit_tiny
 
 ModelFactory = Callable[..., nn.Module]
 

@@ -9,15 +9,15 @@ weight gradient and hence its norm (DESIGN.md section 4).
 How a pass works:
 
 1. forward hooks keep each parametrized module's inputs and put tensor hooks on its outputs; a torch-function mode
-   (:mod:`scoring.metrics._batch_tracking`) tells which inputs carry the examples and which are shared by the batch
+   (:mod:`datadiet_hub.scoring.metrics._batch_tracking`) tells which inputs carry the examples and which are shared by the batch
    (positional ids ``arange(T)``): a shared output is expanded to one copy per example, so its gradient arrives per
    example too;
 2. ``torch.autograd.grad`` is asked for gradients with respect to the graph's *inputs* only (the model input, or an
    embedding's output), never the weights: the batch weight gradients, a third of a plain backward, are skipped;
 3. as each output gradient arrives, a closed-form rule (Linear, Conv, norms, Embedding:
-   :mod:`scoring.metrics._grand_layers`) turns (input, output gradient) into per-example squared norms; any other
+   :mod:`datadiet_hub.scoring.metrics._grand_layers`) turns (input, output gradient) into per-example squared norms; any other
    module (attention, RNNs, ConvTranspose, custom layers) is replayed alone with ``torch.func`` on the captured
-   arguments and output gradients (:mod:`scoring.metrics._grand_fallback`), exact as well.
+   arguments and output gradients (:mod:`datadiet_hub.scoring.metrics._grand_fallback`), exact as well.
 
 Guards turn what would be silently wrong into a clear error naming the module, the reason and the fix: a parameter
 used outside its module's calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), a
@@ -43,17 +43,17 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from datadiet_hub.errors import InvalidArgumentError
-from scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
-from scoring.metrics import _grand_attention as attention
-from scoring.metrics._batch_tracking import BatchTracker
-from scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
-from scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
+from datadiet_hub.scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
+from datadiet_hub.scoring.metrics import _grand_attention as attention
+from datadiet_hub.scoring.metrics._batch_tracking import BatchTracker
+from datadiet_hub.scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
+from datadiet_hub.scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
 
 __all__ = ["UnsupportedModuleError", "per_example_grad_norms", "per_example_layer_sq_norms"]
 
 logger = logging.getLogger(__name__)
 
-_SLOW = "scoring.metrics.reference.vmap_grad_norms (or naive_grad_norms)"
+_SLOW = "datadiet_hub.scoring.metrics.reference.vmap_grad_norms (or naive_grad_norms)"
 _VERIFIED: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
@@ -119,7 +119,7 @@ def per_example_grad_norms(
         targets: Integer class labels ``[N]``.
         chunk_size: Run forward and backward on at most this many examples at a time, to bound activation memory;
             ``None`` runs the whole batch at once. The result does not depend on it (up to rounding). Layer
-            temporaries are bounded separately by ``scoring.metrics._grand_layers.WORKSPACE_BYTES``.
+            temporaries are bounded separately by ``datadiet_hub.scoring.metrics._grand_layers.WORKSPACE_BYTES``.
         verify: On the first call for a model object, check two examples against a single-example pass, per layer,
             and raise :class:`UnsupportedModuleError` naming the layers that disagree.
 
@@ -511,7 +511,7 @@ def _attention_args(
 def _attention_call(
     state: _Pass, tap: _Tap, call_args: dict[str, Any], covered: dict[str, tuple[str, nn.Parameter]]
 ) -> tuple[Any, _Call]:
-    """Recompute the attention with hooked projections (:mod:`scoring.metrics._grand_attention`)."""
+    """Recompute the attention with hooked projections (:mod:`datadiet_hub.scoring.metrics._grand_attention`)."""
     assert isinstance(tap.module, nn.MultiheadAttention)
     owners = {"": tap.name, "out_proj": f"{tap.name}.out_proj" if tap.name else "out_proj"}
 
@@ -626,7 +626,7 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) 
 
 def _self_check(model: nn.Module, inputs: Inputs, targets: torch.Tensor, ours: dict[str, torch.Tensor]) -> None:
     """Compare two examples' per-layer squared norms with a single-example pass (rows permuted or mixed, T == N)."""
-    from scoring.metrics.reference import naive_layer_sq_norms
+    from datadiet_hub.scoring.metrics.reference import naive_layer_sq_norms
 
     n = targets.shape[0]
     rows = sorted({0, n - 1})

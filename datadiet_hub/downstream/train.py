@@ -11,10 +11,18 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.errors import InvalidArgumentError
-from scoring.config import ScoringConfig
-from scoring.data import Preprocess, TensorData
-from scoring.loops import StepOutput, correct, cosine_lr, evaluate, ordered_batches, shuffled_batches, train_loop
-from scoring.train import lr_at, make_model, make_optimizer, seed_generator
+from datadiet_hub.scoring.config import ScoringConfig
+from datadiet_hub.scoring.data import Preprocess, TensorData
+from datadiet_hub.scoring.loops import (
+    StepOutput,
+    correct,
+    cosine_lr,
+    evaluate,
+    ordered_batches,
+    shuffled_batches,
+    train_loop,
+)
+from datadiet_hub.scoring.train import lr_at, make_model, make_optimizer, seed_generator
 
 __all__ = ["TrainResult", "accuracy", "cosine_lr", "default_device", "train_and_evaluate"]
 

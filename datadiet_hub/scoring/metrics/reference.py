@@ -1,9 +1,9 @@
 """Slow but obviously exact per-example gradient norms: the test oracle and the benchmark baselines for GraNd.
 
-Both use the same definition as :func:`scoring.metrics.grand.per_example_grad_norms`: eval mode, per-example loss
+Both use the same definition as :func:`datadiet_hub.scoring.metrics.grand.per_example_grad_norms`: eval mode, per-example loss
 = cross entropy of that single example, norm over the parameters with ``requires_grad=True``. Neither needs a rule
 per layer type, so they also serve models the fast path refuses. Inputs are a tensor or a mapping of keyword
-tensors (see :mod:`scoring.forward`).
+tensors (see :mod:`datadiet_hub.scoring.forward`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scoring.forward import Inputs, as_logits, batch_size, logits_of, map_inputs, select
+from datadiet_hub.scoring.forward import Inputs, as_logits, batch_size, logits_of, map_inputs, select
 
 __all__ = ["eval_mode", "naive_grad_norms", "naive_layer_sq_norms", "vmap_grad_norms"]
 

@@ -1,4 +1,4 @@
-"""Command line of the scoring engine: ``accelerate launch -m scoring ...`` and ``datadiet score ...``.
+"""Command line of the scoring engine: ``accelerate launch -m datadiet_hub.scoring ...`` and ``datadiet score ...``.
 
 Flags map one-to-one to ``ScoringConfig`` fields (``--batch-size`` -> ``batch_size``); ``--config FILE`` (YAML or
 JSON) and ``--preset`` fill the rest, flags win. Lists are comma-separated (``--seeds 0,1,2``, ``--at 0,1,2``).
@@ -20,8 +20,8 @@ from .config import FLAG_HELP, PRESETS, ScoringConfig, field_kinds, read_config_
 EXAMPLES = """examples:
   datadiet score --dataset fashion_mnist --seeds 0,1,2 --at 2 --output-dir runs/fmnist
   datadiet score --scores el2n,grand,forgetting --at 0,1,2 --unit epoch --output-dir runs/fmnist-all
-  accelerate launch --quiet -m scoring --preset cifar10-paper --output-dir runs/cifar10
-  torchrun --nproc_per_node 2 -m scoring --model resnet18 --width 0.25 --output-dir runs/r18
+  accelerate launch --quiet -m datadiet_hub.scoring --preset cifar10-paper --output-dir runs/cifar10
+  torchrun --nproc_per_node 2 -m datadiet_hub.scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
   datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
   datadiet score --dataset reviews.csv --text-column text --label-column label --model text-transformer \\
@@ -96,7 +96,7 @@ def config_from_args(ns: argparse.Namespace) -> ScoringConfig:
     return ScoringConfig(**{**base, **flags})
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m scoring") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m datadiet_hub.scoring") -> int:
     from datadiet_hub.cli_errors import run_guarded
 
     parser = build_parser(prog)

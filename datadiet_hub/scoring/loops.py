@@ -1,5 +1,5 @@
-"""The one SGD training loop and the one evaluation loop, shared by the scoring engine (``scoring.train``,
-``scoring.score``), downstream training (``downstream.train``) and the experiments.
+"""The one SGD training loop and the one evaluation loop, shared by the scoring engine (``datadiet_hub.scoring.train``,
+``datadiet_hub.scoring.score``), downstream training (``datadiet_hub.downstream.train``) and the experiments.
 
 Both loops consume an iterator of batches: dicts with ``idx`` (source rows, int64), ``labels`` and the model's
 keyword inputs (every other key; ``pixel_values`` for the in-memory image tensors). The caller decides what a batch
@@ -31,7 +31,7 @@ _NOT_INPUTS = frozenset({IDX, LABELS})
 
 
 class Preprocessor(Protocol):
-    """uint8 images -> model input (``scoring.data.Preprocess``)."""
+    """uint8 images -> model input (``datadiet_hub.scoring.data.Preprocess``)."""
 
     def __call__(
         self, images: torch.Tensor, *, train: bool = False, generator: torch.Generator | None = None
@@ -41,7 +41,7 @@ class Preprocessor(Protocol):
 def model_inputs(batch: Batch) -> Inputs:
     """The model's input of a batch: every key except ``idx`` and ``labels``. A lone input is returned as the tensor
     itself (``model(x)``: a plain ``forward(self, x)``, an ``nn.Sequential`` or a user factory all take it), several
-    as a mapping of keyword tensors (``model(**inputs)``, transformers-style); see ``scoring.forward.logits_of``."""
+    as a mapping of keyword tensors (``model(**inputs)``, transformers-style); see ``datadiet_hub.scoring.forward.logits_of``."""
     inputs = {k: v for k, v in batch.items() if k not in _NOT_INPUTS}
     return next(iter(inputs.values())) if len(inputs) == 1 else inputs
 

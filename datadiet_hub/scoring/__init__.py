@@ -1,5 +1,5 @@
 """Produce scores: data, models, the shared training and evaluation loops, EL2N/GraNd/forgetting, the multi-seed
-engine (``python -m scoring``, ``datadiet score``). Needs the ``[torch]`` extra; ``datadiet_hub`` does not."""
+engine (``python -m datadiet_hub.scoring``, ``datadiet score``). Needs the ``[torch]`` extra; ``datadiet_hub`` does not."""
 
 try:
     import torch  # noqa: F401 -- the check; every module of the package needs it

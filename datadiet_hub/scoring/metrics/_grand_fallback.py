@@ -9,7 +9,7 @@ for any module that treats the examples independently, whatever it computes (att
 InstanceNorm, PReLU, RMSNorm, EmbeddingBag, custom layers).
 
 Which dimension of each argument and output is the batch is decided per call: by data flow
-(:mod:`scoring.metrics._batch_tracking`) and, for modules whose layout is declared by a flag (``batch_first`` of
+(:mod:`datadiet_hub.scoring.metrics._batch_tracking`) and, for modules whose layout is declared by a flag (``batch_first`` of
 ``nn.MultiheadAttention`` and ``nn.RNN``/``LSTM``/``GRU``), by that flag, so a sequence-first input whose length
 equals the batch size is read correctly.
 """
@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import TreeSpec, tree_flatten, tree_unflatten
 
-from scoring.metrics._grand_layers import UnsupportedModuleError
+from datadiet_hub.scoring.metrics._grand_layers import UnsupportedModuleError
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The resumable state folder of a scoring run, ``OUTPUT_DIR/.datadiet``: the configuration it was started with,
 the decoded split (so later processes and resumes skip decoding), the example ids, per-seed checkpoints and score
-shards (their file names: ``scoring.checkpoint``), and the wall time spent so far.
+shards (their file names: ``datadiet_hub.scoring.checkpoint``), and the wall time spent so far.
 
 Layout::
 

@@ -1,8 +1,0 @@
-"""``python -m scoring`` / ``accelerate launch -m scoring`` / ``torchrun -m scoring``."""
-
-import sys
-
-from .cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
