@@ -46,8 +46,16 @@ from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
 from datadiet_hub.scoring.metrics import _grand_attention as attention
 from datadiet_hub.scoring.metrics._batch_tracking import BatchTracker
-from datadiet_hub.scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
-from datadiet_hub.scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
+from datadiet_hub.scoring.metrics._grand_fallback import Replay, capture, declared_dims, replay_sq_norms
+from datadiet_hub.scoring.metrics._grand_layers import (
+    Rule,
+    UnsupportedModuleError,
+    embedding_sq_norms,
+    layernorm_sq_norms,
+    linear_sq_norms,
+    rule_for,
+)
+from datadiet_hub.scoring.metrics._grand_shared import SharedFlow, SharedOutput
 
 __all__ = ["UnsupportedModuleError", "per_example_grad_norms", "per_example_layer_sq_norms"]
 
@@ -88,8 +96,9 @@ class _Pass:
     roots: list[torch.Tensor] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
     log: list[_Tap] = field(default_factory=list)  # taps in the order they were entered
-    stack: list[int] = field(default_factory=list)  # len(log) when each open call was entered
+    stack: list[tuple[int, int]] = field(default_factory=list)  # len(log), len(meetings) when each call was entered
     tracker: BatchTracker | None = None
+    flow: SharedFlow | None = None
     replaying: bool = False
 
     @contextlib.contextmanager
@@ -299,7 +308,7 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
     """Open a call; make floating arguments not yet in the graph graph roots, so the backward reaches this layer."""
     if state.replaying:
         return None
-    state.stack.append(len(state.log))
+    state.stack.append((len(state.log), len(state.flow.meetings) if state.flow is not None else 0))
     state.log.append(tap)
     changed = False
 
@@ -325,7 +334,7 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
 def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
     if state.replaying:
         return None
-    started = state.stack.pop()
+    started, met = state.stack.pop()
     called_inside = {t.name for t in state.log[started + 1 :]}
     tap.calls += 1
     covered = dict(tap.own)
@@ -344,7 +353,8 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
     elif attention is not None:
         new_output, call = _attention_call(state, tap, attention, covered)
     else:
-        new_output, call = _replay_call(state, tap, args, kwargs, output, covered)
+        inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
+        new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
     state.calls.append(call)
     return new_output
 
@@ -396,35 +406,65 @@ def _rule_call(
     new_output: torch.Tensor | None = None
     a = x.detach()
     hooked = output
-    if tracker.is_batched(x):
-        for what, t in (("input", x), ("output", output)):
-            if t.dim() <= bd or t.shape[bd] != n:
-                raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
+    if not tracker.is_batched(x):
         if bd:
-            a = a.movedim(bd, 0)
-        if not x.is_floating_point():
-            state.roots.append(output)
-            new_output = hooked = output.clone()
-    elif bd == 0 and x.dim() >= 2 and x.shape[0] == n and output.shape[0] == n:
-        # Shared rows already one per example (a buffer expanded to [N, T]): each row is used by its example.
-        if not x.is_floating_point():
-            state.roots.append(output)
-            new_output = hooked = output.clone()
-    elif bd == 0:
-        expanded, unsq = expand_shared(output, n)
-        a = a.expand(n, *a.shape[1:]) if unsq == 0 else a.unsqueeze(0).expand(n, *a.shape)
-        if not x.is_floating_point():
-            state.roots.append(output)
-        new_output = hooked = expanded.clone()
-        tracker.mark(new_output)
-    else:
-        raise UnsupportedModuleError(
-            f"{_label(tap)} runs inside a sequence-first Transformer layer on an input shared by the batch; "
-            f"GraNd cannot place its batch dim. Use batch_first=True, or {_SLOW}."
-        )
+            raise UnsupportedModuleError(
+                f"{_label(tap)} runs inside a sequence-first Transformer layer on an input shared by the batch; "
+                f"GraNd cannot place its batch dim. Use batch_first=True, or {_SLOW}."
+            )
+        _share_rule_output(state, tap, x, output, covered)
+        return None, call
+    for what, t in (("input", x), ("output", output)):
+        if t.dim() <= bd or t.shape[bd] != n:
+            raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
+    if bd:
+        a = a.movedim(bd, 0)
+    if not x.is_floating_point():
+        state.roots.append(output)
+        new_output = hooked = output.clone()
     version = x._version
     hooked.register_hook(partial(_grad_hook, state, tap, a, x, version, bd))
     return new_output, call
+
+
+#: Rules that read every leading dim of the input as positions, so a shared input works as one extra leading dim.
+_FLATTENING_RULES: tuple[Rule, ...] = (linear_sq_norms, embedding_sq_norms, layernorm_sq_norms)
+
+
+def _share_rule_output(
+    state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
+) -> None:
+    """A rule layer on an input that does not depend on the examples: its output is shared by the batch.
+
+    Its per-example output gradients come from where the output meets the examples (:mod:`._grand_shared`): dense
+    ``[n, *output]``, or row ``i`` for example ``i`` when the meeting op pairs the output's dim 0 with the batch.
+    """
+    tracker, flow, n = state.tracker, state.flow, state.n
+    assert tracker is not None and flow is not None and tap.rule is not None
+    rule = tap.rule
+    a = x.detach()
+    label = _label(tap)
+    tracker.mark_shared(output, label)
+
+    def consume(dense: torch.Tensor | None, rows: torch.Tensor | None) -> None:
+        target = state.sq_norms[tap.name]
+        if rows is not None:
+            target += rule(tap.module, a, rows).to(target.dtype)
+        elif dense is not None and rule in _FLATTENING_RULES:
+            target += rule(tap.module, a.unsqueeze(0).expand(n, *a.shape), dense).to(target.dtype)
+        elif dense is not None:
+            leaves, specs, keys = capture(tap.module, (x,), {})
+            replay = Replay(
+                module=tap.module, params=covered, leaves=leaves, in_dims=[None], specs=specs, keys=keys,
+                out_index=[0], out_unsqueeze=[None], grads={0: dense},
+            )  # fmt: skip
+            for owner, sq in replay_sq_norms(replay, n, state.replay).items():
+                state.sq_norms[owner] += sq.to(target.dtype)
+
+    # Row-wise gradients (row i is example i's) can be used directly only if no shared layer upstream needs them too.
+    rows_ok = not tracker.is_shared(x) and a.dim() >= 1 and a.shape[0] == n and output.dim() >= 1
+    rows_ok = rows_ok and output.shape[0] == n
+    flow.outputs.append(SharedOutput(y=output, label=label, consume=consume, rows_ok=rows_ok))
 
 
 def _grad_hook(
@@ -445,7 +485,13 @@ def _grad_hook(
 
 
 def _replay_call(
-    state: _Pass, tap: _Tap, args: tuple, kwargs: dict, output: Any, covered: dict[str, tuple[str, nn.Parameter]]
+    state: _Pass,
+    tap: _Tap,
+    args: tuple,
+    kwargs: dict,
+    output: Any,
+    covered: dict[str, tuple[str, nn.Parameter]],
+    inner: list[torch.Tensor],
 ) -> tuple[Any, _Call]:
     tracker, n = state.tracker, state.n
     assert tracker is not None
@@ -460,35 +506,36 @@ def _replay_call(
     out_leaves, out_spec = tree_flatten(output)
     out_tensors = [o for o in out_leaves if isinstance(o, torch.Tensor)]
     params = {id(p): p for _, p in covered.values()}
-    call = _Call(tap=tap, covered=covered, uses=_internal_uses(out_tensors, tensors, params))
-    shared = all(d is None for d in in_dims)
+    # Shared tensors that met the examples inside this call hang off the batch graph: their ops are this call's too.
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses(out_tensors + inner, tensors, params))
     has_float_input = any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tensors)
+    any_batched_input = any(d is not None for d in in_dims)
+    any_shared_input = any(tracker.is_shared(t) for t in tensors)
     replay = Replay(module=tap.module, params=covered, leaves=leaves, in_dims=in_dims, specs=specs, keys=keys)
     new_leaves, changed = list(out_leaves), False
     for j, o in enumerate(out_leaves):
         if not isinstance(o, torch.Tensor) or not o.requires_grad:
             continue
-        hooked = o
-        if shared:
-            expanded, unsq = expand_shared(o, n)
-            if not has_float_input:
-                state.roots.append(o)
-            hooked = expanded.clone()
-            tracker.mark(hooked)
-            new_leaves[j], changed = hooked, True
-            dim = 0
-        else:
-            dim = out_dim(j, len(out_leaves))
-            if o.dim() <= dim or o.shape[dim] != n:
-                raise _no_batch_dim(tap, f"output {j}", tuple(o.shape), n, dim)
-            unsq = dim
-            if not has_float_input:
-                state.roots.append(o)
-                hooked = o.clone()
-                new_leaves[j], changed = hooked, True
         k = len(replay.out_index)
         replay.out_index.append(j)
-        replay.out_unsqueeze.append(unsq)
+        if not tracker.is_batched(o):  # computed without example data: shared by the batch
+            replay.out_unsqueeze.append(None)
+            tracker.mark_shared(o, label)
+            assert state.flow is not None
+            rows_ok = any_batched_input and not any_shared_input and o.dim() >= 1 and o.shape[0] == n
+            state.flow.outputs.append(
+                SharedOutput(y=o, label=label, consume=partial(_shared_replay_grad, replay, k), rows_ok=rows_ok)
+            )
+            continue
+        hooked = o
+        dim = out_dim(j, len(out_leaves))
+        if o.dim() <= dim or o.shape[dim] != n:
+            raise _no_batch_dim(tap, f"output {j}", tuple(o.shape), n, dim)
+        if not has_float_input:
+            state.roots.append(o)
+            hooked = o.clone()
+            new_leaves[j], changed = hooked, True
+        replay.out_unsqueeze.append(dim)
         hooked.register_hook(partial(_store_grad, replay, k, dim))
     call.replay = replay
     return (tree_unflatten(new_leaves, out_spec) if changed else None), call
@@ -533,6 +580,14 @@ def _attention_call(
     return (out, weights), _Call(tap=tap, covered=covered, uses=_internal_uses(outputs, inputs, params))
 
 
+def _shared_replay_grad(replay: Replay, k: int, dense: torch.Tensor | None, rows: torch.Tensor | None) -> None:
+    """Per-example gradients of a shared replay output: dense ``[n, *out]``, or row-wise (row i is example i's)."""
+    if rows is not None:
+        replay.grads[k], replay.out_unsqueeze[k] = rows, 0
+    elif dense is not None:
+        replay.grads[k], replay.out_unsqueeze[k] = dense, None
+
+
 def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:
     g = grad.detach()
     replay.grads[k] = g.movedim(dim, 0) if dim else g
@@ -547,8 +602,10 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
     for tap in taps:
         tap.calls = 0
     with torch.enable_grad():
-        tracker = BatchTracker()
-        state.tracker = tracker
+        flow = SharedFlow(n=state.n, origin=lambda t: "a layer", copied_from=lambda t: None)
+        tracker = BatchTracker(meet=flow.meet)
+        flow.origin, flow.copied_from = tracker.origin, tracker.copied_from
+        state.tracker, state.flow = tracker, flow
         with tracker:
             for t in tree_flatten(x)[0]:
                 tracker.mark(t)
@@ -562,9 +619,28 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
         loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:
             return
-        _check_param_uses(loss, taps, state.calls)
-        torch.autograd.grad(loss, state.roots, allow_unused=True)
+        _check_param_uses(loss, taps, state.calls, [m.z for m in flow.meetings])
+        if flow.refusal is not None:
+            raise UnsupportedModuleError(
+                f"{flow.refusal} Keep what is shared by the batch broadcast against the examples (e.g. add a "
+                f"[1, T, D] or [T, D] tensor to [N, T, D]), or use {_SLOW}."
+            )
+        shared = [o.y for o in flow.outputs]
+        inputs = [*state.roots, *flow.leaves, *shared]
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True) if inputs else ()
+        leaked = [
+            o.label for o, g in zip(flow.outputs, grads[len(inputs) - len(shared) :], strict=True) if g is not None
+        ]
+        if leaked:
+            raise UnsupportedModuleError(
+                f"The output of {', '.join(leaked)}, shared by the whole batch, reaches the loss through an op GraNd "
+                f"could not follow (a custom autograd Function or an op outside torch's function dispatch), so its "
+                f"gradient cannot be split by example. Use {_SLOW}."
+            )
+        del grads
+        flow.resolve()
     state.roots.clear()
+    state.flow = None
     with state.replay():
         for call in state.calls:
             if call.replay is not None and call.replay.grads:
@@ -574,7 +650,9 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
     state.calls.clear()
 
 
-def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) -> None:
+def _check_param_uses(
+    loss: torch.Tensor, taps: list[_Tap], calls: list[_Call], shared: list[torch.Tensor] | None = None
+) -> None:
     """Every reference to a trainable parameter in the graph must lie inside one call of the module that owns it.
 
     A reference elsewhere means the parameter also contributes through ops no call saw: weight tying, a functional
@@ -584,7 +662,9 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) 
     """
     uses: dict[int, int] = {}
     assert loss.grad_fn is not None
-    seen, stack = {loss.grad_fn}, [loss.grad_fn]
+    # The shared part of the graph (cut from the batch graph where it meets the examples) is walked too.
+    starts = {loss.grad_fn, *(t.grad_fn for t in shared or () if t.grad_fn is not None)}
+    seen, stack = set(starts), list(starts)
     while stack:
         node = stack.pop()
         for child, _ in node.next_functions:
