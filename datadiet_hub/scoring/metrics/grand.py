@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 _SLOW = "datadiet_hub.scoring.metrics.reference.vmap_grad_norms (or naive_grad_norms)"
 _VERIFIED: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+#: Rules that read every dim between the batch and the features as positions: a shared input works as one more
+#: leading dim, and several calls of one layer join along the positions (the gradient sums over them).
+_FLATTENING_RULES: tuple[Rule, ...] = (linear_sq_norms, embedding_sq_norms, layernorm_sq_norms)
 
 
 @dataclass
@@ -75,6 +78,22 @@ class _Tap:
     own: dict[str, tuple[str, nn.Parameter]]  # parameters in its subtree: relative name -> (owner name, parameter)
     batch_dim: int  # 1 inside a sequence-first torch Transformer layer
     calls: int = 0
+    owner: str = ""  # the module its direct parameters are counted under (the first to own them: tied weights)
+    group: _Group | None = None  # rule layers holding the very same parameters (tied embeddings)
+
+    @property
+    def joins_calls(self) -> bool:
+        return self.group is not None and self.group.calls > 1
+
+
+@dataclass
+class _Group:
+    """Calls of rule layers on the same parameters (a tied embedding, a layer shared across depth): the gradient
+    sums over the calls, so each call's (input, output gradient) over positions is kept and joined after the
+    backward, as one call."""
+
+    calls: int = 0
+    pieces: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +104,7 @@ class _Call:
     covered: dict[str, tuple[str, nn.Parameter]]
     uses: dict[int, int]  # id(parameter) -> references inside this call's own graph
     replay: Replay | None = None
+    by_rule: bool = False
 
 
 @dataclass
@@ -257,6 +277,7 @@ def _plan(model: nn.Module) -> list[_Tap]:
                 batch_dim = int(seq_first)
                 break
         taps.append(_Tap(name=name, module=module, rule=rule, own=owned, batch_dim=batch_dim))
+    _own_once(taps)
     if not taps:
         raise InvalidArgumentError(
             "model has no trainable parameters (all have requires_grad=False); GraNd would be 0."
@@ -276,6 +297,28 @@ def _plan(model: nn.Module) -> list[_Tap]:
         "GraNd taps: %s", ", ".join(f"{n or '<root>'}:{'rule' if t.rule else 'replay'}" for n, t in by_name.items())
     )
     return taps
+
+
+def _own_once(taps: list[_Tap]) -> None:
+    """A parameter held by several modules (tied weights) counts once, under the first (as ``named_parameters``)."""
+    first: dict[int, str] = {}
+    for tap in taps:
+        for owner, param in tap.own.values():
+            first.setdefault(id(param), owner)
+    groups: dict[tuple, _Group] = {}
+    for tap in taps:
+        tap.own = {rel: (first[id(p)], p) for rel, (_, p) in tap.own.items()}
+        owners = {owner for owner, _ in tap.own.values()}
+        tap.owner = owners.pop() if len(owners) == 1 else tap.name
+        if tap.rule is not None and owners:  # direct parameters counted under different modules: replay them
+            tap.rule = None
+        if tap.rule in _FLATTENING_RULES:
+            key = (
+                type(tap.module),
+                frozenset(id(p) for _, p in tap.own.values()),
+                getattr(tap.module, "padding_idx", 0),
+            )
+            tap.group = groups.setdefault(key, _Group())
 
 
 def _refuse_batch_coupling(model: nn.Module) -> None:
@@ -337,6 +380,8 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
     started, met = state.stack.pop()
     called_inside = {t.name for t in state.log[started + 1 :]}
     tap.calls += 1
+    if tap.group is not None:
+        tap.group.calls += 1
     covered = dict(tap.own)
     if tap.rule is None:
         prefix = f"{tap.name}." if tap.name else ""
@@ -400,7 +445,7 @@ def _rule_call(
     tracker, n, bd = state.tracker, state.n, tap.batch_dim
     assert tracker is not None and tap.rule is not None
     params = {id(p): p for _, p in covered.values()}
-    call = _Call(tap=tap, covered=covered, uses=_internal_uses([output], [x], params))
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses([output], [x], params), by_rule=True)
     if not output.requires_grad:
         return None, call  # run under no_grad: contributes nothing (a later use of its weights is refused)
     new_output: torch.Tensor | None = None
@@ -427,10 +472,6 @@ def _rule_call(
     return new_output, call
 
 
-#: Rules that read every leading dim of the input as positions, so a shared input works as one extra leading dim.
-_FLATTENING_RULES: tuple[Rule, ...] = (linear_sq_norms, embedding_sq_norms, layernorm_sq_norms)
-
-
 def _share_rule_output(
     state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
 ) -> None:
@@ -447,11 +488,11 @@ def _share_rule_output(
     tracker.mark_shared(output, label)
 
     def consume(dense: torch.Tensor | None, rows: torch.Tensor | None) -> None:
-        target = state.sq_norms[tap.name]
+        target = state.sq_norms[tap.owner]
         if rows is not None:
-            target += rule(tap.module, a, rows).to(target.dtype)
+            _add_rule(state, tap, a, rows)
         elif dense is not None and rule in _FLATTENING_RULES:
-            target += rule(tap.module, a.unsqueeze(0).expand(n, *a.shape), dense).to(target.dtype)
+            _add_rule(state, tap, a.unsqueeze(0).expand(n, *a.shape), dense)
         elif dense is not None:
             leaves, specs, keys = capture(tap.module, (x,), {})
             replay = Replay(
@@ -478,10 +519,43 @@ def _grad_hook(
     g = grad.detach()
     if bd:
         g = g.movedim(bd, 0)
+    _add_rule(state, tap, a, g)
+
+
+def _add_rule(state: _Pass, tap: _Tap, a: torch.Tensor, g: torch.Tensor) -> None:
+    """Per-example squared norms of one call of a rule layer, or its positions kept to be joined with other calls."""
     assert tap.rule is not None
-    sq = tap.rule(tap.module, a, g)
-    target = state.sq_norms[tap.name]
-    target += sq.to(target.dtype)
+    if tap.joins_calls:
+        assert tap.group is not None
+        tap.group.pieces.append(_as_positions(tap, a, g))
+        return
+    target = state.sq_norms[tap.owner]
+    target += tap.rule(tap.module, a, g).to(target.dtype)
+
+
+def _as_positions(tap: _Tap, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, g)`` with every dim between the batch and the features flattened into one positions dim."""
+    n = a.shape[0]
+    if tap.rule is embedding_sq_norms:
+        idx = a.reshape(n, -1)
+        return idx, g.reshape(n, idx.shape[1], -1)
+    if tap.rule is layernorm_sq_norms:
+        assert isinstance(tap.module, nn.LayerNorm)
+        shape = tuple(tap.module.normalized_shape)
+        return a.reshape(n, -1, *shape), g.reshape(n, -1, *shape)
+    return a.reshape(n, -1, a.shape[-1]), g.reshape(n, -1, g.shape[-1])
+
+
+def _join_calls(state: _Pass, taps: list[_Tap]) -> None:
+    """Squared norms of rule layers called several times: their positions from every call, as one call."""
+    for tap in taps:
+        if tap.group is not None and tap.group.pieces:
+            assert tap.rule is not None
+            a = torch.cat([a for a, _ in tap.group.pieces], 1)
+            g = torch.cat([g for _, g in tap.group.pieces], 1)
+            tap.group.pieces.clear()
+            target = state.sq_norms[tap.owner]
+            target += tap.rule(tap.module, a, g).to(target.dtype)
 
 
 def _replay_call(
@@ -601,6 +675,9 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
     state.stack.clear()
     for tap in taps:
         tap.calls = 0
+        if tap.group is not None:
+            tap.group.calls = 0
+            tap.group.pieces.clear()
     with torch.enable_grad():
         flow = SharedFlow(n=state.n, origin=lambda t: "a layer", copied_from=lambda t: None)
         tracker = BatchTracker(meet=flow.meet)
@@ -639,6 +716,7 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
             )
         del grads
         flow.resolve()
+        _join_calls(state, taps)
     state.roots.clear()
     state.flow = None
     with state.replay():
@@ -687,19 +765,27 @@ def _check_param_uses(
             full = f"{tap.name}.{rel}" if tap.name else rel
             total, within = uses.get(id(param), 0), counted.get(id(param), 0)
             callers = inside.get(id(param), [])
-            if len(callers) > 1:
+            joined = all(c.by_rule and c.tap.joins_calls and c.tap.group is tap.group for c in callers)
+            if len(callers) > 1 and not joined:
                 where = callers[0].tap
                 raise UnsupportedModuleError(
                     f"{_label(where)} was called {len(callers)} times in one forward pass with parameter {full!r} "
-                    "(shared weights): its per-example gradient is a sum over calls, which GraNd's per-call "
-                    f"computation does not give. Use a separate module per call, or {_SLOW}."
+                    "(shared weights, e.g. an encoder's and a decoder's tied token embeddings, or one layer applied "
+                    "at several depths): its per-example gradient is a sum over the calls. GraNd joins the calls of "
+                    "plain Linear, Embedding and LayerNorm layers, but "
+                    + (
+                        "this one has no closed-form rule (another layer type, or a subclass with its own forward)"
+                        if where.rule is None
+                        else "these calls are not all plain calls of such layers"
+                    )
+                    + f", so each call would be computed apart. Use a separate module per call, or {_SLOW}."
                 )
             if total > within:
                 raise UnsupportedModuleError(
                     f"Parameter {full!r} enters the graph {total} times but only {within} of them inside a call of "
                     f"its module {owner or '<root>'!r}: it is also used outside that module's forward (weight tying, "
-                    "a functional call such as F.linear(x, layer.weight), or the module was run under no_grad and "
-                    "its weights used afterwards), which GraNd's hooks cannot see. Fix: call the module itself for "
+                    "the weight read directly as `module.weight` or passed to a functional call such as "
+                    "F.linear(x, layer.weight), or the module was run under no_grad and its weights used afterwards), which GraNd's hooks cannot see. Fix: call the module itself for "
                     f"every use, or use {_SLOW}."
                 )
 
