@@ -118,13 +118,14 @@ class RunState:
         source = load_source(
             cfg.dataset,
             split=cfg.split,
+            input_column=cfg.input_column,
             image_column=cfg.image_column,
             label_column=cfg.label_column,
             revision=cfg.revision,
             data_files=cfg.data_files,
         )
         data = load_tensors(source, progress=progress)
-        info = SourceInfo(source.name, source.revision, source.image_column, source.label_column)
+        info = SourceInfo(source.name, source.revision, source.input_column, source.label_column)
         atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
         atomic_write_bytes(self.source_path, json.dumps({**asdict(info), "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)

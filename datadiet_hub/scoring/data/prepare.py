@@ -57,6 +57,12 @@ class Plan:
     augmentation: str = "none"
     label_names: list[str] | None = None
     class_count: int = 0  # from the ClassLabel feature (0: from the labels)
+    class_names: list[str] | None = None  # the ClassLabel names (string labels: sorted), recorded on the card
+
+    @property
+    def scored_names(self) -> list[str] | None:
+        """Class names by class id, as the example ids number the labels (``hashing.LabelSpace``)."""
+        return self.class_names or self.label_names
 
 
 @dataclass
@@ -96,9 +102,13 @@ class RunData:
     @property
     def source_meta(self) -> dict[str, Any]:
         """The facts about the source the card's provenance records."""
-        meta = {"name": self.plan.name, "revision": self.plan.revision, "label_column": self.plan.label_column}
-        meta["text_column" if self.plan.kind == "text" else "image_column"] = self.plan.input_column
-        return meta
+        return {
+            "name": self.plan.name,
+            "revision": self.plan.revision,
+            "input_column": self.plan.input_column,
+            "input_kind": str(self.plan.kind),
+            "label_column": self.plan.label_column,
+        }
 
     @property
     def source_info(self) -> SourceInfo:
@@ -246,6 +256,7 @@ def load_run_source(cfg: Any) -> Source:
     return load_source(
         cfg.dataset,
         split=cfg.split,
+        input_column=cfg.input_column,
         image_column=cfg.image_column,
         text_column=cfg.text_column,
         label_column=cfg.label_column,
@@ -290,6 +301,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         name=source.name,
         revision=source.revision,
         class_count=len(class_names) if class_names else 0,
+        class_names=class_names,
     )
     probed = probe(source.dataset, source.input_column, source.kind)
     if source.kind == "image":
