@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("datadiet.demo")
 
@@ -126,9 +127,12 @@ def demo(args: argparse.Namespace) -> int:
         "5/5 training the same CNN on each, matched on iterations (%d epochs of the full set, cosine learning rate)",
         args.train_epochs,
     )
-    decode = lambda d, split: load_tensors(
-        Source(d, Columns("image", InputKind.IMAGE, "label"), "fashion_mnist", split), progress=progress
-    )  # noqa: E731
+
+    def decode(d: Any, split: str) -> Any:
+        return load_tensors(
+            Source(d, Columns("image", InputKind.IMAGE, "label"), "fashion_mnist", split), progress=progress
+        )
+
     full = decode(ds, "train")
     test = decode(fashion_mnist_dataset("test"), "test")
     mean, std = channel_stats(full.images)

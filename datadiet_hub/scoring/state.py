@@ -44,7 +44,7 @@ class SourceInfo:
 
     name: str
     revision: str | None
-    image_column: str
+    input_column: str
     label_column: str
 
 
@@ -135,6 +135,8 @@ class RunState:
         tensors, _ = ckpt.load(self.data_path)
         meta = json.loads(self.source_path.read_text())
         num_classes = int(meta.pop("num_classes"))
+        if "image_column" in meta:  # caches written before the input column had a neutral name
+            meta["input_column"] = meta.pop("image_column")
         ids = read_example_ids(self.ids_path)
         if len(ids) != len(tensors["labels"]):
             raise RuntimeError(
