@@ -156,7 +156,7 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
         assert len(json.dumps(handle.metadata())) < 100
     data, source = state.load_data()
     assert data.example_ids == [i.decode() for i in ids.tolist()] and data.num_classes == 4
-    assert source.image_column == "image" and source.label_column == "label"
+    assert source.input_column == "image" and source.label_column == "label"
     assert not hasattr(data, "source_meta")
     assert RunState.at(out / STATE).load_data()[0].example_ids == data.example_ids
 
