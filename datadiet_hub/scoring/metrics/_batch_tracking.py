@@ -35,6 +35,25 @@ def is_inplace(func: Any) -> bool:
     return name in _INPLACE_DUNDERS or (name.endswith("_") and not name.startswith("_"))
 
 
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The tensor arguments of an op: a direct loop for the usual flat or one-level (``cat``) arguments, which this
+    mode sees for every op of the forward pass, and the general pytree walk for anything nested deeper."""
+    found: list[torch.Tensor] = []
+    for group in (args, kwargs.values()) if kwargs else (args,):
+        for a in group:
+            if isinstance(a, torch.Tensor):
+                found.append(a)
+            elif isinstance(a, (list, tuple)):
+                for b in a:
+                    if isinstance(b, torch.Tensor):
+                        found.append(b)
+                    elif isinstance(b, (list, tuple, dict)):
+                        return [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+            elif isinstance(a, dict):
+                return [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+    return found
+
+
 class BatchTracker(TorchFunctionMode):
     """Marks tensors computed from the model inputs (``is_batched``) and shared tensors with gradient (``is_shared``)."""
 
@@ -73,20 +92,22 @@ class BatchTracker(TorchFunctionMode):
         kwargs = kwargs or {}
         batched = False
         shared: list[torch.Tensor] = []
-        for t in tree_leaves((args, kwargs)):
-            if isinstance(t, torch.Tensor):
-                if self.is_batched(t):
-                    batched = True
-                elif self._shared and t.requires_grad and self.is_shared(t) and all(t is not s for s in shared):
-                    shared.append(t)
+        for t in _tensors(args, kwargs):
+            if self.is_batched(t):
+                batched = True
+            elif self._shared and t.requires_grad and self.is_shared(t) and all(t is not s for s in shared):
+                shared.append(t)
         if batched and shared and self.meet is not None:
             out = self.meet(func, args, kwargs, shared)
         else:
             out = func(*args, **kwargs)
         if batched:
-            for t in tree_leaves(out):
-                if isinstance(t, torch.Tensor):
-                    self.mark(t)
+            if isinstance(out, torch.Tensor):
+                self.mark(out)
+            else:
+                for t in tree_leaves(out):
+                    if isinstance(t, torch.Tensor):
+                        self.mark(t)
             if is_inplace(func) and args and isinstance(args[0], torch.Tensor):
                 self.mark(args[0])
             if isinstance(kwargs.get("out"), torch.Tensor):

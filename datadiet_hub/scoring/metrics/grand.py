@@ -351,6 +351,11 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
     """Open a call; make floating arguments not yet in the graph graph roots, so the backward reaches this layer."""
     if state.replaying:
         return None
+    with torch._C.DisableTorchFunction():  # the hooks' own tensor queries need no tracking (they mark explicitly)
+        return _open_call(state, tap, args, kwargs)
+
+
+def _open_call(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     state.stack.append((len(state.log), len(state.flow.meetings) if state.flow is not None else 0))
     state.log.append(tap)
     changed = False
@@ -366,6 +371,10 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
             return new
         return leaf
 
+    if not kwargs and all(
+        isinstance(a, torch.Tensor) and (a.requires_grad or not a.is_floating_point()) for a in args
+    ):
+        return None  # the usual call: nothing to make a root
     flat, spec = tree_flatten((args, kwargs))
     flat = [root(leaf) for leaf in flat]
     if not changed:
@@ -392,14 +401,17 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
     tracker = state.tracker
     assert tracker is not None
     use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
-    attention = _attention_args(state, tap, args, kwargs, covered)
-    if use_rule and isinstance(output, torch.Tensor):
-        new_output, call = _rule_call(state, tap, args[0], output, covered)
-    elif attention is not None:
+    # The hooks' own tensor queries and copies need no tracking (they mark what they make explicitly); only the
+    # recomputed attention runs ops on the examples' data, so it stays tracked.
+    with torch._C.DisableTorchFunction():
+        attention = _attention_args(state, tap, args, kwargs, covered)
+        if use_rule and isinstance(output, torch.Tensor):
+            new_output, call = _rule_call(state, tap, args[0], output, covered)
+        elif attention is None:
+            inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
+            new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
+    if attention is not None:
         new_output, call = _attention_call(state, tap, attention, covered)
-    else:
-        inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
-        new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
     state.calls.append(call)
     return new_output
 
@@ -467,6 +479,7 @@ def _rule_call(
     if not x.is_floating_point():
         state.roots.append(output)
         new_output = hooked = output.clone()
+        tracker.mark(new_output)
     version = x._version
     hooked.register_hook(partial(_grad_hook, state, tap, a, x, version, bd))
     return new_output, call
@@ -608,6 +621,7 @@ def _replay_call(
         if not has_float_input:
             state.roots.append(o)
             hooked = o.clone()
+            tracker.mark(hooked)
             new_leaves[j], changed = hooked, True
         replay.out_unsqueeze.append(dim)
         hooked.register_hook(partial(_store_grad, replay, k, dim))
