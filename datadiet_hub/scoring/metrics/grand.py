@@ -30,12 +30,13 @@ whose length equals the batch size).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -347,14 +348,30 @@ def _label(tap: _Tap) -> str:
     return f"Module {tap.name or '<root>'!r} ({type(tap.module).__name__})"
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _untracked(fn: _F) -> _F:
+    """Run a hook's own work with torch-function dispatch off: its tensor queries and copies need no tracking (it
+    marks what it makes itself), and each would cost a trip through the tracker. The recomputed attention runs ops on
+    the examples' data, so it stays tracked."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch._C.DisableTorchFunction():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     """Open a call; make floating arguments not yet in the graph graph roots, so the backward reaches this layer."""
     if state.replaying:
         return None
-    with torch._C.DisableTorchFunction():  # the hooks' own tensor queries need no tracking (they mark explicitly)
-        return _open_call(state, tap, args, kwargs)
+    return _open_call(state, tap, args, kwargs)
 
 
+@_untracked
 def _open_call(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     state.stack.append((len(state.log), len(state.flow.meetings) if state.flow is not None else 0))
     state.log.append(tap)
@@ -400,18 +417,15 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
                 covered = {k: v for k, v in covered.items() if not k.startswith(rel)}
     tracker = state.tracker
     assert tracker is not None
-    use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
-    # The hooks' own tensor queries and copies need no tracking (they mark what they make explicitly); only the
-    # recomputed attention runs ops on the examples' data, so it stays tracked.
-    with torch._C.DisableTorchFunction():
-        attention = _attention_args(state, tap, args, kwargs, covered)
-        if use_rule and isinstance(output, torch.Tensor):
-            new_output, call = _rule_call(state, tap, args[0], output, covered)
-        elif attention is None:
-            inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
-            new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
-    if attention is not None:
+    use_rule = tap.rule is not None and len(args) == 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    attention = _attention_args(state, tap, args, kwargs, covered)
+    if use_rule and isinstance(output, torch.Tensor):
+        new_output, call = _rule_call(state, tap, args[0], output, covered)
+    elif attention is not None:
         new_output, call = _attention_call(state, tap, attention, covered)
+    else:
+        inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
+        new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
     state.calls.append(call)
     return new_output
 
@@ -451,6 +465,7 @@ def _no_batch_dim(tap: _Tap, what: str, shape: tuple, n: int, dim: int) -> Unsup
     )
 
 
+@_untracked
 def _rule_call(
     state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
 ) -> tuple[torch.Tensor | None, _Call]:
@@ -571,6 +586,7 @@ def _join_calls(state: _Pass, taps: list[_Tap]) -> None:
             target += tap.rule(tap.module, a, g).to(target.dtype)
 
 
+@_untracked
 def _replay_call(
     state: _Pass,
     tap: _Tap,
