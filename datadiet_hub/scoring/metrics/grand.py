@@ -4,14 +4,16 @@ The obvious ways to get them are slow: a loop over examples re-runs the model N 
 materializes every per-example gradient (~45 MB/example for ResNet-18). But the backward pass of the batch-sum loss
 already computes, at each layer, the gradient of every example's own loss with respect to that layer's output
 (the model runs in eval mode, so examples do not interact); with the layer's input this determines the per-example
-weight gradient and hence its norm (DESIGN.md section 4).
+weight gradient and hence its norm.
 
 How a pass works:
 
 1. forward hooks keep each parametrized module's inputs and put tensor hooks on its outputs; a torch-function mode
-   (:mod:`datadiet_hub.scoring.metrics._batch_tracking`) tells which inputs carry the examples and which are shared by the batch
-   (positional ids ``arange(T)``): a shared output is expanded to one copy per example, so its gradient arrives per
-   example too;
+   (:mod:`datadiet_hub.scoring.metrics._batch_tracking`) tells from data flow which inputs carry the examples and
+   which are shared by the batch (positional ids ``arange(T)``, a ``[T, T]`` relative-position bucket index), never
+   from a shape that happens to equal the batch size. A layer on a shared input has a shared output; its per-example
+   gradient is split where it meets the examples and carried back to it exactly
+   (:mod:`datadiet_hub.scoring.metrics._grand_shared`);
 2. ``torch.autograd.grad`` is asked for gradients with respect to the graph's *inputs* only (the model input, or an
    embedding's output), never the weights: the batch weight gradients, a third of a plain backward, are skipped;
 3. as each output gradient arrives, a closed-form rule (Linear, Conv, norms, Embedding:
@@ -19,9 +21,12 @@ How a pass works:
    module (attention, RNNs, ConvTranspose, custom layers) is replayed alone with ``torch.func`` on the captured
    arguments and output gradients (:mod:`datadiet_hub.scoring.metrics._grand_fallback`), exact as well.
 
-Guards turn what would be silently wrong into a clear error naming the module, the reason and the fix: a parameter
-used outside its module's calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), a
-module whose parameters take part in two calls, BatchNorm without running statistics, a layer whose output does not
+Calls of plain Linear, Embedding and LayerNorm layers on the same parameters (tied encoder/decoder embeddings, a layer
+reused across depth) are joined along positions, since the gradient sums over them. Guards turn what would be
+silently wrong into a clear error naming the module, the reason and the fix: a parameter used outside its module's
+calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), any other module whose
+parameters take part in two calls, a shared tensor that meets the examples where its gradient cannot be split by
+example, BatchNorm without running statistics, a layer whose output does not
 keep the batch in its batch dim, global forward hooks; and a self-check on the first batch of every model compares
 two examples with a single-example pass per layer (rows permuted or mixed inside the model, a sequence-first input
 whose length equals the batch size).
