@@ -20,7 +20,9 @@ Timing: everything runs in this one process on the same model and the same batch
 once, in turn, after one untimed warm-up round, so slow drifts of a shared machine hit all methods alike. The table
 shows the median seconds over the repeats, and the ratio to the baseline computed within each repeat (the two ran
 back to back) as its median and its range over the repeats: on a busy machine the range says how far to trust it.
-Ratios are to a plain forward + backward of the same batch (eval mode, mean loss, weight gradients computed), and
+``--clock cpu`` times each call by this process's CPU time instead of the wall clock: on a machine shared with other
+jobs, time-slicing inflates wall times by whatever else runs, while CPU time only counts this process's own work (it
+is still inflated by contention for caches and memory bandwidth). Ratios are to a plain forward + backward of the same batch (eval mode, mean loss, weight gradients computed), and
 for EL2N to a plain eval-mode forward under ``torch.inference_mode``.
 
 Peak memory: torch's CPU allocations are invisible to tracemalloc, so each method is also run once in a fresh
@@ -180,7 +182,9 @@ def _relu_as_modules(model: nn.Module) -> nn.Module:
     return graph_module
 
 
-def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -> dict[str, list[float] | str]:
+def time_methods(
+    methods: dict[str, Callable], names: list[str], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, list[float] | str]:
     """Seconds per call in every repeat (methods interleaved within each repeat, after one warm-up round); a failing
     method reports its error instead."""
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -189,13 +193,13 @@ def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -
         for name in names:
             if name in failed or name not in methods:
                 continue
-            start = time.perf_counter()
+            start = clock()
             try:
                 methods[name]()
             except Exception as err:  # noqa: BLE001 - report it, do not abort the whole benchmark
                 failed[name] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
                 continue
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     out: dict[str, list[float] | str] = {}
     for name in names:
         if name not in methods:
@@ -272,6 +276,13 @@ def main() -> None:
         "--methods", default=None, help=f"comma-separated subset of: {', '.join(GRAND_METHODS + EL2N_METHODS)}"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (all threads), far less disturbed by other jobs on a "
+        "shared machine (use it with --threads 1)",
+    )
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -288,6 +299,7 @@ def main() -> None:
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
+    print(f"# clock: {'process CPU time (all threads)' if args.clock == 'cpu' else 'wall time'}")
     print(
         f"# median of {repeats} repeat(s) after 1 warm-up; 'x plain' = median over repeats of the ratio to the plain "
         "pass timed in the same repeat, range = its min-max; peak = RSS high-water growth in a fresh subprocess"
@@ -305,7 +317,9 @@ def main() -> None:
             model, x, y = make_case(model_name, batch)
             methods = make_methods(model, x, y)
             names = [n for n in GRAND_METHODS + EL2N_METHODS if not chosen or n in chosen]
-            seconds = time_methods(methods, names, repeats)
+            seconds = time_methods(
+                methods, names, repeats, time.process_time if args.clock == "cpu" else time.perf_counter
+            )
             memory = {}
             if not args.no_memory:
                 memory = {n: measure_memory(model_name, batch, n) for n in names if isinstance(seconds[n], list)}

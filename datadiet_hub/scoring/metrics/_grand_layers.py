@@ -186,7 +186,8 @@ def conv_sq_norms(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Ten
                 grads = g[s].reshape(m, groups, p_group, positions).transpose(-1, -2)  # [m, G, T, pg]
                 out[s] += _matmul_sq_norms(patches, grads, ghost=True)
             else:
-                out[s] += _conv_weight_grads(module, a[s], g[s]).square().sum(1)
+                grads = _conv_weight_grads(module, a[s], g[s])
+                out[s] += torch.linalg.vecdot(grads, grads)
     if module.bias is not None and module.bias.requires_grad:
         out += g.reshape(n, out_channels, -1).sum(2).square().sum(1)
     return out
@@ -221,7 +222,7 @@ def batchnorm_sq_norms(module: nn.modules.batchnorm._BatchNorm, a: torch.Tensor,
     g_sum = g.sum(2)
     if module.weight is not None and module.weight.requires_grad:
         # sum_t x_hat_t g_t = inv_std * (sum_t x_t g_t - mean * sum_t g_t): one pass over the activations.
-        xg = torch.einsum("nct,nct->nc", a, g)
+        xg = torch.linalg.vecdot(a, g)  # one fused pass; einsum goes through bmm here, ~2x slower on CPU
         out += ((xg - module.running_mean.to(a.dtype) * g_sum) * inv_std).square().sum(1)
     if module.bias is not None and module.bias.requires_grad:
         out += g_sum.square().sum(1)
