@@ -11,19 +11,28 @@ a model whose ``forward`` does not take those names (an ``nn.Sequential``, a pla
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import torch
 from torch import nn
 
 from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
+from datadiet_hub.scoring.fasttext import fasttext
 from datadiet_hub.scoring.transformer import text_transformer, vit_tiny
+
+if TYPE_CHECKING:
+    from datadiet_hub.scoring.config import ScoringConfig
+
+logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -116,22 +125,130 @@ class ResNet18(nn.Module):
         return self.linear(torch.flatten(self.pool(out), 1))
 
 
-MODELS: dict[str, ModelFactory] = {
-    "cnn": SmallCNN,
-    "mlp": MLP,
-    "resnet18": ResNet18,
-    "text-transformer": text_transformer,
-    "vit-tiny": vit_tiny,
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The optimizer and learning rate a model family trains well with in a few epochs; a run takes them for every
+    one of ``--optimizer``/``--lr`` the user leaves out."""
+
+    optimizer: str
+    lr: float
+
+
+CONV_SGD = TrainingDefaults("sgd", 0.1)
+"""Convolutional and MLP image models: SGD, Nesterov momentum 0.9, lr 0.1 (the paper's recipe)."""
+TRANSFORMER_ADAM = TrainingDefaults("adam", 1e-3)
+"""Transformers (text and image): Adam at 1e-3; SGD at 0.1 makes them diverge in a few epochs."""
+NGRAM_ADAM = TrainingDefaults("adam", 0.01)
+"""The bag of n-grams: Adam at 1e-2 (each feature vector is updated only by the texts holding it)."""
+OPTIMIZER_LR = {"sgd": 0.1, "adam": 1e-3}
+"""The learning rate for an optimizer the user chose when it is not the family's own (and no ``--lr``)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registry model: how to build it, which input kind it reads and its family's training defaults.
+
+    ``text_inputs`` says how a text model reads its text: ``tokens`` (a tokenizer's ids in order, trained on the split
+    or ``--tokenizer``) or ``ngrams`` (the split's hashed character and word n-grams, computed once).
+    """
+
+    factory: ModelFactory
+    kind: str
+    family: str
+    training: TrainingDefaults
+    text_inputs: str = "tokens"
+
+    def __call__(self, **kwargs: Any) -> nn.Module:
+        return self.factory(**kwargs)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "cnn": ModelEntry(SmallCNN, "image", "convolutional", CONV_SGD),
+    "mlp": ModelEntry(MLP, "image", "multilayer perceptron", CONV_SGD),
+    "resnet18": ModelEntry(ResNet18, "image", "convolutional", CONV_SGD),
+    "vit-tiny": ModelEntry(vit_tiny, "image", "transformer", TRANSFORMER_ADAM),
+    "fasttext": ModelEntry(fasttext, "text", "bag of n-grams", NGRAM_ADAM, text_inputs="ngrams"),
+    "text-transformer": ModelEntry(text_transformer, "text", "transformer", TRANSFORMER_ADAM),
 }
+DEFAULT_MODELS = {"image": "cnn", "text": "fasttext"}
+"""The model a run uses when ``--model`` is not given, by the kind of the input column."""
+FALLBACK_TRAINING = {"image": CONV_SGD, "text": TRANSFORMER_ADAM}
+"""Training defaults for a ``package.module:function`` factory, whose family is unknown, by input kind."""
 
 
 TRANSFORMERS_PREFIX = "transformers:"
 
 
+@dataclass(frozen=True)
+class TrainingChoice:
+    """The model, optimizer and learning rate of a run, and why (the one line the run logs)."""
+
+    model: str
+    optimizer: str
+    lr: float
+    text_inputs: str
+    message: str
+
+
+def _kind_name(kind: Any) -> str:
+    return str(getattr(kind, "value", kind))
+
+
+def choose_training(
+    model: str | None, optimizer: str | None, lr: float | None, *, kind: Any, input_column: str
+) -> TrainingChoice:
+    """Fill what the user left out (``None``) from the data and the model family; what the user gave always wins.
+
+    No model: the default of the input kind (``DEFAULT_MODELS``). No optimizer: the family's. No learning rate: the
+    family's when the optimizer is the family's, else that optimizer's usual one (``OPTIMIZER_LR``). A registry
+    model given data of the other kind is refused, naming its family and the fix.
+    """
+    kind = _kind_name(kind)
+    if kind not in DEFAULT_MODELS:
+        raise InvalidArgumentError(f"Unknown input kind {kind!r}. Choose between {', '.join(DEFAULT_MODELS)}.")
+    name = model if model is not None else DEFAULT_MODELS[kind]
+    entry = MODELS.get(name)
+    if entry is not None:
+        if entry.kind != kind:
+            choices = ", ".join(n for n, e in MODELS.items() if e.kind == kind)
+            raise InvalidArgumentError(
+                f"--model {name!r} is a {entry.kind} model ({entry.family}), but the input column {input_column!r} "
+                f"holds {kind}. Leave --model out to use the {kind} default ({DEFAULT_MODELS[kind]}), or choose a "
+                f"{kind} model: {choices}.",
+                value=name,
+            )
+        family, training, text_inputs = entry.family, entry.training, entry.text_inputs
+    elif name.startswith(TRANSFORMERS_PREFIX):
+        family, training, text_inputs = "transformer", TRANSFORMER_ADAM, "tokens"
+    else:
+        family, training, text_inputs = "custom", FALLBACK_TRAINING[kind], "tokens"
+    chosen_optimizer = optimizer if optimizer is not None else training.optimizer
+    if lr is not None:
+        chosen_lr, lr_why = lr, "--lr"
+    elif chosen_optimizer == training.optimizer:
+        chosen_lr, lr_why = training.lr, f"the {family} family's"
+    else:
+        chosen_lr, lr_why = OPTIMIZER_LR[chosen_optimizer], f"the usual one for {chosen_optimizer}"
+    model_why = "--model" if model is not None else f"because the input column {input_column!r} is {kind}"
+    optimizer_why = "--optimizer" if optimizer is not None else f"the {family} family's"
+    message = (
+        f"model {name} ({family}; {model_why}), optimizer {chosen_optimizer} ({optimizer_why}), "
+        f"lr {chosen_lr:g} ({lr_why})"
+    )
+    return TrainingChoice(name, chosen_optimizer, chosen_lr, text_inputs, message)
+
+
+def resolve_training(cfg: ScoringConfig, kind: Any, input_column: str) -> tuple[ScoringConfig, TrainingChoice]:
+    """``cfg`` with ``model``, ``optimizer`` and ``lr`` filled in by :func:`choose_training`."""
+    choice = choose_training(cfg.model, cfg.optimizer, cfg.lr, kind=kind, input_column=input_column)
+    resolved = dataclasses.replace(cfg, model=choice.model, optimizer=choice.optimizer, lr=choice.lr)
+    return resolved, choice
+
+
 def resolve_factory(name: str) -> ModelFactory:
     """Return the factory for a registry name, a ``transformers:...`` spec or a ``package.module:function`` path."""
     if name in MODELS:
-        return MODELS[name]
+        return MODELS[name].factory
     if name.startswith(TRANSFORMERS_PREFIX):
         spec = name[len(TRANSFORMERS_PREFIX) :]
 

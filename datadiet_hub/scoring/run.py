@@ -34,6 +34,7 @@ from .distributed import (
     run_on_main,
     shutdown,
 )
+from .models import resolve_training
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows
 from .state import STATE, RunState, SourceInfo
@@ -73,6 +74,9 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     run_on_main(accelerator, lambda: state.prepare(cfg))
     state.check_config(cfg)
     data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+    cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+    if accelerator.is_main_process:
+        logger.info("%s", choice.message)
     setup = _Setup(data, Schedule.from_config(cfg, len(data)))
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)

@@ -129,7 +129,10 @@ class TextEncoder:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+    kind = "tokens"
+
+    def __call__(self, texts: list[str], idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Tokenize ``texts`` (``idx``, the rows' positions, is not needed: the text is all a tokenizer reads)."""
         encodings = self.tokenizer.encode_batch([t if isinstance(t, str) else "" for t in texts])
         length = max((len(e.ids) for e in encodings), default=1) or 1
         ids = np.full((len(encodings), length), self.pad_id, dtype=np.int64)
@@ -138,3 +141,6 @@ class TextEncoder:
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}
+
+    def facts(self) -> dict[str, Any]:
+        return {"tokenizer_vocab_size": self.vocab_size, "pad_token_id": self.pad_id}

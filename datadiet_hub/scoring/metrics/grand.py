@@ -337,7 +337,7 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
                 covered = {k: v for k, v in covered.items() if not k.startswith(rel)}
     tracker = state.tracker
     assert tracker is not None
-    use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    use_rule = tap.rule is not None and len(args) == 1 and isinstance(args[0], torch.Tensor) and not kwargs
     attention = _attention_args(state, tap, args, kwargs, covered)
     if use_rule and isinstance(output, torch.Tensor):
         new_output, call = _rule_call(state, tap, args[0], output, covered)
