@@ -68,14 +68,15 @@ def train_and_evaluate(
         raise InvalidArgumentError(f"Unknown schedule {schedule!r}. Choose between {', '.join(SCHEDULES)}.")
     started = time.perf_counter()
     cfg = resolved_for(cfg, train)  # the image family's optimizer and lr for what cfg leaves out
-    assert cfg.lr is not None
+    base_lr = cfg.lr
+    assert base_lr is not None
     device = torch.device(device) if device is not None else default_device()
     model = make_model(cfg, train, seed).to(device)
     optimizer = make_optimizer(cfg, model)
     spe = math.ceil(len(train) / cfg.batch_size)
 
     def lr(step: int) -> float:
-        return cosine_lr(cfg.lr, step, steps) if schedule == "cosine" else lr_at(cfg, step // spe)
+        return cosine_lr(base_lr, step, steps) if schedule == "cosine" else lr_at(cfg, step // spe)
 
     batches = shuffled_batches(
         train.images.to(device),

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 import torch
 from torch import nn
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
 from datadiet_hub.scoring.fasttext import fasttext
 from datadiet_hub.scoring.transformer import text_transformer, vit_tiny
@@ -153,7 +154,7 @@ class ModelEntry:
     """
 
     factory: ModelFactory
-    kind: str
+    kind: InputKind
     family: str
     training: TrainingDefaults
     text_inputs: str = "tokens"
@@ -163,16 +164,16 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "cnn": ModelEntry(SmallCNN, "image", "convolutional", CONV_SGD),
-    "mlp": ModelEntry(MLP, "image", "multilayer perceptron", CONV_SGD),
-    "resnet18": ModelEntry(ResNet18, "image", "convolutional", CONV_SGD),
-    "vit-tiny": ModelEntry(vit_tiny, "image", "transformer", TRANSFORMER_ADAM),
-    "fasttext": ModelEntry(fasttext, "text", "bag of n-grams", NGRAM_ADAM, text_inputs="ngrams"),
-    "text-transformer": ModelEntry(text_transformer, "text", "transformer", TRANSFORMER_ADAM),
+    "cnn": ModelEntry(SmallCNN, InputKind.IMAGE, "convolutional", CONV_SGD),
+    "mlp": ModelEntry(MLP, InputKind.IMAGE, "multilayer perceptron", CONV_SGD),
+    "resnet18": ModelEntry(ResNet18, InputKind.IMAGE, "convolutional", CONV_SGD),
+    "vit-tiny": ModelEntry(vit_tiny, InputKind.IMAGE, "transformer", TRANSFORMER_ADAM),
+    "fasttext": ModelEntry(fasttext, InputKind.TEXT, "bag of n-grams", NGRAM_ADAM, text_inputs="ngrams"),
+    "text-transformer": ModelEntry(text_transformer, InputKind.TEXT, "transformer", TRANSFORMER_ADAM),
 }
-DEFAULT_MODELS = {"image": "cnn", "text": "fasttext"}
+DEFAULT_MODELS = {InputKind.IMAGE: "cnn", InputKind.TEXT: "fasttext"}
 """The model a run uses when ``--model`` is not given, by the kind of the input column."""
-FALLBACK_TRAINING = {"image": CONV_SGD, "text": TRANSFORMER_ADAM}
+FALLBACK_TRAINING = {InputKind.IMAGE: CONV_SGD, InputKind.TEXT: TRANSFORMER_ADAM}
 """Training defaults for a ``package.module:function`` factory, whose family is unknown, by input kind."""
 
 
@@ -190,12 +191,8 @@ class TrainingChoice:
     message: str
 
 
-def _kind_name(kind: Any) -> str:
-    return str(getattr(kind, "value", kind))
-
-
 def choose_training(
-    model: str | None, optimizer: str | None, lr: float | None, *, kind: Any, input_column: str
+    model: str | None, optimizer: str | None, lr: float | None, *, kind: InputKind | str, input_column: str
 ) -> TrainingChoice:
     """Fill what the user left out (``None``) from the data and the model family; what the user gave always wins.
 
@@ -203,9 +200,12 @@ def choose_training(
     family's when the optimizer is the family's, else that optimizer's usual one (``OPTIMIZER_LR``). A registry
     model given data of the other kind is refused, naming its family and the fix.
     """
-    kind = _kind_name(kind)
-    if kind not in DEFAULT_MODELS:
-        raise InvalidArgumentError(f"Unknown input kind {kind!r}. Choose between {', '.join(DEFAULT_MODELS)}.")
+    try:
+        kind = InputKind(kind)
+    except ValueError as err:
+        raise InvalidArgumentError(
+            f"Unknown input kind {kind!r}. Choose between {', '.join(DEFAULT_MODELS)}."
+        ) from err
     name = model if model is not None else DEFAULT_MODELS[kind]
     entry = MODELS.get(name)
     if entry is not None:
@@ -238,7 +238,9 @@ def choose_training(
     return TrainingChoice(name, chosen_optimizer, chosen_lr, text_inputs, message)
 
 
-def resolve_training(cfg: ScoringConfig, kind: Any, input_column: str) -> tuple[ScoringConfig, TrainingChoice]:
+def resolve_training(
+    cfg: ScoringConfig, kind: InputKind | str, input_column: str
+) -> tuple[ScoringConfig, TrainingChoice]:
     """``cfg`` with ``model``, ``optimizer`` and ``lr`` filled in by :func:`choose_training`."""
     choice = choose_training(cfg.model, cfg.optimizer, cfg.lr, kind=kind, input_column=input_column)
     resolved = dataclasses.replace(cfg, model=choice.model, optimizer=choice.optimizer, lr=choice.lr)
