@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,19 +16,16 @@ from typing import Any
 import numpy as np
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from . import metrics as declarations
 from ._version import __version__
 from .folder import yaml_configs
+from .metrics import Metric
 from .provenance import ConfigInfo, Provenance
 from .stats import mean_pairwise_spearman
 
 TEMPLATE = Path(__file__).parent / "templates" / "score_card.md"
 CITATION_TAGS = ["data-pruning", "datadiet", "example-difficulty"]
 KNOWN_LICENSES = {"fashion_mnist": "mit", "uoft-cs/cifar10": "unknown", "cifar10": "unknown"}
-INIT_EL2N_WARNING = (
-    "EL2N at initialisation is a noise control, not a difficulty score: an untrained network's errors are "
-    "unrelated across seeds (seed-to-seed Spearman about 0). Prune with a later config; GraNd at initialisation "
-    "is meaningful (it follows the input norm)."
-)
 
 
 @dataclass
@@ -46,12 +44,39 @@ class ConfigSummary:
 def summarize_config(
     name: str, info: ConfigInfo | None, metrics: list[str], per_seed: np.ndarray | None
 ) -> ConfigSummary:
-    """The card row of one config; EL2N scored at initialisation gets the noise-control warning."""
+    """The card row of one config; a metric that is noise at initialisation (EL2N) gets the warning there."""
     info = info or ConfigInfo()
-    note = "⚠ noise control (EL2N at init)" if info.at_init and "el2n" in metrics else ""
+    noisy = _noise_at_init(info, metrics)
+    note = f"⚠ noise control ({', '.join(m.title for m in noisy)} at init)" if noisy else ""
     return ConfigSummary(
         name, str(info.model or "n/a"), info.time_text(), list(metrics), seed_spearman_text(per_seed), note
     )
+
+
+def _noise_at_init(info: ConfigInfo, metrics: Sequence[str]) -> list[Metric]:
+    declared = [declarations.METRICS[m] for m in metrics if m in declarations.METRICS]
+    return [m for m in declared if info.at_init and m.noise_at_init]
+
+
+def columns_text(metrics: Sequence[str], augmented: bool | None) -> str:
+    """The card's paragraph defining the score columns present, from the metric declarations."""
+    declared = [declarations.METRICS[m] for m in declarations.names() if m in metrics]
+    if not declared:
+        return ""
+    minibatches = {True: "augmented minibatches as trained", False: "minibatches as trained, without augmentation"}
+    words = {"minibatches": minibatches.get(augmented, "minibatches as trained")}  # type: ignore[arg-type]
+    text = "Columns: " + "; ".join(m.card.format(**words) for m in declared) + "."
+    averaged = [m for m in declared if m.over_seeds]
+    if averaged:
+        each = "Each is" if len(averaged) == len(declared) else f"{', '.join(f'`{m.name}`' for m in averaged)} are"
+        text += f" {each} the mean over seeds (`*_std`: standard deviation, `*_per_seed`: raw values)."
+    if all(m.higher_is_harder for m in declared):
+        text += " Larger is harder for every metric."
+    else:
+        easy = ", ".join(f"`{m.name}`" for m in declared if not m.higher_is_harder)
+        text += f" Larger is harder, except for {easy} (smaller is harder)."
+    text += "".join(f" {m.card_note}" for m in declared if m.card_note)
+    return textwrap.fill(text, width=115, break_long_words=False, break_on_hyphens=False)
 
 
 def seed_spearman_text(per_seed: np.ndarray | None) -> str:
@@ -120,6 +145,13 @@ def _is_local_path(dataset: str) -> bool:
     return dataset.startswith(("/", "./", "../", "~")) or "\\" in dataset or os.path.exists(dataset)
 
 
+def init_warning(configs: Sequence[ConfigSummary]) -> str | None:
+    """The warnings of the metrics that some config scored at initialisation where they are noise."""
+    noted = {m for c in configs if c.note for m in c.metrics}
+    texts = [declarations.METRICS[m].noise_at_init for m in declarations.names() if m in noted]
+    return " ".join(t for t in texts if t) or None
+
+
 def build_card(
     *,
     provenance: Provenance,
@@ -158,9 +190,10 @@ def build_card(
         fingerprint=source.fingerprint or "n/a",
         repo_hint=repo_hint,
         first_config=example.name,
-        first_metric=next((m for m in ("el2n", "grand", "forgetting") if m in example.metrics), "el2n"),
+        first_metric=next((m for m in declarations.names() if m in example.metrics), "el2n"),
         configs=configs,
-        init_warning=INIT_EL2N_WARNING if any(c.note for c in configs) else None,
+        init_warning=init_warning(configs),
+        columns_text=columns_text(metrics, provenance.augmented),
         augmented=provenance.augmented,
         plots=list(plots),
         model=provenance.scoring.model or "n/a",
