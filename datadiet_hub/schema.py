@@ -15,6 +15,7 @@ SUBSET_COLUMN_RE = re.compile(r"^(?P<metric>[a-z0-9_]+)_keep(?P<percent>[1-9][0-
 """Optional boolean columns ``<metric>_keep<percent>``: a published subset (true for the rows in the hardest
 ``percent``% by that metric, e.g. ``el2n_keep50``), loadable with plain ``datasets``; they follow the metric columns."""
 DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
+DATA_GLOB = "data/{config}/train-*.parquet"
 CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
