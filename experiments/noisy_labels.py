@@ -398,26 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = fashion_mnist_arrays("train")
     out = ResultsCSV(results / "noisy_labels_peers.csv", PEER_FIELDS, ["noise_rate", "method"])
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    for rate in rates:  # the cheap peers for every rate first, then our scoring runs
-        noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-        peers(rate, images, noisy, flipped, Path(args.workdir) / f"rate{rate:g}", out)
-    plot(results)
-    if not args.peers_only:
-        for rate in rates:
-            noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-            ours(rate, noisy, flipped, Path(args.workdir) / f"rate{rate:g}", args, out)
-            plot(results)
-    if args.cnn_cv_epochs:
-        for rate in rates:
-            noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-            work = Path(args.workdir) / f"rate{rate:g}"
-            peers(rate, images, noisy, flipped, work, out, kind="cnn", cnn_epochs=args.cnn_cv_epochs)
-            plot(results)
     paired_out = ResultsCSV(results / "noisy_labels_paired.csv", PAIRED_FIELDS, ["noise_rate", "method", "minus"])
-    for rate in rates:
-        _, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
+    for rate in rates:  # one rate at a time, to the end: an interrupted run leaves whole rates behind
+        noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
+        work = Path(args.workdir) / f"rate{rate:g}"
+        peers(rate, images, noisy, flipped, work, out)
+        if not args.peers_only:
+            ours(rate, noisy, flipped, work, args, out)
+        if args.cnn_cv_epochs:
+            peers(rate, images, noisy, flipped, work, out, kind="cnn", cnn_epochs=args.cnn_cv_epochs)
+        plot(results)
         methods = [r["method"] for r in out.rows if float(r["noise_rate"]) == rate]
-        paired_comparison(rate, Path(args.workdir) / f"rate{rate:g}", flipped, methods, paired_out)
+        paired_comparison(rate, work, flipped, methods, paired_out)
     if args.train_seeds:
         train_without_top(args, labels)
     return 0
