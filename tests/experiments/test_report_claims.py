@@ -7,8 +7,6 @@ import csv
 import math
 from pathlib import Path
 
-import pytest
-
 from experiments import report
 from experiments.stats import Estimate, holm_survivors, p_value, t_interval
 
@@ -67,7 +65,7 @@ def test_holm_keeps_only_what_survives_the_number_of_tests():
     marginal = t_interval([0.01, 0.002, 0.008, 0.001, 0.009])
     assert p_value(marginal) < 0.05 and marginal.excludes_zero
     assert holm_survivors({"a": strong, "b": marginal}) == {"a", "b"}
-    many = {i: marginal for i in range(70)} | {"a": strong}
+    many = dict.fromkeys(range(70), marginal) | {"a": strong}
     assert holm_survivors(many) == {"a"}  # one marginal p among 70 tests is no finding
     assert p_value(Estimate(0.1, math.nan, 1, math.nan, math.nan)) == 1.0
 
@@ -119,7 +117,14 @@ def test_committed_report_is_what_the_csvs_give():
     )
 
 
-@pytest.mark.parametrize("fraction", [0.5])
-def test_readme_headline_is_the_reports(fraction):
-    est = report.pruning_differences()[("el2n", fraction, "random")]
-    assert report.fmt_diff(est) in (ROOT / "README.md").read_text()
+def test_readme_headline_says_what_the_report_shows():
+    readme = (ROOT / "README.md").read_text()
+    diffs = report.pruning_differences()
+    est, full = diffs[("el2n", 0.5, "random")], diffs[("el2n", 0.5, "full")]
+    assert report.fmt_diff(est) in readme and report.short(full) in readme
+    assert ("does not survive Holm" in readme) == (("el2n", 0.5, "random") not in report.holm(diffs))
+    assert ("no measurable difference" in readme) == (report.est_verdict(full) == report.SAME)
+    # "keeping the hardest 30% or 70% by EL2N was not measurably better than random, the hardest 10% far worse"
+    assert report.est_verdict(diffs[("el2n", 0.3, "random")]) == report.SAME
+    assert report.est_verdict(diffs[("el2n", 0.7, "random")]) == report.SAME
+    assert report.est_verdict(diffs[("el2n", 0.1, "random")]) == report.BELOW
