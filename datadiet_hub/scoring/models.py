@@ -12,6 +12,7 @@ a model whose ``forward`` does not take those names (an ``nn.Sequential``, a pla
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import inspect
 import json
@@ -384,18 +385,7 @@ def transformers_model(
             f"--model transformers:{spec} needs the transformers library: pip install 'datadiet-hub[transformers]'."
         ) from err
     base, _, query = spec.partition("?")
-    overrides = {k: _config_value(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-    if os.path.exists(base):
-        path = os.path.join(base, "config.json") if os.path.isdir(base) else base
-        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, **overrides)
-    else:
-        try:
-            config = transformers.AutoConfig.for_model(base, **overrides)
-        except ValueError as err:
-            raise InvalidArgumentError(
-                f"--model transformers:{spec}: {base!r} is neither a local config.json nor a transformers model type "
-                f"({err})."
-            ) from err
+    config = _transformers_config(transformers, spec, base, query)
     config.num_labels = num_classes
     if vocab_size is not None:
         config.vocab_size = vocab_size
@@ -403,7 +393,70 @@ def transformers_model(
             config.max_position_embeddings = max_length
         if pad_token_id is not None:
             config.pad_token_id = pad_token_id
-        return transformers.AutoModelForSequenceClassification.from_config(config)
-    config.num_channels = in_channels
-    config.image_size = image_size
-    return transformers.AutoModelForImageClassification.from_config(config)
+        auto = transformers.AutoModelForSequenceClassification
+    else:
+        config.num_channels = in_channels
+        config.image_size = image_size
+        auto = transformers.AutoModelForImageClassification
+    try:
+        return auto.from_config(config)
+    except (ValueError, TypeError, KeyError) as err:  # e.g. hidden_size not a multiple of the heads
+        task = "text" if vocab_size is not None else "image"
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: transformers cannot build a {task} classifier from this config "
+            f"({_one_line(err)}). Fix the config values in the spec.",
+            value=spec,
+        ) from err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _transformers_config(transformers: Any, spec: str, base: str, query: str) -> Any:
+    """The config of a ``transformers:`` spec, every mistake in it one ``InvalidArgumentError`` quoting the spec:
+    a query that is not ``key=value&...``, an unknown model type (with the close ones), an unknown key (a typo
+    would otherwise be kept as an unused attribute), or a value of the wrong type."""
+    example = "e.g. transformers:bert?hidden_size=64&num_hidden_layers=2"
+    try:
+        pairs = parse_qsl(query, strict_parsing=bool(query))
+    except ValueError as err:
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: the options {query!r} are not key=value pairs joined by '&' ({err}); "
+            f"{example}.",
+            value=spec,
+        ) from err
+    overrides = {k: _config_value(v) for k, v in pairs}
+    local = os.path.exists(base)
+    if not local:
+        known_types = sorted(transformers.CONFIG_MAPPING.keys())
+        if base not in known_types:
+            close = difflib.get_close_matches(base, known_types, n=5)
+            hint = f" Close: {', '.join(close)}." if close else ""
+            raise InvalidArgumentError(
+                f"--model transformers:{spec}: {base!r} is neither a local config.json nor a transformers model type."
+                f"{hint} Give a model_type such as bert, distilbert, roberta, gpt2, vit ({example}), or a path to a "
+                "config.json.",
+                value=spec,
+            )
+        defaults = transformers.CONFIG_MAPPING[base]()
+        unknown = sorted(k for k in overrides if k not in defaults.to_dict() and not hasattr(defaults, k))
+        if unknown:
+            close = {k: difflib.get_close_matches(k, list(defaults.to_dict()), n=3) for k in unknown}
+            hints = "; ".join(f"{k!r} (close: {', '.join(c)})" if c else repr(k) for k, c in close.items())
+            raise InvalidArgumentError(
+                f"--model transformers:{spec}: {base} configs have no field {hints}. Check the spelling against "
+                f"transformers' {type(defaults).__name__}.",
+                value=spec,
+            )
+    try:
+        if local:
+            path = os.path.join(base, "config.json") if os.path.isdir(base) else base
+            return transformers.AutoConfig.from_pretrained(path, local_files_only=True, **overrides)
+        return transformers.AutoConfig.for_model(base, **overrides)
+    except Exception as err:  # strict-dataclass validation, JSON errors, ValueError/TypeError from a config class
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: transformers rejects this config ({_one_line(err)}). Give each option a "
+            f"value of the field's type ({example}).",
+            value=spec,
+        ) from err

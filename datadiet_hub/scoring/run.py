@@ -11,7 +11,9 @@ training ``datadiet_hub.scoring.train``, scoring ``datadiet_hub.scoring.score``,
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
+from datadiet_hub.errors import DatadietError
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -72,10 +75,17 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     out = Path(cfg.output_dir)
     state = RunState(out)
     show = progress and accelerator.is_local_main_process
-    run_on_main(accelerator, lambda: state.prepare(cfg))
-    state.check_config(cfg)
-    data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
-    cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+    fresh = not state.path.exists()
+    try:
+        run_on_main(accelerator, lambda: state.prepare(cfg))
+        state.check_config(cfg)
+        data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+        cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+        make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before any training
+    except DatadietError:
+        if fresh and accelerator.is_main_process:
+            _forget_failed_start(state, out)
+        raise
     if accelerator.is_main_process:
         logger.info("%s", choice.message)
     setup = _Setup(data, Schedule.from_config(cfg, len(data)))
@@ -87,6 +97,14 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     run_on_main(accelerator, lambda: _write(cfg, setup, state, out, started, command, hardware, accelerator.device))
     accelerator.wait_for_everyone()
     return out
+
+
+def _forget_failed_start(state: RunState, out: Path) -> None:
+    """A new run stopped by a bad input before training: remove the state folder it made (and the output folder if
+    that is left empty), so the corrected command starts afresh instead of being refused as a different run."""
+    shutil.rmtree(state.path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()  # only if empty
 
 
 def _log_setup(setup: _Setup, accelerator) -> None:

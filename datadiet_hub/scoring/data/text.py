@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,28 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
     if path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"Tokenizer file {str(path)!r} not found: give --tokenizer a local tokenizer.json (or a folder with "
-            "one), or leave it out to train one on the split (--vocab-size)."
+            "one), or leave it out to train one on the split (--vocab-size).",
+            path=path,
         )
-    return _tokenizers().Tokenizer.from_file(str(path))
+    try:
+        tokenizer = _tokenizers().Tokenizer.from_file(str(path))
+    except Exception as err:  # the Rust side raises a bare Exception for every parse or schema error
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InvalidArgumentError(
+            f"Tokenizer file {str(path)!r} is not a tokenizer the tokenizers library can read ({reason}). Give "
+            "--tokenizer a tokenizer.json saved by tokenizers (Tokenizer.save) or a fast transformers tokenizer, or "
+            "leave it out to train one on the split.",
+            value=str(path),
+        ) from err
+    if tokenizer.get_vocab_size() < 1:
+        raise InvalidArgumentError(
+            f"Tokenizer file {str(path)!r} has an empty vocabulary; give a trained tokenizer.json or leave --tokenizer "
+            "out to train one on the split.",
+            value=str(path),
+        )
+    return tokenizer
 
 
 def pad_id_of(tokenizer: Any) -> int:
