@@ -393,7 +393,7 @@ def transformers_model(
             config.max_position_embeddings = max_length
         if pad_token_id is not None:
             config.pad_token_id = pad_token_id
-        auto = transformers.AutoModelForSequenceClassification
+        auto: Any = transformers.AutoModelForSequenceClassification
     else:
         config.num_channels = in_channels
         config.image_size = image_size
@@ -442,8 +442,8 @@ def _transformers_config(transformers: Any, spec: str, base: str, query: str) ->
         defaults = transformers.CONFIG_MAPPING[base]()
         unknown = sorted(k for k in overrides if k not in defaults.to_dict() and not hasattr(defaults, k))
         if unknown:
-            close = {k: difflib.get_close_matches(k, list(defaults.to_dict()), n=3) for k in unknown}
-            hints = "; ".join(f"{k!r} (close: {', '.join(c)})" if c else repr(k) for k, c in close.items())
+            matches = {k: difflib.get_close_matches(k, list(defaults.to_dict()), n=3) for k in unknown}
+            hints = "; ".join(f"{k!r} (close: {', '.join(c)})" if c else repr(k) for k, c in matches.items())
             raise InvalidArgumentError(
                 f"--model transformers:{spec}: {base} configs have no field {hints}. Check the spelling against "
                 f"transformers' {type(defaults).__name__}.",
