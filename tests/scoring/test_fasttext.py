@@ -97,8 +97,10 @@ def test_features_get_dense_ids_and_pad_to_the_longest_row(tmp_path):
 
 
 def test_min_count_drops_rare_features():
+    every = build_features(TEXTS, min_count=1)
     rare = build_features(TEXTS, min_count=2)
-    assert 1 < rare.vocab_size < build_features(TEXTS).vocab_size
+    assert 1 < rare.vocab_size < every.vocab_size
+    assert np.diff(rare.offsets).sum() == len(rare.ids) < len(every.ids)
 
 
 def test_fasttext_grand_is_exact_against_the_per_example_loop():

@@ -122,7 +122,14 @@ class NgramFeatures:
         return {"input_ids": ids, "attention_mask": (np.arange(width) < lengths[:, None]).astype(np.int64)}
 
 
-def build_features(texts: Iterable[Any], *, min_count: int = 1, max_features: int = MAX_FEATURES) -> NgramFeatures:
+MIN_COUNT = 2
+"""A feature seen only once in the split is dropped: it can only help the model memorize that one text (a flipped
+label most of all), never generalize."""
+
+
+def build_features(
+    texts: Iterable[Any], *, min_count: int = MIN_COUNT, max_features: int = MAX_FEATURES
+) -> NgramFeatures:
     """Featurize a whole split: hash every text, give the distinct hashes seen at least ``min_count`` times dense
     ids (the ``max_features`` most frequent when there are more), drop the rest."""
     hashes, offsets = hash_features(texts)
