@@ -18,7 +18,9 @@ measured, and a finished scoring run is reused, so an interrupted run resumes):
   max length 64) with ``--transformer-seeds`` seeds.
 
     python -m experiments.text_default --per-language 1250 --flip 0.1 --seeds 0,1,2 --epochs 3
-    python -m experiments.text_default --transformer --transformer-seeds 0   # adds the transformer row
+    python -m experiments.text_default --transformer --transformer-seeds 0   # adds the transformer rows
+
+Rows already in the CSV for the same set are kept (``--redo`` measures them again).
 """
 
 from __future__ import annotations
@@ -150,6 +152,14 @@ def metric_rows(
     return out
 
 
+def measured(path: Path, rows: int, flipped: int) -> set[str]:
+    """The methods the CSV already holds for this set (same size and flip count): a rerun skips them."""
+    if not path.exists():
+        return set()
+    with open(path, newline="") as handle:
+        return {r["method"] for r in csv.DictReader(handle) if r["rows"] == str(rows) and r["flipped"] == str(flipped)}
+
+
 def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     """Replace the rows of the same method (or add them), atomically."""
     methods = {r["method"] for r in rows}
@@ -245,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--transformer", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--transformer-seeds", default="0")
+    parser.add_argument("--redo", action="store_true", help="measure again what the CSV already holds")
     parser.add_argument("--work", default=str(ROOT / "runs" / "text_default"), help="where the data and scores go")
     parser.add_argument("--results", default=str(RESULTS), help="CSV to write the rows to")
     ns = parser.parse_args(argv)
@@ -253,31 +264,34 @@ def main(argv: list[str] | None = None) -> None:
     texts, labels = read_set(data)
     print(f"{len(texts)} texts, {int(flipped.sum())} labels flipped", flush=True)
 
-    started = time.perf_counter()
-    baseline = linear_baseline(texts, labels)
-    wall = time.perf_counter() - started
-    cmd = f"python -m experiments.text_default --per-language {ns.per_language} --flip {ns.flip} (linear_baseline)"
-    write_rows(
-        metric_rows(
-            "baseline-char-ngrams-logreg",
-            "TfidfVectorizer char_wb 1-4 (sublinear tf) + LogisticRegression(C=10), out-of-fold (5 folds)",
-            {"self_confidence": baseline},
-            flipped,
-            seeds="",
-            epochs="",
-            wall_s=round(wall, 1),
-            hardware=hardware(),
-            command=cmd,
-        ),
-        results,
-    )
+    done = measured(results, len(texts), int(flipped.sum()))
+    if "baseline-char-ngrams-logreg" not in done or ns.redo:
+        started = time.perf_counter()
+        baseline = linear_baseline(texts, labels)
+        wall = time.perf_counter() - started
+        cmd = f"python -m experiments.text_default --per-language {ns.per_language} --flip {ns.flip} (linear_baseline)"
+        write_rows(
+            metric_rows(
+                "baseline-char-ngrams-logreg",
+                "TfidfVectorizer char_wb 1-4 (sublinear tf) + LogisticRegression(C=10), out-of-fold (5 folds)",
+                {"self_confidence": baseline},
+                flipped,
+                seeds="",
+                epochs="",
+                wall_s=round(wall, 1),
+                hardware=hardware(),
+                command=cmd,
+            ),
+            results,
+        )
 
     default_args = ["--dataset", str(data), "--seeds", ns.seeds, "--at", str(ns.epochs), "--scores", "el2n,grand"]
-    rows = run_datadiet(
-        "datadiet-default", data, flipped, work / "default-scores", default_args, seeds=ns.seeds, epochs=ns.epochs
-    )
-    write_rows(rows, results)
-    if ns.transformer:
+    if "datadiet-default" not in done or ns.redo:
+        rows = run_datadiet(
+            "datadiet-default", data, flipped, work / "default-scores", default_args, seeds=ns.seeds, epochs=ns.epochs
+        )
+        write_rows(rows, results)
+    if ns.transformer and ("datadiet-text-transformer" not in done or ns.redo):
         transformer_args = [
             "--dataset", str(data), "--model", "text-transformer", "--width", "0.5", "--max-length", "64",
             "--vocab-size", "4000", "--batch-size", "64", "--optimizer", "adam", "--lr", "0.001", "--weight-decay", "0",

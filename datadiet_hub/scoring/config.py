@@ -84,7 +84,8 @@ class ScoringConfig:
     """None: the model family's learning rate for its optimizer."""
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
+    """L2 weight decay; None: the model family's (5e-4 with SGD for the image CNNs, 0 with Adam)."""
     lr_milestones: list[int] = field(default_factory=list)
     """Epochs at which the learning rate is multiplied by ``lr_gamma`` (paper: 60,120,160 with 0.2)."""
     lr_gamma: float = 0.2
@@ -216,7 +217,7 @@ class ScoringConfig:
             raise InvalidArgumentError(f"width={self.width!r} must be positive.")
         if self.lr is not None and self.lr <= 0:
             raise InvalidArgumentError(f"lr={self.lr!r} must be positive.")
-        if self.momentum < 0 or self.weight_decay < 0:
+        if self.momentum < 0 or (self.weight_decay is not None and self.weight_decay < 0):
             raise InvalidArgumentError(
                 f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0."
             )
@@ -371,7 +372,8 @@ FLAG_HELP: dict[str, str] = {
     "lr": "learning rate (default: the model family's: 0.1 with sgd, 0.01 for fasttext, 0.001 for transformers)",
     "momentum": "SGD momentum",
     "nesterov": "SGD Nesterov momentum (true/false)",
-    "weight_decay": "L2 weight decay",
+    "weight_decay": "L2 weight decay (default: the model family's: 5e-4 for cnn/mlp/resnet18 with sgd, 0 for "
+    "fasttext and transformers with adam)",
     "lr_milestones": "epochs at which the learning rate is multiplied by --lr-gamma (paper: 60,120,160)",
     "lr_gamma": "learning-rate factor at each milestone",
     "augmentation": "training view: crop-flip (pad 4, random crop, flip), resized-crop-flip (random-resized crop "

@@ -70,7 +70,7 @@ def seed_generator(*parts: int | str) -> torch.Generator:
 def resolved_for(cfg: ScoringConfig, data: TensorData | RunData) -> ScoringConfig:
     """``cfg`` with the model, optimizer and learning rate that ``data``'s input kind and the model family choose
     for what the user left out (``scoring.models.choose_training``); unchanged when all three are set."""
-    if cfg.model is not None and cfg.optimizer is not None and cfg.lr is not None:
+    if cfg.model is not None and cfg.optimizer is not None and cfg.lr is not None and cfg.weight_decay is not None:
         return cfg
     plan = getattr(data, "plan", None)
     kind, column = (plan.kind, plan.input_column) if plan is not None else ("image", "image")
@@ -86,26 +86,26 @@ def make_model(cfg: ScoringConfig, data: TensorData | RunData, seed: int) -> tor
     return build_model(name, num_classes=data.num_classes, width=cfg.width, **data.model_kwargs)
 
 
-def _training(cfg: ScoringConfig) -> tuple[str, float]:
-    if cfg.optimizer is None or cfg.lr is None:
+def _training(cfg: ScoringConfig) -> tuple[str, float, float]:
+    if cfg.optimizer is None or cfg.lr is None or cfg.weight_decay is None:
         raise InvalidArgumentError(
-            "The optimizer and learning rate are not chosen yet: resolve the config for its data first "
-            "(datadiet_hub.scoring.train.resolved_for), or give optimizer and lr."
+            "The optimizer, learning rate and weight decay are not chosen yet: resolve the config for its data first "
+            "(datadiet_hub.scoring.train.resolved_for), or give optimizer, lr and weight_decay."
         )
-    return cfg.optimizer, cfg.lr
+    return cfg.optimizer, cfg.lr, cfg.weight_decay
 
 
 def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    optimizer, lr = _training(cfg)
+    optimizer, lr, weight_decay = _training(cfg)
     if optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
             lr=lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=cfg.weight_decay,
+            weight_decay=weight_decay,
         )
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 def lr_at(cfg: ScoringConfig, epoch: int) -> float:

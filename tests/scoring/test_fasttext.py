@@ -144,9 +144,10 @@ def test_embedding_bag_rule_counts_repeated_and_padded_ids(mode):
 
 def test_defaults_follow_the_input_kind():
     image = choose_training(None, None, None, kind="image", input_column="img")
-    assert (image.model, image.optimizer, image.lr) == ("cnn", "sgd", 0.1)
+    assert (image.model, image.optimizer, image.lr, image.weight_decay) == ("cnn", "sgd", 0.1, 5e-4)
     text = choose_training(None, None, None, kind="text", input_column="text")
     assert (text.model, text.optimizer, text.lr, text.text_inputs) == ("fasttext", "adam", 0.01, "ngrams")
+    assert text.weight_decay == 0.0
     assert "because the input column 'text' is text" in text.message
     assert text.message.startswith("model fasttext") and "optimizer adam" in text.message and "lr 0.01" in text.message
     transformer = choose_training("text-transformer", None, None, kind="text", input_column="text")
@@ -157,10 +158,12 @@ def test_defaults_follow_the_input_kind():
 
 def test_explicit_flags_win():
     sgd = choose_training(None, "sgd", None, kind="text", input_column="text")
-    assert (sgd.model, sgd.optimizer, sgd.lr) == ("fasttext", "sgd", 0.1)  # sgd's usual rate, not adam's
+    assert (sgd.model, sgd.optimizer, sgd.lr, sgd.weight_decay) == ("fasttext", "sgd", 0.1, 5e-4)  # sgd's usual
     assert "optimizer sgd (--optimizer)" in sgd.message
     lr = choose_training(None, None, 0.5, kind="text", input_column="text")
     assert (lr.optimizer, lr.lr) == ("adam", 0.5) and "lr 0.5 (--lr)" in lr.message
+    wd = choose_training(None, None, None, kind="text", input_column="text", weight_decay=1e-5)
+    assert wd.weight_decay == 1e-5 and "weight decay 1e-05 (--weight-decay)" in wd.message
     mlp = choose_training("mlp", "adam", 3e-4, kind="image", input_column="image")
     assert (mlp.model, mlp.optimizer, mlp.lr) == ("mlp", "adam", 3e-4) and "; --model)" in mlp.message
 
@@ -212,7 +215,7 @@ def test_text_scored_with_no_model_flag(tmp_path, caplog):
     chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model ")]
     assert chosen == [
         "model fasttext (bag of n-grams; because the input column 'text' is text), optimizer adam (the bag of n-grams "
-        "family's), lr 0.01 (the bag of n-grams family's)"
+        "family's), lr 0.01 (the bag of n-grams family's), weight decay 0 (the bag of n-grams family's)"
     ]
     from conftest import read_scores
 

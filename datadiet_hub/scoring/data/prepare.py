@@ -309,7 +309,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         class_count=len(class_names) if class_names else 0,
         class_names=class_names,
     )
-    _check_model(cfg, plan)  # a model for the other input kind fails here, before any row is read
+    choice = _check_model(cfg, plan)  # a model for the other input kind fails here, before any row is read
     probed = probe(source.dataset, source.input_column, source.kind)
     if source.kind == InputKind.IMAGE:
         plan.image_size, plan.channels, plan.geometry = image_geometry(
@@ -326,6 +326,8 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         image_size=plan.image_size,
         channels=plan.channels,
     )
+    if choice.text_inputs == "ngrams" and plan.path == "loader":
+        plan.reason = "text: n-gram features computed once for the split, batches sliced from them"
     if plan.path == "memory":
         plan.augmentation = resolve_augmentation(cfg.augmentation, (plan.channels, plan.image_size, plan.image_size))
     else:
