@@ -20,8 +20,9 @@ from .atomic import _umask, atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .folder import ScoreFolder
-from .provenance import ConfigInfo, Provenance, as_provenance
+from .provenance import ConfigInfo, Provenance
 from .schema import metrics_in, validate_config_name, validate_table
+from .table_provenance import as_provenance
 
 logger = logging.getLogger(__name__)
 

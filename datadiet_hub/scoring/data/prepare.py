@@ -25,10 +25,11 @@ import torch
 
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import Source, load_source
 
 from ..loops import ordered_batches, shuffled_batches
-from ..state import RunState, SourceInfo
+from ..state import RunState
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
 from .tensors import Preprocess, TensorData, channel_stats, resolve_augmentation
@@ -117,7 +118,12 @@ class RunData:
     @property
     def source_info(self) -> SourceInfo:
         """Where the rows came from (``SourceInfo``)."""
-        return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
+        return SourceInfo(
+            dataset=self.plan.name,
+            revision=self.plan.revision,
+            input_column=self.plan.input_column,
+            label_column=self.plan.label_column,
+        )
 
     def facts(self) -> dict[str, Any]:
         """What the card records about how the rows were read."""
