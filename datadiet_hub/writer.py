@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .atomic import _umask, atomic_write_bytes, write_parquet
+from .atomic import atomic_path, atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .folder import ScoreFolder
@@ -49,12 +49,11 @@ def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[
         ax.set_title(f"{config}: {metric}")
         fig.tight_layout()
         target = folder.plot_file(config, metric)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden: never published if left behind
-        fig.savefig(tmp, format="png")
-        plt.close(fig)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        try:
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format="png")
+        finally:
+            plt.close(fig)
         written.append(target.relative_to(folder.path).as_posix())
     return written
 

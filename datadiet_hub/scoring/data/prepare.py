@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.atomic import atomic_write_text
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.provenance import SourceInfo
@@ -350,9 +351,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
 
 
 def _save_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:
