@@ -569,7 +569,7 @@ REPORT = RESULTS.parent / "report.md"
 
 def write_report(path: Path = REPORT) -> None:
     """docs/report.md, atomically."""
-    from datadiet_hub._atomic import atomic_write_bytes
+    from datadiet_hub.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, render().encode())
 

@@ -148,14 +148,14 @@ def write_csv(rows: list[dict]) -> None:
 
 def refresh_accuracy(card: Path) -> None:
     """Recompute the accuracy columns of docs/results/subsets.csv from the current results CSVs."""
-    bases: dict[tuple, dict] = {}
-    withheld = []
-    for row in _rows("subsets.csv"):
+    rows: list[dict] = []
+    seen: set[tuple] = set()
+    for row in _rows("subsets.csv"):  # in the CSV's order; withheld rows as they are
         if row.get("published") == "false":
-            withheld.append(row)
-        else:
-            bases.setdefault((row["config"], row["keep_column"]), row)
-    rows = [r for base in bases.values() for r in accuracy_rows(base)] + withheld
+            rows.append(row)
+        elif (row["config"], row["keep_column"]) not in seen:
+            seen.add((row["config"], row["keep_column"]))
+            rows += accuracy_rows(row)
     write_csv(rows)
     update_card(card, rows)
 
@@ -182,16 +182,12 @@ def update_card(card: Path, rows: list[dict]) -> None:
             f"`{r['config']}` {r['column']} ({r['accuracy_source'].removeprefix('withheld: ')})" for r in withheld
         ) + "."]  # fmt: skip
     lines += ["", *against_full_data()]
+    from datadiet_hub.card import ScoreCard
+
     readme = card / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- subsets-accuracy -->", "<!-- /subsets-accuracy -->"
-    if start not in text:
-        return
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = readme.with_suffix(".tmp")
-    tmp.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
-    tmp.replace(readme)
+    score_card = ScoreCard.read(readme)
+    score_card.fill("subsets-accuracy", "\n".join(lines))
+    score_card.save(readme)
 
 
 def against_full_data() -> list[str]:
