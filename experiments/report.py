@@ -362,8 +362,26 @@ def noisy_wall_times() -> str:
 
 
 def noisy_cnn_models() -> str:
-    models = sorted({r["model"] for r in _rows("noisy_labels_peers.csv") if r["model"].startswith("CNN (")})
-    return "; ".join(models) or "not run"
+    """Which CNN cross-validation settings the rows used, and whether they are the code's default."""
+    import re
+
+    from .noisy_labels import CNN_CV_EPOCHS
+
+    by_model: dict[str, set[str]] = defaultdict(set)
+    for r in _rows("noisy_labels_peers.csv"):
+        if r["model"].startswith("CNN ("):
+            by_model[r["model"]].add(f"{float(r['noise_rate']):.0%}")
+    parts = []
+    for model, rates in sorted(by_model.items()):
+        found = re.search(r"\((\d+) epochs? per fold\)", model)
+        epochs = int(found.group(1)) if found else None
+        note = (
+            f", not the code's default of {CNN_CV_EPOCHS} (`--cnn-cv-epochs`)"
+            if epochs is not None and epochs != CNN_CV_EPOCHS
+            else ""
+        )
+        parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''} per fold at {', '.join(sorted(rates))} flips{note}")
+    return "; ".join(parts) or "not run"
 
 
 def earlier_el2n() -> str:
