@@ -483,7 +483,8 @@ def render() -> str:
         "`python -m experiments.own_data`. Downstream training is the small CNN for the same number of SGD steps as "
         "5 epochs of the full set (matched on iterations, the paper's protocol; cosine learning rate), test accuracy "
         "on the 10,000 test images. Every row records its device and training seed. The scores are the shipped card "
-        "`cards/fashion-mnist-datadiet` (EL2N and GraNd at epoch 2 of the CNN, forgetting through epoch 10).",
+        "`cards/fashion-mnist-datadiet`: EL2N and GraNd at epoch 2 of the CNN, forgetting through epoch 10; `ccs` and "
+        "`easiest` rank by the same EL2N (`experiments/pruning_curve.py` has CCS's beta per kept fraction).",
         "## How to read the numbers",
         "Accuracies are mean ± standard error over training seeds (n per cell). A comparison is the mean paired "
         "difference in points of accuracy with its 95% t-interval (n - 1 degrees of freedom, `experiments/stats.py`). "
@@ -510,8 +511,9 @@ def render() -> str:
         _bullets(pruning_findings()),
         "Where each hardest-first score beats random (its interval against random above 0):",
         _bullets(where_beats_random()),
-        "Keeping the hardest 10% by any score collapses (table above): the hardest tenth is mostly ambiguous and "
-        "atypical images, and too few easy ones are left to learn the classes from.",
+        "At keep 10% the hardest-first scores fall far below random while CCS, which drops the hardest rows first, "
+        "does not (bullets above). A likely reason, not measured here: the hardest tenth holds the ambiguous and "
+        "atypical images, and too few typical ones are left to learn the classes from.",
         "### The same runs on two devices",
         "The same run (arm, kept fraction, training seed) on both devices, where it was made on both "
         "(`python -m experiments.pruning_curve --per-device` repeats on this device the runs made elsewhere):",
