@@ -20,3 +20,13 @@ def test_readme_python_snippets_run(capsys):
     finally:
         os.chdir(cwd)
     assert capsys.readouterr().out.split() == ["30000", "18000"]
+
+
+def test_relative_links_in_the_docs_resolve():
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
