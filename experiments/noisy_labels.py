@@ -73,6 +73,7 @@ REFERENCE = "EL2N"  # the method every other one is compared with, on the same r
 TRAIN_FIELDS = ["run", "seed", "test_accuracy", "examples", "flipped_kept", "steps", "wall_time_s", "device"]
 FLIP_SEED = 0
 FOLDS = 5
+CNN_CV_EPOCHS = 2  # the default epochs per fold of the CNN's cross-validated probabilities
 
 
 def flip_labels(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -370,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-epochs", type=int, default=2, help="EL2N/GraNd time (epochs)")
     parser.add_argument("--forgetting-epochs", type=int, default=5, help="training length for forgetting")
     parser.add_argument(
-        "--cnn-cv-epochs", type=int, default=2, help="epochs per fold of the CNN's 5-fold probabilities (0: skip)"
+        "--cnn-cv-epochs",
+        type=int,
+        default=CNN_CV_EPOCHS,
+        help="epochs per fold of the CNN's 5-fold probabilities (0: skip)",
     )
     parser.add_argument("--peers-only", action="store_true", help="only the linear baseline and cleanlab")
     parser.add_argument("--train-epochs", type=int, default=5, help="downstream training length (full-set epochs)")
