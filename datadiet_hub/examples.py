@@ -1,0 +1,283 @@
+"""Look before you delete: the hardest, the easiest and the most likely mislabeled rows of a scored split.
+
+Three groups per score column: the ``per_group`` highest scores, the ``per_group`` lowest, and the rows that score
+highest *within their own class* (a confidently wrong label is hard for every seed, so the top of each class is
+where label noise shows). This module picks the rows (pure numpy, no matplotlib) and fetches them from the dataset
+the scores describe, joined through ``align`` (length, card row count, sampled content hashes, and the content hash
+of every row shown), so a mismatched dataset raises ``ScoreMismatchError`` instead of showing the wrong examples.
+Drawing is elsewhere: ``_examples_plot`` (an image grid, the ``plot`` extra) and ``_examples_table`` (a Markdown
+table of texts), both written by ``_examples_write``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ._join import ids_reader, provenance_for, validate_join
+from .align import IdIndex, check_alignment, dataset_example_ids
+from .errors import ColumnNotFoundError, InvalidArgumentError, ScoreMismatchError
+from .provenance import Provenance
+from .schema import METRICS
+from .score_table import arrow_table, column_names, num_scores, read_scores, score_ids
+from .sources import Source
+
+logger = logging.getLogger(__name__)
+
+GROUPS = ("hardest", "easiest", "mislabeled")
+DEFAULT_PER_GROUP = 8
+DEFAULT_MAX_CHARS = 200
+SUFFIXES = {"image": ".png", "text": ".md"}
+
+
+def group_title(group: str, column: str) -> str:
+    """The heading of a group, naming the score column it is ranked by."""
+    return {
+        "hardest": f"Hardest (highest {column})",
+        "easiest": f"Easiest (lowest {column})",
+        "mislabeled": f"Most likely mislabeled (highest {column} within each class)",
+    }[group]
+
+
+def _check_per_group(per_group: Any) -> int:
+    if isinstance(per_group, bool) or not isinstance(per_group, int | np.integer) or per_group < 1:
+        raise InvalidArgumentError(
+            f"per_group={per_group!r}: give how many examples to show per group as a whole number >= 1 "
+            f"(CLI: --per-group, default {DEFAULT_PER_GROUP}).",
+            value=per_group,
+        )
+    return int(per_group)
+
+
+def pick_rows(values: np.ndarray, labels: np.ndarray, *, per_group: int = DEFAULT_PER_GROUP) -> dict[str, np.ndarray]:
+    """Row positions of each group, in display order (pure: no dataset, no plotting).
+
+    Args:
+        values: the score of row i at position i (larger is harder).
+        labels: the class id of row i.
+        per_group: how many rows each group holds at most (fewer when the split is smaller).
+
+    ``hardest``: highest scores first; ``easiest``: lowest first; ``mislabeled``: the highest-scoring row of each
+    class, then the second of each class, and so on (within one such round, higher scores first), so the group
+    spreads over the classes instead of repeating the hardest. Equal scores go to the lower row first, so the
+    choice is deterministic. On a split smaller than ``per_group`` hardest and easiest show the same rows.
+    """
+    per_group = _check_per_group(per_group)
+    values = np.asarray(values)
+    labels = np.asarray(labels)
+    if values.ndim != 1 or labels.shape != values.shape:
+        raise InvalidArgumentError(
+            f"values and labels must be 1-D and of one length (got shapes {values.shape} and {labels.shape}).",
+            value=(values.shape, labels.shape),
+        )
+    n = len(values)
+    positions = np.arange(n, dtype=np.int64)
+    hardest = np.lexsort((positions, -values.astype(np.float64)))
+    easiest = np.lexsort((positions, values.astype(np.float64)))
+    # rank of each row within its class, in hardest-first order: group by class, keeping that order (stable)
+    by_class = np.argsort(labels[hardest], kind="stable")
+    sorted_labels = labels[hardest][by_class]
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_class] = np.arange(n) - np.searchsorted(sorted_labels, sorted_labels, side="left")
+    candidates = np.flatnonzero(rank < per_group)  # ascending = hardest first
+    rounds = candidates[np.argsort(rank[candidates], kind="stable")]
+    return {
+        "hardest": hardest[:per_group],
+        "easiest": easiest[:per_group],
+        "mislabeled": hardest[rounds[:per_group]],
+    }
+
+
+@dataclass(frozen=True)
+class Example:
+    """One row to show.
+
+    Attributes:
+        group: ``hardest``, ``easiest`` or ``mislabeled``.
+        idx: the row of the scored split (the score table's ``idx``).
+        score: its value in the score column.
+        label: its class id (the score table's ``label``).
+        label_name: the class name when the dataset has ``ClassLabel`` names, else the label as text.
+        value: the input as the dataset decodes it (a PIL image, an array, a string).
+    """
+
+    group: str
+    idx: int
+    score: float
+    label: int
+    label_name: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ExampleSet:
+    """The examples of one score column, ready to draw (``kind`` ``image``) or tabulate (``kind`` ``text``)."""
+
+    kind: str
+    column: str
+    examples: tuple[Example, ...]
+    title: str = ""
+
+    def group(self, name: str) -> list[Example]:
+        return [e for e in self.examples if e.group == name]
+
+    @property
+    def suffix(self) -> str:
+        """``.png`` for images, ``.md`` for texts."""
+        return SUFFIXES[self.kind]
+
+
+def score_column(scores: Any, column: str | None = None) -> str:
+    """``column`` if the table has it as a numeric column; by default ``el2n``, else the table's first metric."""
+    names = column_names(scores)
+    if column is None:
+        column = next((m for m in ("el2n", *METRICS) if m in names), None)
+        if column is None:
+            raise ColumnNotFoundError(
+                f"The score table has no score column ({', '.join(METRICS)}); its columns are {names}. Name one "
+                "with column= (CLI: --column).",
+                value=names,
+            )
+    if column not in names:
+        raise ColumnNotFoundError(
+            f"Score column {column!r} not found; this score table has {names}. Pass column= one of them "
+            "(CLI: --column).",
+            column=column,
+            value=column,
+        )
+    kind = arrow_table(scores, [column]).schema.field(column).type
+    if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        numeric = [
+            c
+            for c in names
+            if c not in ("idx", "label")
+            and (pa.types.is_floating(t := arrow_table(scores, [c]).schema.field(c).type) or pa.types.is_integer(t))
+        ]
+        raise InvalidArgumentError(
+            f"Column {column!r} holds {kind}, not one number per row, so it cannot rank examples; choose a score "
+            f"column: {numeric}.",
+            column=column,
+            value=column,
+        )
+    return column
+
+
+def _label_name(value: Any, names: list[str] | None) -> str:
+    if names is not None and isinstance(value, int | np.integer) and 0 <= int(value) < len(names):
+        return str(names[int(value)])
+    return str(value)
+
+
+def _dataset_rows(
+    scores: Any,
+    source: Source,
+    wanted: np.ndarray,
+    *,
+    on: str,
+    verify: str,
+    provenance: Provenance | None,
+) -> np.ndarray:
+    """The dataset row holding each wanted scored row, checked through ``align`` (``ScoreMismatchError`` if not)."""
+    dataset = source.dataset
+    columns: dict[str, Any] = {"image_column": source.input_column, "label_column": source.label_column}
+    has_ids = "example_id" in column_names(scores)
+    if on == "example_id":
+        ids = score_ids(scores, wanted)
+        rows = IdIndex(dataset_example_ids(dataset, **columns)).lookup(ids)
+        if (rows < 0).any():
+            lost = [int(i) for i in wanted[rows < 0][:5]]
+            raise ScoreMismatchError(
+                f"{int((rows < 0).sum())} of the {len(wanted)} scored rows to show (idx {lost}...) have no row with "
+                f"the same content (example_id) in {source.name!r}: the dataset is not the one scored, or lacks "
+                "those rows. Check the dataset, --split and --data-files.",
+                value=lost,
+            )
+        return rows
+    check_alignment(
+        dataset,
+        ids_reader(scores),
+        num_scores=num_scores(scores),
+        verify=verify,
+        provenance=provenance,
+        **columns,
+    )
+    if verify != "none" and has_ids:  # every row shown is the row scored, not only the sampled ones
+        ours = dataset_example_ids(dataset, wanted, **columns)
+        theirs = score_ids(scores, wanted)
+        differ = [int(wanted[i]) for i, (a, b) in enumerate(zip(ours.to_pylist(), theirs.to_pylist())) if a != b]
+        if differ:
+            raise ScoreMismatchError(
+                f"{len(differ)} of the {len(wanted)} rows to show differ from the scored examples (first: row "
+                f"{differ[0]}): {source.name!r} is not the split these scores were computed on, in this order. "
+                "If it is a reordered or re-exported copy, join by content: on='example_id' (CLI: --on example_id).",
+                value=differ[:5],
+            )
+    return wanted
+
+
+def collect_examples(
+    scores: Any,
+    source: Source,
+    *,
+    column: str | None = None,
+    per_group: int = DEFAULT_PER_GROUP,
+    on: str = "idx",
+    verify: str = "sample",
+    provenance: Provenance | None = None,
+    title: str = "",
+) -> ExampleSet:
+    """The hardest, easiest and most likely mislabeled rows of ``source``, by a score column of ``scores``.
+
+    Args:
+        scores: the score table (``load_scores``, a ``pyarrow.Table`` or dict of arrays) of ``source``'s split.
+        source: the scored split, as ``sources.load_source`` returns it (its columns are the project's detection).
+        column: the score column (default ``el2n``, else the first metric); any numeric column works.
+        per_group: rows per group.
+        on: ``idx`` (row i of the dataset is scored row i; checked) or ``example_id`` (join by content hash).
+        verify: with ``on="idx"``: ``sample`` (length, card row count, 32 sampled hashes, plus every shown row),
+            ``full`` (every row and the card's source fingerprint) or ``none`` (length only).
+        provenance: the card's ``datadiet`` block; found automatically for tables from ``load_scores``.
+        title: a heading for the grid or table.
+    """
+    per_group = _check_per_group(per_group)
+    on, _, verify = validate_join(on, "error", verify)
+    if source.streaming:
+        raise InvalidArgumentError(
+            f"{source.name!r} is streamed; showing examples needs random access to its rows. Load it without "
+            "streaming.",
+            value=source.name,
+        )
+    column = score_column(scores, column)
+    if "label" not in column_names(scores):
+        raise ColumnNotFoundError(
+            f"The score table has no 'label' column (it has {column_names(scores)}), so the rows cannot be "
+            "grouped by class; use a table written by `datadiet score`.",
+            column="label",
+        )
+    table = read_scores(scores, column, need_labels=True)
+    assert table.labels is not None
+    picks = pick_rows(table.values, table.labels, per_group=per_group)
+    wanted = np.unique(np.concatenate(list(picks.values()))).astype(np.int64)
+    rows = _dataset_rows(scores, source, wanted, on=on, verify=verify, provenance=provenance_for(scores, provenance))
+    fetched = source.dataset.select(rows.tolist()) if len(rows) else None
+    inputs = fetched[source.input_column] if fetched is not None else []
+    labels = fetched[source.label_column] if fetched is not None else []
+    names = source.class_names
+    where = {int(p): i for i, p in enumerate(wanted)}
+    examples = tuple(
+        Example(
+            group=group,
+            idx=int(position),
+            score=float(table.values[position]),
+            label=int(table.labels[position]),
+            label_name=_label_name(labels[where[int(position)]], names),
+            value=inputs[where[int(position)]],
+        )
+        for group in GROUPS
+        for position in picks[group]
+    )
+    return ExampleSet(kind=source.kind, column=column, examples=examples, title=title)
