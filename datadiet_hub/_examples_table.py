@@ -22,7 +22,7 @@ _ESCAPED = set("\\`*_[]<>|~&#!")
 def escape_cell(value: object, *, max_chars: int | None = None) -> str:
     """``value`` as the text of one Markdown table cell: one line, at most ``max_chars`` visible characters."""
     text = "" if value is None else str(value)
-    text = NEWLINE_MARK.join(line.strip() for line in text.splitlines()) if text else ""
+    text = NEWLINE_MARK.join(line.strip() for line in text.strip().splitlines())
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text).strip()
     if max_chars is not None and len(text) > max_chars:
         text = text[: max(1, max_chars - 1)].rstrip() + ELLIPSIS

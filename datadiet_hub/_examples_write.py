@@ -28,7 +28,8 @@ def render_examples(examples: ExampleSet, target: str | os.PathLike, *, max_char
     target = Path(target)
     if target.suffix.lower() != examples.suffix:
         raise InvalidArgumentError(
-            f"{str(target)!r}: the examples of this {examples.kind} dataset are written as {examples.suffix} "
+            f"{str(target)!r}: the examples of {'an image' if examples.kind == 'image' else 'a text'} dataset are "
+            f"written as {examples.suffix} "
             f"({'a grid of thumbnails' if examples.kind == 'image' else 'a Markdown table'}); give a path ending "
             f"in {examples.suffix}.",
             path=target,
