@@ -56,7 +56,7 @@ def write_folder_examples(
     skipped (logged, naming the extra); any other failure is logged as a warning and nothing is written.
     """
     try:
-        examples = collect_examples(table, source, provenance=provenance, title=f"{source.name}: config {config}")
+        examples = collect_examples(table, source, provenance=provenance, title=f"config {config}")
         target = folder.examples_file(config, examples.column, examples.suffix)
         render_examples(examples, target)
     except MissingExtraError:
