@@ -36,8 +36,12 @@ class ScoringConfig:
     dataset: str = "fashion_mnist"
     """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
     split: str = "train"
+    input_column: str | None = None
+    """The column to score (images or texts); default detected (``datadiet_hub.columns.detect_columns``)."""
     image_column: str | None = None
+    """Older name of ``input_column`` that also says the column holds images."""
     text_column: str | None = None
+    """Older name of ``input_column`` that also says the column holds texts."""
     label_column: str | None = None
     revision: str | None = None
     data_files: list[str] | None = None
@@ -155,9 +159,18 @@ class ScoringConfig:
         choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("data path", self.data_path, DATA_PATHS)
         choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
-        if self.image_column is not None and self.text_column is not None:
+        named = {
+            flag: value
+            for flag, value in (
+                ("--input-column", self.input_column),
+                ("--image-column", self.image_column),
+                ("--text-column", self.text_column),
+            )
+            if value is not None
+        }
+        if len(named) > 1:
             raise InvalidArgumentError(
-                f"Give --image-column ({self.image_column!r}) or --text-column ({self.text_column!r}), not both."
+                "Name the input column once, not " + " and ".join(f"{f} {v!r}" for f, v in named.items()) + "."
             )
         if self.image_channels is not None and self.image_channels not in (1, 3):
             raise InvalidArgumentError(f"image_channels={self.image_channels!r} must be 1 (grey) or 3 (RGB).")
@@ -311,9 +324,10 @@ FLAG_HELP: dict[str, str] = {
     "dataset": "what to score: fashion_mnist (Debian package), a Hub id, a local folder (imagefolder or data "
     "files), or one .parquet/.csv/.json(l) file",
     "split": "split of the dataset to score",
-    "image_column": "image column (default: detected: the one Image column, else image/img/...)",
-    "text_column": "text column of a text classification set (default: detected: the one string column, "
-    "else text/sentence/...)",
+    "input_column": "the column to score, images or texts (default: detected: the one Image column, else "
+    "image/img/..., else the one text column, else text/sentence/...; the kind follows the column)",
+    "image_column": "older name of --input-column for an image column",
+    "text_column": "older name of --input-column for a text column",
     "label_column": "class label column (default: detected: the one ClassLabel column, else label/labels/...; "
     "string labels become classes in sorted order)",
     "revision": "dataset revision (git branch, tag or commit) for a Hub id",

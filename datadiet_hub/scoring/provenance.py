@@ -6,13 +6,14 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 import datadiet_hub
+from datadiet_hub.columns import InputKind
 from datadiet_hub.hashing import fingerprint
 from datadiet_hub.provenance import Provenance
 from datadiet_hub.provenance import code_commit as library_code_commit
@@ -39,8 +40,9 @@ _PACKAGES = {
 
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on this package)."""
-    return library_code_commit(package_dir or Path(__file__).resolve().parent)
+    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on the package
+    root ``datadiet_hub``, whose parent is the top of the checkout)."""
+    return library_code_commit(package_dir or Path(__file__).resolve().parents[1])
 
 
 def _version(package: str) -> str | None:
@@ -92,7 +94,8 @@ def build_provenance(
     std: list[float] | None,
     augmentation: str,
     data_facts: Mapping[str, Any] | None = None,
-    input_kind: str = "image",
+    input_kind: InputKind = InputKind.IMAGE,
+    label_names: Sequence[str] | None = None,
     configs: Mapping[str, Mapping[str, Any]],
     env: Mapping[str, Any],
     wall_time_s: float,
@@ -101,8 +104,9 @@ def build_provenance(
     """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
 
     ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
-    data path and the image geometry or tokenizer, with the reasons) go into ``datadiet_hub.scoring.data``; a text run records its
-    input under ``source.text_column``."""
+    data path and the image geometry or tokenizer, with the reasons) go into ``datadiet_hub.scoring.data``; the
+    source records the input column and kind, and the class names by class id (``label_names``) through which a
+    join maps string labels to the class ids the example ids hash."""
     scoring = cfg.identity()
     scoring.update(
         mean=None if mean is None else [round(v, 6) for v in mean],
@@ -119,8 +123,10 @@ def build_provenance(
             "revision": source.revision,
             "num_rows": len(data),
             "fingerprint": fingerprint(data.example_ids),
-            ("text_column" if input_kind == "text" else "image_column"): source.image_column,
+            "input_column": source.input_column,
+            "input_kind": str(input_kind),
             "label_column": source.label_column,
+            "label_names": list(label_names) if label_names else None,
         },
         scoring=scoring,
         configs=configs,

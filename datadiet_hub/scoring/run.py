@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -88,7 +89,9 @@ def _log_setup(setup: _Setup, accelerator) -> None:
     schedule = setup.schedule
     data = setup.data
     shape = (
-        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}" if data.plan.kind == "image" else "text"
+        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}"
+        if data.plan.kind == InputKind.IMAGE
+        else "text"
     )
     logger.info(
         "%d rows (%s, %s path), %d classes, %d steps/epoch, %d steps, score at steps %s, "
@@ -193,6 +196,7 @@ def _write(
         augmentation=data.augmentation,
         data_facts=data.facts(),
         input_kind=data.plan.kind,
+        label_names=data.plan.scored_names,
         configs=configs,
         env=environment(hardware, device),
         wall_time_s=wall,
