@@ -191,10 +191,10 @@ def show_examples(args: argparse.Namespace) -> int:
     source = load_source(
         args.examples,
         split=args.split,
-        image_column=args.image_column,
-        text_column=args.text_column,
+        input_column=args.input_column,
         label_column=args.label_column,
         data_files=args.data_files,
+        encode_labels=False,  # labels as the user has them; align maps them through the card's class names
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
@@ -215,6 +215,8 @@ def show_examples(args: argparse.Namespace) -> int:
         per_group=args.per_group,
         on=args.on,
         verify=args.verify,
+        input_column=args.input_column,
+        label_column=args.label_column,
         title=f"{args.scores} on {args.examples}",
     )
     if out is None:
@@ -452,9 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--split", default="train", help="--examples: the split of DATASET (default: train)")
     p.add_argument("--data-files", nargs="+", help="--examples: data files for builder datasets such as parquet")
-    p.add_argument("--image-column", help="--examples: the input column, when it is an image")
-    p.add_argument("--text-column", help="--examples: the input column, when it is text")
-    p.add_argument("--label-column", help="--examples: the label column")
+    p.add_argument("--input-column", help="--examples: the image or text column (default: the card's, else detected)")
+    p.add_argument("--image-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--text-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--label-column", help="--examples: the label column (default: the card's, else detected)")
     p.add_argument(
         "--on", default="idx", choices=JOIN_KEYS, help="--examples: join the scores to DATASET by row or by content"
     )

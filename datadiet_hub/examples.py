@@ -12,6 +12,7 @@ table of texts), both written by ``_examples_write``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from ._join import ids_reader, provenance_for, validate_join
-from .align import IdIndex, check_alignment, dataset_example_ids
+from .align import IdIndex, check_alignment, dataset_example_ids, join_columns, label_space, scored_columns
+from .columns import Columns
 from .errors import ColumnNotFoundError, InvalidArgumentError, ScoreMismatchError
+from .hashing import own_class_names
 from .provenance import Provenance
 from .schema import METRICS
 from .score_table import arrow_table, column_names, num_scores, read_scores, score_ids
@@ -166,7 +169,8 @@ def score_column(scores: Any, column: str | None = None) -> str:
     return column
 
 
-def _label_name(value: Any, names: list[str] | None) -> str:
+def _label_name(value: Any, names: Sequence[str] | None) -> str:
+    """A dataset label as its class name: ``ClassLabel`` names (or the card's) for a class id, a string as it is."""
     if names is not None and isinstance(value, int | np.integer) and 0 <= int(value) < len(names):
         return str(names[int(value)])
     return str(value)
@@ -177,17 +181,18 @@ def _dataset_rows(
     source: Source,
     wanted: np.ndarray,
     *,
+    columns: Columns,
     on: str,
     verify: str,
     provenance: Provenance | None,
 ) -> np.ndarray:
     """The dataset row holding each wanted scored row, checked through ``align`` (``ScoreMismatchError`` if not)."""
     dataset = source.dataset
-    columns: dict[str, Any] = {"image_column": source.input_column, "label_column": source.label_column}
+    join: dict[str, Any] = {"input_column": columns.input, "label_column": columns.label, "provenance": provenance}
     has_ids = "example_id" in column_names(scores)
     if on == "example_id":
         ids = score_ids(scores, wanted)
-        rows = IdIndex(dataset_example_ids(dataset, **columns)).lookup(ids)
+        rows = IdIndex(dataset_example_ids(dataset, **join)).lookup(ids)
         if (rows < 0).any():
             lost = [int(i) for i in wanted[rows < 0][:5]]
             raise ScoreMismatchError(
@@ -202,11 +207,10 @@ def _dataset_rows(
         ids_reader(scores),
         num_scores=num_scores(scores),
         verify=verify,
-        provenance=provenance,
-        **columns,
+        **join,
     )
     if verify != "none" and has_ids:  # every row shown is the row scored, not only the sampled ones
-        ours = dataset_example_ids(dataset, wanted, **columns)
+        ours = dataset_example_ids(dataset, wanted, **join)
         theirs = score_ids(scores, wanted)
         differ = [int(wanted[i]) for i, (a, b) in enumerate(zip(ours.to_pylist(), theirs.to_pylist())) if a != b]
         if differ:
@@ -228,6 +232,8 @@ def collect_examples(
     on: str = "idx",
     verify: str = "sample",
     provenance: Provenance | None = None,
+    input_column: str | None = None,
+    label_column: str | None = None,
     title: str = "",
 ) -> ExampleSet:
     """The hardest, easiest and most likely mislabeled rows of ``source``, by a score column of ``scores``.
@@ -241,6 +247,8 @@ def collect_examples(
         verify: with ``on="idx"``: ``sample`` (length, card row count, 32 sampled hashes, plus every shown row),
             ``full`` (every row and the card's source fingerprint) or ``none`` (length only).
         provenance: the card's ``datadiet`` block; found automatically for tables from ``load_scores``.
+        input_column, label_column: the dataset's input and label columns; by default the ones the card records,
+            else ``columns.detect_columns`` (the columns a row's ``example_id`` is computed from, as for ``prune``).
         title: a heading for the grid or table.
     """
     per_group = _check_per_group(per_group)
@@ -262,11 +270,16 @@ def collect_examples(
     assert table.labels is not None
     picks = pick_rows(table.values, table.labels, per_group=per_group)
     wanted = np.unique(np.concatenate(list(picks.values()))).astype(np.int64)
-    rows = _dataset_rows(scores, source, wanted, on=on, verify=verify, provenance=provenance_for(scores, provenance))
+    provenance = provenance_for(scores, provenance)
+    columns = join_columns(
+        source.dataset, input_column=input_column, label_column=label_column, scored=scored_columns(provenance)
+    )
+    rows = _dataset_rows(scores, source, wanted, columns=columns, on=on, verify=verify, provenance=provenance)
+    label = columns.label or source.label_column
     fetched = source.dataset.select(rows.tolist()) if len(rows) else None
-    inputs = fetched[source.input_column] if fetched is not None else []
-    labels = fetched[source.label_column] if fetched is not None else []
-    names = source.class_names
+    inputs = fetched[columns.input] if fetched is not None else []
+    labels = fetched[label] if fetched is not None else []
+    names = own_class_names(source.dataset.features, label) or label_space(provenance).names
     where = {int(p): i for i, p in enumerate(wanted)}
     examples = tuple(
         Example(
@@ -280,4 +293,4 @@ def collect_examples(
         for group in GROUPS
         for position in picks[group]
     )
-    return ExampleSet(kind=source.kind, column=column, examples=examples, title=title)
+    return ExampleSet(kind=str(columns.kind), column=column, examples=examples, title=title)

@@ -21,6 +21,7 @@ from datadiet_hub._examples_table import NEWLINE_MARK, escape_cell, markdown_tab
 from datadiet_hub._examples_write import render_examples
 from datadiet_hub._plotting import pyplot
 from datadiet_hub.cli import main
+from datadiet_hub.columns import Columns, InputKind
 from datadiet_hub.errors import InvalidArgumentError, MissingExtraError, ScoreMismatchError, UnsafeFileError
 from datadiet_hub.examples import GROUPS, ExampleSet, collect_examples, pick_rows
 from datadiet_hub.folder import ScoreFolder
@@ -127,9 +128,8 @@ def test_thumbnail_stretches_16_bit_and_composites_transparency_on_white():
 
 
 def _source(dataset, kind="image", name="tiny"):
-    if kind == "text":
-        return Source(dataset, "text", "label", name=name, split="train", text_column="text")
-    return Source(dataset, "image", "label", name=name, split="train")
+    columns = Columns(kind, InputKind(kind), "label")  # the builders' datasets: an `image` or `text` column
+    return Source(dataset, columns, name=name, split="train")
 
 
 def test_png_grid_has_the_expected_size_and_draws_the_images(tmp_path):
@@ -401,7 +401,7 @@ def test_the_image_dataset_of_a_real_loader_round_trips(image_dataset, tmp_path)
         row["image"].save(target)
     source = load_source(str(root))
     assert source.kind == "image"
-    ids = [example_id(r[source.image_column], r[source.label_column]) for r in source.dataset]
+    ids = [example_id(r[source.input_column], r[source.label_column]) for r in source.dataset]
     n = len(source.dataset)
     table = pa.table(
         {
