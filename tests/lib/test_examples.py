@@ -58,6 +58,14 @@ def test_groups_match_a_plain_python_oracle_with_ties(seed):
     assert {g: picked[g].tolist() for g in GROUPS} == _oracle(values, labels, k)
 
 
+def test_labels_that_are_not_small_class_ids_group_the_same_way():
+    rng = np.random.default_rng(7)
+    values = np.round(rng.random(50), 1)
+    ids = rng.integers(0, 4, 50)
+    odd = np.array([-3, 7, 10**9, 12])[ids]  # negative and huge labels take the np.unique path
+    assert {g: r.tolist() for g, r in pick_rows(values, odd, per_group=9).items()} == _oracle(values, ids, 9)
+
+
 def test_ties_go_to_the_lower_row_and_mislabeled_spreads_over_classes():
     values = np.array([0.5, 0.9, 0.9, 0.1, 0.1, 0.7, 0.2], dtype=np.float32)
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
@@ -294,6 +302,30 @@ def test_show_examples_prints_markdown_for_texts_and_writes_md(tmp_path, capsys)
     assert [len(t) - 1 for t in _tables((tmp_path / "t.md").read_text())] == [8, 8, 8]
 
 
+def test_show_examples_of_a_jsonl_with_string_labels(tmp_path, capsys):
+    """The file as a user has it (string labels); the scores as scoring writes them (class ids of the sorted
+    names, recorded in the card)."""
+    import json
+
+    rows = [{"text": t, "language": lang} for t, lang in zip(NASTY, ["it", "de", "es", "de", "it", "es", "de", "it"])]
+    data = tmp_path / "texts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    names = sorted({r["language"] for r in rows})
+    scored = datasets.Dataset.from_dict(
+        {"text": [r["text"] for r in rows], "label": [names.index(r["language"]) for r in rows]},
+        datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)}),
+    )
+    provenance = make_provenance(len(rows))
+    provenance["source"].update(input_column="text", label_column="language", label_names=names)
+    folder = write_score_dataset(
+        tmp_path / "scores", {"tiny-ep1": _text_scores(scored)}, provenance=provenance, plots=False
+    )
+    assert main(["show", str(folder), "--examples", str(data), "--per-group", "3"]) == 0
+    hardest = _tables(capsys.readouterr().out)[0][1:]
+    assert [row[1] for row in hardest] == [rows[int(row[0])]["language"] for row in hardest]  # names, not ids
+    assert [int(row[0]) for row in hardest] == [0, 1, 2]  # _text_scores: row 0 scores highest
+
+
 def test_a_mismatched_dataset_is_one_clear_error_and_writes_nothing(published, image_dataset, tmp_path, capsys):
     shuffled = tmp_path / "shuffled.parquet"
     image_dataset.shuffle(seed=3).to_parquet(str(shuffled))
@@ -304,6 +336,10 @@ def test_a_mismatched_dataset_is_one_clear_error_and_writes_nothing(published, i
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
     assert "differ from the scored examples" in err and "--on example_id" in err and "Traceback" not in err
     assert not out.exists()
+    assert main([*args, "--examples", str(shuffled), "--on", "example_id"]) == 0  # by content: fine
+    with Image.open(out) as png:
+        assert png.size == grid_pixels(3, 8)
+    out.unlink()
     other = tmp_path / "other.parquet"
     make_image_dataset(seed=9).to_parquet(str(other))  # same length and labels, other pixels
     assert main([*args, "--examples", str(other)]) == 2

@@ -21,3 +21,14 @@ def test_scoring_writes_the_examples_grid_and_the_card_embeds_it(tmp_path, tiny_
     card = (out / "README.md").read_text()
     assert "![plots/cnn-ep1-el2n-examples.png](plots/cnn-ep1-el2n-examples.png)" in card
     assert "plots/cnn-ep1-el2n-examples.png" in {p.as_posix() for p in ScoreFolder(out).files()}
+
+
+def test_a_streamed_run_draws_no_examples(tmp_path, tiny_parquet, caplog):
+    import logging
+
+    from datadiet_hub.scoring.run import _examples_source
+
+    with caplog.at_level(logging.INFO):
+        assert _examples_source(tiny_config(tmp_path / "out", tiny_parquet, streaming=True)) is None
+    assert "datadiet show OUT --examples DATASET" in caplog.text
+    assert _examples_source(tiny_config(tmp_path / "out", tiny_parquet)).kind == "image"
