@@ -147,6 +147,6 @@ def draw_grid(examples: ExampleSet, target: Path) -> Path:
                 vmax=255,
                 interpolation="nearest" if small else "antialiased",
             )
-            ax.set_title(f"{_short(example.label_name)}\n{example.score:.4g} · idx {example.idx}", fontsize=7, pad=3)
+            ax.set_title(f"{_short(example.label_name)}\n{example.score_text} · idx {example.idx}", fontsize=7, pad=3)
     save_png(fig, target, dpi=DPI)
     return target

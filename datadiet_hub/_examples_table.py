@@ -47,7 +47,7 @@ def markdown_table(examples: ExampleSet, *, max_chars: int = 200) -> str:
             continue
         lines += [f"| idx | label | {column} | text |", "|---:|---|---:|---|"]
         lines += [
-            f"| {e.idx} | {escape_cell(e.label_name, max_chars=60)} | {e.score:.4g} | "
+            f"| {e.idx} | {escape_cell(e.label_name, max_chars=60)} | {e.score_text} | "
             f"{escape_cell(e.value, max_chars=max_chars)} |"
             for e in rows
         ]

@@ -139,6 +139,8 @@ class Example:
         label: its class id (the score table's ``label``).
         label_name: the class name when the dataset has ``ClassLabel`` names, else the label as text.
         value: the input as the dataset decodes it (a PIL image, an array, a string).
+        never_learned: ranked by ``forgetting``, a row some seed never learned (it ranks above every learned row,
+            as data_diet's infinite forgetting; ``score`` is its stored count).
     """
 
     group: str
@@ -147,6 +149,12 @@ class Example:
     label: int
     label_name: str
     value: Any
+    never_learned: bool = False
+
+    @property
+    def score_text(self) -> str:
+        """The score as shown: 4 significant digits, and whether the row was never learned."""
+        return f"{self.score:.4g}" + (" (never learned)" if self.never_learned else "")
 
 
 @dataclass(frozen=True)
@@ -300,6 +308,8 @@ def collect_examples(
             column="label",
         )
     table = read_scores(scores, column, need_labels=True)
+    stored = read_scores(scores, column, never_learned_as_inf=False).values  # what the table holds, for display
+    never = stored != table.values  # forgetting: the rows ranked as never learned
     assert table.labels is not None
     picks = pick_rows(table.values, table.labels, per_group=per_group)
     wanted = np.unique(np.concatenate(list(picks.values()))).astype(np.int64)
@@ -318,10 +328,11 @@ def collect_examples(
         Example(
             group=group,
             idx=int(position),
-            score=float(table.values[position]),
+            score=float(stored[position]),
             label=int(table.labels[position]),
             label_name=_label_name(labels[where[int(position)]], names),
             value=inputs[where[int(position)]],
+            never_learned=bool(never[position]),
         )
         for group in GROUPS
         for position in picks[group]

@@ -156,6 +156,18 @@ def test_png_grid_has_the_expected_size_and_draws_the_images(tmp_path):
     assert not (tmp_path / "grid.png.tmp").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
 
 
+def test_forgetting_ranks_never_learned_rows_first_and_shows_their_count(image_dataset):
+    table = make_score_table(image_dataset, metrics=("forgetting",))
+    never = np.asarray(table.column("never_learned").to_pylist())
+    stored = np.asarray(table.column("forgetting").to_pylist())
+    assert 0 < never.sum() < 8
+    examples = collect_examples(table, _source(image_dataset), column="forgetting", per_group=8)
+    hardest = examples.group("hardest")
+    assert [e.never_learned for e in hardest] == [True] * int(never.sum()) + [False] * (8 - int(never.sum()))
+    assert all(e.score == pytest.approx(stored[e.idx]) for e in hardest)
+    assert "(never learned)" in markdown_table(examples) and "(never learned)" not in hardest[-1].score_text
+
+
 def test_label_names_come_from_the_class_label(tmp_path):
     ds = _mode_dataset()
     examples = collect_examples(make_score_table(ds), _source(ds), per_group=2)
@@ -281,6 +293,28 @@ def test_show_examples_of_a_store_entry_writes_the_png(published, image_dataset,
     assert main(args) == 4  # never over an existing file without --force
     assert "--force" in capsys.readouterr().err
     assert main([*args, "--force", "--column", "el2n_std", "--output", str(out)]) == 0
+    saved = tmp_path / "saved"  # a save_to_disk folder (what `datadiet prune` writes) works the same way
+    image_dataset.save_to_disk(str(saved))
+    args[-1] = str(saved)
+    assert main([*args, "--per-group", "2", "--output", str(tmp_path / "saved.png")]) == 0
+
+
+def test_show_examples_of_a_hub_repo(hub, score_folder, image_dataset, tmp_path):
+    data = tmp_path / "data.parquet"
+    image_dataset.to_parquet(str(data))
+    run = hub.run(
+        """
+from datadiet_hub.cli import main
+published = main(["publish", ARGS["folder"], "--repo-id", "user/look", "--version", "v1"])
+shown = main(["show", "user/look", "--version", "v1", "--config", "cnn-ep2", "--examples", ARGS["data"],
+              "--per-group", "2", "--output", ARGS["out"]])
+result = [published, shown]
+""",
+        args={"folder": str(score_folder), "data": str(data), "out": str(tmp_path / "hub.png")},
+    )
+    assert run.result == [0, 0]
+    with Image.open(tmp_path / "hub.png") as png:
+        assert png.size == grid_pixels(3, 2)
 
 
 def test_show_examples_prints_markdown_for_texts_and_writes_md(tmp_path, capsys):
@@ -412,7 +446,9 @@ def test_text_examples_are_published_and_other_markdown_is_not(tmp_path, caplog)
         ScoreFolder(folder).files()
 
 
-def test_without_matplotlib_scoring_still_writes_and_says_it_skipped(image_dataset, tmp_path, monkeypatch, caplog):
+def test_without_matplotlib_scoring_still_writes_and_says_it_skipped(
+    image_dataset, tmp_path, monkeypatch, caplog, capsys
+):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'datadiet-hub\[plot\]'"):
         pyplot()
@@ -426,6 +462,11 @@ def test_without_matplotlib_scoring_still_writes_and_says_it_skipped(image_datas
     assert "skipped the example grid" in caplog.text and "datadiet-hub[plot]" in caplog.text
     assert not (folder / "plots").exists() and "Look before you prune" not in (folder / "README.md").read_text()
     assert len(datasets.load_dataset(str(folder), "cnn-ep2", split="train")) == len(image_dataset)
+    data = tmp_path / "data.parquet"
+    image_dataset.to_parquet(str(data))
+    assert main(["show", str(folder), "--examples", str(data), "--output", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "pip install 'datadiet-hub[plot]'" in err and not (tmp_path / "x.png").exists()
 
 
 def test_the_image_dataset_of_a_real_loader_round_trips(image_dataset, tmp_path):
