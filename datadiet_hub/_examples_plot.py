@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._plotting import pyplot, save_png
+from .examples import GROUPS, ExampleSet
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
-
-    from .examples import ExampleSet
 
 THUMB_PX = 128
 DPI = 100
@@ -108,8 +107,6 @@ def _short(text: str, limit: int = 18) -> str:
 
 def draw_grid(examples: ExampleSet, target: Path) -> Path:
     """Draw ``examples`` (rows: hardest, easiest, mislabeled) and write the PNG atomically to ``target``."""
-    from .examples import GROUPS
-
     plt = pyplot()
     cols = max([len(examples.group(g)) for g in GROUPS] + [1])
     width, height = grid_pixels(len(GROUPS), cols)

@@ -9,10 +9,8 @@ escaped this way in CommonMark, so the rendered cell shows the text as it is.
 from __future__ import annotations
 
 import unicodedata
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .examples import ExampleSet
+from .examples import GROUPS, ExampleSet, group_title
 
 NEWLINE_MARK = " ↵ "
 ELLIPSIS = "…"
@@ -33,8 +31,6 @@ def escape_cell(value: object, *, max_chars: int | None = None) -> str:
 
 def markdown_table(examples: ExampleSet, *, max_chars: int = 200) -> str:
     """The Markdown document: an optional title, then per group a heading and a table (or a note when empty)."""
-    from .examples import GROUPS, group_title
-
     column = escape_cell(examples.column)
     lines: list[str] = []
     if examples.title:

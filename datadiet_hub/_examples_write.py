@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 
 from ._atomic import atomic_write_bytes
+from ._examples_plot import draw_grid
+from ._examples_table import markdown_table
 from ._plotting import PLOT_EXTRA
 from .errors import DatadietError, InvalidArgumentError, MissingExtraError
 from .examples import DEFAULT_MAX_CHARS, ExampleSet, collect_examples
@@ -36,12 +38,8 @@ def render_examples(examples: ExampleSet, target: str | os.PathLike, *, max_char
             value=str(target),
         )
     if examples.kind == "image":
-        from ._examples_plot import draw_grid
-
         draw_grid(examples, target)
     else:
-        from ._examples_table import markdown_table
-
         atomic_write_bytes(target, markdown_table(examples, max_chars=max_chars).encode("utf-8"))
     return target
 
