@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -16,6 +15,7 @@ from ._examples_table import markdown_table
 from ._plotting import PLOT_EXTRA
 from .errors import DatadietError, InvalidArgumentError, MissingExtraError
 from .examples import DEFAULT_MAX_CHARS, ExampleSet, collect_examples
+from .folder import ScoreFolder
 from .provenance import Provenance
 from .sources import Source
 
@@ -45,7 +45,7 @@ def render_examples(examples: ExampleSet, target: str | os.PathLike, *, max_char
 
 
 def write_folder_examples(
-    folder: Any, config: str, table: pa.Table, source: Source, *, provenance: Provenance | None = None
+    folder: ScoreFolder, config: str, table: pa.Table, source: Source, *, provenance: Provenance | None = None
 ) -> list[str]:
     """At the end of scoring: the examples of one config into the score folder's ``plots/`` (so the Hub shows
     them), by ``el2n`` (else the first metric). Returns the written paths relative to the folder.

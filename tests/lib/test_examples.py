@@ -292,7 +292,7 @@ def test_show_examples_of_a_store_entry_writes_the_png(published, image_dataset,
         assert png.size == grid_pixels(3, 8)
     assert main(args) == 4  # never over an existing file without --force
     assert "--force" in capsys.readouterr().err
-    assert main([*args, "--force", "--column", "el2n_std", "--output", str(out)]) == 0
+    assert main([*args, "--force", "--column", "el2n_std", "--per-group", "2", "--output", str(out)]) == 0
     saved = tmp_path / "saved"  # a save_to_disk folder (what `datadiet prune` writes) works the same way
     image_dataset.save_to_disk(str(saved))
     args[-1] = str(saved)
