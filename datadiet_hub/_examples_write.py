@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ._atomic import atomic_write_bytes
 from ._examples_plot import draw_grid
 from ._examples_table import markdown_table
 from ._plotting import PLOT_EXTRA
+from .atomic import atomic_write_bytes
 from .errors import DatadietError, InvalidArgumentError, MissingExtraError
 from .examples import DEFAULT_MAX_CHARS, ExampleSet, collect_examples
 from .folder import ScoreFolder

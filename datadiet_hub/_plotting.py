@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .errors import MissingExtraError
 
 PLOT_EXTRA = "pip install 'datadiet-hub[plot]'"

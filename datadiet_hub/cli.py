@@ -35,7 +35,7 @@ from .hub import push_version
 from .loading import load_scores
 from .pruning import prune
 from .resolve import HUB, resolve
-from .schema import METRICS
+from .schema import metrics_in
 from .selection import Selection
 from .sources import load_source
 from .store import LocalStore, default_root
@@ -142,7 +142,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         return show_examples(args)
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
-    metrics = [m for m in METRICS if m in scores.column_names]
+    metrics = metrics_in(scores.column_names)
     table = scores.select_columns(["idx", *metrics]).with_format("numpy")[:]
     print(f"{'metric':<12}{'min':>10}{'p10':>10}{'median':>10}{'p90':>10}{'max':>10}{'mean':>10}")
     for metric in metrics:

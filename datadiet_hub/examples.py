@@ -24,8 +24,9 @@ from .align import IdIndex, check_alignment, dataset_example_ids, join_columns, 
 from .columns import Columns
 from .errors import ColumnNotFoundError, InvalidArgumentError, ScoreMismatchError
 from .hashing import own_class_names
+from .metrics import names as metric_names
 from .provenance import Provenance
-from .schema import METRICS
+from .schema import metrics_in
 from .score_table import arrow_table, column_names, num_scores, read_scores, score_ids
 from .sources import Source
 
@@ -179,10 +180,10 @@ def score_column(scores: Any, column: str | None = None) -> str:
     """``column`` if the table has it as a numeric column; by default ``el2n``, else the table's first metric."""
     names = column_names(scores)
     if column is None:
-        column = next((m for m in ("el2n", *METRICS) if m in names), None)
+        column = next(iter(["el2n"] if "el2n" in names else metrics_in(names)), None)
         if column is None:
             raise ColumnNotFoundError(
-                f"The score table has no score column ({', '.join(METRICS)}); its columns are {names}. Name one "
+                f"The score table has no score column ({', '.join(metric_names())}); its columns are {names}. Name one "
                 "with column= (CLI: --column).",
                 value=names,
             )

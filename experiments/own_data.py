@@ -223,9 +223,10 @@ def report(
 ) -> dict[str, Any]:
     """Load the scores with plain ``load_dataset`` and measure them; one CSV row."""
     import datasets
-    import yaml
 
-    card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    from datadiet_hub.card import ScoreCard
+
+    card = ScoreCard.read(out / "README.md").metadata()
     config = sorted(c["config_name"] for c in card["configs"])[-1]
     scores = datasets.load_dataset(str(out), config, split="train").with_format("numpy")
     el2n = np.asarray(scores["el2n"], dtype=np.float64)

@@ -15,6 +15,8 @@ import torch
 import datadiet_hub
 from datadiet_hub.columns import InputKind
 from datadiet_hub.hashing import fingerprint
+from datadiet_hub.metrics import get as get_metric
+from datadiet_hub.metrics import names as metric_names
 from datadiet_hub.provenance import Provenance
 from datadiet_hub.provenance import code_commit as library_code_commit
 
@@ -27,10 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORGETTING_CONVENTION = (
-    "count of correct->incorrect transitions on the trained minibatches; never_learned "
-    "rows count 0 per seed and are flagged (data_diet ranks them as infinite)"
-)
 _PACKAGES = {
     "datasets_version": "datasets",
     "numpy_version": "numpy",
@@ -75,9 +73,8 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
     out = {}
     for step in schedule.score_steps:
-        metrics: list[str] = [m for m in ("el2n", "grand") if m in cfg.scores]
-        if "forgetting" in cfg.scores and step > 0:  # forgetting at step 0 counts nothing
-            metrics.append("forgetting")
+        # in declaration order; a score that needs training (forgetting) counts nothing at step 0
+        metrics = [m for m in metric_names() if m in cfg.scores and (step > 0 or not get_metric(m).needs_training)]
         if metrics:
             name = config_name(cfg.model, step, schedule.steps_per_epoch)
             out[name] = {"step": step, "epoch": round(step / schedule.steps_per_epoch, 4), "metrics": metrics}
@@ -133,5 +130,5 @@ def build_provenance(
         environment=env,
         wall_time_s=wall_time_s,
         command=command,
-        forgetting_convention=FORGETTING_CONVENTION,
+        **{f"{m}_convention": get_metric(m).convention for m in cfg.scores if get_metric(m).convention},
     )
