@@ -27,9 +27,9 @@ CELL_PX = (150, 170)  # width, height of one example: the thumbnail and a two-li
 LABEL_PX = 50  # left margin holding the group names
 TITLE_PX = 40  # top margin holding the figure title
 ROW_LABELS = {
-    "hardest": "hardest\n(highest {column})",
-    "easiest": "easiest\n(lowest {column})",
-    "mislabeled": "likely mislabeled\n(top {column} per class)",
+    "hardest": "hardest\n({hard} {column})",
+    "easiest": "easiest\n({easy} {column})",
+    "mislabeled": "likely mislabeled\n({hard} {column} per class)",
 }
 
 
@@ -119,7 +119,11 @@ def draw_grid(examples: ExampleSet, target: Path) -> Path:
         fig.text(
             LABEL_PX / 2 / width,
             bottom + CELL_PX[1] / 2 / height,
-            ROW_LABELS[group].format(column=_short(examples.column, 14)),
+            ROW_LABELS[group].format(
+                column=_short(examples.column, 14),
+                hard="highest" if examples.higher_is_harder else "lowest",
+                easy="lowest" if examples.higher_is_harder else "highest",
+            ),
             rotation=90,
             ha="center",
             va="center",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .examples import GROUPS, ExampleSet, group_title
+from .examples import GROUPS, ExampleSet
 
 NEWLINE_MARK = " ↵ "
 ELLIPSIS = "…"
@@ -36,7 +36,7 @@ def markdown_table(examples: ExampleSet, *, max_chars: int = 200) -> str:
     if examples.title:
         lines += [f"## {escape_cell(examples.title)}", ""]
     for group in GROUPS:
-        lines += [f"### {escape_cell(group_title(group, examples.column))}", ""]
+        lines += [f"### {escape_cell(examples.group_title(group))}", ""]
         rows = examples.group(group)
         if not rows:
             lines += ["*(no rows)*", ""]

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from . import metrics
 from ._join import ids_reader, provenance_for, validate_join
 from .align import IdIndex, check_alignment, dataset_example_ids, join_columns, label_space, scored_columns
 from .columns import Columns
 from .errors import ColumnNotFoundError, InvalidArgumentError, ScoreMismatchError
 from .hashing import own_class_names
-from .metrics import names as metric_names
 from .provenance import Provenance
 from .schema import metrics_in
 from .score_table import arrow_table, column_names, num_scores, read_scores, score_ids
@@ -38,12 +38,13 @@ DEFAULT_MAX_CHARS = 200
 SUFFIXES = {"image": ".png", "text": ".md"}
 
 
-def group_title(group: str, column: str) -> str:
-    """The heading of a group, naming the score column it is ranked by."""
+def group_title(group: str, column: str, higher_is_harder: bool = True) -> str:
+    """The heading of a group, naming the score column it is ranked by and which end of it is hard."""
+    hard, easy = ("highest", "lowest") if higher_is_harder else ("lowest", "highest")
     return {
-        "hardest": f"Hardest (highest {column})",
-        "easiest": f"Easiest (lowest {column})",
-        "mislabeled": f"Most likely mislabeled (highest {column} within each class)",
+        "hardest": f"Hardest ({hard} {column})",
+        "easiest": f"Easiest ({easy} {column})",
+        "mislabeled": f"Most likely mislabeled ({hard} {column} within each class)",
     }[group]
 
 
@@ -166,6 +167,10 @@ class ExampleSet:
     column: str
     examples: tuple[Example, ...]
     title: str = ""
+    higher_is_harder: bool = True
+
+    def group_title(self, name: str) -> str:
+        return group_title(name, self.column, self.higher_is_harder)
 
     def group(self, name: str) -> list[Example]:
         return [e for e in self.examples if e.group == name]
@@ -183,7 +188,7 @@ def score_column(scores: Any, column: str | None = None) -> str:
         column = next(iter(["el2n"] if "el2n" in names else metrics_in(names)), None)
         if column is None:
             raise ColumnNotFoundError(
-                f"The score table has no score column ({', '.join(metric_names())}); its columns are {names}. Name one "
+                f"The score table has no score column ({', '.join(metrics.names())}); its columns are {names}. Name one "
                 "with column= (CLI: --column).",
                 value=names,
             )
@@ -283,7 +288,8 @@ def collect_examples(
     Args:
         scores: the score table (``load_scores``, a ``pyarrow.Table`` or dict of arrays) of ``source``'s split.
         source: the scored split, as ``sources.load_source`` returns it (its columns are the project's detection).
-        column: the score column (default ``el2n``, else the first metric); any numeric column works.
+        column: the score column (default ``el2n``, else the first metric); any numeric column works. A metric
+            declared ``higher_is_harder=False`` is ranked reversed, as ``prune`` ranks it.
         per_group: rows per group.
         on: ``idx`` (row i of the dataset is scored row i; checked) or ``example_id`` (join by content hash).
         verify: with ``on="idx"``: ``sample`` (length, card row count, 32 sampled hashes, plus every shown row),
@@ -312,7 +318,10 @@ def collect_examples(
     stored = read_scores(scores, column, never_learned_as_inf=False).values  # what the table holds, for display
     never = stored != table.values  # forgetting: the rows ranked as never learned
     assert table.labels is not None
-    picks = pick_rows(table.values, table.labels, per_group=per_group)
+    declared = metrics.METRICS.get(column)
+    higher_is_harder = declared is None or declared.higher_is_harder  # as selection ranks it
+    hardness = table.values if higher_is_harder else -table.values
+    picks = pick_rows(hardness, table.labels, per_group=per_group)
     wanted = np.unique(np.concatenate(list(picks.values()))).astype(np.int64)
     provenance = provenance_for(scores, provenance)
     columns = join_columns(
@@ -338,4 +347,6 @@ def collect_examples(
         for group in GROUPS
         for position in picks[group]
     )
-    return ExampleSet(kind=str(columns.kind), column=column, examples=examples, title=title)
+    return ExampleSet(
+        kind=str(columns.kind), column=column, examples=examples, title=title, higher_is_harder=higher_is_harder
+    )

@@ -168,6 +168,21 @@ def test_forgetting_ranks_never_learned_rows_first_and_shows_their_count(image_d
     assert "(never learned)" in markdown_table(examples) and "(never learned)" not in hardest[-1].score_text
 
 
+def test_a_metric_whose_low_values_are_hard_is_shown_reversed(image_dataset):
+    from datadiet_hub import metrics
+
+    metrics.declare(metrics.Metric("margin", help="h", card="c", higher_is_harder=False, over_seeds=False))
+    try:
+        table = make_score_table(image_dataset).append_column("margin", pa.array(np.arange(40, dtype=np.float32)))
+        examples = collect_examples(table, _source(image_dataset), column="margin", per_group=3)
+    finally:
+        metrics.METRICS.pop("margin")
+    assert [e.idx for e in examples.group("hardest")] == [0, 1, 2]  # the smallest margins, as prune ranks them
+    assert [e.idx for e in examples.group("easiest")] == [39, 38, 37]
+    assert [e.idx for e in examples.group("mislabeled")] == [0, 1, 2]  # labels cycle 0..3: each class's lowest
+    assert "Hardest (lowest margin)" in markdown_table(examples)
+
+
 def test_label_names_come_from_the_class_label(tmp_path):
     ds = _mode_dataset()
     examples = collect_examples(make_score_table(ds), _source(ds), per_group=2)
