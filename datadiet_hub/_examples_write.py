@@ -51,7 +51,8 @@ def write_folder_examples(
     them), by ``el2n`` (else the first metric). Returns the written paths relative to the folder.
 
     The examples are an extra of the card, never a reason to lose the scores: without matplotlib an image grid is
-    skipped (logged, naming the extra); any other failure is logged as a warning and nothing is written.
+    skipped (logged, naming the extra); any other failure (an unreadable image, a full disk, a bug) is logged as a
+    warning, with its traceback when it is not a known error, and nothing is written.
     """
     try:
         examples = collect_examples(table, source, provenance=provenance, title=f"config {config}")
@@ -60,8 +61,14 @@ def write_folder_examples(
     except MissingExtraError:
         logger.info("matplotlib not installed: skipped the example grid of %s (%s).", config, PLOT_EXTRA)
         return []
-    except (DatadietError, OSError, ValueError) as err:
-        logger.warning("Could not draw the examples of config %s (the scores are fine): %s", config, err)
+    except Exception as err:
+        logger.warning(
+            "Could not draw the examples of config %s (the scores are fine; draw them later with `datadiet show "
+            "OUT --examples DATASET`): %s",
+            config,
+            err,
+            exc_info=not isinstance(err, DatadietError),  # a bug: keep its traceback in the log
+        )
         return []
     logger.info("Wrote the hardest/easiest/mislabeled examples of %s to %s", config, target)
     return [target.relative_to(folder.path).as_posix()]

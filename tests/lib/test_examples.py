@@ -484,6 +484,24 @@ def test_without_matplotlib_scoring_still_writes_and_says_it_skipped(
     assert "error:" in err and "pip install 'datadiet-hub[plot]'" in err and not (tmp_path / "x.png").exists()
 
 
+def test_an_unreadable_image_costs_the_examples_never_the_card(image_dataset, tmp_path, caplog):
+    broken = image_dataset.cast_column("image", datasets.Image(decode=False)).map(
+        lambda row, i: {"image": {"bytes": b"not an image" if i == 0 else row["image"]["bytes"], "path": None}},
+        with_indices=True,
+    )
+    table = make_score_table(image_dataset, values=np.arange(40, 0, -1, dtype=np.float32))  # row 0: the hardest
+    with caplog.at_level(logging.WARNING):
+        folder = write_score_dataset(
+            tmp_path / "scores",
+            {"cnn-ep2": table},
+            provenance=make_provenance(len(image_dataset)),
+            examples_source=_source(broken.cast_column("image", datasets.Image())),
+        )
+    assert "Could not draw the examples of config cnn-ep2" in caplog.text
+    assert not list((folder / "plots").glob("*-examples.*"))  # the histogram only
+    assert ScoreFolder(folder).validate() == ["cnn-ep2"]
+
+
 def test_the_image_dataset_of_a_real_loader_round_trips(image_dataset, tmp_path):
     """Through ``load_source`` (the path `datadiet show --examples` takes): an imagefolder of PNG files."""
     root = tmp_path / "imagefolder"
