@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._plotting import pyplot, save_png
+from .errors import InvalidArgumentError
 from .examples import GROUPS, ExampleSet
 
 if TYPE_CHECKING:
@@ -139,7 +140,14 @@ def draw_grid(examples: ExampleSet, target: Path) -> Path:
                 ax.axis("off")
                 continue
             example = shown[c]
-            pixels = thumbnail(example.value)
+            try:
+                pixels = thumbnail(example.value)
+            except (OSError, ValueError) as err:
+                plt.close(fig)
+                raise InvalidArgumentError(
+                    f"Row idx {example.idx} cannot be drawn as an image ({err}); nothing was written.",
+                    value=example.idx,
+                ) from err
             small = max(pixels.shape[:2]) < THUMB_PX // 2
             ax.imshow(
                 pixels,

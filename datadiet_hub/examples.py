@@ -23,7 +23,7 @@ from . import metrics
 from ._join import ids_reader, provenance_for, validate_join
 from .align import IdIndex, check_alignment, dataset_example_ids, join_columns, label_space, scored_columns
 from .columns import Columns
-from .errors import ColumnNotFoundError, InvalidArgumentError, ScoreMismatchError
+from .errors import ColumnNotFoundError, DatadietError, InvalidArgumentError, ScoreMismatchError
 from .hashing import own_class_names
 from .provenance import Provenance
 from .schema import metrics_in
@@ -327,10 +327,26 @@ def collect_examples(
     columns = join_columns(
         source.dataset, input_column=input_column, label_column=label_column, scored=scored_columns(provenance)
     )
-    rows = _dataset_rows(scores, source, wanted, columns=columns, on=on, verify=verify, provenance=provenance)
+    try:
+        rows = _dataset_rows(scores, source, wanted, columns=columns, on=on, verify=verify, provenance=provenance)
+    except (OSError, ValueError) as err:
+        if isinstance(err, DatadietError):
+            raise
+        raise InvalidArgumentError(  # hashing decodes the inputs: a corrupt file surfaces here (PIL's OSError)
+            f"Cannot read the rows of {source.name!r} to match them to the scores: {err}. A file is corrupt or not "
+            "what its column says; fix or remove it.",
+            value=source.name,
+        ) from err
     label = columns.label or source.label_column
     fetched = source.dataset.select(rows.tolist()) if len(rows) else None
-    inputs = fetched[columns.input] if fetched is not None else []
+    try:
+        inputs = fetched[columns.input] if fetched is not None else []
+    except (OSError, ValueError) as err:  # PIL cannot decode a file (UnidentifiedImageError is an OSError)
+        raise InvalidArgumentError(
+            f"One of the rows to show (idx {wanted[:12].tolist()}) of {source.name!r} cannot be decoded: {err}. "
+            "Fix or remove the file, or look at another score column.",
+            value=source.name,
+        ) from err
     labels = fetched[label] if fetched is not None else []
     names = own_class_names(source.dataset.features, label) or label_space(provenance).names
     where = {int(p): i for i, p in enumerate(wanted)}

@@ -484,7 +484,7 @@ def test_without_matplotlib_scoring_still_writes_and_says_it_skipped(
     assert "error:" in err and "pip install 'datadiet-hub[plot]'" in err and not (tmp_path / "x.png").exists()
 
 
-def test_an_unreadable_image_costs_the_examples_never_the_card(image_dataset, tmp_path, caplog):
+def test_an_unreadable_image_costs_the_examples_never_the_card(image_dataset, tmp_path, caplog, capsys):
     broken = image_dataset.cast_column("image", datasets.Image(decode=False)).map(
         lambda row, i: {"image": {"bytes": b"not an image" if i == 0 else row["image"]["bytes"], "path": None}},
         with_indices=True,
@@ -500,6 +500,14 @@ def test_an_unreadable_image_costs_the_examples_never_the_card(image_dataset, tm
     assert "Could not draw the examples of config cnn-ep2" in caplog.text
     assert not list((folder / "plots").glob("*-examples.*"))  # the histogram only
     assert ScoreFolder(folder).validate() == ["cnn-ep2"]
+    data = tmp_path / "broken.parquet"
+    broken.to_parquet(str(data))
+    for verify in ("sample", "none"):  # found while matching rows, or while drawing
+        out = tmp_path / f"{verify}.png"
+        args = ["show", str(folder), "--examples", str(data), "--verify", verify, "--output", str(out)]
+        assert main(args) == 2 and not out.exists()
+        err = capsys.readouterr().err
+        assert "cannot identify image file" in err and "Traceback" not in err
 
 
 def test_the_image_dataset_of_a_real_loader_round_trips(image_dataset, tmp_path):
