@@ -26,6 +26,7 @@ from .columns import Columns
 from .errors import ColumnNotFoundError, DatadietError, InvalidArgumentError, ScoreMismatchError
 from .hashing import own_class_names
 from .provenance import Provenance
+from .ranking import INDEX, TieBreak, top_k
 from .schema import metrics_in
 from .score_table import arrow_table, column_names, num_scores, read_scores, score_ids
 from .sources import Source
@@ -81,21 +82,16 @@ def pick_rows(values: np.ndarray, labels: np.ndarray, *, per_group: int = DEFAUL
         )
     return {
         "hardest": _highest(values, per_group),
-        "easiest": _highest(-values.astype(np.float64), per_group),
+        "easiest": _highest(-values.astype(np.float64), per_group),  # the lowest, ties to the lower row
         "mislabeled": _top_per_class(values, labels, per_group),
     }
 
 
 def _highest(values: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the ``k`` highest values, highest first, ties to the lower position; O(n) plus a sort of the
-    rows at or above the k-th value (a full sort of 10M scores takes seconds)."""
-    n = len(values)
-    candidates = np.arange(n, dtype=np.int64)
-    if k < n:
-        threshold = np.partition(values, n - k)[n - k]
-        candidates = np.flatnonzero(values >= threshold)
-    order = np.lexsort((candidates, -values[candidates].astype(np.float64)))
-    return candidates[order[:k]]
+    """Positions of the ``k`` highest values, highest first, ties to the lower position: ``ranking.top_k`` (O(n),
+    the ranking ``prune`` uses, with the ``index`` tie-break) and a sort of those ``k`` rows."""
+    chosen = top_k(values, k, tie=TieBreak(INDEX))
+    return chosen[np.lexsort((chosen, -values[chosen].astype(np.float64)))]
 
 
 def _top_per_class(values: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from datadiet_hub.folder import ScoreFolder
 from datadiet_hub.hashing import example_id
 from datadiet_hub.sources import Source, load_source
 from datadiet_hub.store import LocalStore
-from datadiet_hub.writer import write_score_dataset
+from datadiet_hub.writer import refresh_card, write_score_dataset
 
 # -- which rows ------------------------------------------------------------------------------------------------------
 
@@ -437,6 +437,9 @@ def test_scoring_output_holds_the_examples_and_the_card_shows_them(image_dataset
         and "![plots/cnn-ep2-el2n-examples.png](plots/cnn-ep2-el2n-examples.png)" in card
     )
     assert "plots/cnn-ep2-el2n-examples.png" in {p.as_posix() for p in ScoreFolder(folder).files()}
+    refresh_card(folder)  # a re-rendered card keeps the examples apart from the histograms
+    card = (folder / "README.md").read_text()
+    assert card.count("plots/cnn-ep2-el2n-examples.png)") == 1 and "![plots/cnn-ep2-el2n.png]" in card
 
 
 def test_text_examples_are_published_and_other_markdown_is_not(tmp_path, caplog):
