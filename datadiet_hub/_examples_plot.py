@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 THUMB_PX = 128
+MAX_COLUMNS = 64  # a wider grid is unreadable, and its canvas (CELL_PX wide per column) grows without bound
 DPI = 100
 CELL_PX = (150, 170)  # width, height of one example: the thumbnail and a two-line title
 LABEL_PX = 50  # left margin holding the group names
@@ -102,14 +103,22 @@ def thumbnail(value: Any) -> np.ndarray:
 
 
 def _short(text: str, limit: int = 18) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """User text for a figure label: one line, cut to ``limit`` characters, and ``$`` escaped (matplotlib would
+    read ``$...$`` as math, and fail on an unknown command such as ``$\\foo$``)."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def draw_grid(examples: ExampleSet, target: Path) -> Path:
     """Draw ``examples`` (rows: hardest, easiest, mislabeled) and write the PNG atomically to ``target``."""
-    plt = pyplot()
     cols = max([len(examples.group(g)) for g in GROUPS] + [1])
+    if cols > MAX_COLUMNS:
+        raise InvalidArgumentError(
+            f"{cols} examples per group do not fit one readable grid; show at most {MAX_COLUMNS} (--per-group).",
+            value=cols,
+        )
+    plt = pyplot()
     width, height = grid_pixels(len(GROUPS), cols)
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     if examples.title:

@@ -183,6 +183,23 @@ def test_a_metric_whose_low_values_are_hard_is_shown_reversed(image_dataset):
     assert "Hardest (lowest margin)" in markdown_table(examples)
 
 
+def test_label_names_with_dollars_are_drawn_as_text_and_wide_grids_are_refused(tmp_path):
+    names = ["$\\undefinedcommand$", "a$b"]  # matplotlib would parse $...$ as math and fail on the command
+    images = [Image.fromarray(np.full((6, 6), 40 * i, dtype=np.uint8)) for i in range(4)]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0, 1]}, features)
+    examples = collect_examples(make_score_table(ds), _source(ds), per_group=4)
+    assert {e.label_name for e in examples.examples} == set(names)
+    with Image.open(render_examples(examples, tmp_path / "dollars.png")) as png:
+        assert png.size == grid_pixels(3, 4)
+    wide = collect_examples(
+        make_score_table(make_image_dataset(n=80)), _source(make_image_dataset(n=80)), per_group=65
+    )
+    with pytest.raises(InvalidArgumentError, match="at most 64"):
+        render_examples(wide, tmp_path / "wide.png")
+    assert not (tmp_path / "wide.png").exists()
+
+
 def test_label_names_come_from_the_class_label(tmp_path):
     ds = _mode_dataset()
     examples = collect_examples(make_score_table(ds), _source(ds), per_group=2)
