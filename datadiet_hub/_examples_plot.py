@@ -17,7 +17,7 @@ import numpy as np
 
 from ._plotting import pyplot, save_png
 from .errors import InvalidArgumentError
-from .examples import GROUPS, ExampleSet
+from .examples import GROUPS, UNREADABLE, ExampleSet
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -151,7 +151,7 @@ def draw_grid(examples: ExampleSet, target: Path) -> Path:
             example = shown[c]
             try:
                 pixels = thumbnail(example.value)
-            except (OSError, ValueError) as err:
+            except UNREADABLE as err:
                 plt.close(fig)
                 raise InvalidArgumentError(
                     f"Row idx {example.idx} cannot be drawn as an image ({err}); nothing was written.",

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from PIL import Image
 
 from . import metrics
 from ._join import ids_reader, provenance_for, validate_join
@@ -37,6 +38,9 @@ GROUPS = ("hardest", "easiest", "mislabeled")
 DEFAULT_PER_GROUP = 8
 DEFAULT_MAX_CHARS = 200
 SUFFIXES = {"image": ".png", "text": ".md"}
+UNREADABLE = (OSError, ValueError, Image.DecompressionBombError)
+"""What decoding a corrupt, mislabelled or oversized image raises (PIL's ``UnidentifiedImageError`` is an
+``OSError``; an image over PIL's pixel limit a ``DecompressionBombError``)."""
 
 
 def group_title(group: str, column: str, higher_is_harder: bool = True) -> str:
@@ -325,7 +329,7 @@ def collect_examples(
     )
     try:
         rows = _dataset_rows(scores, source, wanted, columns=columns, on=on, verify=verify, provenance=provenance)
-    except (OSError, ValueError) as err:
+    except UNREADABLE as err:
         if isinstance(err, DatadietError):
             raise
         raise InvalidArgumentError(  # hashing decodes the inputs: a corrupt file surfaces here (PIL's OSError)
@@ -337,7 +341,7 @@ def collect_examples(
     fetched = source.dataset.select(rows.tolist()) if len(rows) else None
     try:
         inputs = fetched[columns.input] if fetched is not None else []
-    except (OSError, ValueError) as err:  # PIL cannot decode a file (UnidentifiedImageError is an OSError)
+    except UNREADABLE as err:  # PIL cannot decode a file (UnidentifiedImageError is an OSError)
         raise InvalidArgumentError(
             f"One of the rows to show (idx {wanted[:12].tolist()}) of {source.name!r} cannot be decoded: {err}. "
             "Fix or remove the file, or look at another score column.",

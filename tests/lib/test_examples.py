@@ -530,6 +530,22 @@ def test_an_unreadable_image_costs_the_examples_never_the_card(image_dataset, tm
         assert "cannot identify image file" in err and "Traceback" not in err
 
 
+def test_an_image_over_the_pixel_limit_is_one_error_line(tmp_path, monkeypatch, capsys):
+    images = [Image.fromarray(np.full((8, 8), i, dtype=np.uint8)) for i in range(10)]
+    images[3] = Image.fromarray(np.zeros((20, 20), dtype=np.uint8))  # 400 pixels: over twice the limit below
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    ds = datasets.Dataset.from_dict({"image": images, "label": [i % 2 for i in range(10)]}, features)
+    folder = write_score_dataset(
+        tmp_path / "scores", {"cnn-ep2": make_score_table(ds)}, provenance=make_provenance(10), plots=False
+    )
+    data = tmp_path / "data.parquet"
+    ds.to_parquet(str(data))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # PIL's decompression-bomb guard, scaled down
+    assert main(["show", str(folder), "--examples", str(data), "--output", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "exceeds limit" in err and "Traceback" not in err and not (tmp_path / "x.png").exists()
+
+
 def test_the_image_dataset_of_a_real_loader_round_trips(image_dataset, tmp_path):
     """Through ``load_source`` (the path `datadiet show --examples` takes): an imagefolder of PNG files."""
     root = tmp_path / "imagefolder"
