@@ -179,6 +179,21 @@ def init_warning(configs: Sequence[ConfigSummary]) -> str | None:
     return " ".join(t for t in texts if t) or None
 
 
+def usage_config(configs: Sequence[ConfigSummary]) -> ConfigSummary:
+    """The config the usage snippet loads: a score from training, not one at initialisation, and among those the
+    one whose seeds agree most (its seed-to-seed Spearman); the first trained config when none was measured."""
+    trained = [c for c in configs if c.time not in ("epoch 0", "step 0")] or list(configs)
+
+    def agreement(config: ConfigSummary) -> float:
+        try:
+            return float(config.seed_spearman)
+        except ValueError:
+            return float("-inf")
+
+    best = max(trained, key=agreement)  # max keeps the first of equals: the first trained config when none is known
+    return best if agreement(best) > float("-inf") else trained[0]
+
+
 def yaml_configs(config_names: list[str]) -> list[dict[str, Any]]:
     """The ``configs:`` YAML entries that let plain ``load_dataset(folder, config)`` find each parquet file."""
     return [
@@ -216,8 +231,7 @@ def build_card(
         configs=yaml_configs([c.name for c in configs]),
         datadiet=json.loads(json.dumps(provenance.to_dict())),  # plain tree: YAML gets no &id001 anchors
     )
-    # the usage snippet shows a score from training, not one at initialisation
-    example = next((c for c in configs if c.time not in ("epoch 0", "step 0")), configs[0])
+    example = usage_config(configs)
     versions = sorted({str(v) for v in [provenance.environment.library_version] if v is not None})
     versions += sorted({str(r.environment.library_version) for r in provenance.runs if r.environment.library_version})
     card = ScoreCard.from_template(

@@ -9,7 +9,6 @@ bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any err
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as md
 import logging
 import os
 import platform
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import strategies
+from . import runtime, strategies
 from ._examples_table import markdown_table
 from ._examples_write import render_examples
 from ._join import JOIN_KEYS
@@ -301,22 +300,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    print(f"datadiet-hub: {__version__}")
-    print(f"python: {platform.python_version()} ({platform.platform()})")
-    for package in (
-        "datasets",
-        "huggingface-hub",
-        "pyarrow",
-        "numpy",
-        "torch",
-        "accelerate",
-        "safetensors",
-        "matplotlib",
-    ):
-        try:
-            print(f"{package}: {md.version(package)}")
-        except md.PackageNotFoundError:
-            print(f"{package}: not installed")
+    print(f"datadiet-hub: {runtime.get_library_version()}")
+    print(f"python: {runtime.get_python_version()} ({platform.platform()})")
+    for package, distribution in runtime.PACKAGES.items():
+        print(f"{distribution}: {runtime.get_package_version(package) or 'not installed'}")
     print(f"store: {default_root()}")
     print(f"HF_ENDPOINT: {os.environ.get('HF_ENDPOINT', 'https://huggingface.co (default)')}")
     return 0

@@ -22,9 +22,10 @@ from .atomic import atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, MissingExtraError, ScoreMismatchError
 from .folder import ScoreFolder, is_examples_file
-from .provenance import ConfigInfo, Provenance, as_provenance
+from .provenance import ConfigInfo, Provenance
 from .schema import metrics_in, validate_config_name, validate_table
 from .sources import Source
+from .table_provenance import as_provenance
 
 logger = logging.getLogger(__name__)
 

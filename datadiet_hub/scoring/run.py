@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -37,7 +38,7 @@ from .distributed import (
 )
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
-from .state import STATE, RunState, SourceInfo
+from .state import STATE, RunState
 from .train import Schedule, make_model, train_seed
 
 __all__ = ["STATE", "run", "shutdown"]
