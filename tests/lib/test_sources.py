@@ -6,9 +6,9 @@ import struct
 import numpy as np
 import pytest
 
+from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.errors import SourceNotFoundError
 from datadiet_hub.hashing import example_id, fingerprint
-from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.sources import fashion_mnist_dataset, load_source
 
 

@@ -98,9 +98,7 @@ def write_parquet(path: Path, n: int = 200) -> Path:
             "weight": datasets.Value("float32"),
         }
     )
-    ds = datasets.Dataset.from_dict(
-        {"img": images, "digit": labels.tolist(), "weight": [1.0] * n}, features=features
-    )
+    ds = datasets.Dataset.from_dict({"img": images, "digit": labels.tolist(), "weight": [1.0] * n}, features=features)
     ds.to_parquet(str(path))
     return path
 

@@ -45,7 +45,7 @@ def test_data_flags_map_to_the_config():
         ({"data_path": "disk"}, "Unknown data path 'disk'. Choose between auto, memory, loader."),
         ({"streaming": True, "data_path": "memory"}, "--streaming reads rows lazily"),
         ({"image_column": "a", "text_column": "b"}, "Name the input column once"),
-            ({"input_column": "a", "image_column": "b"}, "Name the input column once"),
+        ({"input_column": "a", "image_column": "b"}, "Name the input column once"),
         ({"max_length": 1}, "max_length=1 must be at least 2"),
     ],
 )

@@ -59,9 +59,7 @@ TEXT_CASES = ("jsonl", "csv")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=needs_fortunes) if c in TEXT_CASES else c for c in CASES]
-)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=needs_fortunes) if c in TEXT_CASES else c for c in CASES])
 def test_own_data_end_to_end(case, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATADIET_HOME", str(tmp_path / "store"))
@@ -166,7 +164,9 @@ def _image_tree(root: Path, bad: bytes | None) -> str:
     for label in ("a", "b"):
         (root / "train" / label).mkdir(parents=True)
         for i in range(8):
-            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8), "L").save(root / "train" / label / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8), "L").save(
+                root / "train" / label / f"{i}.png"
+            )
     if bad is not None:
         (root / "train" / "a" / "0.png").write_bytes(bad)
     return root.name

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.hashing import example_id
 from datadiet_hub.scoring.data.loader import Inputs, epoch_batches, scan
 from datadiet_hub.scoring.data.text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
-from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.sources import load_source
 
 WORDS = {
