@@ -40,8 +40,9 @@ _PACKAGES = {
 
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on this package)."""
-    return library_code_commit(package_dir or Path(__file__).resolve().parent)
+    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on the package
+    root ``datadiet_hub``, whose parent is the top of the checkout)."""
+    return library_code_commit(package_dir or Path(__file__).resolve().parents[1])
 
 
 def _version(package: str) -> str | None:
