@@ -19,6 +19,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ._datasets_compat import arrow_column
 from .columns import Columns, InputKind, detect_columns
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 from .hub import as_hub_error
@@ -153,8 +154,6 @@ def check_rows(dataset: datasets.Dataset, columns: Columns) -> None:
     text a null or empty text. Reads only those columns, through arrow."""
     import pyarrow.compute as pc
 
-    from ._datasets_compat import arrow_column
-
     label = columns.label
     assert label is not None
     labels = arrow_column(dataset, label)
@@ -200,6 +199,18 @@ def _encode_string_labels(dataset: datasets.Dataset, label_column: str) -> datas
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".tsv": "csv"}
 
 
+def _logged(columns: Columns, name: str) -> Columns:
+    logger.info(
+        "%s: input column %r (%s), label column %r (datadiet_hub.columns.detect_columns; name them with "
+        "--input-column / --label-column)",
+        name,
+        columns.input,
+        columns.kind.value,
+        columns.label,
+    )
+    return columns
+
+
 def load_source(
     name: str,
     *,
@@ -237,7 +248,7 @@ def load_source(
 
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
-        columns = detect_columns(saved, **named)
+        columns = _logged(detect_columns(saved, **named), name)
         if for_scoring:
             check_rows(saved, columns)
             saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
@@ -275,7 +286,7 @@ def load_source(
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     except datasets.exceptions.DatasetGenerationError as err:  # the files are there but cannot be parsed
         raise InvalidArgumentError(f"Could not read {shown!r}: {_unreadable(err)}", value=shown) from err
-    columns = detect_columns(dataset, **named)
+    columns = _logged(detect_columns(dataset, **named), shown)
     if not streaming and for_scoring:
         check_rows(dataset, columns)
         dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
