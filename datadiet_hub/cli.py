@@ -9,7 +9,6 @@ bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any err
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as md
 import logging
 import os
 import platform
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import strategies
+from . import runtime, strategies
 from ._join import JOIN_KEYS
 from ._output import check_output, output_format, write_dataset
 from ._progress import datasets_progress
@@ -32,7 +31,7 @@ from .hub import push_version
 from .loading import load_scores
 from .pruning import prune
 from .resolve import resolve
-from .schema import METRICS
+from .schema import metrics_in
 from .selection import Selection
 from .sources import load_source
 from .store import LocalStore, default_root
@@ -137,7 +136,7 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 def cmd_show(args: argparse.Namespace) -> int:
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
-    metrics = [m for m in METRICS if m in scores.column_names]
+    metrics = metrics_in(scores.column_names)
     table = scores.select_columns(["idx", *metrics]).with_format("numpy")[:]
     print(f"{'metric':<12}{'min':>10}{'p10':>10}{'median':>10}{'p90':>10}{'max':>10}{'mean':>10}")
     for metric in metrics:
@@ -228,22 +227,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    print(f"datadiet-hub: {__version__}")
-    print(f"python: {platform.python_version()} ({platform.platform()})")
-    for package in (
-        "datasets",
-        "huggingface-hub",
-        "pyarrow",
-        "numpy",
-        "torch",
-        "accelerate",
-        "safetensors",
-        "matplotlib",
-    ):
-        try:
-            print(f"{package}: {md.version(package)}")
-        except md.PackageNotFoundError:
-            print(f"{package}: not installed")
+    print(f"datadiet-hub: {runtime.get_library_version()}")
+    print(f"python: {runtime.get_python_version()} ({platform.platform()})")
+    for package, distribution in runtime.PACKAGES.items():
+        print(f"{distribution}: {runtime.get_package_version(package) or 'not installed'}")
     print(f"store: {default_root()}")
     print(f"HF_ENDPOINT: {os.environ.get('HF_ENDPOINT', 'https://huggingface.co (default)')}")
     return 0

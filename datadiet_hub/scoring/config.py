@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadiet_hub import metrics
 from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
-SCORES = ("el2n", "grand", "forgetting")
 UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
@@ -149,9 +149,11 @@ class ScoringConfig:
                     f"Give a finite number{example}."
                 )
         if not self.scores:
-            raise InvalidArgumentError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
+            raise InvalidArgumentError(
+                f"No scores requested; give --scores {','.join(metrics.names())} (any of them)."
+            )
         for score in self.scores:
-            choice("score", score, SCORES)
+            choice("score", score, metrics.names())
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
@@ -196,10 +198,10 @@ class ScoringConfig:
             raise InvalidArgumentError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
         if len(set(self.at)) != len(self.at):
             raise InvalidArgumentError(f"at={self.at!r} lists a score time twice.")
-        if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
+        if all(metrics.get(s).needs_training for s in self.scores) and all(t == 0 for t in self.at):
             raise InvalidArgumentError(
-                "Forgetting events need training: with --scores forgetting give a score time > 0 "
-                f"(--at), got at={self.at!r}."
+                f"{', '.join(s.capitalize() for s in self.scores)} need(s) training: with --scores "
+                f"{','.join(self.scores)} give a score time > 0 (--at), got at={self.at!r}."
             )
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -314,7 +316,7 @@ PAPER_CIFAR10 = {
     "lr_gamma": 0.2,
     "augmentation": "crop-flip",
 }
-"""The paper's CIFAR-10 recipe (DESIGN.md section 1): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
+"""The paper's CIFAR-10 recipe (Paul et al., 2021): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
 the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
 
 PRESETS = {"cifar10-paper": PAPER_CIFAR10}
@@ -350,7 +352,7 @@ FLAG_HELP: dict[str, str] = {
     "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
-    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated)",
+    "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated)",
     "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",
