@@ -274,7 +274,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             data_files=args.data_files,
             input_column=args.input_column,
             label_column=args.label_column,
-            encode_labels=False,  # the pruned copy keeps the labels as the user has them
+            for_scoring=False,  # the pruned copy keeps the rows as the user has them
         )
         named = args.input_column is not None or args.label_column is not None
         pruned = prune(
