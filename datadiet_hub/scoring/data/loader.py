@@ -98,6 +98,11 @@ class Inputs:
         return [self.column, self.label_column]
 
     def labels(self, values: list[Any]) -> np.ndarray:
+        if any(v is None for v in values):
+            raise InvalidArgumentError(
+                f"A row has no label (null) in column {self.label_column!r}; drop such rows first "
+                f"(ds.filter(lambda row: row[{self.label_column!r}] is not None))."
+            )
         if self._label_ids is not None and values and isinstance(values[0], str):
             try:
                 return np.array([self._label_ids[v] for v in values], dtype=np.int64)
@@ -434,7 +439,13 @@ def manifest_batch(inputs: Inputs, rows: dict[str, list[Any]], idx: np.ndarray) 
     labels = inputs.labels(rows[inputs.label_column])
     values = rows[inputs.column]
     if inputs.kind == InputKind.TEXT:
-        ids = [example_id(v if isinstance(v, str) else "", int(lab)) for v, lab in zip(values, labels)]
+        blank = next((i for i, v in zip(idx.tolist(), values) if not isinstance(v, str) or not v.strip()), None)
+        if blank is not None:
+            raise InvalidArgumentError(
+                f"Row {blank} has a null or empty text in column {inputs.column!r}; drop such rows first "
+                f"(ds.filter(lambda row: bool(row[{inputs.column!r}] and row[{inputs.column!r}].strip())))."
+            )
+        ids = [example_id(v, int(lab)) for v, lab in zip(values, labels)]
         return {"idx": idx, "labels": labels, "ids": np.array(ids, dtype="S32")}
     ids = []
     sums = np.zeros(inputs.channels, np.float64)
