@@ -193,7 +193,7 @@ def show_examples(args: argparse.Namespace) -> int:
         input_column=args.input_column,
         label_column=args.label_column,
         data_files=args.data_files,
-        encode_labels=False,  # labels as the user has them; align maps them through the card's class names
+        for_scoring=False,  # labels as the user has them; align maps them through the card's class names
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
