@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.atomic import atomic_write_text
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import Source, load_source
 
 from ..loops import ordered_batches, shuffled_batches
 from ..models import TrainingChoice, choose_training
-from ..state import RunState, SourceInfo
+from ..state import RunState
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .ngrams import NgramEncoder, build_features, load_features, save_features
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
@@ -119,7 +121,12 @@ class RunData:
     @property
     def source_info(self) -> SourceInfo:
         """Where the rows came from (``SourceInfo``)."""
-        return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
+        return SourceInfo(
+            dataset=self.plan.name,
+            revision=self.plan.revision,
+            input_column=self.plan.input_column,
+            label_column=self.plan.label_column,
+        )
 
     def facts(self) -> dict[str, Any]:
         """What the card records about how the rows were read."""
@@ -349,9 +356,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
 
 
 def _save_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _check_model(cfg: Any, plan: Plan) -> TrainingChoice:
