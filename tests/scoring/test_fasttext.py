@@ -227,3 +227,19 @@ def test_text_scored_with_no_model_flag(tmp_path, caplog):
         # AUROC: the share of (flipped, clean) pairs ranked in the right order
         auroc = (values[positive][:, None] > values[~positive][None, :]).mean()
         assert auroc > 0.9, (name, auroc)
+
+
+def test_images_scored_with_no_model_flag_get_the_cnn(tmp_path, tiny_parquet, caplog):
+    from conftest import configs_in, tiny_config
+
+    from datadiet_hub.scoring.run import run
+
+    cfg = tiny_config(tmp_path / "out", tiny_parquet, model=None, lr=None, seeds=[0])
+    with caplog.at_level(logging.INFO, logger="datadiet_hub"):
+        run(cfg, progress=False)
+    chosen = [r.getMessage() for r in caplog.records if r.getMessage().startswith("model ")]
+    assert chosen == [
+        "model cnn (convolutional; because the input column 'image' is image), optimizer sgd (the convolutional "
+        "family's), lr 0.1 (the convolutional family's), weight decay 0.0005 (the convolutional family's)"
+    ]
+    assert configs_in(tmp_path / "out") == ["cnn-ep1"]
