@@ -356,9 +356,13 @@ def noisy_findings(rows: list[dict[str, str]] | None = None) -> list[str]:
 
 
 def noisy_wall_times() -> str:
-    """The range of the scoring runs' wall times, from the CSV."""
-    walls = [float(r["wall_time_s"]) for r in _rows("noisy_labels_peers.csv") if r["method"] == "EL2N"]
-    return f"{min(walls):.0f}-{max(walls):.0f} s" if walls else "not recorded"
+    """Each flip rate's scoring-run wall time, from the CSV."""
+    rows = sorted(
+        (float(r["noise_rate"]), float(r["wall_time_s"]))
+        for r in _rows("noisy_labels_peers.csv")
+        if r["method"] == "EL2N"
+    )
+    return ", ".join(f"{wall:.0f} s at {rate:.0%}" for rate, wall in rows) or "not recorded"
 
 
 def noisy_cnn_models() -> str:
@@ -529,7 +533,8 @@ def render() -> str:
         "The same symmetric flips (flip seed 0) of Fashion-MNIST train for every method, at 10%, 20% and 40% of the "
         "60,000 rows; AUROC and precision in the top `rate` share of rows. EL2N, GraNd and forgetting come from a CNN "
         "scoring run on the noisy labels (2 scoring seeds; EL2N and GraNd at epoch 2, forgetting over 5 epochs; "
-        f"{noisy_wall_times()} per flip rate on this 2-core CPU, one thread). They are **in-sample**: the scoring run "
+        f"wall time {noisy_wall_times()} on a 2-core CPU shared with other jobs, one thread). They are "
+        "**in-sample**: the scoring run "
         "trained on the rows it scores. The peers are **out-of-sample**: 5-fold cross-validated probabilities of a "
         "linear model (PCA-100 + logistic regression) and of the same small CNN "
         f"({noisy_cnn_models()}); cleanlab (`get_label_quality_scores`, `find_label_issues`) runs on each.",
