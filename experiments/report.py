@@ -355,6 +355,20 @@ def noisy_findings(rows: list[dict[str, str]] | None = None) -> list[str]:
     return bullets
 
 
+def noisy_paired_coverage() -> str:
+    """Which flip rates have paired comparisons, and which only have the table (no per-row values were kept)."""
+    paired_rates = {float(r["noise_rate"]) for r in noisy_paired_rows()}
+    table_rates = {float(r["noise_rate"]) for r in _rows("noisy_labels_peers.csv")}
+    missing = sorted(table_rates - paired_rates)
+    if not missing:
+        return ""
+    return (
+        f"Compared here: {', '.join(f'{r:.0%}' for r in sorted(paired_rates))} flips. The rows at "
+        f"{', '.join(f'{r:.0%}' for r in missing)} come from an earlier run that kept no per-row values, so they are "
+        "ranked in the table but not compared."
+    )
+
+
 def noisy_wall_times() -> str:
     """Each flip rate's scoring-run wall time, from the CSV."""
     rows = sorted(
@@ -530,7 +544,7 @@ def render() -> str:
         'The pruning curve runs forgetting with both rules ("forgetting (random ties)" and "forgetting (index '
         'ties)"), compared in the column "vs forgetting (index ties)" above.',
         "## Noisy labels",
-        "The same symmetric flips (flip seed 0) of Fashion-MNIST train for every method, at 10%, 20% and 40% of the "
+        "`python -m experiments.noisy_labels --rates 0.1,0.2,0.4 --seeds 2 --threads 1`. The same symmetric flips (flip seed 0) of Fashion-MNIST train for every method, at 10%, 20% and 40% of the "
         "60,000 rows; AUROC and precision in the top `rate` share of rows. EL2N, GraNd and forgetting come from a CNN "
         "scoring run on the noisy labels (2 scoring seeds; EL2N and GraNd at epoch 2, forgetting over 5 epochs; "
         f"wall time {noisy_wall_times()} on a 2-core CPU shared with other jobs, one thread). They are "
@@ -547,7 +561,7 @@ def render() -> str:
         (
             "Two methods are compared by bootstrapping the difference itself: each resample draws one set of rows "
             "and scores both methods on it (`docs/results/noisy_labels_paired.csv`). Overlapping intervals in the "
-            "table above say nothing either way."
+            "table above say nothing either way. " + noisy_paired_coverage()
             if noisy_paired
             else "The paired comparison (`docs/results/noisy_labels_paired.csv`) has not been run for these rows: "
             "the table above ranks the methods but does not say which differences are measurable."
