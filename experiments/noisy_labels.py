@@ -166,10 +166,10 @@ def _log_fold(model: str, k: int, folds: int, probs: np.ndarray, labels: np.ndar
 
 def _save_atomically(cache: Path, probs: np.ndarray) -> None:
     """The fold probabilities as ``cache`` (temp + rename: a killed run never leaves a partial cache)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.rename(cache)
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(cache, suffix=".npy") as tmp:
+        np.save(tmp, probs)
 
 
 def values_path(work: Path, method: str) -> Path:
@@ -252,9 +252,10 @@ def noisy_parquet(work: Path, noisy: np.ndarray, flipped: np.ndarray) -> Path:
         ds = ds.add_column("label", noisy.tolist()).cast_column(
             "label", datasets.ClassLabel(names=FASHION_MNIST_CLASSES)
         )
-        tmp = parquet.with_suffix(".tmp")
-        ds.to_parquet(str(tmp))
-        tmp.rename(parquet)
+        from datadiet_hub.atomic import atomic_path
+
+        with atomic_path(parquet) as tmp:
+            ds.to_parquet(str(tmp))
         (work / "flipped.json").write_text(json.dumps(np.flatnonzero(flipped).tolist()))
     return parquet
 

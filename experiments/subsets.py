@@ -138,12 +138,12 @@ def accuracy_rows(base: dict) -> list[dict]:
 
 def write_csv(rows: list[dict]) -> None:
     target = RESULTS / "subsets.csv"
-    tmp = target.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(target) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(target)
 
 
 def refresh_accuracy(card: Path) -> None:
