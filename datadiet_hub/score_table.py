@@ -17,7 +17,7 @@ import pyarrow as pa
 from ._arrow import take_rows
 from ._datasets_compat import arrow_column
 from .errors import ColumnNotFoundError, InvalidTypeError, ScoreMismatchError, ScoreTableError
-from .schema import METRICS
+from .schema import is_score_column
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def idx_inverse(idx: np.ndarray) -> np.ndarray | None:
 
 
 def _missing_column(column: str, names: list[str], why: str) -> ColumnNotFoundError:
-    available = [c for c in names if c in METRICS] or names
+    available = [c for c in names if is_score_column(c)] or names
     return ColumnNotFoundError(
         f"{why} {column!r} not found; this score table has {available}. Pass column= one of them.",
         column=column,
@@ -116,6 +116,14 @@ def _missing_column(column: str, names: list[str], why: str) -> ColumnNotFoundEr
 
 
 def _finite(raw: np.ndarray, column: str, table: pa.Table) -> np.ndarray:
+    if raw.dtype.kind not in "biuf":  # strings, lists, structs: not something to rank by
+        numeric = [c for c in table.column_names if c != "idx" and pa.types.is_floating(table.schema.field(c).type)]
+        raise InvalidTypeError(
+            f"Column {column!r} holds {table.schema.field(column).type} values, not numeric scores; rank by a "
+            f"score column{' (' + ', '.join(numeric) + ')' if numeric else ''}.",
+            column=column,
+            value=str(table.schema.field(column).type),
+        )
     if raw.dtype.kind != "f":
         raw = raw.astype(np.float64)
     bad = ~np.isfinite(raw)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadiet_hub import metrics
 from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
-SCORES = ("el2n", "grand", "forgetting")
 UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
@@ -63,8 +63,9 @@ class ScoringConfig:
     vocab_size: int = 8000
     max_length: int = 128
     """Tokens per text, [CLS] and [SEP] included; longer texts are truncated."""
-    model: str = "cnn"
-    """Registry name (cnn, mlp, resnet18) or ``package.module:function`` factory."""
+    model: str | None = None
+    """Registry name (cnn, mlp, resnet18, vit-tiny, fasttext, text-transformer), ``transformers:...`` spec or
+    ``package.module:function`` factory; None: chosen from the input kind (``scoring.models.DEFAULT_MODELS``)."""
     width: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """One independent training per seed (init and data order); scores are averaged over them."""
@@ -77,11 +78,14 @@ class ScoringConfig:
     batch_size: int = 128
     eval_batch_size: int = 1024
     grand_batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
+    optimizer: str | None = None
+    """sgd or adam; None: the model family's (``scoring.models.MODELS``)."""
+    lr: float | None = None
+    """None: the model family's learning rate for its optimizer."""
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
+    """L2 weight decay; None: the model family's (5e-4 with SGD for the image CNNs, 0 with Adam)."""
     lr_milestones: list[int] = field(default_factory=list)
     """Epochs at which the learning rate is multiplied by ``lr_gamma`` (paper: 60,120,160 with 0.2)."""
     lr_gamma: float = 0.2
@@ -149,14 +153,17 @@ class ScoringConfig:
                     f"Give a finite number{example}."
                 )
         if not self.scores:
-            raise InvalidArgumentError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
+            raise InvalidArgumentError(
+                f"No scores requested; give --scores {','.join(metrics.names())} (any of them)."
+            )
         for score in self.scores:
-            choice("score", score, SCORES)
+            choice("score", score, metrics.names())
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
-        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer is not None:
+            choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("data path", self.data_path, DATA_PATHS)
         choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
         named = {
@@ -196,10 +203,10 @@ class ScoringConfig:
             raise InvalidArgumentError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
         if len(set(self.at)) != len(self.at):
             raise InvalidArgumentError(f"at={self.at!r} lists a score time twice.")
-        if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
+        if all(metrics.get(s).needs_training for s in self.scores) and all(t == 0 for t in self.at):
             raise InvalidArgumentError(
-                "Forgetting events need training: with --scores forgetting give a score time > 0 "
-                f"(--at), got at={self.at!r}."
+                f"{', '.join(s.capitalize() for s in self.scores)} need(s) training: with --scores "
+                f"{','.join(self.scores)} give a score time > 0 (--at), got at={self.at!r}."
             )
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -208,9 +215,9 @@ class ScoringConfig:
             raise InvalidArgumentError(f"epochs={self.epochs!r} must be >= 0.")
         if self.width <= 0:
             raise InvalidArgumentError(f"width={self.width!r} must be positive.")
-        if self.lr <= 0:
+        if self.lr is not None and self.lr <= 0:
             raise InvalidArgumentError(f"lr={self.lr!r} must be positive.")
-        if self.momentum < 0 or self.weight_decay < 0:
+        if self.momentum < 0 or (self.weight_decay is not None and self.weight_decay < 0):
             raise InvalidArgumentError(
                 f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0."
             )
@@ -314,7 +321,7 @@ PAPER_CIFAR10 = {
     "lr_gamma": 0.2,
     "augmentation": "crop-flip",
 }
-"""The paper's CIFAR-10 recipe (DESIGN.md section 1): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
+"""The paper's CIFAR-10 recipe (Paul et al., 2021): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
 the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
 
 PRESETS = {"cifar10-paper": PAPER_CIFAR10}
@@ -341,27 +348,32 @@ FLAG_HELP: dict[str, str] = {
     "(default: the images' own side when all share one, else the median shorter side of the first 256 rows)",
     "image_channels": "1 (grey) or 3 (RGB): every image is converted to it (default: majority mode of the first "
     "256 rows; alpha composited over white, palettes expanded)",
-    "tokenizer": "local tokenizer.json (or a folder holding one) for text; default: train one on the split",
+    "tokenizer": "local tokenizer.json (or a folder holding one) for token models (text-transformer, "
+    "transformers:...); default: train one on the split. fasttext reads character and word n-grams instead",
     "tokenizer_kind": "wordpiece or bpe: the tokenizer trained on the split when --tokenizer is not given",
     "vocab_size": "vocabulary size in tokens of the tokenizer trained on the split",
     "max_length": "tokens per text including [CLS] and [SEP]; longer texts are truncated, batches padded to "
     "their longest row",
-    "model": "registry name (cnn, mlp, resnet18, text-transformer, vit-tiny, ...) or a package.module:function "
-    "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
+    "model": "registry name (cnn, mlp, resnet18, vit-tiny for images; fasttext, text-transformer for text), a "
+    "transformers:<model_type>?key=value spec, or a package.module:function factory (gets num_classes, in_channels, "
+    "image_size, width, vocab_size, max_length if it accepts them) (default: chosen from the data: cnn for images, "
+    "fasttext for text; the log says which and why)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
-    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated)",
+    "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated)",
     "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",
     "batch_size": "training batch size in examples",
     "eval_batch_size": "batch size in examples of the EL2N scoring pass (does not change the scores)",
     "grand_batch_size": "batch size in examples of the GraNd pass (memory ~ batch x model size)",
-    "optimizer": "sgd or adam",
-    "lr": "learning rate",
+    "optimizer": "sgd or adam (default: the model family's: sgd for cnn/mlp/resnet18, adam for fasttext and "
+    "transformers)",
+    "lr": "learning rate (default: the model family's: 0.1 with sgd, 0.01 for fasttext, 0.001 for transformers)",
     "momentum": "SGD momentum",
     "nesterov": "SGD Nesterov momentum (true/false)",
-    "weight_decay": "L2 weight decay",
+    "weight_decay": "L2 weight decay (default: the model family's: 5e-4 for cnn/mlp/resnet18 with sgd, 0 for "
+    "fasttext and transformers with adam)",
     "lr_milestones": "epochs at which the learning rate is multiplied by --lr-gamma (paper: 60,120,160)",
     "lr_gamma": "learning-rate factor at each milestone",
     "augmentation": "training view: crop-flip (pad 4, random crop, flip), resized-crop-flip (random-resized crop "
