@@ -9,9 +9,12 @@ import pyarrow as pa
 
 from .errors import InvalidArgumentError, InvalidNameError, ScoreTableError
 
-METRICS = ("el2n", "grand", "forgetting")
+METRICS = ("el2n", "grand", "forgetting", "loss")
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
+OPTIONAL_BASE = frozenset({"label"})  # an unlabeled corpus (causal-LM scores) has no label column
+EXTRA_COLUMNS = {"num_tokens": pa.int64()}  # per-document facts that are not scores (causal-LM scores)
 METRIC_COLUMNS = {
+    "loss": {"loss": pa.float32(), "loss_std": pa.float32(), "loss_per_seed": pa.list_(pa.float32())},
     "el2n": {"el2n": pa.float32(), "el2n_std": pa.float32(), "el2n_per_seed": pa.list_(pa.float32())},
     "grand": {"grand": pa.float32(), "grand_std": pa.float32(), "grand_per_seed": pa.list_(pa.float32())},
     "forgetting": {
@@ -22,7 +25,7 @@ METRIC_COLUMNS = {
     },
 }
 # The direction of every score column: larger means harder (more important to keep) for all three metrics.
-HIGHER_IS_HARDER = {"el2n": True, "grand": True, "forgetting": True}
+HIGHER_IS_HARDER = {"el2n": True, "grand": True, "forgetting": True, "loss": True}
 DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
 CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -49,9 +52,13 @@ def validate_config_name(name: str) -> str:
     return name
 
 
-def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
-    """The arrow schema of a config holding the given metrics, in canonical column order."""
-    fields = list(BASE_COLUMNS.items())
+def score_schema(
+    metrics: list[str] | tuple[str, ...], *, label: bool = True, extra: list[str] | tuple[str, ...] = ()
+) -> pa.Schema:
+    """The arrow schema of a config holding the given metrics, in canonical column order (``label`` left out for an
+    unlabeled corpus; ``extra`` names columns of ``EXTRA_COLUMNS`` such as ``num_tokens``)."""
+    fields = [(k, v) for k, v in BASE_COLUMNS.items() if label or k not in OPTIONAL_BASE]
+    fields += [(k, EXTRA_COLUMNS[k]) for k in EXTRA_COLUMNS if k in extra]
     for metric in metrics:
         if metric not in METRIC_COLUMNS:
             raise InvalidArgumentError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.", value=metric)
@@ -75,7 +82,7 @@ def validate_table(table: pa.Table) -> pa.Table:
             f"Score table's 'idx' column has type {table.schema.field('idx').type}; it must hold integer row "
             "positions (int64). Rewrite the table with `datadiet score`."
         )
-    missing = [c for c in BASE_COLUMNS if c not in names]
+    missing = [c for c in BASE_COLUMNS if c not in names and c not in OPTIONAL_BASE]
     if missing:
         raise ScoreTableError(
             f"Score table lacks required column(s) {missing}; it has {names}. Build it with the columns of "
@@ -87,7 +94,7 @@ def validate_table(table: pa.Table) -> pa.Table:
         raise ScoreTableError(
             f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.", value=names
         )
-    schema = score_schema(metrics)
+    schema = score_schema(metrics, label="label" in names, extra=[c for c in EXTRA_COLUMNS if c in names])
     absent = [f.name for f in schema if f.name not in names]
     if absent:
         raise ScoreTableError(f"Score table lacks column(s) {absent} that go with {metrics}.", value=absent)

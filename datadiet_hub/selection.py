@@ -21,7 +21,7 @@ from .ranking import INDEX, RANDOM, TieBreak
 from .schema import METRICS
 from .score_table import num_scores, read_scores
 
-NOT_SCORES = frozenset({"idx", "example_id", "label", "never_learned"})  # format columns, not scores
+NOT_SCORES = frozenset({"idx", "example_id", "label", "never_learned", "num_tokens"})  # format columns, not scores
 
 logger = logging.getLogger(__name__)
 

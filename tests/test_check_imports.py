@@ -127,7 +127,9 @@ def test_upward_imports_fail_except_through_the_door(tmp_path):
     count, text = problems(root)
     assert count == 2, text
     assert "UPWARD import: datadiet_hub/cli.py:2 (datadiet_hub.cli) imports datadiet_hub.downstream.demo" in text
-    assert "UPWARD import: datadiet_hub/scoring/train.py:1 (datadiet_hub.scoring.train) imports experiments.curve" in text
+    assert (
+        "UPWARD import: datadiet_hub/scoring/train.py:1 (datadiet_hub.scoring.train) imports experiments.curve" in text
+    )
     assert "_torch_verbs.py:" not in text and "datadiet_hub -> datadiet_hub.scoring: 1 (through the door" in text
     assert "datadiet_hub -> datadiet_hub.downstream: 1 (UPWARD: 1)" in text
 
@@ -149,7 +151,9 @@ def test_experiments_may_not_use_private_modules_or_names(tmp_path):
     count, text = problems(root)
     assert count == 2, text
     assert "experiments/kernel.py:2 (experiments.kernel) uses datadiet_hub.scoring.metrics._oracles;" in text
-    assert "experiments/kernel.py:3 (experiments.kernel) uses datadiet_hub.scoring.metrics.reference._eval_mode" in text
+    assert (
+        "experiments/kernel.py:3 (experiments.kernel) uses datadiet_hub.scoring.metrics.reference._eval_mode" in text
+    )
 
 
 def test_this_repository_has_no_cycle_and_no_upward_import():

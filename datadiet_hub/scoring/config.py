@@ -14,7 +14,8 @@ from typing import Any
 
 from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
-SCORES = ("el2n", "grand", "forgetting")
+SCORES = ("el2n", "grand", "forgetting", "loss")
+OBJECTIVES = ("auto", "classification", "causal-lm")
 UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
@@ -35,6 +36,9 @@ class ScoringConfig:
     """Where the score dataset (README.md, data/) and the resumable state (.datadiet/) go."""
     dataset: str = "fashion_mnist"
     """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
+    objective: str = "auto"
+    """``classification`` (labelled examples), ``causal-lm`` (documents scored by reference language models) or
+    ``auto`` (causal-lm when the split has a text column and no label column)."""
     split: str = "train"
     image_column: str | None = None
     text_column: str | None = None
@@ -150,6 +154,12 @@ class ScoringConfig:
             choice("score", score, SCORES)
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
+        choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "classification" and "loss" in self.scores:
+            raise InvalidArgumentError(
+                "The 'loss' score is a language-model score: use it with --objective causal-lm (or auto on a corpus "
+                "without labels)."
+            )
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
         choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -311,6 +321,8 @@ FLAG_HELP: dict[str, str] = {
     "dataset": "what to score: fashion_mnist (Debian package), a Hub id, a local folder (imagefolder or data "
     "files), or one .parquet/.csv/.json(l) file",
     "split": "split of the dataset to score",
+    "objective": "classification, causal-lm (per-document loss/el2n/grand from reference language models) or auto "
+    "(causal-lm when the split has a text column and no label column; the log says which)",
     "image_column": "image column (default: detected: the one Image column, else image/img/...)",
     "text_column": "text column of a text classification set (default: detected: the one string column, "
     "else text/sentence/...)",
@@ -336,7 +348,8 @@ FLAG_HELP: dict[str, str] = {
     "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
-    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated)",
+    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated); causal-lm: loss, el2n, grand "
+    "(default there: loss,el2n)",
     "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -64,6 +65,15 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         progress: show progress bars (main process only): decoding, one bar per seed with ETA, scoring.
         command: the command line to record in the card.
     """
+    from .lm.run import corpus_config, resolve_objective, run_corpus
+
+    if resolve_objective(cfg) == "causal-lm":  # a corpus without labels: reference language models
+        return run_corpus(corpus_config(cfg), progress=progress, command=command)
+    if "loss" in cfg.scores:
+        raise InvalidArgumentError(
+            f"The 'loss' score is a language-model score, but {cfg.dataset!r} is scored as a classification set; "
+            "give --objective causal-lm for a text corpus, or choose el2n, grand, forgetting."
+        )
     started = time.perf_counter()
     determinism.enable(cfg.deterministic)
     accelerator = make_accelerator()
