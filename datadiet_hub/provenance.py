@@ -110,7 +110,11 @@ class _Block:
 
 @dataclass(frozen=True)
 class SourceInfo(_Block):
-    """The scored split: its name, revision, size and content fingerprint (hash over all ``example_id``)."""
+    """The scored split: its name, revision, size and content fingerprint (hash over all ``example_id``).
+
+    ``input_column``/``input_kind``/``label_column`` are the columns the run read (older cards name the input
+    ``image_column``, or ``text_column`` in ``extra``); ``label_names`` are the class names by class id, through
+    which a join maps string labels to the class ids the ids were hashed with (see ``hashing``)."""
 
     dataset: str | None = None
     split: str | None = None
@@ -119,6 +123,9 @@ class SourceInfo(_Block):
     fingerprint: str | None = None
     image_column: str | None = None
     label_column: str | None = None
+    input_column: str | None = None
+    input_kind: str | None = None
+    label_names: tuple[str, ...] | None = None
     package: str | None = None
     package_version: str | None = None
 

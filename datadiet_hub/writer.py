@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ._atomic import _umask, atomic_write_bytes, write_parquet
+from .atomic import _umask, atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .folder import ScoreFolder
@@ -71,7 +71,8 @@ def _per_seed(table: pa.Table, metric: str) -> np.ndarray | None:
 
 def _summary(name: str, table: pa.Table, info: ConfigInfo | None, override: Mapping[str, Any]) -> ConfigSummary:
     metrics = metrics_in(table.column_names)
-    summary = summarize_config(name, info, metrics, _per_seed(table, metrics[0]))
+    others = {m: _per_seed(table, m) for m in metrics[1:]} if info is not None and info.at_init else {}
+    summary = summarize_config(name, info, metrics, _per_seed(table, metrics[0]), others)
     if "model" in override:
         summary.model = str(override["model"])
     if "time" in override:
@@ -124,14 +125,15 @@ def write_score_dataset(
 def refresh_card(folder: str | os.PathLike, *, repo_hint: str | None = None) -> Path:
     """Re-render a folder's card from its own provenance and tables (after a change to the card template).
 
-    The data files and plots are left as they are.
+    The filled sections (``ScoreCard.sections``: measured results, subset tables) are kept; the data files and plots
+    are left as they are.
     """
     source = ScoreFolder(folder)
     prov = source.provenance()
     summaries = [_summary(name, source.read_table(name), prov.configs.get(name), {}) for name in source.validate()]
     plots = [p.as_posix() for p in source.files() if p.parts[0] == "plots"]
-    card = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
-    source.write_card(card)
+    fresh = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
+    source.card().refresh(fresh).save(source.readme)
     return source.path
 
 

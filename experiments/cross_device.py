@@ -132,18 +132,17 @@ def table(rows: list[dict[str, str]], indent: str = "") -> str:
 
 def write_tables(rows: list[dict[str, str]]) -> None:
     """The measured agreement between the markers ``<!-- cross-device -->`` in the README and the card."""
-    root = RESULTS.parents[1]
-    for path, indent in ((root / "README.md", "  "), (CARD / "README.md", "")):
-        text = path.read_text()
-        start, end = "<!-- cross-device -->", "<!-- /cross-device -->"
-        if start not in text:
-            continue
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        body = "\n".join(indent + line if line else "" for line in table(rows).split("\n"))
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{head}{start}\n{body}\n{end}{tail}")
-        tmp.replace(path)
+    from datadiet_hub.atomic import atomic_write_bytes
+    from datadiet_hub.card import ScoreCard, fill_marked
+
+    card = ScoreCard.read(CARD / "README.md")
+    card.fill("cross-device", table(rows))
+    card.save(CARD / "README.md")
+    readme = RESULTS.parents[1] / "README.md"  # the project README quotes the table indented, where it has the markers
+    text = readme.read_text()
+    if "<!-- cross-device -->" in text:
+        body = "\n".join("  " + line if line else "" for line in table(rows).split("\n"))
+        atomic_write_bytes(readme, fill_marked(text, "cross-device", body).encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def seed_spearman(per_seed: np.ndarray) -> float:
 def score(args: list[str], out: Path) -> float:
     """``python -m datadiet_hub.scoring ARGS --output-dir OUT`` with one torch thread; returns the wall time in seconds."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "scoring", *args, "--output-dir", str(out), "--no-progress", "-v"]
+    command = [sys.executable, "-m", "datadiet_hub.scoring", *args, "--output-dir", str(out), "--no-progress", "-v"]
     print("$", shlex.join(command), flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, cwd=ROOT)
@@ -223,9 +223,10 @@ def report(
 ) -> dict[str, Any]:
     """Load the scores with plain ``load_dataset`` and measure them; one CSV row."""
     import datasets
-    import yaml
 
-    card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    from datadiet_hub.card import ScoreCard
+
+    card = ScoreCard.read(out / "README.md").metadata()
     config = sorted(c["config_name"] for c in card["configs"])[-1]
     scores = datasets.load_dataset(str(out), config, split="train").with_format("numpy")
     el2n = np.asarray(scores["el2n"], dtype=np.float64)

@@ -91,6 +91,28 @@ def bootstrap_interval(
     return float(statistic(*arrays)), float(lo), float(hi)
 
 
+def p_value(est: Estimate) -> float:
+    """Two-sided p-value of a t-test of mean 0 for ``est`` (1.0 when there is no spread to test against)."""
+    from scipy.stats import t
+
+    if est.n < 2 or not est.se > 0:
+        return 1.0
+    return float(2 * t.sf(abs(est.mean / est.se), est.n - 1))
+
+
+def holm_survivors(estimates: dict, alpha: float = 0.05) -> set:
+    """Keys whose estimate differs from 0 under Holm's step-down correction for all ``len(estimates)`` tests at
+    family-wise error ``alpha``: many intervals read from one test set each have a 5% chance of excluding 0 by
+    luck, Holm bounds the chance that any of the survivors is such a fluke."""
+    ordered = sorted(estimates.items(), key=lambda item: p_value(item[1]))
+    m, survivors = len(ordered), set()
+    for i, (key, est) in enumerate(ordered):
+        if p_value(est) > alpha / (m - i):
+            break
+        survivors.add(key)
+    return survivors
+
+
 def fmt_pm(est: Estimate, digits: int = 4) -> str:
     """``0.9199 ± 0.0003 (n=2)``; ``0.9199 (n=1)`` without a spread."""
     if est.n < 2:

@@ -153,16 +153,12 @@ def update_card(card: Path, rows: list[dict]) -> None:
         for r in rows
         if r["trained"]
     ]
+    from datadiet_hub.card import ScoreCard
+
     readme = card / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- subsets-accuracy -->", "<!-- /subsets-accuracy -->"
-    if start not in text:
-        return
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = readme.with_suffix(".tmp")
-    tmp.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
-    tmp.replace(readme)
+    score_card = ScoreCard.read(readme)
+    score_card.fill("subsets-accuracy", "\n".join(lines))
+    score_card.save(readme)
 
 
 def main(argv: list[str] | None = None) -> int:

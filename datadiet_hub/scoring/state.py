@@ -44,7 +44,7 @@ class SourceInfo:
 
     name: str
     revision: str | None
-    image_column: str
+    input_column: str
     label_column: str
 
 
@@ -119,13 +119,14 @@ class RunState:
         source = load_source(
             cfg.dataset,
             split=cfg.split,
+            input_column=cfg.input_column,
             image_column=cfg.image_column,
             label_column=cfg.label_column,
             revision=cfg.revision,
             data_files=cfg.data_files,
         )
         data = load_tensors(source, progress=progress)
-        info = SourceInfo(source.name, source.revision, source.image_column, source.label_column)
+        info = SourceInfo(source.name, source.revision, source.input_column, source.label_column)
         atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
         atomic_write_bytes(self.source_path, json.dumps({**asdict(info), "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)
@@ -135,6 +136,8 @@ class RunState:
         tensors, _ = ckpt.load(self.data_path)
         meta = json.loads(self.source_path.read_text())
         num_classes = int(meta.pop("num_classes"))
+        if "image_column" in meta:  # caches written before the input column had a neutral name
+            meta["input_column"] = meta.pop("image_column")
         ids = read_example_ids(self.ids_path)
         if len(ids) != len(tensors["labels"]):
             raise RuntimeError(

@@ -15,7 +15,7 @@ SCORE_COLUMNS = ("el2n", "el2n_per_seed", "grand", "grand_per_seed", "forgetting
 
 def score(out: Path, data: Path) -> None:
     command = [
-        PYTHON, "-m", "scoring", "--output-dir", str(out), "--dataset", str(data), "--seeds", "0,1",
+        PYTHON, "-m", "datadiet_hub.scoring", "--output-dir", str(out), "--dataset", str(data), "--seeds", "0,1",
         "--scores", "el2n,grand,forgetting", "--at", "0,2", "--width", "0.25", "--batch-size", "32",
         "--augmentation", "crop-flip", "--deterministic", "--no-progress",
     ]  # fmt: skip

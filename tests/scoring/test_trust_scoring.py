@@ -162,7 +162,7 @@ def test_offline_preset_is_one_line_and_each_warning_once(tmp_path):
     warning at most once. Under ``accelerate launch --quiet`` (the README's form: without ``--quiet`` accelerate
     itself prints a ``CalledProcessError`` traceback for any failing child) the launcher exits 1 whatever the
     child's code, so there only the output is checked."""
-    argv = ["-m", "scoring", "--preset", "cifar10-paper", "--output-dir", str(tmp_path / "out")]
+    argv = ["-m", "datadiet_hub.scoring", "--preset", "cifar10-paper", "--output-dir", str(tmp_path / "out")]
     env = clean_env(tmp_path, HF_HUB_OFFLINE="1")
     direct = subprocess.run(
         [sys.executable, *argv], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path
@@ -188,7 +188,7 @@ def test_offline_preset_is_one_line_and_each_warning_once(tmp_path):
 def test_subprocess_engine_runs_use_the_real_grand():
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1], run_name='not_main'); "
-        "import scoring.metrics.grand as g; print(g.__file__)"
+        "import datadiet_hub.scoring.metrics.grand as g; print(g.__file__)"
     )
     result = subprocess.run(
         [PYTHON, "-c", code, str(LAUNCH)],
@@ -199,7 +199,7 @@ def test_subprocess_engine_runs_use_the_real_grand():
         cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stderr
-    assert Path(result.stdout.strip()) == REPO_ROOT / "scoring" / "metrics" / "grand.py"
+    assert Path(result.stdout.strip()) == REPO_ROOT / "datadiet_hub" / "scoring" / "metrics" / "grand.py"
 
 
 # -- kill -9 at several points ------------------------------------------------------------------------------------

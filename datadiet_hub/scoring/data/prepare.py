@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.sources import Source, load_source
 
@@ -46,7 +47,7 @@ class Plan:
 
     path: str
     reason: str
-    kind: str
+    kind: InputKind
     input_column: str
     label_column: str
     name: str
@@ -57,6 +58,15 @@ class Plan:
     augmentation: str = "none"
     label_names: list[str] | None = None
     class_count: int = 0  # from the ClassLabel feature (0: from the labels)
+    class_names: list[str] | None = None  # the ClassLabel names (string labels: sorted), recorded on the card
+
+    def __post_init__(self) -> None:
+        self.kind = InputKind(self.kind)  # read back from data.json as a plain string
+
+    @property
+    def scored_names(self) -> list[str] | None:
+        """Class names by class id, as the example ids number the labels (``hashing.LabelSpace``)."""
+        return self.class_names or self.label_names
 
 
 @dataclass
@@ -96,19 +106,23 @@ class RunData:
     @property
     def source_meta(self) -> dict[str, Any]:
         """The facts about the source the card's provenance records."""
-        meta = {"name": self.plan.name, "revision": self.plan.revision, "label_column": self.plan.label_column}
-        meta["text_column" if self.plan.kind == "text" else "image_column"] = self.plan.input_column
-        return meta
+        return {
+            "name": self.plan.name,
+            "revision": self.plan.revision,
+            "input_column": self.plan.input_column,
+            "input_kind": str(self.plan.kind),
+            "label_column": self.plan.label_column,
+        }
 
     @property
     def source_info(self) -> SourceInfo:
-        """Where the rows came from (``SourceInfo``: the input column stands in the image column's place)."""
+        """Where the rows came from (``SourceInfo``)."""
         return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
 
     def facts(self) -> dict[str, Any]:
         """What the card records about how the rows were read."""
         facts: dict[str, Any] = {"data_path": self.plan.path, "data_path_reason": self.plan.reason}
-        if self.plan.kind == "image":
+        if self.plan.kind == InputKind.IMAGE:
             facts.update(image_size=self.plan.image_size, image_channels=self.plan.channels, images=self.plan.geometry)
         elif self.inputs is not None and self.inputs.encoder is not None:
             facts.update(tokenizer_vocab_size=self.inputs.encoder.vocab_size, pad_token_id=self.inputs.encoder.pad_id)
@@ -246,6 +260,7 @@ def load_run_source(cfg: Any) -> Source:
     return load_source(
         cfg.dataset,
         split=cfg.split,
+        input_column=cfg.input_column,
         image_column=cfg.image_column,
         text_column=cfg.text_column,
         label_column=cfg.label_column,
@@ -290,9 +305,10 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         name=source.name,
         revision=source.revision,
         class_count=len(class_names) if class_names else 0,
+        class_names=class_names,
     )
     probed = probe(source.dataset, source.input_column, source.kind)
-    if source.kind == "image":
+    if source.kind == InputKind.IMAGE:
         plan.image_size, plan.channels, plan.geometry = image_geometry(
             probed, image_size=cfg.image_size, channels=cfg.image_channels
         )
@@ -350,16 +366,16 @@ def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:
 
 
 def _inputs(cfg: Any, plan: Plan, source: Source, state_dir: Path) -> Inputs:
-    if plan.kind == "text":
+    if plan.kind == InputKind.TEXT:
         return Inputs(
-            "text",
+            InputKind.TEXT,
             plan.input_column,
             plan.label_column,
             encoder=_encoder(cfg, source, state_dir),
             label_names=tuple(plan.label_names) if plan.label_names else None,
         )
     return Inputs(
-        "image",
+        InputKind.IMAGE,
         plan.input_column,
         plan.label_column,
         image_size=plan.image_size,
@@ -384,7 +400,7 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
         _run_state(state_dir).decode(cfg, progress=progress)  # the decoded split, as before
         return
     manifest_path = state_dir / MANIFEST_FILE
-    if manifest_path.exists() and (plan.kind != "text" or (state_dir / TOKENIZER_FILE).exists()):
+    if manifest_path.exists() and (plan.kind != InputKind.TEXT or (state_dir / TOKENIZER_FILE).exists()):
         return
     source = source or load_run_source(cfg)
     inputs = _inputs(cfg, plan, source, state_dir)
@@ -438,7 +454,7 @@ def prepare_data(
     manifest = Manifest.load(state_dir / MANIFEST_FILE)
     inputs = _inputs(cfg, plan, source, state_dir)
     num_classes = max(plan.class_count, manifest.num_classes, len(plan.label_names or ()))
-    if plan.kind == "image":
+    if plan.kind == InputKind.IMAGE:
         mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else manifest.mean_std()
         _check_channels(mean, plan.channels)
         model_kwargs: dict[str, Any] = {"in_channels": plan.channels, "image_size": plan.image_size}

@@ -63,7 +63,7 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
     bar = tqdm(total=n, desc=f"Decoding {source.name}/{source.split}", unit="ex", disable=not progress)
     for start in range(0, n, batch):
         rows = ds[start : start + batch]
-        for offset, (img, lab) in enumerate(zip(rows[source.image_column], rows[source.label_column])):
+        for offset, (img, lab) in enumerate(zip(rows[source.input_column], rows[source.label_column])):
             array = np.asarray(img)
             ids.append(example_id(array, int(lab)))
             array = to_array(array)

@@ -13,7 +13,6 @@ token, so every predicted token is predicted exactly once, by the window holding
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from datadiet_hub.errors import InvalidArgumentError, SourceNotFoundError
+from datadiet_hub.hashing import example_id
 from datadiet_hub.writer import atomic_write_bytes
 
 from ..data.text import iter_texts, load_tokenizer, pad_id_of, train_tokenizer
@@ -38,8 +38,8 @@ LABEL_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "cla
 
 
 def text_id(text: str) -> str:
-    """The ``example_id`` of an unlabeled document: a 128-bit blake2b of its UTF-8 text alone."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    """The ``example_id`` of an unlabeled document: the content hash of its text alone."""
+    return example_id(text, None)
 
 
 def open_split(
