@@ -161,10 +161,10 @@ class ScoringConfig:
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("objective", self.objective, OBJECTIVES)
-        if self.objective == "classification" and "loss" in self.scores:
+        if self.objective == "classification" and {"loss", "num_tokens"} & set(self.scores):
             raise InvalidArgumentError(
-                "The 'loss' score is a language-model score: use it with --objective causal-lm (or auto on a corpus "
-                "without labels)."
+                "loss and num_tokens are language-model scores: use them with --objective causal-lm (or auto on a "
+                "corpus without labels)."
             )
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)

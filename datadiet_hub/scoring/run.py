@@ -70,9 +70,9 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
 
     if resolve_objective(cfg) == "causal-lm":  # a corpus without labels: reference language models
         return run_corpus(corpus_config(cfg), progress=progress, command=command)
-    if "loss" in cfg.scores:
+    if {"loss", "num_tokens"} & set(cfg.scores):
         raise InvalidArgumentError(
-            f"The 'loss' score is a language-model score, but {cfg.dataset!r} is scored as a classification set; "
+            f"loss and num_tokens are language-model scores, but {cfg.dataset!r} is scored as a classification set; "
             "give --objective causal-lm for a text corpus, or choose el2n, grand, forgetting."
         )
     started = time.perf_counter()

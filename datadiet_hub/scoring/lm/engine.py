@@ -25,15 +25,14 @@ from tqdm.auto import tqdm
 from .. import checkpoint as ckpt
 from ..config import ScoringConfig
 from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
+from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
 from ..train import Schedule, _EpochLog, lr_at, make_optimizer, seed_generator, stream_seed
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
-from .metrics import document_loss, lm_loss, window_sums
+from .metrics import IGNORE, lm_loss
 from .models import build_lm
 
 logger = logging.getLogger(__name__)
-
-WINDOW_METRICS = ("loss", "el2n")  # from one eval forward; grand needs its own forward + backward
 
 
 def make_lm(cfg: ScoringConfig, corpus: Corpus, seed: int) -> nn.Module:
@@ -120,17 +119,19 @@ def train_lm_seed(
     bar.close()
 
 
-def _window_sums(model: nn.Module, batch: Batch) -> torch.Tensor:
-    from ..forward import logits_of
+def _token_sums(names: list[str]):
+    """``(model, batch) -> [B, 1 + len(names)]``: each window's predicted tokens, then the sum over them of every
+    registered per-token score in ``names``, from one forward pass."""
 
-    sums = window_sums(logits_of(model, model_inputs(batch)), batch[LABELS])
-    return torch.stack([sums["loss"], sums["el2n"], sums["tokens"].float()], dim=1)
+    def per_window(model: nn.Module, batch: Batch) -> torch.Tensor:
+        from ..forward import logits_of
 
+        logits, labels = logits_of(model, model_inputs(batch)), batch[LABELS]
+        columns = [(labels != IGNORE).sum(1).float()]
+        columns += [TOKEN_COMPUTATIONS[name](logits, labels).sum(1) for name in names]
+        return torch.stack(columns, dim=1)
 
-def _window_grand(model: nn.Module, batch: Batch) -> torch.Tensor:
-    from ..metrics.grand import per_example_grad_norms
-
-    return per_example_grad_norms(model, model_inputs(batch), batch[LABELS], loss_fn=document_loss).float()
+    return per_window
 
 
 def score_windows(
@@ -145,14 +146,18 @@ def score_windows(
     """This process's windows and, per window, the sums of ``loss`` and ``el2n`` over its predicted tokens,
     ``tokens`` (how many) and ``grand`` (the gradient norm of its mean loss) as requested."""
     rows = lm_batches.eval_rows(windows, rank, world)
-    out: dict[str, torch.Tensor] = {}
-    if any(m in cfg.scores for m in WINDOW_METRICS) or "grand" in cfg.scores:
-        batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=cfg.eval_batch_size, device=device)
-        sums = evaluate(model, batches, _window_sums)
-        out["loss"], out["el2n"], out["tokens"] = sums[:, 0], sums[:, 1], sums[:, 2]
-    if "grand" in cfg.scores:
-        batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=cfg.grand_batch_size, device=device)
-        out["grand"] = evaluate(model, batches, _window_grand, grad=True)
+    per_token = [m for m in cfg.scores if m in TOKEN_COMPUTATIONS]
+    batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=cfg.eval_batch_size, device=device)
+    sums = evaluate(model, batches, _token_sums(per_token))
+    out: dict[str, torch.Tensor] = {"tokens": sums[:, 0]}
+    out.update({name: sums[:, 1 + k] for k, name in enumerate(per_token)})
+    for name in cfg.scores:
+        if name in WINDOW_COMPUTATIONS:
+            computation = WINDOW_COMPUTATIONS[name]
+            size = getattr(cfg, computation.batch_size)
+            batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=size, device=device)
+            assert computation.per_batch is not None
+            out[name] = evaluate(model, batches, computation.per_batch, grad=computation.grad)
     return torch.from_numpy(rows), out
 
 
@@ -160,11 +165,14 @@ def fold_windows(
     windows: Windows, num_docs: int, values: dict[str, np.ndarray], metrics: list[str]
 ) -> dict[str, np.ndarray]:
     """Per-document scores from per-window values (see the module docstring) and ``num_tokens``, the number of
-    predicted tokens per document; a document with none scores 0."""
+    predicted tokens per document; a document with none scores 0. Per-token scores arrive as window sums, per-window
+    scores (``WINDOW_COMPUTATIONS``: grand) as one value per window."""
+    from ..metrics.registry import WINDOW_COMPUTATIONS
+
     tokens = np.bincount(windows.doc, weights=values["tokens"], minlength=num_docs)
     safe = np.maximum(tokens, 1)
     out = {"num_tokens": tokens.astype(np.int64)}
     for metric in metrics:
-        weights = values[metric] * values["tokens"] if metric == "grand" else values[metric]
+        weights = values[metric] * values["tokens"] if metric in WINDOW_COMPUTATIONS else values[metric]
         out[metric] = (np.bincount(windows.doc, weights=weights, minlength=num_docs) / safe).astype(np.float32)
     return out

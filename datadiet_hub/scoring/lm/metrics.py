@@ -33,9 +33,14 @@ def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
 
 
 def token_scores(
-    logits: torch.Tensor, labels: torch.Tensor, *, chunk_bytes: int = CHUNK_BYTES
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    want: tuple[str, ...] = ("loss", "el2n"),
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross entropy and EL2N of every position ``[B, T]`` (float32; 0 where ``labels == IGNORE``).
+    """Next-token cross entropy and EL2N of every position ``[B, T]`` (float32; 0 where ``labels == IGNORE``, and
+    0 everywhere for a score not in ``want``).
 
     The softmax is taken in float32 over chunks of the counted positions only, so at most ``chunk_bytes`` of
     probabilities are alive at once whatever the batch, context and vocabulary.
@@ -53,9 +58,11 @@ def token_scores(
         y = targets[part].unsqueeze(1)
         log_p = z - torch.logsumexp(z, dim=1, keepdim=True)
         log_py = log_p.gather(1, y).squeeze(1)
-        sum_p2 = log_p.mul(2).exp().sum(1)  # sum_v p_v^2, without keeping p beside log_p
-        loss[part] = -log_py.float()
-        el2n[part] = (1 - 2 * log_py.exp() + sum_p2).clamp_min(0).sqrt().float()
+        if "loss" in want:
+            loss[part] = -log_py.float()
+        if "el2n" in want:
+            sum_p2 = log_p.mul(2).exp().sum(1)  # sum_v p_v^2, without keeping p beside log_p
+            el2n[part] = (1 - 2 * log_py.exp() + sum_p2).clamp_min(0).sqrt().float()
     return loss.view(labels.shape), el2n.view(labels.shape)
 
 

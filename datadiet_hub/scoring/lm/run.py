@@ -38,7 +38,15 @@ from .models import DEFAULT_LM
 
 logger = logging.getLogger(__name__)
 
-LM_SCORES = ("loss", "el2n", "grand")
+
+def lm_scores() -> tuple[str, ...]:
+    """The scores a corpus run can compute: the causal-LM computations registered in
+    ``datadiet_hub.scoring.metrics.registry`` (per token: loss, el2n; per window: grand)."""
+    from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
+
+    return (*TOKEN_COMPUTATIONS, *WINDOW_COMPUTATIONS)
+
+
 LM_DEFAULTS = {
     "model": DEFAULT_LM,
     "scores": ["loss", "el2n"],
@@ -69,8 +77,8 @@ def resolve_objective(cfg: ScoringConfig) -> str:
         )
     except (DatadietError, OSError, ValueError):  # the classification path reports a bad dataset its own way
         return "classification"
-    if is_unlabeled_text(dataset, cfg.text_column, cfg.label_column):
-        column = detect_text_column(dataset, cfg.text_column)
+    if is_unlabeled_text(dataset, (cfg.input_column or cfg.text_column), cfg.label_column):
+        column = detect_text_column(dataset, (cfg.input_column or cfg.text_column))
         logger.warning(
             "%s has a text column (%r) and no label column: scoring it as a corpus with reference language models "
             "(--objective causal-lm); give --objective classification or --label-column to change that.",
@@ -90,11 +98,11 @@ def corpus_config(cfg: ScoringConfig) -> ScoringConfig:
         if getattr(cfg, name) == default:
             changes[name] = value
     resolved = dataclasses.replace(cfg, **changes)
-    bad = [s for s in resolved.scores if s not in LM_SCORES]
+    bad = [s for s in resolved.scores if s not in lm_scores()]
     if bad:
         raise InvalidArgumentError(
             f"Score(s) {bad} are not language-model scores. With --objective causal-lm choose among "
-            f"{', '.join(LM_SCORES)}."
+            f"{', '.join(lm_scores())}."
         )
     return resolved
 
@@ -146,7 +154,7 @@ def _tokenize(cfg: ScoringConfig, state_dir: Path, progress: bool) -> None:
     dataset = open_split(
         cfg.dataset, split=cfg.split, revision=cfg.revision, data_files=cfg.data_files, streaming=cfg.streaming
     )
-    column = detect_text_column(dataset, cfg.text_column)
+    column = detect_text_column(dataset, (cfg.input_column or cfg.text_column))
     tokenize_corpus(
         dataset,
         column,
@@ -174,7 +182,7 @@ def _score(
         [(s, t) for s in cfg.seeds for t in schedule.score_steps if not ckpt.shard_path(state.path, s, t).exists()],
     )
     rank, world = accelerator.process_index, accelerator.num_processes
-    metrics = [m for m in LM_SCORES if m in cfg.scores]
+    metrics = [m for m in lm_scores() if m in cfg.scores]
     for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show, dynamic_ncols=True):
         t0 = time.perf_counter()
         tensors, _ = ckpt.load(ckpt.checkpoint_path(state.path, seed, step))
@@ -202,14 +210,15 @@ def build_corpus_table(step: int, cfg: ScoringConfig, metrics: list[str], state_
     columns: dict[str, pa.Array] = {
         "idx": pa.array(np.arange(n, dtype=np.int64)),
         "example_id": pa.array(ids, type=pa.string()),
-        "num_tokens": pa.array(shards[0]["num_tokens"].numpy().astype(np.int64)),
+        "num_tokens": pa.array(shards[0]["num_tokens"].numpy().astype(np.int64)),  # the same for every seed
     }
     for metric in metrics:
         matrix = np.stack([shard[metric].numpy().astype(np.float32) for shard in shards], axis=1)
         columns[metric] = pa.array(matrix.mean(axis=1, dtype=np.float64).astype(np.float32))
         columns[f"{metric}_std"] = pa.array(matrix.std(axis=1, dtype=np.float64).astype(np.float32))
         columns[f"{metric}_per_seed"] = _per_seed_column(matrix)
-    return pa.table(columns, schema=score_schema(metrics, label=False, extra=["num_tokens"]))
+    schema = score_schema([*metrics, "num_tokens"], label=False)
+    return pa.table({name: columns[name] for name in schema.names}, schema=schema)
 
 
 def _write(
@@ -223,7 +232,7 @@ def _write(
     hardware: str,
     device: torch.device,
 ) -> None:
-    metrics = [m for m in LM_SCORES if m in cfg.scores]
+    metrics = [m for m in lm_scores() if m in cfg.scores]
     ids = corpus.ids()
     tables, configs = {}, {}
     for step in schedule.score_steps:
@@ -252,7 +261,8 @@ def _write(
             "revision": source.get("revision"),
             "num_rows": len(corpus),
             "fingerprint": fingerprint(ids),
-            "text_column": source["text_column"],
+            "input_column": source["text_column"],
+            "input_kind": "text",
             "num_tokens": source["num_tokens"],
         },
         scoring=scoring,
