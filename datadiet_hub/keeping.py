@@ -28,7 +28,7 @@ from .errors import InvalidArgumentError, InvalidTypeError, ScoreMismatchError
 from .hashing import LabelSpace, example_id, example_ids
 from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
-from .selection import Selection, as_selection, select_indices
+from .selection import Selection, as_selection, dataset_groups, select_indices
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ def keep(
         "labels": label_space(provenance),
         "scored": scored_columns(provenance),
     }
-    kept = select_indices(scores, selection=sel)
+    kept = select_indices(scores, selection=sel, groups=dataset_groups(dataset, scores, sel, on))
     n = num_scores(scores)
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True

@@ -172,6 +172,7 @@ def load_source(
     image_column: str | None = None,
     text_column: str | None = None,
     encode_labels: bool = True,
+    require_label: bool = True,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
@@ -182,7 +183,11 @@ def load_source(
     (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
     """
     named: dict[str, Any] = dict(
-        input_column=input_column, label_column=label_column, image_column=image_column, text_column=text_column
+        input_column=input_column,
+        label_column=label_column,
+        image_column=image_column,
+        text_column=text_column,
+        require_label=require_label,  # False: an unlabeled corpus (scored by language models)
     )
     if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
         dataset = fashion_mnist_dataset(split)
@@ -197,8 +202,8 @@ def load_source(
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
         columns = detect_columns(saved, **named)
-        if encode_labels:
-            saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
+        if encode_labels and columns.label is not None:
+            saved = _encode_string_labels(saved, columns.label)
         return Source(
             saved.to_iterable_dataset() if streaming else saved,
             columns,
@@ -229,8 +234,8 @@ def load_source(
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     columns = detect_columns(dataset, **named)
-    if not streaming and encode_labels:
-        dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
+    if not streaming and encode_labels and columns.label is not None:
+        dataset = _encode_string_labels(dataset, columns.label)
     return Source(dataset, columns, name=name, split=split, revision=revision)
 
 

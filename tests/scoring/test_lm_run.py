@@ -124,3 +124,18 @@ def test_the_scores_prune_the_corpus(scored, corpus_file):
     shuffled = corpus.shuffle(seed=0).select(range(30))  # by content: the text alone identifies a document
     by_content = datadiet_hub.prune(shuffled, scores, column="loss", fraction=0.5, on="example_id", missing="drop")
     assert 0 < len(by_content) < 30
+
+
+def test_datadiet_prune_keeps_the_middle_within_each_domain(scored, corpus_file, tmp_path):
+    import datasets
+
+    from datadiet_hub.cli import main as datadiet
+
+    out = tmp_path / "kept"
+    args = [str(corpus_file), "--scores", str(scored), "--config", "causal-transformer-ep1", "--column", "loss"]
+    args += ["--strategy", "middle", "--by", "domain", "--fraction", "0.5", "--output", str(out)]
+    assert datadiet(["prune", *args]) == 0
+    kept = datasets.load_from_disk(str(out))
+    corpus = datasets.load_dataset("json", data_files=str(corpus_file), split="train")
+    for domain in ("os", "text"):
+        assert kept["domain"].count(domain) == pytest.approx(corpus["domain"].count(domain) / 2, abs=1)
