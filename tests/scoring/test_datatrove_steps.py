@@ -4,6 +4,8 @@ and the filter keeps exactly what ``prune`` keeps."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,18 @@ def test_keep_by_scores_keeps_what_prune_keeps(corpus_run, tmp_path):
     scores = datadiet_hub.load_scores(str(run), "causal-transformer-ep1")
     expected = datadiet_hub.prune(corpus, scores, column="loss", fraction=0.5, strategy="middle")
     assert sorted(kept) == sorted(expected["text"]) and len(kept) == 20
+
+
+def test_the_pipeline_example_runs_locally(corpus_run, tmp_path):
+    import datasets
+    from conftest import REPO_ROOT, subprocess_env
+
+    data, run, _ = corpus_run
+    out = tmp_path / "example"
+    command = [sys.executable, str(REPO_ROOT / "examples" / "corpus_pipeline.py")]
+    command += ["--run", str(run), "--data", str(data), "--out", str(out)]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    scores = datadiet_hub.load_scores(str(out / "scores"), "scores")
+    kept = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in (out / "kept").glob("*.parquet")))
+    assert len(scores) == 40 and len(kept["train"]) == 20

@@ -28,9 +28,9 @@ def run_example(name: str, tmp_path: Path, rows: int) -> str:
     return done.stdout
 
 
-def test_every_example_is_tested():
+def test_every_example_is_tested():  # corpus_pipeline.py: tests/scoring/test_datatrove_steps.py
     assert sorted(p.name for p in (ROOT / "examples").glob("*.py")) == sorted(
-        ["prune_fashion_mnist.py", "keep_with_filter.py", "score_your_own_csv.py"]
+        ["prune_fashion_mnist.py", "keep_with_filter.py", "score_your_own_csv.py", "corpus_pipeline.py"]
     )
 
 
