@@ -71,14 +71,12 @@ def main() -> None:
     if code:
         raise SystemExit(code)
     scores = datadiet_hub.load_scores(str(out), "text-transformer-ep2")
-    # string labels as class indices in sorted order, as the scorer numbered them (the join hashes input + label)
-    ds = load_dataset("csv", data_files=str(data), split="train").class_encode_column("language")
+    ds = load_dataset("csv", data_files=str(data), split="train")  # string labels: mapped through the card's names
     kept = datadiet_hub.prune(ds, scores, column="el2n", fraction=0.5)
     print(f"kept {len(kept)} of {len(ds)} fortunes (the hardest half by EL2N)")
     order = sorted(range(len(scores)), key=lambda i: -scores[i]["el2n"])[:3]
     for i in order:
-        language = ds.features["language"].int2str(ds[i]["language"])
-        print(f"  hardest: [{language}] {ds[i]['text'][:70]}")
+        print(f"  hardest: [{ds[i]['language']}] {ds[i]['text'][:70]}")
 
 
 if __name__ == "__main__":

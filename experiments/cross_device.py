@@ -131,18 +131,13 @@ def table(rows: list[dict[str, str]], indent: str = "") -> str:
 
 
 def write_tables(rows: list[dict[str, str]]) -> None:
-    """The measured agreement between the markers ``<!-- cross-device -->`` in the README and the card."""
-    from datadiet_hub.atomic import atomic_write_bytes
-    from datadiet_hub.card import ScoreCard, fill_marked
+    """The measured agreement between the card's ``<!-- cross-device -->`` markers (docs/report.md quotes the CSV
+    through ``python -m experiments.report``)."""
+    from datadiet_hub.card import ScoreCard
 
     card = ScoreCard.read(CARD / "README.md")
     card.fill("cross-device", table(rows))
     card.save(CARD / "README.md")
-    readme = RESULTS.parents[1] / "README.md"  # the project README quotes the table indented, where it has the markers
-    text = readme.read_text()
-    if "<!-- cross-device -->" in text:
-        body = "\n".join("  " + line if line else "" for line in table(rows).split("\n"))
-        atomic_write_bytes(readme, fill_marked(text, "cross-device", body).encode("utf-8"))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ REFERENCE = "EL2N"  # the method every other one is compared with, on the same r
 TRAIN_FIELDS = ["run", "seed", "test_accuracy", "examples", "flipped_kept", "steps", "wall_time_s", "device"]
 FLIP_SEED = 0
 FOLDS = 5
+CNN_CV_EPOCHS = 2  # the default epochs per fold of the CNN's cross-validated probabilities
 
 
 def flip_labels(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,10 +166,10 @@ def _log_fold(model: str, k: int, folds: int, probs: np.ndarray, labels: np.ndar
 
 def _save_atomically(cache: Path, probs: np.ndarray) -> None:
     """The fold probabilities as ``cache`` (temp + rename: a killed run never leaves a partial cache)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.rename(cache)
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(cache, suffix=".npy") as tmp:
+        np.save(tmp, probs)
 
 
 def values_path(work: Path, method: str) -> Path:
@@ -251,9 +252,10 @@ def noisy_parquet(work: Path, noisy: np.ndarray, flipped: np.ndarray) -> Path:
         ds = ds.add_column("label", noisy.tolist()).cast_column(
             "label", datasets.ClassLabel(names=FASHION_MNIST_CLASSES)
         )
-        tmp = parquet.with_suffix(".tmp")
-        ds.to_parquet(str(tmp))
-        tmp.rename(parquet)
+        from datadiet_hub.atomic import atomic_path
+
+        with atomic_path(parquet) as tmp:
+            ds.to_parquet(str(tmp))
         (work / "flipped.json").write_text(json.dumps(np.flatnonzero(flipped).tolist()))
     return parquet
 
@@ -369,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-epochs", type=int, default=2, help="EL2N/GraNd time (epochs)")
     parser.add_argument("--forgetting-epochs", type=int, default=5, help="training length for forgetting")
     parser.add_argument(
-        "--cnn-cv-epochs", type=int, default=2, help="epochs per fold of the CNN's 5-fold probabilities (0: skip)"
+        "--cnn-cv-epochs",
+        type=int,
+        default=CNN_CV_EPOCHS,
+        help="epochs per fold of the CNN's 5-fold probabilities (0: skip)",
     )
     parser.add_argument("--peers-only", action="store_true", help="only the linear baseline and cleanlab")
     parser.add_argument("--train-epochs", type=int, default=5, help="downstream training length (full-set epochs)")

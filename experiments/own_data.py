@@ -262,13 +262,12 @@ def write_row(row: dict[str, Any], path: Path = RESULTS) -> None:
         with open(path, newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["dataset"] != row["dataset"]]
     rows.append({k: row.get(k, "") for k in FIELDS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["dataset"]))
-    os.replace(tmp, path)
 
 
 def run_images(ns: argparse.Namespace) -> dict[str, Any]:

@@ -362,8 +362,26 @@ def noisy_wall_times() -> str:
 
 
 def noisy_cnn_models() -> str:
-    models = sorted({r["model"] for r in _rows("noisy_labels_peers.csv") if r["model"].startswith("CNN (")})
-    return "; ".join(models) or "not run"
+    """Which CNN cross-validation settings the rows used, and whether they are the code's default."""
+    import re
+
+    from .noisy_labels import CNN_CV_EPOCHS
+
+    by_model: dict[str, set[str]] = defaultdict(set)
+    for r in _rows("noisy_labels_peers.csv"):
+        if r["model"].startswith("CNN ("):
+            by_model[r["model"]].add(f"{float(r['noise_rate']):.0%}")
+    parts = []
+    for model, rates in sorted(by_model.items()):
+        found = re.search(r"\((\d+) epochs? per fold\)", model)
+        epochs = int(found.group(1)) if found else None
+        note = (
+            f", not the code's default of {CNN_CV_EPOCHS} (`--cnn-cv-epochs`)"
+            if epochs is not None and epochs != CNN_CV_EPOCHS
+            else ""
+        )
+        parts.append(f"{epochs} epoch{'s' if epochs != 1 else ''} per fold at {', '.join(sorted(rates))} flips{note}")
+    return "; ".join(parts) or "not run"
 
 
 def earlier_el2n() -> str:
@@ -465,7 +483,8 @@ def render() -> str:
         "`python -m experiments.own_data`. Downstream training is the small CNN for the same number of SGD steps as "
         "5 epochs of the full set (matched on iterations, the paper's protocol; cosine learning rate), test accuracy "
         "on the 10,000 test images. Every row records its device and training seed. The scores are the shipped card "
-        "`cards/fashion-mnist-datadiet` (EL2N and GraNd at epoch 2 of the CNN, forgetting through epoch 10).",
+        "`cards/fashion-mnist-datadiet`: EL2N and GraNd at epoch 2 of the CNN, forgetting through epoch 10; `ccs` and "
+        "`easiest` rank by the same EL2N (`experiments/pruning_curve.py` has CCS's beta per kept fraction).",
         "## How to read the numbers",
         "Accuracies are mean ± standard error over training seeds (n per cell). A comparison is the mean paired "
         "difference in points of accuracy with its 95% t-interval (n - 1 degrees of freedom, `experiments/stats.py`). "
@@ -492,8 +511,9 @@ def render() -> str:
         _bullets(pruning_findings()),
         "Where each hardest-first score beats random (its interval against random above 0):",
         _bullets(where_beats_random()),
-        "Keeping the hardest 10% by any score collapses (table above): the hardest tenth is mostly ambiguous and "
-        "atypical images, and too few easy ones are left to learn the classes from.",
+        "At keep 10% the hardest-first scores fall far below random while CCS, which drops the hardest rows first, "
+        "does not (bullets above). A likely reason, not measured here: the hardest tenth holds the ambiguous and "
+        "atypical images, and too few typical ones are left to learn the classes from.",
         "### The same runs on two devices",
         "The same run (arm, kept fraction, training seed) on both devices, where it was made on both "
         "(`python -m experiments.pruning_curve --per-device` repeats on this device the runs made elsewhere):",
@@ -569,7 +589,7 @@ REPORT = RESULTS.parent / "report.md"
 
 def write_report(path: Path = REPORT) -> None:
     """docs/report.md, atomically."""
-    from datadiet_hub._atomic import atomic_write_bytes
+    from datadiet_hub.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, render().encode())
 

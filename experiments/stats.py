@@ -2,7 +2,9 @@
 t-interval, and percentile-bootstrap intervals for detection metrics (AUROC, precision).
 
 Why paired: every method at a fraction is trained with the same downstream seeds (same init, same batch order up to
-the subset), so the difference per seed removes the seed-to-seed spread that both arms share.
+the subset), so the difference per seed removes the seed-to-seed spread that both arms share. The same seed is not the
+same run, though: training is not in deterministic mode, so a run repeated with the same subset, seed and steps on
+one device can land elsewhere; that noise is not shared by the pair and stays in its interval.
 """
 
 from __future__ import annotations

@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             print("docs/cli.md is stale: run python scripts/gen_cli_docs.py", file=sys.stderr)
             return 1
         return 0
-    tmp = TARGET.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(TARGET)
+    from datadiet_hub.atomic import atomic_write_text
+
+    atomic_write_text(TARGET, text)
     return 0
 
 

@@ -326,7 +326,7 @@ PAPER_CIFAR10 = {
     "lr_gamma": 0.2,
     "augmentation": "crop-flip",
 }
-"""The paper's CIFAR-10 recipe (DESIGN.md section 1): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
+"""The paper's CIFAR-10 recipe (Paul et al., 2021): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
 the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
 
 PRESETS = {"cifar10-paper": PAPER_CIFAR10}

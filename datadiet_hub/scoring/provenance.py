@@ -3,66 +3,39 @@ ran on: the one place the engine fills ``datadiet_hub.provenance.Provenance`` (w
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-import datadiet_hub
+from datadiet_hub import runtime
 from datadiet_hub.columns import InputKind
 from datadiet_hub.hashing import fingerprint
 from datadiet_hub.metrics import get as get_metric
 from datadiet_hub.metrics import names as metric_names
-from datadiet_hub.provenance import Provenance
-from datadiet_hub.provenance import code_commit as library_code_commit
+from datadiet_hub.provenance import Provenance, SourceInfo
 
 from . import determinism
 from .config import ScoringConfig
-from .state import SourceInfo
 
 if TYPE_CHECKING:
     from .train import Schedule
 
 logger = logging.getLogger(__name__)
 
-_PACKAGES = {
-    "datasets_version": "datasets",
-    "numpy_version": "numpy",
-    "huggingface_hub_version": "huggingface-hub",
-    "accelerate_version": "accelerate",
-}
-
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on the package
-    root ``datadiet_hub``, whose parent is the top of the checkout)."""
-    return library_code_commit(package_dir or Path(__file__).resolve().parents[1])
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The commit of the checkout this engine runs from (``datadiet_hub.runtime.code_commit`` on the package
+    folder ``datadiet_hub``, the parent of this subpackage)."""
+    return runtime.code_commit(package_dir or Path(__file__).resolve().parents[1])
 
 
 def environment(hardware: str, device: torch.device) -> dict[str, Any]:
-    """Versions, code commit, hardware and the determinism settings of this process."""
-    env: dict[str, Any] = {
-        "library_version": datadiet_hub.__version__,
-        "code_commit": code_commit(),
-        "python_version": sys.version.split()[0],
-        "torch_version": str(torch.__version__),
-    }
-    env.update({key: _version(package) for key, package in _PACKAGES.items()})
-    env.update(
-        hardware=hardware,
-        device=str(device),
-    )
+    """What the engine adds to the runtime probe (``datadiet_hub.runtime``, read by ``EnvironmentInfo.current``):
+    its own code commit, the hardware and device, the determinism settings of this process."""
+    env: dict[str, Any] = {"code_commit": code_commit(), "hardware": hardware, "device": str(device)}
     env.update(determinism.describe())  # deterministic algorithms, cuDNN flags, cuBLAS workspace, threads
     return env
 
@@ -115,7 +88,7 @@ def build_provenance(
     )
     return Provenance.from_scoring(
         source={
-            "dataset": source.name,
+            "dataset": source.dataset,
             "split": cfg.split,
             "revision": source.revision,
             "num_rows": len(data),

@@ -21,13 +21,14 @@ from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
 from . import determinism
 from .aggregate import build_table
 from .config import ScoringConfig
-from .data.prepare import RunData, prepare_data
+from .data.prepare import RunData, load_run_source, prepare_data
 from .distributed import (
     broadcast,
     describe_hardware,
@@ -38,7 +39,7 @@ from .distributed import (
 )
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
-from .state import STATE, RunState, SourceInfo
+from .state import STATE, RunState
 from .train import Schedule, make_model, train_seed
 
 __all__ = ["STATE", "run", "shutdown"]
@@ -211,6 +212,14 @@ def _write(
         wall_time_s=wall,
         command=command,
     )
-    write_score_dataset(out, tables, provenance=provenance, config_info=info)
+    write_score_dataset(out, tables, provenance=provenance, config_info=info, examples_source=_examples_source(cfg))
     state.record_wall_time(wall)
     logger.info("Wrote %s configs to %s in %.0f s", ", ".join(tables), out, wall)
+
+
+def _examples_source(cfg: ScoringConfig):
+    """The scored split, for the examples the card shows; None for a streamed run (that would be another pass)."""
+    if cfg.streaming:
+        logger.info("Streamed run: no example grid in the card; draw one with `datadiet show OUT --examples DATASET`.")
+        return None
+    return load_run_source(cfg)

@@ -38,20 +38,6 @@ def metric_rows(
     return evaluate(model, batches, computation.per_batch, grad=computation.grad).to(torch.float32)
 
 
-def el2n_rows(
-    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
-) -> torch.Tensor:
-    """EL2N of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order)."""
-    return metric_rows("el2n", model, data, batch_size, device, rank, world)
-
-
-def grand_rows(
-    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
-) -> torch.Tensor:
-    """GraNd of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order)."""
-    return metric_rows("grand", model, data, batch_size, device, rank, world)
-
-
 def wanted(cfg: ScoringConfig, seed: int) -> list[str]:
     """The requested metrics this seed computes: all of them for the first seed, only those averaged over seeds
     for the others (a metric no seed changes is computed once)."""

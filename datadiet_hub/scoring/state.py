@@ -20,12 +20,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import load_source
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -36,16 +36,6 @@ from .data import TensorData, load_tensors
 logger = logging.getLogger(__name__)
 
 STATE = ".datadiet"
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """Where the decoded rows came from, as the provenance records it."""
-
-    name: str
-    revision: str | None
-    input_column: str
-    label_column: str
 
 
 class RunState:
@@ -126,9 +116,14 @@ class RunState:
             data_files=cfg.data_files,
         )
         data = load_tensors(source, progress=progress)
-        info = SourceInfo(source.name, source.revision, source.input_column, source.label_column)
+        info = {
+            "dataset": source.name,
+            "revision": source.revision,
+            "input_column": source.input_column,
+            "label_column": source.label_column,
+        }
         atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
-        atomic_write_bytes(self.source_path, json.dumps({**asdict(info), "num_classes": data.num_classes}).encode())
+        atomic_write_bytes(self.source_path, json.dumps({**info, "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)
 
     def load_data(self) -> tuple[TensorData, SourceInfo]:
@@ -138,13 +133,15 @@ class RunState:
         num_classes = int(meta.pop("num_classes"))
         if "image_column" in meta:  # caches written before the input column had a neutral name
             meta["input_column"] = meta.pop("image_column")
+        if "name" in meta:  # caches written before the source had one description (the provenance's)
+            meta["dataset"] = meta.pop("name")
         ids = read_example_ids(self.ids_path)
         if len(ids) != len(tensors["labels"]):
             raise RuntimeError(
                 f"{self.ids_path} holds {len(ids)} example ids for {len(tensors['labels'])} rows; the state folder "
                 f"is damaged: delete {self.path} and rerun."
             )
-        return TensorData(tensors["images"], tensors["labels"], ids, num_classes), SourceInfo(**meta)
+        return TensorData(tensors["images"], tensors["labels"], ids, num_classes), SourceInfo.from_dict(meta)
 
     # -- wall time --------------------------------------------------------------------------------------------------
 

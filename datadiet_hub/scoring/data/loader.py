@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from datadiet_hub.atomic import atomic_path
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
@@ -380,16 +381,15 @@ class Manifest:
         return mean.tolist(), np.maximum(np.sqrt(var), 1e-8).tolist()
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{path}.tmp.npz"
-        np.savez(
-            tmp,
-            labels=self.labels,
-            example_ids=self.example_ids,
-            pixel_sum=self.pixel_sum,
-            pixel_sq_sum=self.pixel_sq_sum,
-            pixels_per_channel=np.int64(self.pixels_per_channel),
-        )
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(
+                tmp,
+                labels=self.labels,
+                example_ids=self.example_ids,
+                pixel_sum=self.pixel_sum,
+                pixel_sq_sum=self.pixel_sq_sum,
+                pixels_per_channel=np.int64(self.pixels_per_channel),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Manifest:

@@ -23,12 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.atomic import atomic_write_text
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import Source, load_source
 
 from ..loops import ordered_batches, shuffled_batches
-from ..state import RunState, SourceInfo
+from ..state import RunState
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
 from .tensors import Preprocess, TensorData, channel_stats, resolve_augmentation
@@ -117,7 +119,12 @@ class RunData:
     @property
     def source_info(self) -> SourceInfo:
         """Where the rows came from (``SourceInfo``)."""
-        return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
+        return SourceInfo(
+            dataset=self.plan.name,
+            revision=self.plan.revision,
+            input_column=self.plan.input_column,
+            label_column=self.plan.label_column,
+        )
 
     def facts(self) -> dict[str, Any]:
         """What the card records about how the rows were read."""
@@ -344,9 +351,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
 
 
 def _save_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:

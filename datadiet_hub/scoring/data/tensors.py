@@ -56,7 +56,7 @@ def to_array(image) -> np.ndarray:
 
 
 def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) -> TensorData:
-    """Decode every row once (with a progress bar); ids hash the decoded image and label (DESIGN.md section 3)."""
+    """Decode every row once (with a progress bar); ids hash the decoded image and label (``hashing.example_id``)."""
     ds = source.dataset
     n = len(ds)
     images, labels, ids = None, np.empty(n, dtype=np.int64), []
