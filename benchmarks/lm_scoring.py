@@ -4,8 +4,9 @@ against a plain forward + backward, at context 128 and 512, in tokens per second
     PYTHONPATH=. python benchmarks/lm_scoring.py                       # causal-transformer, vocab 8000, CPU
     PYTHONPATH=. python benchmarks/lm_scoring.py --device cuda --width 4 --tokens 65536
 
-Every batch holds ``--tokens`` real tokens (no padding): batch size = tokens / context. Timings are the median of
-``--repeats`` passes after one warm-up pass. Goals (issue 21): loss+el2n <= 1.1x the eval forward, grand <= 1.5x
+Every batch holds ``--tokens`` real tokens (no padding): batch size = tokens / context. Each pass alternates with
+its baseline ``--repeats`` times after a warm-up; the ratio is the median of the per-repeat ratios (robust to a
+machine whose load drifts), the seconds the medians. Goals (issue 21): loss+el2n <= 1.1x the eval forward, grand <= 1.5x
 the forward + backward.
 """
 
@@ -32,18 +33,28 @@ from datadiet_hub.scoring.loops import eval_mode  # noqa: E402
 from datadiet_hub.scoring.metrics.registry import WINDOW_COMPUTATIONS  # noqa: E402
 
 
-def timed(fn: Callable[[], None], repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def once(fn: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def paired(
+    base: Callable[[], None], other: Callable[[], None], repeats: int, device: torch.device
+) -> tuple[float, float, float]:
+    """Median seconds of ``base`` and ``other`` and the median of their per-repeat ratios: the two alternate, so a
+    machine whose load drifts (shared cores) slows both sides of each ratio alike."""
+    base(), other()  # warm-up
+    pairs = [(once(base, device), once(other, device)) for _ in range(repeats)]
+    return (
+        statistics.median(a for a, _ in pairs),
+        statistics.median(b for _, b in pairs),
+        statistics.median(b / a for a, b in pairs),
+    )
 
 
 def main() -> None:
@@ -52,8 +63,8 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--contexts", default="128,512")
-    parser.add_argument("--tokens", type=int, default=4096, help="tokens per batch")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=2048, help="tokens per batch")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -94,15 +105,15 @@ def main() -> None:
             with eval_mode(model):
                 grand(model, batch)
 
-        base_eval = timed(forward, args.repeats, device)
-        base_train = timed(forward_backward, args.repeats, device)
-        for name, seconds, base in (
-            ("eval forward (baseline)", base_eval, base_eval),
-            ("loss+el2n", timed(scores, args.repeats, device), base_eval),
-            ("forward+backward (baseline)", base_train, base_train),
-            ("grand", timed(grand_pass, args.repeats, device), base_train),
+        eval_s, scores_s, scores_ratio = paired(forward, scores, args.repeats, device)
+        train_s, grand_s, grand_ratio = paired(forward_backward, grand_pass, args.repeats, device)
+        for name, seconds, ratio in (
+            ("eval forward (baseline)", eval_s, 1.0),
+            ("loss+el2n", scores_s, scores_ratio),
+            ("forward+backward (baseline)", train_s, 1.0),
+            ("grand", grand_s, grand_ratio),
         ):
-            print(f"{context},{name},{seconds:.4f},{tokens / seconds:.0f},{seconds / base:.2f}")
+            print(f"{context},{name},{seconds:.4f},{tokens / seconds:.0f},{ratio:.2f}", flush=True)
 
 
 if __name__ == "__main__":

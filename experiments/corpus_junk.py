@@ -7,7 +7,8 @@ Clean documents: paragraphs of the Debian packages' README files under /usr/shar
 technical text). Junk, each kind made from held-out paragraphs or real text: ``shuffled`` (a real paragraph's words
 in random order: same words, no syntax), ``random_chars`` (letters and spaces drawn at random, same length),
 ``german`` (German fortunes, /usr/share/games/fortunes/de), ``boilerplate`` (one real license line repeated). The
-reference LMs are trained on the mixed corpus itself with ``datadiet score`` defaults (3 seeds), as a user would;
+reference LMs (causal-transformer at width 0.5, context 64, a 1000-token WordPiece vocabulary, 150 Adam steps of 16
+windows, 3 seeds: sized for 2 shared CPU cores) are trained on the mixed corpus itself, as a user would;
 the trigram model is fit on the same corpus (add-one smoothing), scoring each document by its mean negative log
 probability per character. Writes docs/results/corpus_junk.csv.
 """
@@ -140,9 +141,12 @@ def main() -> None:
         objective="causal-lm",
         output_dir=str(WORK / "run"),
         seeds=[0, 1, 2],
-        at=[2],
-        vocab_size=2000,
-        max_length=128,
+        unit="step",
+        at=[150],
+        batch_size=16,
+        vocab_size=1000,
+        max_length=64,
+        width=0.5,
         scores=["loss", "el2n"],
     )
     out = run(cfg, progress=False, command=COMMAND)
