@@ -56,13 +56,12 @@ def token_scores(
         part = rows[start : start + step]
         z = _wide(flat[part])
         y = targets[part].unsqueeze(1)
-        log_p = z - torch.logsumexp(z, dim=1, keepdim=True)
-        log_py = log_p.gather(1, y).squeeze(1)
-        if "loss" in want:
-            loss[part] = -log_py.float()
-        if "el2n" in want:
-            sum_p2 = log_p.mul(2).exp().sum(1)  # sum_v p_v^2, without keeping p beside log_p
-            el2n[part] = (1 - 2 * log_py.exp() + sum_p2).clamp_min(0).sqrt().float()
+        if "loss" in want:  # log-sum-exp minus the target's logit: no [positions, V] temporary
+            loss[part] = (torch.logsumexp(z, dim=1) - z.gather(1, y).squeeze(1)).float()
+        if "el2n" in want:  # one fused softmax, then p_y and sum_v p_v^2
+            p = torch.softmax(z, dim=1)
+            sum_p2 = torch.linalg.vector_norm(p, ord=2, dim=1).square()
+            el2n[part] = (1 - 2 * p.gather(1, y).squeeze(1) + sum_p2).clamp_min(0).sqrt().float()
     return loss.view(labels.shape), el2n.view(labels.shape)
 
 
