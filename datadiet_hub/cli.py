@@ -193,7 +193,7 @@ def show_examples(args: argparse.Namespace) -> int:
         input_column=args.input_column,
         label_column=args.label_column,
         data_files=args.data_files,
-        encode_labels=False,  # labels as the user has them; align maps them through the card's class names
+        for_scoring=False,  # labels as the user has them; align maps them through the card's class names
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
@@ -275,7 +275,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             data_files=args.data_files,
             input_column=args.input_column,
             label_column=args.label_column,
-            encode_labels=False,  # the pruned copy keeps the labels as the user has them
+            for_scoring=False,  # the pruned copy keeps the rows as the user has them
             require_label="label" in scores.column_names,  # a corpus scored by language models has none
         )
         named = args.input_column is not None or args.label_column is not None

@@ -123,6 +123,20 @@ def bootstrap(pos: np.ndarray, neg: np.ndarray, rng: np.random.Generator, n: int
     return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, junk: np.ndarray, rng: np.random.Generator, n: int = 1000
+) -> tuple[float, float, float]:
+    """AUROC of score ``a`` minus AUROC of score ``b`` on the same documents, with a 95% bootstrap interval that
+    resamples documents once for both (a paired comparison)."""
+    pos, neg = np.flatnonzero(junk), np.flatnonzero(~junk)
+    point = auroc(a[pos], a[neg]) - auroc(b[pos], b[neg])
+    stats = []
+    for _ in range(n):
+        p, q = rng.choice(pos, len(pos)), rng.choice(neg, len(neg))
+        stats.append(auroc(a[p], a[q]) - auroc(b[p], b[q]))
+    return point, float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
+
+
 def main() -> None:
     import datasets
 
@@ -174,6 +188,24 @@ def main() -> None:
                     "ci95_high": round(hi, 4),
                     "n_junk": len(pos),
                     "n_clean": len(neg),
+                    "config": config,
+                    "command": COMMAND,
+                }
+            )
+            print(rows[-1])
+        for name in ("loss", "el2n"):
+            mask = kinds[(kinds == kind) | (kinds == "clean")] == kind
+            keep = (kinds == kind) | (kinds == "clean")
+            point, lo, hi = paired_difference(scores[name][keep], scores["char_trigram"][keep], mask, rng)
+            rows.append(
+                {
+                    "junk_kind": kind,
+                    "score": f"{name}-minus-char_trigram",
+                    "auroc": round(point, 4),
+                    "ci95_low": round(lo, 4),
+                    "ci95_high": round(hi, 4),
+                    "n_junk": int(mask.sum()),
+                    "n_clean": int((~mask).sum()),
                     "config": config,
                     "command": COMMAND,
                 }

@@ -152,7 +152,7 @@ def merge_score_shards(
         per_seed = np.asarray(column(f"{metric}_per_seed"), dtype=np.float32)[order]
         columns[f"{metric}_per_seed"] = _per_seed_column(per_seed)
     schema = score_schema([*metrics, "num_tokens"], label=False)
-    name = config or config_name(models.cfg.model, models.step)
+    name = config or config_name(models.cfg.model or "causal-transformer", models.step)
     provenance = Provenance.from_scoring(
         source={
             "dataset": str(shards),

@@ -30,14 +30,14 @@ from ..train import Schedule, _EpochLog, lr_at, make_optimizer, seed_generator, 
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
 from .metrics import IGNORE, lm_loss
-from .models import build_lm
+from .models import DEFAULT_LM, build_lm
 
 logger = logging.getLogger(__name__)
 
 
 def make_lm(cfg: ScoringConfig, corpus: Corpus, seed: int) -> nn.Module:
     return build_lm(
-        cfg.model,
+        cfg.model or DEFAULT_LM,
         vocab_size=corpus.vocab_size,
         max_length=cfg.max_length,
         pad_token_id=corpus.pad_id,

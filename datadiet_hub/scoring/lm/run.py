@@ -236,7 +236,7 @@ def _write(
     ids = corpus.ids()
     tables, configs = {}, {}
     for step in schedule.score_steps:
-        name = config_name(cfg.model, step, schedule.steps_per_epoch)
+        name = config_name(cfg.model or DEFAULT_LM, step, schedule.steps_per_epoch)
         tables[name] = build_corpus_table(step, cfg, metrics, state.path, ids)
         configs[name] = {
             "model": cfg.model,
