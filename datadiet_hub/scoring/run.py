@@ -29,7 +29,7 @@ from . import checkpoint as ckpt
 from . import determinism
 from .aggregate import build_table
 from .config import ScoringConfig
-from .data.prepare import RunData, prepare_data
+from .data.prepare import RunData, load_run_source, prepare_data
 from .distributed import (
     broadcast,
     describe_hardware,
@@ -210,6 +210,14 @@ def _write(
         wall_time_s=wall,
         command=command,
     )
-    write_score_dataset(out, tables, provenance=provenance, config_info=info)
+    write_score_dataset(out, tables, provenance=provenance, config_info=info, examples_source=_examples_source(cfg))
     state.record_wall_time(wall)
     logger.info("Wrote %s configs to %s in %.0f s", ", ".join(tables), out, wall)
+
+
+def _examples_source(cfg: ScoringConfig):
+    """The scored split, for the examples the card shows; None for a streamed run (that would be another pass)."""
+    if cfg.streaming:
+        logger.info("Streamed run: no example grid in the card; draw one with `datadiet show OUT --examples DATASET`.")
+        return None
+    return load_run_source(cfg)
