@@ -316,7 +316,10 @@ def _own_names(
     features = getattr(dataset, "features", None)
     if not features or "example_id" in features:
         return None
-    columns = join_columns(features, input_column=input_column, label_column=label_column, scored=scored)
+    try:
+        columns = join_columns(features, input_column=input_column, label_column=label_column, scored=scored)
+    except (InvalidArgumentError, ScoreMismatchError):
+        return None  # no label to name (an unlabeled corpus): hashing, if it is asked for, says what is missing
     return own_class_names(features, columns.label) if columns.label is not None else None
 
 
