@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from datadiet_hub.columns import LABEL_NAMES
 from datadiet_hub.errors import InvalidArgumentError, SourceNotFoundError
 from datadiet_hub.hashing import example_id
 from datadiet_hub.writer import atomic_write_bytes
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 CORPUS_DIR = "corpus"
 TEXT_GUESSES = ("text", "content", "document", "raw_content", "body", "sentence", "article")
-LABEL_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "class")
+LABEL_GUESSES = LABEL_NAMES  # the label names column detection uses (a `language` column is a label there too)
 
 
 def text_id(text: str) -> str:
