@@ -1,5 +1,6 @@
 """Score your own small CSV and prune it: a few hundred fortunes (the Debian fortunes-de/-es/-it/-min packages),
-labelled by language, scored by EL2N with a tiny text transformer, then the hardest rows printed and kept.
+labelled by language, scored by EL2N with the defaults (the fasttext-style model text gets), then the hardest rows
+printed and kept.
 
     python examples/score_your_own_csv.py                # 100 fortunes per language, ~1 min on 2 CPU cores
     DATADIET_EXAMPLE_ROWS=30 python examples/score_your_own_csv.py
@@ -61,16 +62,22 @@ def main() -> None:
     # the same flags as `datadiet score`; rerunning resumes (and then only re-reads the finished scores)
     code = score(
         [
-            "--dataset", str(data), "--text-column", "text", "--label-column", "language",
-            "--model", "text-transformer", "--width", "0.25", "--max-length", "48", "--vocab-size", "800",
-            "--seeds", "0,1", "--at", "2", "--scores", "el2n", "--batch-size", "32",
-            "--optimizer", "adam", "--lr", "0.002", "--weight-decay", "0", "--no-progress",
-            "--output-dir", str(out),
+            "--dataset",
+            str(data),
+            "--seeds",
+            "0,1",
+            "--at",
+            "2",
+            "--scores",
+            "el2n",
+            "--no-progress",
+            "--output-dir",
+            str(out),
         ]
-    )  # fmt: skip
+    )  # fmt: skip  -- no model or column flags: the columns are detected and text gets the fasttext model
     if code:
         raise SystemExit(code)
-    scores = datadiet_hub.load_scores(str(out), "text-transformer-ep2")
+    scores = datadiet_hub.load_scores(str(out), "fasttext-ep2")
     ds = load_dataset("csv", data_files=str(data), split="train")  # string labels: mapped through the card's names
     kept = datadiet_hub.prune(ds, scores, column="el2n", fraction=0.5)
     print(f"kept {len(kept)} of {len(ds)} fortunes (the hardest half by EL2N)")
