@@ -48,6 +48,10 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+SWITCHES = frozenset({"parallel_seeds"})
+"""Boolean fields given as ``--x/--no-x`` switches (the others predate them and take ``--x true|false``)."""
+
+
 def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -65,6 +69,8 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if is_list:
             parser.add_argument(flag, type=_parse_list(kind), default=None, metavar=f"{kind.__name__.upper()},...")
+        elif name in SWITCHES:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         elif kind is bool:
             parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
         else:

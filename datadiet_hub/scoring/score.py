@@ -12,6 +12,7 @@ from .data.prepare import RunData
 from .forward import logits_of
 from .loops import LABELS, Batch, evaluate, model_inputs
 from .metrics.el2n import el2n_from_logits
+from .precision import autocast_for, in_bfloat16
 
 
 def _el2n(model: nn.Module, batch: Batch) -> torch.Tensor:
@@ -25,19 +26,33 @@ def _grand(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 def el2n_rows(
-    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
+    model: nn.Module,
+    data: RunData,
+    batch_size: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """EL2N of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order)."""
     batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
-    return evaluate(model, batches, _el2n).to(torch.float32)
+    return evaluate(model, batches, _el2n, autocast=autocast_for(precision, device)).to(torch.float32)
 
 
 def grand_rows(
-    model: nn.Module, data: RunData, batch_size: int, device: torch.device, rank: int = 0, world: int = 1
+    model: nn.Module,
+    data: RunData,
+    batch_size: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """GraNd of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order); eval mode: BatchNorm uses its
     running statistics (DESIGN.md section 1), whatever the metric function does."""
     batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
+    if precision == "bf16":  # see datadiet_hub.scoring.precision: GraNd runs a bfloat16 copy, not autocast
+        model, batches = in_bfloat16(model, batches)
     return evaluate(model, batches, _grand, grad=True).to(torch.float32)
 
 
@@ -50,8 +65,8 @@ def score_rows(
     scores = {}
     if "el2n" in cfg.scores:
         rows = data.eval_rows(batch_size=cfg.eval_batch_size, rank=rank, world=world)
-        scores["el2n"] = (rows, el2n_rows(model, data, cfg.eval_batch_size, device, rank, world))
+        scores["el2n"] = (rows, el2n_rows(model, data, cfg.eval_batch_size, device, rank, world, cfg.precision))
     if "grand" in cfg.scores:
         rows = data.eval_rows(batch_size=cfg.grand_batch_size, rank=rank, world=world)
-        scores["grand"] = (rows, grand_rows(model, data, cfg.grand_batch_size, device, rank, world))
+        scores["grand"] = (rows, grand_rows(model, data, cfg.grand_batch_size, device, rank, world, cfg.precision))
     return scores
