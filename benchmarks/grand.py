@@ -5,6 +5,10 @@ Usage::
     python benchmarks/grand.py            # full run: cnn and resnet18, batch 32 and 128, 3 timed repeats
     python benchmarks/grand.py --quick    # one repeat, batch 16: a smoke run
     python benchmarks/grand.py --models text-transformer --threads 2   # the text transformer, sequence length 128
+    python benchmarks/grand.py --models llama-tiny --methods "plain fwd+bwd,naive loop,ours"
+
+``llama-tiny`` is a ``transformers`` Llama classifier from a tiny config (hidden 64, 2 layers, 4 heads with 2 key/value
+heads, vocabulary 1000) on 64 tokens per example; it needs ``transformers``.
 
 Models: the small CNN on 1x28x28, the CIFAR ResNet-18 on 3x32x32 (10 classes, weights at init), and
 ``text-transformer`` (``datadiet_hub.scoring.transformer.TextTransformer`` at its default size: width 128, 2 pre-norm encoder
@@ -13,10 +17,11 @@ with an attention mask that pads each sequence after 64 to 127 tokens, called wi
 (``input_ids``, ``attention_mask``) as a ``transformers`` model is.
 
 Timing: everything runs in this one process on the same model and the same batch. Each repeat runs every method
-once, in turn (so slow drifts of a shared machine hit all methods alike); the table shows the fastest of the
-repeats after one untimed warm-up (other processes on a shared machine only ever add time, so the minimum is the
-least disturbed estimate). Ratios are to a plain forward + backward of the same batch (eval mode, mean loss, weight
-gradients computed), and for EL2N to a plain eval-mode forward under ``torch.inference_mode``.
+once, in turn, after one untimed warm-up round, so slow drifts of a shared machine hit all methods alike. The table
+shows the median seconds over the repeats, and the ratio to the baseline computed within each repeat (the two ran
+back to back) as its median and its range over the repeats: on a busy machine the range says how far to trust it.
+Ratios are to a plain forward + backward of the same batch (eval mode, mean loss, weight gradients computed), and
+for EL2N to a plain eval-mode forward under ``torch.inference_mode``.
 
 Peak memory: torch's CPU allocations are invisible to tracemalloc, so each method is also run once in a fresh
 subprocess (same seed, model and batch) and we report the growth of the process's resident-set high-water mark
@@ -36,6 +41,8 @@ import json
 import os
 import platform
 import resource
+import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -58,12 +65,25 @@ from datadiet_hub.scoring.transformer import text_transformer
 
 SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs
 TEXT = {"vocab_size": 8000, "num_classes": 4, "length": 128}
+LLAMA = dict(
+    vocab_size=1000, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, num_labels=4,
+)  # fmt: skip
+LLAMA_LENGTH = 64
 GRAND_METHODS = ["plain fwd+bwd", "naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad", "ours"]
 EL2N_METHODS = ["plain eval fwd", "el2n"]
 
 
 def make_case(model_name: str, batch: int) -> tuple[nn.Module, Inputs, torch.Tensor]:
     torch.manual_seed(0)
+    if model_name == "llama-tiny":
+        import transformers
+
+        config = transformers.LlamaConfig(**LLAMA)
+        model = transformers.AutoModelForSequenceClassification.from_config(config)
+        ids = torch.randint(1, LLAMA["vocab_size"], (batch, LLAMA_LENGTH))
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+        return model.eval(), inputs, torch.randint(0, LLAMA["num_labels"], (batch,))
     if model_name == "text-transformer":
         length = TEXT["length"]
         model = text_transformer(vocab_size=TEXT["vocab_size"], num_classes=TEXT["num_classes"], max_length=length)
@@ -160,8 +180,9 @@ def _relu_as_modules(model: nn.Module) -> nn.Module:
     return graph_module
 
 
-def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -> dict[str, float | str]:
-    """Fastest seconds per call over the repeats, interleaving methods within each repeat; a failing method reports its error."""
+def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -> dict[str, list[float] | str]:
+    """Seconds per call in every repeat (methods interleaved within each repeat, after one warm-up round); a failing
+    method reports its error instead."""
     times: dict[str, list[float]] = {name: [] for name in names}
     failed: dict[str, str] = {}
     for _ in range(repeats + 1):  # the first round is the warm-up
@@ -175,14 +196,14 @@ def time_methods(methods: dict[str, Callable], names: list[str], repeats: int) -
                 failed[name] = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:80]}"
                 continue
             times[name].append(time.perf_counter() - start)
-    out: dict[str, float | str] = {}
+    out: dict[str, list[float] | str] = {}
     for name in names:
         if name not in methods:
             out[name] = "not installed"
         elif name in failed:
             out[name] = failed[name]
         else:
-            out[name] = min(times[name][1:])
+            out[name] = times[name][1:]
     return out
 
 
@@ -247,6 +268,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default=None, help="comma-separated; default 32,128 (16 with --quick)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 3, 1 quick)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
+    parser.add_argument(
+        "--methods", default=None, help=f"comma-separated subset of: {', '.join(GRAND_METHODS + EL2N_METHODS)}"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,15 +280,21 @@ def main() -> None:
         memory_probe(args.memory_probe[0], int(args.memory_probe[1]), args.memory_probe[2])
         return
 
+    chosen = set(args.methods.split(",")) if args.methods else set()
     batches = [int(b) for b in (args.batch_sizes or ("16" if args.quick else "32,128")).split(",")]
     repeats = args.repeats or (1 if args.quick else 3)
+    print("# command: python " + " ".join(shlex.quote(a) for a in sys.argv))
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
-    print(f"# fastest of {repeats} repeat(s) after 1 warm-up; peak = RSS high-water growth in a fresh subprocess")
+    print(
+        f"# median of {repeats} repeat(s) after 1 warm-up; 'x plain' = median over repeats of the ratio to the plain "
+        "pass timed in the same repeat, range = its min-max; peak = RSS high-water growth in a fresh subprocess"
+    )
     print("# load average at start (1/5/15 min): {:.2f} {:.2f} {:.2f}\n".format(*os.getloadavg()))
     header = f"| {'model':16} | {'batch':>5} | {'method':22} | {'s/batch':>8} | {'examples/s':>10} | {'x plain':>7} |"
+    header += f" {'x plain range':>11} |"
     header += f" {'peak MB':>8} | {'x plain peak':>12} |"
     rule = "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"
     notes = []
@@ -274,12 +304,14 @@ def main() -> None:
         for batch in batches:
             model, x, y = make_case(model_name, batch)
             methods = make_methods(model, x, y)
-            names = GRAND_METHODS + EL2N_METHODS
+            names = [n for n in GRAND_METHODS + EL2N_METHODS if not chosen or n in chosen]
             seconds = time_methods(methods, names, repeats)
             memory = {}
             if not args.no_memory:
-                memory = {n: measure_memory(model_name, batch, n) for n in names if isinstance(seconds[n], float)}
-            agreement = check_agreement(methods, per_example_grad_norms(model, x, y))
+                memory = {n: measure_memory(model_name, batch, n) for n in names if isinstance(seconds[n], list)}
+            agreement = check_agreement(
+                {k: v for k, v in methods.items() if k in names}, per_example_grad_norms(model, x, y)
+            )
             notes.append(
                 f"{model_name} b{batch}: max relative difference to ours: "
                 + ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}" for k, v in agreement.items())
@@ -294,16 +326,24 @@ def main() -> None:
 
 
 def _row(model_name: str, batch: int, name: str, seconds: dict, memory: dict, base: str) -> str:
+    """Median seconds; the ratio to the baseline per repeat (both ran in that repeat, back to back): its median and
+    its range over the repeats."""
     sec = seconds[name]
-    if not isinstance(sec, float):
+    if not isinstance(sec, list):
         return f"| {model_name:16} | {batch:>5} | {name:22} | {sec} |"
-    ratio = sec / seconds[base] if isinstance(seconds[base], float) else float("nan")
+    median = statistics.median(sec)
+    base_sec = seconds.get(base)
+    if isinstance(base_sec, list):
+        ratios = [a / b for a, b in zip(sec, base_sec, strict=True)]
+        ratio, spread = f"{statistics.median(ratios):7.2f}", f"{min(ratios):.2f}-{max(ratios):.2f}"
+    else:
+        ratio, spread = f"{'-':>7}", "-"
     mem, base_mem = memory.get(name), memory.get(base)
     mem_s = f"{mem / 2**20:8.0f}" if mem is not None else f"{'-':>8}"
     mem_ratio = f"{mem / base_mem:12.2f}" if mem is not None and base_mem else f"{'-':>12}"
     return (
-        f"| {model_name:16} | {batch:>5} | {name:22} | {sec:8.3f} | {batch / sec:10.1f} | {ratio:7.2f} |"
-        f" {mem_s} | {mem_ratio} |"
+        f"| {model_name:16} | {batch:>5} | {name:22} | {median:8.3f} | {batch / median:10.1f} | {ratio} |"
+        f" {spread:>11} | {mem_s} | {mem_ratio} |"
     )
 
 

@@ -63,9 +63,10 @@ def write_png_parquet(folder: Path, rows: int, seed: int = 0) -> list[str]:
             Image.fromarray(array, "L").save(buffer, format="PNG", compress_level=1)
             encoded.append({"bytes": buffer.getvalue(), "path": None})
         table = datasets.Dataset.from_dict({"image": encoded, "label": labels}, features=features)
-        tmp = path.with_suffix(".tmp")
-        table.to_parquet(str(tmp))
-        os.replace(tmp, path)
+        from datadiet_hub.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            table.to_parquet(str(tmp))
     return paths
 
 

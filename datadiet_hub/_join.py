@@ -9,8 +9,9 @@ import numpy as np
 
 from .align import validate_missing, validate_verify
 from .errors import InvalidArgumentError
-from .provenance import Provenance, as_provenance, provenance_of
+from .provenance import Provenance
 from .score_table import column_names, score_ids
+from .table_provenance import as_provenance, provenance_of
 
 JOIN_KEYS = ("idx", "example_id")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OutputExistsError, WriteError
+from .store import is_store_entry
 
 FORMATS = ("arrow", "parquet")
 
@@ -24,20 +25,9 @@ def _score_dataset_root(path: Path) -> Path | None:
     for folder in (path, *path.parents):
         if (folder / "README.md").is_file() and (folder / "data").is_dir():
             return folder  # a score folder or a store version
-        if _is_store_entry(folder):
+        if is_store_entry(folder):
             return folder  # a store entry: every subfolder is a version
     return None
-
-
-def _is_store_entry(folder: Path) -> bool:
-    """A folder holding only score folders (the versions of one name in a local store)."""
-    try:
-        children = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    except OSError:
-        return False
-    return bool(children) and all(
-        p.is_dir() and (p / "README.md").is_file() and (p / "data").is_dir() for p in children
-    )
 
 
 def check_output(

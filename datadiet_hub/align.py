@@ -1,7 +1,8 @@
 """Checks that a score table describes the dataset it is applied to, and the content-hash join when it doesn't.
 
 By position (``on="idx"``): lengths must match and the ``example_id`` of a sample of rows (or every row with
-``verify="full"``) must equal the hash of the dataset's own image and label; with ``verify="full"`` the card's
+``verify="full"``) must equal the hash of the dataset's own input and label (``hashing`` defines the id, ``join_columns`` picks
+the columns); with ``verify="full"`` the card's
 source fingerprint is compared too. By content (``on="example_id"``): each dataset row is matched to the score
 row with the same content hash, whatever the order, through an ``IdIndex`` (sorted uint64 keys searched with numpy,
 so 10M ids join in seconds without a Python dict).
@@ -17,10 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._datasets_compat import arrow_column
+from .columns import Columns, column_roles, detect_columns
 from .errors import InvalidArgumentError, ScoreMismatchError
-from .hashing import example_id, fingerprint, id_keys
+from .hashing import LabelSpace, example_ids, fingerprint, id_keys, own_class_names
 from .provenance import Provenance
-from .sources import detect_columns
 
 logger = logging.getLogger(__name__)
 
@@ -146,32 +147,85 @@ def _searchsorted_local(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray
     return out
 
 
+def label_space(provenance: Provenance | None) -> LabelSpace:
+    """The scored class names the card records (``source.label_names``), to map a dataset's labels to class ids."""
+    names = provenance.source.label_names if provenance is not None else None
+    return LabelSpace(tuple(str(n) for n in names) if names else None)
+
+
+def scored_columns(provenance: Provenance | None) -> tuple[str | None, str | None]:
+    """The (input, label) columns the card says the scoring run read, or Nones."""
+    if provenance is None:
+        return None, None
+    source = provenance.source
+    recorded = source.input_column or source.image_column or source.extra.get("text_column")
+    return (str(recorded) if recorded else None), source.label_column
+
+
+def join_columns(
+    source: Any,
+    *,
+    input_column: str | None = None,
+    label_column: str | None = None,
+    scored: tuple[str | None, str | None] = (None, None),
+) -> Columns:
+    """The columns whose content and label give a row's ``example_id``: the ones named, else the ``scored`` ones
+    (``scored_columns`` of the card) when the dataset has them, else ``detect_columns``. ``source``: a dataset,
+    its features or a batch."""
+    if input_column is None and label_column is None:
+        recorded = [c for c in scored if c is not None]
+        if len(recorded) == 2 and all(c in column_roles(source) for c in recorded):
+            return detect_columns(source, input_column=recorded[0], label_column=recorded[1])
+        try:
+            return detect_columns(source)
+        except InvalidArgumentError as err:
+            raise ScoreMismatchError(
+                f"Cannot hash the dataset's rows to match them to the scores: {err} Or add an 'example_id' column; "
+                "with on='idx' the check can be skipped with verify='none'.",
+                value=err.value,
+            ) from err
+    return detect_columns(source, input_column=input_column, label_column=label_column)
+
+
 def dataset_example_ids(
     dataset: Any,
     positions: np.ndarray | None = None,
     *,
-    image_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
+    provenance: Provenance | None = None,
 ) -> Any:
     """Content hashes of dataset rows (all rows, or ``positions``) as an arrow string array: the ``example_id``
-    column if present (read through arrow, no Python strings), else computed from the decoded image and label
-    (only those two columns are read)."""
+    column if present (read through arrow, no Python strings), else ``hashing.example_ids`` of the input and label
+    columns (``join_columns``; only those two are read), labels mapped through the card's class names."""
     if "example_id" in dataset.column_names:
         return arrow_column(dataset, "example_id", positions)
+    columns = join_columns(
+        dataset, input_column=input_column, label_column=label_column, scored=scored_columns(provenance)
+    )
+    label = columns.label
+    if label is None:
+        raise ScoreMismatchError("Cannot hash the dataset's rows without a label column; name it with label_column=.")
+    space = label_space(provenance)
+    own_names = own_class_names(dataset.features, label)
+    if space.names is None and own_names is None and _holds_strings(dataset, label):
+        space = LabelSpace(tuple(sorted(set(dataset.unique(label)))))  # what scoring did with the whole split
+        logger.warning(
+            "The score card records no class names; numbering the dataset's string labels in sorted order %s, as "
+            "scoring does for the whole split.",
+            list(space.names or ())[:10],
+        )
     rows = dataset if positions is None else dataset.select(positions)
-    try:
-        image_column, label_column = detect_columns(dataset, image_column, label_column)
-    except ValueError as err:
-        raise ScoreMismatchError(
-            f"Cannot hash the dataset's rows to match them to the scores: {err} (library: image_column= and "
-            "label_column=), or add an 'example_id' column; with on='idx' the check can be skipped with "
-            "verify='none'."
-        ) from err
-    rows = rows.select_columns([image_column, label_column])
+    rows = rows.select_columns(columns.names())
     ids: list[str] = []
     for batch in rows.with_format(None).iter(batch_size=HASH_BATCH):
-        ids += [example_id(img, lab) for img, lab in zip(batch[image_column], batch[label_column])]
+        ids += example_ids(batch[columns.input], batch[label], space, own_names)
     return pa.array(ids, type=pa.string())
+
+
+def _holds_strings(dataset: Any, column: str) -> bool:
+    feature = (dataset.features or {}).get(column)
+    return getattr(feature, "dtype", None) in ("string", "large_string")
 
 
 def _first_difference(ours: Any, theirs: Any) -> tuple[int, int]:
@@ -214,7 +268,7 @@ def check_alignment(
     *,
     num_scores: int,
     verify: str = "sample",
-    image_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     provenance: Provenance | None = None,
 ) -> None:
@@ -242,7 +296,9 @@ def check_alignment(
     if verify == "none" or score_ids is None or n == 0:
         return
     positions = None if verify == "full" else sample_positions(n)
-    ours = dataset_example_ids(dataset, positions, image_column=image_column, label_column=label_column)
+    ours = dataset_example_ids(
+        dataset, positions, input_column=input_column, label_column=label_column, provenance=provenance
+    )
     if callable(score_ids):
         theirs = score_ids(positions)
     else:

@@ -9,7 +9,6 @@ bug and shows its traceback; ``DATADIET_DEBUG=1`` shows the traceback of any err
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as md
 import logging
 import os
 import platform
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import strategies
+from . import runtime, strategies
 from ._join import JOIN_KEYS
 from ._output import check_output, output_format, write_dataset
+from ._progress import datasets_progress
 from ._torch_verbs import run_verb
 from ._version import __version__
 from .align import MISSING_POLICIES, VERIFY_MODES
@@ -31,7 +31,7 @@ from .hub import push_version
 from .loading import load_scores
 from .pruning import prune
 from .resolve import resolve
-from .schema import METRICS
+from .schema import metrics_in
 from .selection import Selection
 from .sources import load_source
 from .store import LocalStore, default_root
@@ -136,7 +136,7 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 def cmd_show(args: argparse.Namespace) -> int:
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
-    metrics = [m for m in METRICS if m in scores.column_names]
+    metrics = metrics_in(scores.column_names)
     table = scores.select_columns(["idx", *metrics]).with_format("numpy")[:]
     print(f"{'metric':<12}{'min':>10}{'p10':>10}{'median':>10}{'p90':>10}{'max':>10}{'mean':>10}")
     for metric in metrics:
@@ -193,26 +193,29 @@ def cmd_prune(args: argparse.Namespace) -> int:
         class_balanced=args.class_balanced,
         tie_break=args.tie_break,
     )
-    scores = load_scores(args.scores, args.config, args.version, store=args.store)
-    source = load_source(
-        args.dataset,
-        split=args.split,
-        image_column=args.image_column,
-        label_column=args.label_column,
-        data_files=args.data_files,
-    )
-    pruned = prune(
-        source.dataset,
-        scores,
-        selection=selection,
-        on=args.on,
-        missing=args.missing,
-        verify=args.verify,
-        image_column=source.image_column,
-        label_column=source.label_column,
-    )
-    check_output(out, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)  # again: it took time
-    write_dataset(pruned, out, fmt)
+    with datasets_progress(args.progress):
+        scores = load_scores(args.scores, args.config, args.version, store=args.store)
+        source = load_source(
+            args.dataset,
+            split=args.split,
+            data_files=args.data_files,
+            input_column=args.input_column,
+            label_column=args.label_column,
+            encode_labels=False,  # the pruned copy keeps the labels as the user has them
+        )
+        named = args.input_column is not None or args.label_column is not None
+        pruned = prune(
+            source.dataset,
+            scores,
+            selection=selection,
+            on=args.on,
+            missing=args.missing,
+            verify=args.verify,
+            input_column=args.input_column if named else None,
+            label_column=args.label_column if named else None,
+        )
+        check_output(out, inputs=inputs, stores=[LocalStore(args.store).root], force=args.force)  # again: it took time
+        write_dataset(pruned, out, fmt)
     print(
         f"Kept {len(pruned)} of {len(source.dataset)} rows ({len(pruned) / max(len(source.dataset), 1):.1%}) "
         f"by {args.column} ({args.strategy}) -> {out}"
@@ -224,22 +227,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    print(f"datadiet-hub: {__version__}")
-    print(f"python: {platform.python_version()} ({platform.platform()})")
-    for package in (
-        "datasets",
-        "huggingface-hub",
-        "pyarrow",
-        "numpy",
-        "torch",
-        "accelerate",
-        "safetensors",
-        "matplotlib",
-    ):
-        try:
-            print(f"{package}: {md.version(package)}")
-        except md.PackageNotFoundError:
-            print(f"{package}: not installed")
+    print(f"datadiet-hub: {runtime.get_library_version()}")
+    print(f"python: {runtime.get_python_version()} ({platform.platform()})")
+    for package, distribution in runtime.PACKAGES.items():
+        print(f"{distribution}: {runtime.get_package_version(package) or 'not installed'}")
     print(f"store: {default_root()}")
     print(f"HF_ENDPOINT: {os.environ.get('HF_ENDPOINT', 'https://huggingface.co (default)')}")
     return 0
@@ -263,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"datadiet-hub {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "-v", "--verbose", action=argparse.BooleanOptionalAction, default=False, help="log at INFO level"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _sub(
@@ -293,9 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="name in the local store")
     p.add_argument("--repo-id", metavar="USER/NAME", help="Hub dataset repo (auth: HF_TOKEN or `hf auth login`)")
     p.add_argument("--version", required=True, help="version name, e.g. v1")
-    p.add_argument("--private", action="store_true", help="Hub: create the repo private")
-    p.add_argument("--branch", action="store_true", help="Hub: mark the version with a branch instead of a tag")
-    p.add_argument("--force", action="store_true", help="Hub: replace an existing version (prints what it replaced)")
+    p.add_argument(
+        "--private", action=argparse.BooleanOptionalAction, default=False, help="Hub: create the repo private"
+    )
+    p.add_argument(
+        "--branch",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Hub: mark the version with a branch instead of a tag",
+    )
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Hub: replace an existing version (prints what it replaced)",
+    )
     _add_store(p)
     p.set_defaults(func=cmd_publish)
 
@@ -306,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
         ["datadiet versions fashion-mnist-datadiet", "datadiet versions you/fashion-mnist-datadiet"],
     )
     p.add_argument("name", metavar="NAME_OR_REPO_ID")
-    p.add_argument("--local", action="store_true", help="only look in the local store")
+    p.add_argument(
+        "--local", action=argparse.BooleanOptionalAction, default=False, help="only look in the local store"
+    )
     _add_store(p)
     p.set_defaults(func=cmd_versions)
 
@@ -365,8 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version")
     p.add_argument("--split", default="train")
     p.add_argument("--data-files", nargs="+", help="data files for builder datasets such as parquet")
-    p.add_argument("--image-column")
-    p.add_argument("--label-column")
+    p.add_argument("--input-column", help="the column to hash with the label (default: the card's, else detected)")
+    p.add_argument("--image-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--text-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--label-column", help="the label column (default: the card's, else detected)")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
+    )
     p.add_argument("--column", default="el2n", help="score column (default: el2n)")
     p.add_argument("--fraction", type=float, help="share of rows to keep, in (0, 1]")
     p.add_argument("--count", type=int, help="number of rows to keep")
@@ -388,7 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float)
     p.add_argument("--max-score", type=float)
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
-    p.add_argument("--class-balanced", action="store_true", help="keep class proportions")
+    p.add_argument(
+        "--class-balanced", action=argparse.BooleanOptionalAction, default=False, help="keep class proportions"
+    )
     p.add_argument("--on", default="idx", choices=JOIN_KEYS, help="join by row position or content")
     p.add_argument(
         "--missing", default="error", choices=MISSING_POLICIES, help="--on example_id: rows without a score"
@@ -407,7 +421,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", choices=["arrow", "parquet"], help="default: parquet for a .parquet --output, else arrow"
     )
-    p.add_argument("--force", action="store_true", help="replace an existing --output (atomically)")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="replace an existing --output (atomically)",
+    )
     _add_store(p)
     p.set_defaults(func=cmd_prune)
 

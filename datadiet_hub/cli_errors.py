@@ -1,15 +1,7 @@
 """The one error -> exit code mapping of the CLI: a known user or environment error prints one ``error:`` line
 (with the fix) and exits with its own code; anything else is a bug and shows its traceback.
 
-| code | meaning |
-|---|---|
-| 1 | a bug: the traceback is shown (please report it) |
-| 2 | bad input: a value, option, file content or card that cannot be used |
-| 3 | not found: a score dataset, version, config, column or source dataset |
-| 4 | already exists: a version, or an output that would be overwritten (``--force``) |
-| 5 | network: the Hub cannot be reached (no network, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``) |
-| 6 | HTTP: the Hub answered with an error status (auth, permissions, server error) |
-| 7 | disk: cannot write (disk full, not writable, a file where a folder must be) |
+The codes and their meanings are ``EXIT_CODES`` below, the one table that ``--help`` and ``docs/cli.md`` print.
 
 ``DATADIET_DEBUG=1`` re-raises, so the traceback of the same error is shown.
 """
@@ -40,16 +32,22 @@ EXIT_NETWORK = 5
 EXIT_HTTP = 6
 EXIT_DISK = 7
 
-EXIT_CODES_HELP = """exit codes:
-  0 done
-  1 a bug (the traceback is shown; please report it)
-  2 bad input (a value, option, file content or card that cannot be used)
-  3 not found (score dataset, version, config, column, source dataset)
-  4 already exists (a version, or an output that --force would overwrite)
-  5 network: the Hub cannot be reached (HF_ENDPOINT, HF_HUB_OFFLINE)
-  6 HTTP error status from the Hub (auth, permissions, server error)
-  7 disk: cannot write (disk full, not writable, a file where a folder must be)
-  DATADIET_DEBUG=1 shows the traceback of any error."""
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "done"),
+    (EXIT_BUG, "a bug: the traceback is shown (please report it)"),
+    (EXIT_BAD_INPUT, "bad input: a value, option, file content or card that cannot be used"),
+    (EXIT_NOT_FOUND, "not found: a score dataset, version, config, column or source dataset"),
+    (EXIT_EXISTS, "already exists: a version, or an output that --force would overwrite"),
+    (EXIT_NETWORK, "network: the Hub cannot be reached (no network, HF_ENDPOINT, HF_HUB_OFFLINE=1)"),
+    (EXIT_HTTP, "HTTP: the Hub answered with an error status (auth, permissions, server error)"),
+    (EXIT_DISK, "disk: cannot write (disk full, not writable, a file where a folder must be)"),
+)
+
+EXIT_CODES_HELP = (
+    "exit codes:\n"
+    + "\n".join(f"  {code} {meaning}" for code, meaning in EXIT_CODES)
+    + "\n  DATADIET_DEBUG=1 shows the traceback of any error."
+)
 
 # OS errors that describe the machine, not the program: full disk, permissions, a file where a folder must be.
 _ENVIRONMENT_ERRNOS = frozenset(

@@ -19,10 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from huggingface_hub import DatasetCard
 
-from ._atomic import atomic_write_bytes
+from .card import ScoreCard
 from .errors import (
     CardError,
     ConfigNotFoundError,
@@ -33,7 +32,7 @@ from .errors import (
     UnsafeFileError,
 )
 from .provenance import Provenance
-from .schema import validate_scores, validate_table
+from .schema import DATA_GLOB, validate_scores, validate_table
 
 logger = logging.getLogger(__name__)
 
@@ -41,37 +40,14 @@ README = "README.md"
 DATA_DIR = "data"
 PLOTS_DIR = "plots"
 DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
-DATA_GLOB = "data/{config}/train-*.parquet"
 PLOT_FILE = "plots/{config}-{metric}.png"
 PUBLISHED_FILES = (README,)
 PUBLISHED_DIRS = (DATA_DIR, PLOTS_DIR)
 
 
-def yaml_configs(config_names: list[str]) -> list[dict[str, Any]]:
-    """The ``configs:`` YAML entries that let plain ``load_dataset(folder, config)`` find each parquet file."""
-    return [
-        {"config_name": name, "data_files": [{"split": "train", "path": DATA_GLOB.format(config=name)}]}
-        for name in config_names
-    ]
-
-
-def load_card(readme: str | os.PathLike) -> DatasetCard:
-    """Parse a card file with ``huggingface_hub``; every way it can fail is one ``CardError`` naming the file."""
-    readme = Path(readme)
-    if not readme.is_file():  # DatasetCard.load would take a missing path for a Hub repo id
-        raise CardError(
-            f"{str(readme)!r} does not exist: a score dataset needs its card (README.md with the `configs:` YAML). "
-            "Point at the folder `datadiet score` wrote.",
-            path=readme,
-        )
-    try:
-        return DatasetCard.load(readme)
-    except (ValueError, yaml.YAMLError, OSError, UnicodeDecodeError) as err:
-        raise CardError(
-            f"The card {str(readme)!r} cannot be read: {' '.join(str(err).split())}. Fix its YAML header "
-            "(between the two '---' lines) or rewrite the folder with `datadiet score`.",
-            path=readme,
-        ) from err
+def load_card(readme: str | os.PathLike) -> ScoreCard:
+    """Parse a card file (``ScoreCard.read``): every way it can fail is one ``CardError`` naming the file."""
+    return ScoreCard.read(readme)
 
 
 _MAGIC = {"png": (b"\x89PNG\r\n\x1a\n", b""), "parquet": (b"PAR1", b"PAR1")}
@@ -249,7 +225,7 @@ class ScoreFolder:
 
     # -- the card ----------------------------------------------------------------------------------------------
 
-    def card(self) -> DatasetCard:
+    def card(self) -> ScoreCard:
         """The parsed card (``CardError`` if missing or unreadable)."""
         return load_card(self.readme)
 
@@ -279,7 +255,7 @@ class ScoreFolder:
 
     def write_card(self, card: DatasetCard) -> None:
         """Atomically replace the card."""
-        atomic_write_bytes(self.readme, str(card).encode("utf-8"))
+        ScoreCard(str(card)).save(self.readme)
 
     # -- data --------------------------------------------------------------------------------------------------
 

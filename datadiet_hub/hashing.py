@@ -1,7 +1,14 @@
-"""Content hashes: ``example_id`` per example and a fingerprint per split.
+"""Content hashes: ``example_id`` per example and a fingerprint per split. The one definition of a row's id.
 
-The id hashes the *decoded* input (pixel values, shape, dtype) plus the label, so it survives re-encoding of an
-image (PNG vs JPEG-lossless vs raw arrays), row reordering and subsampling; it changes when pixels or labels do.
+``example_id = blake2b-128(input bytes + "|label=" + class id)``, as 32 lowercase hex digits:
+
+- the input bytes are a text's UTF-8 bytes, or a *decoded* image as an array (dtype, shape, then pixel values),
+  so the id survives re-encoding of an image (PNG vs JPEG-lossless vs raw arrays), row reordering and subsampling;
+  it changes when pixels, text or labels do;
+- the class id is the label as the scoring run numbered it: an integer label as it is, a string label as its
+  position in the sorted class names. A score card records those names (``source.label_names``), and ``LabelSpace``
+  maps a dataset's labels through them before hashing, so a row has the same id whether its label was loaded as a
+  string (``load_dataset("csv")``) or as a class id (a ``ClassLabel``, whatever the order of its names).
 
 At 10M rows a Python string per id costs seconds and gigabytes, so ids are also handled as arrow string arrays
 (``fingerprint`` hashes their buffers directly) and as pairs of uint64 (``id_keys``), which numpy can sort and
@@ -13,14 +20,18 @@ from __future__ import annotations
 import binascii
 import hashlib
 import io
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InvalidTypeError, ScoreTableError
+from .errors import InvalidTypeError, ScoreMismatchError, ScoreTableError
+
+logger = logging.getLogger(__name__)
 
 ID_BYTES = 16  # 128-bit blake2b: collisions are not a practical concern for datasets of any size
 
@@ -45,7 +56,8 @@ def _input_bytes(value: Any) -> bytes:
 
 
 def example_id(value: Any, label: int | str) -> str:
-    """Hex content hash of one example: decoded input bytes, their shape and dtype, and the label."""
+    """Hex content hash of one example: decoded input bytes, their shape and dtype, and the class id ``label``
+    (map a dataset's own labels with ``LabelSpace.class_ids`` first)."""
     digest = hashlib.blake2b(_input_bytes(value), digest_size=ID_BYTES)
     digest.update(f"|label={label}".encode())
     return digest.hexdigest()
@@ -54,6 +66,78 @@ def example_id(value: Any, label: int | str) -> str:
 def example_ids_from_array(images: np.ndarray, labels: np.ndarray) -> list[str]:
     """Ids for a stacked ``[N, ...]`` array of decoded inputs; equal to calling ``example_id`` row by row."""
     return [example_id(images[i], int(labels[i])) for i in range(len(labels))]
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The scored split's class names by class id (``names``), or None when its labels were integers without names.
+
+    ``class_ids`` turns a dataset's label values into those class ids: strings through the names, integers as
+    they are, or through the dataset's own ``ClassLabel`` names when those differ from the scored ones.
+    """
+
+    names: tuple[str, ...] | None = None
+
+    def class_ids(self, labels: Sequence[Any], own_names: Sequence[str] | None = None) -> list[int]:
+        """Class ids of ``labels``; ``own_names``: the dataset's ``ClassLabel`` names, if its labels are one."""
+        remap = self._remap(own_names)
+        index = {name: i for i, name in enumerate(self.names)} if self.names is not None else None
+        out: list[int] = []
+        for label in labels:
+            if isinstance(label, str):
+                if index is None:
+                    raise ScoreMismatchError(
+                        f"The dataset's labels are strings ({label!r}) but the scores record no class names to map "
+                        "them to the class ids they were hashed with; cast the label column to the scored ClassLabel "
+                        "(ds.cast_column(label, ClassLabel(names=...))), or join by position with on='idx', "
+                        "verify='none'.",
+                        value=label,
+                    )
+                if label not in index:
+                    raise ScoreMismatchError(
+                        f"Label {label!r} is not one of the scored classes {list(index)}: the dataset is not the "
+                        "scored one, or its labels were renamed.",
+                        value=label,
+                    )
+                out.append(index[label])
+            elif isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+                out.append(int(label) if remap is None else remap[int(label)])
+            else:
+                raise ScoreMismatchError(
+                    f"Cannot hash a label {label!r} of type {type(label).__name__}: a label is a class id or a class "
+                    "name.",
+                    value=label,
+                )
+        return out
+
+    def _remap(self, own_names: Sequence[str] | None) -> list[int] | None:
+        """Own class id -> scored class id, when the dataset's ``ClassLabel`` names differ from the scored ones."""
+        if own_names is None or self.names is None or tuple(own_names) == self.names:
+            return None
+        unknown = [name for name in own_names if name not in self.names]
+        if unknown:
+            raise ScoreMismatchError(
+                f"The dataset's classes {list(own_names)} are not the scored classes {list(self.names)} "
+                f"({unknown} unknown): it is not the scored dataset, or its labels were renamed.",
+                value=unknown,
+            )
+        logger.info("The dataset numbers its classes differently from the scores: mapping its labels by name.")
+        scored = {name: i for i, name in enumerate(self.names)}
+        return [scored[name] for name in own_names]
+
+
+def example_ids(
+    values: Sequence[Any], labels: Sequence[Any], space: LabelSpace, own_names: Sequence[str] | None = None
+) -> list[str]:
+    """``example_id`` of each row given its input value and its label as the dataset holds it."""
+    return [example_id(value, label) for value, label in zip(values, space.class_ids(labels, own_names))]
+
+
+def own_class_names(features: Any, label_column: str) -> list[str] | None:
+    """The ``ClassLabel`` names of a dataset's label column, or None (no features, or plain values)."""
+    feature = (features or {}).get(label_column)
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
 
 
 ID_HEX = 2 * ID_BYTES

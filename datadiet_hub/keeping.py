@@ -18,14 +18,17 @@ from .align import (
     IdIndex,
     check_alignment,
     check_fingerprint,
+    join_columns,
+    label_space,
     sample_positions,
+    scored_columns,
 )
+from .columns import Columns
 from .errors import InvalidArgumentError, InvalidTypeError, ScoreMismatchError
-from .hashing import example_id
+from .hashing import LabelSpace, example_ids
 from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
 from .selection import Selection, as_selection, select_indices
-from .sources import IMAGE_COLUMN_GUESSES, LABEL_COLUMN_GUESSES
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class KeepPredicate:
 
     With ``on="idx"`` the row index passed by ``filter`` is looked up in a boolean mask over the scored rows
     (contiguous batches are one slice, so the predicate costs ~1 us per batch of 1000). With ``on="example_id"``
-    each row's content hash (its ``example_id`` column, or the hash of its image and label) is looked up in an
+    each row's content hash (its ``example_id`` column, or the hash of its input and label) is looked up in an
     ``IdIndex`` instead, so the scores follow the content whatever the order.
 
     With ``on="idx"`` and a check requested, rows at the sample positions (every row for ``verify="full"``) are
@@ -63,16 +66,21 @@ class KeepPredicate:
         on: str,
         index: IdIndex | None = None,
         missing: str = "error",
-        image_column: str | None = None,
+        input_column: str | None = None,
         label_column: str | None = None,
         expected_ids: Any = None,
         check_positions: np.ndarray | None = None,
+        labels: LabelSpace | None = None,
+        scored: tuple[str | None, str | None] = (None, None),
     ):
         self.mask = mask
         self.on = on
         self.missing = missing
         self.index = index
-        self.image_column, self.label_column = image_column, label_column
+        self.input_column, self.label_column = input_column, label_column
+        self.labels = labels or LabelSpace()
+        self.scored = scored  # the (input, label) columns the card records
+        self._columns: Columns | None = None
         self.expected_ids = expected_ids
         self.check_positions = check_positions
         self.stats = {"rows": 0, "kept": 0, "missing": 0}
@@ -110,20 +118,24 @@ class KeepPredicate:
         if "example_id" in names:
             ids = [batch["example_id"]] if single else _batch_column(batch, "example_id")
             return ids if rows is None else [ids[i] for i in rows]
-        image_col = self.image_column or next((c for c in IMAGE_COLUMN_GUESSES if c in names), None)
-        label_col = self.label_column or next((c for c in LABEL_COLUMN_GUESSES if c in names), None)
-        if image_col is None or label_col is None or image_col not in names or label_col not in names:
-            fix = "" if self.on == "example_id" else ", or skip the check with verify='none'"
-            raise ScoreMismatchError(
-                f"Cannot hash rows with columns {names} to match them to the scores (image column {image_col!r}, "
-                f"label column {label_col!r}); name them with image_column= and label_column=, or add an "
-                f"'example_id' column{fix}."
-            )
+        columns = self._join_columns(batch)
+        label = columns.label
+        assert label is not None  # join_columns requires one
         if single:
-            return [example_id(batch[image_col], batch[label_col])]
-        images, labels = batch[image_col], batch[label_col]
+            return example_ids([batch[columns.input]], [batch[label]], self.labels)
+        values, labels = batch[columns.input], batch[label]
+        if hasattr(batch, "column_names") and hasattr(batch, "column"):  # pyarrow.Table
+            values, labels = values.to_pylist(), labels.to_pylist()
         take = range(len(labels)) if rows is None else rows
-        return [example_id(images[i], labels[i]) for i in take]
+        return example_ids([values[i] for i in take], [labels[i] for i in take], self.labels)
+
+    def _join_columns(self, batch: Any) -> Columns:
+        """The columns to hash, decided on the first batch (``align.join_columns``) and kept for the rest."""
+        if self._columns is None:
+            self._columns = join_columns(
+                batch, input_column=self.input_column, label_column=self.label_column, scored=self.scored
+            )
+        return self._columns
 
     def _check(self, batch: Any, positions: slice | np.ndarray, single: bool) -> None:
         """Compare the content ids of the batch's rows at check positions with the scored ids.
@@ -220,10 +232,11 @@ def keep(
     missing: str = "error",
     dataset: Any = None,
     verify: str = "sample",
-    image_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     provenance: Provenance | Mapping[str, Any] | None = None,
     selection: Selection | None = None,
+    image_column: str | None = None,
     **selection_kwargs: Any,
 ) -> Callable:
     """A batched predicate keeping the rows ``select_indices(scores, selection)`` selects.
@@ -238,7 +251,9 @@ def keep(
         dataset: a ``datasets.Dataset`` to check before filtering (length, sampled hashes, card fingerprint);
             without it, ``on="idx"`` checks the sampled rows as they stream past.
         verify: ``sample`` (default), ``full`` or ``none``.
-        image_column, label_column: columns to hash when the dataset has no ``example_id`` column.
+        input_column, label_column: columns to hash when the dataset has no ``example_id`` column (default: the
+            ones the card records, else ``datadiet_hub.columns.detect_columns``); ``image_column`` is the older
+            name of ``input_column``.
         provenance: the card's ``datadiet`` block (``load_provenance``); found automatically for tables returned
             by ``load_scores``.
         selection: a ``Selection`` saying what to keep; or give its fields as keyword arguments (``column``,
@@ -247,7 +262,14 @@ def keep(
     """
     on, missing, verify = validate_join(on, missing, verify)
     sel = as_selection(selection, selection_kwargs)  # validated before anything is read
+    input_column = _one_input_column(input_column, image_column)
     provenance = provenance_for(scores, provenance)
+    hashing: dict[str, Any] = {
+        "input_column": input_column,
+        "label_column": label_column,
+        "labels": label_space(provenance),
+        "scored": scored_columns(provenance),
+    }
     kept = select_indices(scores, selection=sel)
     n = num_scores(scores)
     mask = np.zeros(n, dtype=bool)
@@ -256,9 +278,7 @@ def keep(
         ids = score_ids(scores)
         if verify == "full":
             check_fingerprint(ids, provenance, what="the score table's example ids")
-        return KeepPredicate(
-            mask, on=on, index=IdIndex(ids), missing=missing, image_column=image_column, label_column=label_column
-        )
+        return KeepPredicate(mask, on=on, index=IdIndex(ids), missing=missing, **hashing)
     has_ids = verify != "none" and "example_id" in column_names(scores)
     if dataset is not None and hasattr(dataset, "__len__"):
         check_alignment(
@@ -266,7 +286,7 @@ def keep(
             ids_reader(scores) if has_ids else None,
             num_scores=n,
             verify=verify,
-            image_column=image_column,
+            input_column=input_column,
             label_column=label_column,
             provenance=provenance,
         )
@@ -279,11 +299,13 @@ def keep(
         ids = dict(zip(check_positions.tolist(), score_ids(scores, check_positions).to_pylist()))
     elif has_ids:
         ids = score_ids(scores)
-    return KeepPredicate(
-        mask,
-        on=on,
-        image_column=image_column,
-        label_column=label_column,
-        expected_ids=ids,
-        check_positions=check_positions,
-    )
+    return KeepPredicate(mask, on=on, expected_ids=ids, check_positions=check_positions, **hashing)
+
+
+def _one_input_column(input_column: str | None, image_column: str | None) -> str | None:
+    """``input_column``, or its older name ``image_column``; naming both differently is an error."""
+    if image_column is not None and input_column is not None and image_column != input_column:
+        raise InvalidArgumentError(
+            f"Give input_column ({input_column!r}) or its older name image_column ({image_column!r}), not both."
+        )
+    return input_column if input_column is not None else image_column

@@ -2,7 +2,7 @@
 
 Whatever the location (decided by ``resolve.resolve``), the data is read by plain ``datasets.load_dataset`` from
 the repo layout; this module gives clear errors when the name, config or version does not exist, or a data file is
-corrupt. The card's provenance is attached to the returned table (``provenance.attach``: it rides in
+corrupt. The card's provenance is attached to the returned table (``table_provenance.attach``: it rides in
 ``Dataset.info``, so it survives ``select``/``filter``/``with_format``), so ``prune``/``keep`` check the source
 fingerprint without being told.
 """
@@ -20,9 +20,10 @@ from huggingface_hub.errors import HfHubHTTPError
 from .errors import CardError, ConfigNotFoundError, ScoreTableError
 from .folder import ScoreFolder
 from .hub import download_card, load_from_hub
-from .provenance import Provenance, attach, provenance_of
+from .provenance import Provenance
 from .resolve import HUB, resolve
 from .store import LocalStore
+from .table_provenance import attach, provenance_of
 
 logger = logging.getLogger(__name__)
 

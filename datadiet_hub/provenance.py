@@ -3,9 +3,8 @@
 Written once (``writer.write_score_dataset``, into the card's YAML ``datadiet:`` block and into every parquet
 file's schema metadata under the key ``datadiet``) and read once (``folder.ScoreFolder.provenance`` for a card,
 ``Provenance.from_parquet_metadata`` for a table read straight from our parquet). A table returned by
-``load_scores`` carries it in ``Dataset.info.description`` behind ``DESCRIPTION_MARKER`` (``attach``/``provenance_of``):
-``datasets.load_dataset`` drops custom parquet schema metadata, but ``Dataset.info`` survives ``select``, ``filter``,
-``with_format`` and ``save_to_disk``, so no global state joins ``load_scores`` and ``prune``.
+``load_scores`` carries it in ``Dataset.info.description`` (``table_provenance``). Its blocks are in
+``provenance_blocks``; the versions and code commit come from ``runtime``.
 
 Reading is tolerant: unknown keys are kept in each block's ``extra`` mapping (and written back unchanged), missing
 ones are None. In the YAML the environment fields (``library_version``, ``torch_version``, ``hardware``, ...) sit at
@@ -14,263 +13,37 @@ the top level of the block, as in every card written so far; an ``environment:``
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import json
 import logging
-import platform
-import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from ._version import __version__
 from .errors import ProvenanceError
+from .provenance_blocks import (
+    _ENVIRONMENT_FIELDS,
+    FORMAT_VERSION,
+    ConfigInfo,
+    EnvironmentInfo,
+    ScoringInfo,
+    SourceInfo,
+    _plain,
+)
+from .runtime import code_commit
+
+__all__ = [
+    "ConfigInfo",
+    "EnvironmentInfo",
+    "Provenance",
+    "ScoringInfo",
+    "SourceInfo",
+    "code_commit",
+]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 PARQUET_KEY = b"datadiet"
 PARQUET_CONFIG_KEY = b"datadiet_config"
-DESCRIPTION_MARKER = "\n\n<!-- datadiet-provenance "
-_DESCRIPTION_END = " -->"
-# the source fields always written, even when unknown: a missing revision means "unpinned" and should say so
-_ALWAYS_WRITTEN = frozenset({"dataset", "split", "revision", "num_rows", "fingerprint"})
-
-_B = TypeVar("_B", bound="_Block")
-_ENVIRONMENT_FIELDS = (
-    "library_version",
-    "code_commit",
-    "python_version",
-    "torch_version",
-    "accelerate_version",
-    "datasets_version",
-    "numpy_version",
-    "huggingface_hub_version",
-    "hardware",
-    "device",
-    "deterministic_algorithms",
-    "cudnn_benchmark",
-)
-
-
-def _plain(value: Any) -> Any:
-    """YAML/JSON-ready copy: tuples to lists, mappings to dicts, numpy scalars to Python numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
-
-
-def _frozen(value: Any) -> Any:
-    """Lists become tuples (recursively) so the value object holds no mutable sequence."""
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-@dataclass(frozen=True)
-class _Block:
-    """A block of the ``datadiet:`` YAML: typed fields plus ``extra`` for keys this version does not know."""
-
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
-    """The keys the block was read with: written back even when None, so a card round-trips exactly."""
-
-    @classmethod
-    def from_dict(cls: type[_B], data: Mapping[str, Any] | None) -> _B:
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ProvenanceError(
-                f"A provenance block must be a mapping, not {type(data).__name__} ({data!r}).", value=data
-            )
-        known = {f.name for f in fields(cls)} - {"extra", "given"}
-        kwargs = {k: _frozen(v) for k, v in data.items() if k in known}
-        extra = {str(k): v for k, v in data.items() if k not in known}
-        return cls(**kwargs, extra=extra, given=frozenset(kwargs))
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ("extra", "given"):
-                continue
-            value = getattr(self, f.name)
-            if value is not None or f.name in self.given or f.name in self._always():
-                out[f.name] = _plain(value)
-        out.update(_plain(dict(self.extra)))
-        return out
-
-    def _always(self) -> frozenset[str]:
-        return frozenset()
-
-
-@dataclass(frozen=True)
-class SourceInfo(_Block):
-    """The scored split: its name, revision, size and content fingerprint (hash over all ``example_id``)."""
-
-    dataset: str | None = None
-    split: str | None = None
-    revision: str | None = None
-    num_rows: int | None = None
-    fingerprint: str | None = None
-    image_column: str | None = None
-    label_column: str | None = None
-    package: str | None = None
-    package_version: str | None = None
-
-    def _always(self) -> frozenset[str]:
-        return _ALWAYS_WRITTEN
-
-
-@dataclass(frozen=True)
-class ScoringInfo(_Block):
-    """How the scores were made: model, seeds, when they were taken, and the training settings."""
-
-    model: str | None = None
-    seeds: tuple[Any, ...] | None = None
-    scores: tuple[str, ...] | None = None
-    epochs: int | None = None
-    at: tuple[int, ...] | None = None
-    unit: str | None = None
-    steps_per_epoch: int | None = None
-    total_steps: int | None = None
-    optimizer: str | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    nesterov: bool | None = None
-    weight_decay: float | None = None
-    lr_milestones: tuple[int, ...] | None = None
-    lr_gamma: float | None = None
-    augmentation: str | None = None
-    deterministic: bool | None = None
-    width: float | None = None
-
-    TRAINING_FIELDS = (
-        "epochs",
-        "batch_size",
-        "optimizer",
-        "lr",
-        "momentum",
-        "nesterov",
-        "weight_decay",
-        "lr_milestones",
-        "lr_gamma",
-        "augmentation",
-        "deterministic",
-    )
-
-    def training_settings(self) -> dict[str, Any]:
-        """The training settings that are known, in a stable order (for the card's "training" row)."""
-        out = {}
-        for name in self.TRAINING_FIELDS:
-            value = getattr(self, name)
-            if value is not None and value != ():
-                out[name] = _plain(value)
-        return out
-
-    @property
-    def augmented(self) -> bool | None:
-        """Whether training used augmentation (None when unknown)."""
-        if self.augmentation is None:
-            return None
-        return str(self.augmentation).lower() not in ("none", "false", "off", "")
-
-
-@dataclass(frozen=True)
-class ConfigInfo(_Block):
-    """One config of the dataset: the model and the time (epoch/step) its scores were taken at, its metrics."""
-
-    model: str | None = None
-    step: int | None = None
-    epoch: float | None = None
-    metrics: tuple[str, ...] | None = None
-
-    @property
-    def at_init(self) -> bool:
-        """Scores taken before any training step (epoch/step 0)."""
-        return self.step == 0 or (self.step is None and self.epoch is not None and float(self.epoch) == 0.0)
-
-    def time_text(self) -> str:
-        """``epoch 2``, ``step 150 (epoch 0.32)`` or ``n/a`` for the card."""
-        if self.epoch is not None and float(self.epoch) == int(float(self.epoch)):
-            return f"epoch {float(self.epoch):g}"
-        if self.step is not None and self.epoch is not None:
-            return f"step {self.step} (epoch {float(self.epoch):.2f})"
-        if self.step is not None:
-            return f"step {self.step}"
-        return f"epoch {float(self.epoch):g}" if self.epoch is not None else "n/a"
-
-
-@dataclass(frozen=True)
-class EnvironmentInfo(_Block):
-    """Where the scores were computed: library and dependency versions, code commit, hardware, determinism."""
-
-    library_version: str | None = None
-    code_commit: str | None = None
-    python_version: str | None = None
-    torch_version: str | None = None
-    accelerate_version: str | None = None
-    datasets_version: str | None = None
-    numpy_version: str | None = None
-    huggingface_hub_version: str | None = None
-    hardware: str | None = None
-    device: str | None = None
-    deterministic_algorithms: bool | None = None
-    cudnn_benchmark: bool | None = None
-    cudnn_deterministic: bool | None = None
-    cublas_workspace_config: str | None = None
-    intra_op_threads: int | None = None
-    """The settings ``--deterministic`` fixes (scoring/determinism.py); None where a run did not record them."""
-
-    @classmethod
-    def current(cls, **overrides: Any) -> EnvironmentInfo:
-        """The versions of this process's libraries (never imports torch; reads installed package metadata)."""
-
-        def version(package: str) -> str | None:
-            try:
-                return md.version(package)
-            except md.PackageNotFoundError:
-                return None
-
-        values: dict[str, Any] = {
-            "library_version": __version__,
-            "code_commit": code_commit(),
-            "python_version": platform.python_version(),
-            "datasets_version": version("datasets"),
-            "numpy_version": version("numpy"),
-            "huggingface_hub_version": version("huggingface-hub"),
-            "torch_version": version("torch"),
-            "accelerate_version": version("accelerate"),
-        }
-        values.update(overrides)
-        return cls(**values)
-
-
-def code_commit(package_dir: Path | None = None) -> str | None:
-    """``git rev-parse HEAD`` of the checkout ``package_dir`` (default: this library) runs from, or None: not a git
-    checkout (an installed wheel), no git, or a package folder that is not at the top of the repository git finds
-    (a venv inside another repo). The scoring engine asks it about its own package folder."""
-    folder = package_dir or Path(__file__).resolve().parent
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = result.stdout.split()
-    if result.returncode != 0 or len(lines) != 2 or Path(lines[0]).resolve() != folder.parent:
-        return None
-    return lines[1] if len(lines[1]) == 40 else None
 
 
 @dataclass(frozen=True)
@@ -498,46 +271,3 @@ def _short(value: Any) -> str:
 
 
 # -- the carrier on a loaded table ---------------------------------------------------------------------------------
-
-
-def attach(dataset: Any, provenance: Provenance | None) -> Any:
-    """Record ``provenance`` in ``dataset.info.description`` (behind ``DESCRIPTION_MARKER``) and return it.
-
-    ``Dataset.info`` travels with ``select``, ``filter``, ``with_format``, ``shuffle`` and ``save_to_disk``;
-    nothing is kept anywhere else.
-    """
-    if provenance is None:
-        return dataset
-    info = dataset.info
-    text = info.description or ""
-    if DESCRIPTION_MARKER in text:
-        text = text[: text.index(DESCRIPTION_MARKER)]
-    info.description = f"{text}{DESCRIPTION_MARKER}{provenance.to_json()}{_DESCRIPTION_END}"
-    return dataset
-
-
-def provenance_of(scores: Any) -> Provenance | None:
-    """The provenance a score table carries: a ``Dataset`` from ``load_scores`` (and anything derived from it),
-    or a pyarrow Table read from our parquet files; None for other tables (dicts, tables built by hand)."""
-    schema = getattr(scores, "schema", None)
-    if schema is not None and hasattr(schema, "metadata"):  # pyarrow.Table
-        return Provenance.from_parquet_metadata(schema.metadata)
-    info = getattr(scores, "info", None)
-    text = getattr(info, "description", None) or ""
-    if DESCRIPTION_MARKER not in text:
-        return None
-    body = text[text.rindex(DESCRIPTION_MARKER) + len(DESCRIPTION_MARKER) :]
-    if body.endswith(_DESCRIPTION_END):
-        body = body[: -len(_DESCRIPTION_END)]
-    try:
-        return Provenance.from_json(body)
-    except ProvenanceError as err:
-        logger.warning("Ignoring an unreadable provenance in the table's description: %s", err)
-        return None
-
-
-def as_provenance(value: Provenance | Mapping[str, Any] | None) -> Provenance | None:
-    """Accept a ``Provenance`` or a ``datadiet:`` mapping (what older callers pass)."""
-    if value is None or isinstance(value, Provenance):
-        return value
-    return Provenance.from_dict(value)

@@ -16,7 +16,7 @@ import numpy as np
 from ._datasets_compat import select_rows
 from ._join import ids_reader, provenance_for, validate_join
 from .align import check_alignment, check_fingerprint, dataset_example_ids, join_by_content
-from .keeping import keep
+from .keeping import _one_input_column, keep
 from .provenance import Provenance
 from .score_table import num_scores, score_ids
 from .selection import Selection, as_selection, select_indices
@@ -33,10 +33,11 @@ def prune(
     on: str = "idx",
     missing: str = "error",
     verify: str = "sample",
-    image_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     provenance: Provenance | Mapping[str, Any] | None = None,
     selection: Selection | None = None,
+    image_column: str | None = None,
     **selection_kwargs: Any,
 ) -> Any:
     """Return ``dataset`` with only the selected rows, as an indices mapping (no copy of the data).
@@ -49,6 +50,10 @@ def prune(
         missing: with ``on="example_id"``, rows without a score: ``error``, ``drop`` or ``keep``.
         verify: ``sample`` (default: length, card row count, 32 sampled hashes), ``full`` (every row's hash and the
             card's source fingerprint) or ``none`` (length only).
+        input_column, label_column: the columns a row's ``example_id`` is computed from when the dataset has no
+            ``example_id`` column (default: the ones the card records, else ``datadiet_hub.columns.detect_columns``;
+            string labels are mapped through the class names the card records). ``image_column`` is the older name
+            of ``input_column``.
         provenance: the card's ``datadiet`` block (``load_provenance``); found automatically for tables returned
             by ``load_scores``. A fingerprint mismatch raises ``ScoreMismatchError`` (override: ``verify="none"``).
         selection: a ``Selection`` saying what to keep; or give its fields as keyword arguments (``column``,
@@ -57,13 +62,14 @@ def prune(
     """
     on, missing, verify = validate_join(on, missing, verify)
     sel = as_selection(selection, selection_kwargs)  # validated before anything is read
+    input_column = _one_input_column(input_column, image_column)
     if not hasattr(dataset, "__len__"):  # IterableDataset: stream through the predicate
         predicate = keep(
             scores,
             on=on,
             missing=missing,
             verify=verify,
-            image_column=image_column,
+            input_column=input_column,
             label_column=label_column,
             provenance=provenance,
             selection=sel,
@@ -80,7 +86,7 @@ def prune(
             ids_reader(scores),
             num_scores=n,
             verify=verify,
-            image_column=image_column,
+            input_column=input_column,
             label_column=label_column,
             provenance=provenance,
         )
@@ -89,7 +95,9 @@ def prune(
     if verify == "full":
         check_fingerprint(ids, provenance, what="the score table's example ids")
     mapped = join_by_content(
-        dataset_example_ids(dataset, image_column=image_column, label_column=label_column), ids, missing=missing
+        dataset_example_ids(dataset, input_column=input_column, label_column=label_column, provenance=provenance),
+        ids,
+        missing=missing,
     )
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True

@@ -1,6 +1,6 @@
 """The one ranking of rows from hardest to easiest, and its tie-break.
 
-Larger scores are harder for every metric (``schema.HIGHER_IS_HARDER``); ``never_learned`` rows rank above all
+Larger scores are harder (a metric declared ``higher_is_harder=False`` is negated before ranking, in ``selection.py``); ``never_learned`` rows rank above all
 others when ranking by forgetting (``score_table.read_scores`` gives them ``max + 1``). Among equal scores the
 ``TieBreak`` decides, so every strategy keeps a well-defined set:
 

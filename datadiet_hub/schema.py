@@ -1,4 +1,4 @@
-"""The score dataset's format (DESIGN.md section 3): columns, types, config names, and their validation."""
+"""The score dataset's format: columns (from the metric declarations), types, config names, and their validation."""
 
 from __future__ import annotations
 
@@ -7,23 +7,15 @@ import re
 import numpy as np
 import pyarrow as pa
 
-from .errors import InvalidArgumentError, InvalidNameError, ScoreTableError
+from . import metrics as _metrics
+from .errors import InvalidNameError, ScoreTableError
 
-METRICS = ("el2n", "grand", "forgetting")
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
-METRIC_COLUMNS = {
-    "el2n": {"el2n": pa.float32(), "el2n_std": pa.float32(), "el2n_per_seed": pa.list_(pa.float32())},
-    "grand": {"grand": pa.float32(), "grand_std": pa.float32(), "grand_per_seed": pa.list_(pa.float32())},
-    "forgetting": {
-        "forgetting": pa.float32(),
-        "forgetting_std": pa.float32(),
-        "forgetting_per_seed": pa.list_(pa.float32()),
-        "never_learned": pa.bool_(),
-    },
-}
-# The direction of every score column: larger means harder (more important to keep) for all three metrics.
-HIGHER_IS_HARDER = {"el2n": True, "grand": True, "forgetting": True}
+SUBSET_COLUMN_RE = re.compile(r"^(?P<metric>[a-z0-9_]+)_keep(?P<percent>[1-9][0-9]?)$")
+"""Optional boolean columns ``<metric>_keep<percent>``: a published subset (true for the rows in the hardest
+``percent``% by that metric, e.g. ``el2n_keep50``), loadable with plain ``datasets``; they follow the metric columns."""
 DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
+DATA_GLOB = "data/{config}/train-*.parquet"
 CONFIG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -49,19 +41,45 @@ def validate_config_name(name: str) -> str:
     return name
 
 
-def score_schema(metrics: list[str] | tuple[str, ...]) -> pa.Schema:
-    """The arrow schema of a config holding the given metrics, in canonical column order."""
+def metric_columns(metric: str) -> dict[str, pa.DataType]:
+    """The columns of one declared metric (``datadiet_hub.metrics``) and their arrow types."""
+    declared = _metrics.get(metric)
+    value = pa.type_for_alias(declared.dtype)
+    columns = {declared.name: value}
+    if declared.over_seeds:
+        columns.update({f"{declared.name}_std": value, f"{declared.name}_per_seed": pa.list_(value)})
+    columns.update({flag: pa.bool_() for flag in declared.flags})
+    return columns
+
+
+def score_schema(metrics: list[str] | tuple[str, ...], subsets: list[str] | tuple[str, ...] = ()) -> pa.Schema:
+    """The arrow schema of a config holding the given metrics (and subset columns), in canonical column order."""
     fields = list(BASE_COLUMNS.items())
     for metric in metrics:
-        if metric not in METRIC_COLUMNS:
-            raise InvalidArgumentError(f"Unknown metric {metric!r}. Choose from: {', '.join(METRICS)}.", value=metric)
-        fields.extend(METRIC_COLUMNS[metric].items())
+        fields.extend(metric_columns(metric).items())
+    fields.extend((name, pa.bool_()) for name in subsets)
     return pa.schema(fields)
 
 
 def metrics_in(column_names: list[str]) -> list[str]:
-    """The metrics a score table carries, judged by their mean columns."""
-    return [m for m in METRICS if m in column_names]
+    """The metrics a score table carries, judged by their mean columns, in declaration order."""
+    return [m for m in _metrics.names() if m in column_names]
+
+
+def subsets_in(column_names: list[str]) -> list[str]:
+    """The subset columns (``<metric>_keep<percent>``) of metrics the table carries, ordered by metric and percent."""
+    carried = metrics_in(column_names)
+    found = []
+    for name in column_names:
+        match = SUBSET_COLUMN_RE.match(name)
+        if match and match["metric"] in carried:
+            found.append((carried.index(match["metric"]), int(match["percent"]), name))
+    return [name for *_, name in sorted(found)]
+
+
+def is_score_column(name: str) -> bool:
+    """Whether ``name`` is a declared metric's value column (mean), the thing one ranks by."""
+    return name in _metrics.METRICS
 
 
 def validate_table(table: pa.Table) -> pa.Table:
@@ -85,9 +103,9 @@ def validate_table(table: pa.Table) -> pa.Table:
     metrics = metrics_in(names)
     if not metrics:
         raise ScoreTableError(
-            f"Score table has no score column (one of {', '.join(METRICS)}); it has {names}.", value=names
+            f"Score table has no score column (one of {', '.join(_metrics.names())}); it has {names}.", value=names
         )
-    schema = score_schema(metrics)
+    schema = score_schema(metrics, subsets_in(names))
     absent = [f.name for f in schema if f.name not in names]
     if absent:
         raise ScoreTableError(f"Score table lacks column(s) {absent} that go with {metrics}.", value=absent)
@@ -114,7 +132,7 @@ def validate_scores(table: pa.Table) -> None:
         if column.null_count:
             raise ScoreTableError(f"Column {name!r} has {column.null_count} null value(s); every row needs a value.")
         base = name.removesuffix("_per_seed").removesuffix("_std")
-        if base not in METRICS:
+        if base not in _metrics.METRICS:
             continue
         values = pc.list_flatten(column) if name.endswith("_per_seed") else column
         if values.null_count:

@@ -17,7 +17,7 @@ import pyarrow as pa
 from ._arrow import take_rows
 from ._datasets_compat import arrow_column
 from .errors import ColumnNotFoundError, InvalidTypeError, ScoreMismatchError, ScoreTableError
-from .schema import METRICS
+from .schema import is_score_column
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def idx_inverse(idx: np.ndarray) -> np.ndarray | None:
 
 
 def _missing_column(column: str, names: list[str], why: str) -> ColumnNotFoundError:
-    available = [c for c in names if c in METRICS] or names
+    available = [c for c in names if is_score_column(c)] or names
     return ColumnNotFoundError(
         f"{why} {column!r} not found; this score table has {available}. Pass column= one of them.",
         column=column,

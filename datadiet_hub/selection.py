@@ -15,15 +15,25 @@ from typing import Any
 
 import numpy as np
 
-from . import strategies
+from . import metrics, strategies
 from .errors import InvalidArgumentError
 from .ranking import INDEX, RANDOM, TieBreak
-from .schema import METRICS
+from .schema import BASE_COLUMNS, SUBSET_COLUMN_RE
 from .score_table import num_scores, read_scores
 
-NOT_SCORES = frozenset({"idx", "example_id", "label", "never_learned"})  # format columns, not scores
-
 logger = logging.getLogger(__name__)
+
+
+def _is_format_column(name: str) -> bool:
+    """A column of the score format that is no score to rank by: ids, labels, a metric's spread, raw per-seed values
+    or flags, a published subset."""
+    companions = {c for m in metrics.METRICS.values() for c in m.columns if c != m.name}
+    return (
+        name in BASE_COLUMNS
+        or name in companions
+        or name.endswith(("_std", "_per_seed"))
+        or SUBSET_COLUMN_RE.match(name) is not None
+    )
 
 
 def budget(n: int, *, fraction: float | None = None, count: int | None = None) -> int:
@@ -128,10 +138,10 @@ class Selection:
                     "everything); give a score value such as 0.05.",
                     value=value,
                 )
-        if self.column in NOT_SCORES or self.column.endswith(("_std", "_per_seed")):
+        if _is_format_column(self.column):
             raise InvalidArgumentError(
                 f"{self.column!r} is not a score column (it is part of the score format, not a difficulty); rank by "
-                f"a score: one of {', '.join(METRICS)}.",
+                f"a score: one of {', '.join(metrics.names())}.",
                 column=self.column,
                 value=self.column,
             )
@@ -258,6 +268,9 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
                 value=k,
             )
         values, tie = values[candidates], tie.subset(candidates)
+    declared = metrics.METRICS.get(sel.column)
+    if declared is not None and not declared.higher_is_harder:
+        values = -values  # "hardest" keeps the largest: flip a metric whose smaller values are the harder ones
     if sel.class_balanced:
         if cols.labels is None:
             raise InvalidArgumentError("class_balanced=True needs the score table's labels.", column="label")

@@ -1,10 +1,8 @@
 """Source datasets: the embedded Fashion-MNIST (Debian package) or anything ``datasets.load_dataset`` reads.
 
-Returns a ``datasets.Dataset`` (or, with ``streaming=True``, a ``datasets.IterableDataset``) plus the names of its
-input column (an image or a text column) and its label column, so the scoring engine and the pruning library see
-every source the same way. Column detection: a given name is checked; otherwise the one column typed
-``Image``/``ClassLabel`` wins, then the usual names (``image``, ``img``, ``text``, ``sentence``, ``label``, ...);
-with no label column the error lists the columns and names ``--label-column``.
+Returns a ``datasets.Dataset`` (or, with ``streaming=True``, a ``datasets.IterableDataset``) plus its ``Columns``
+(input column, input kind, label column) as ``datadiet_hub.columns.detect_columns`` decides them, the one rule the
+scoring engine, ``keep``, ``prune`` and the CLI share.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from .columns import Columns, InputKind, detect_columns
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 from .hub import as_hub_error
 
@@ -34,35 +33,32 @@ FASHION_MNIST_CLASSES = [
 ]  # fmt: skip
 _FMNIST_FILES = {"train": "train", "test": "t10k"}
 
-IMAGE_COLUMN_GUESSES = ("image", "img", "pixel_values", "images", "picture")
-TEXT_COLUMN_GUESSES = ("text", "sentence", "content", "review", "document", "sms", "tweet", "question", "title")
-LABEL_COLUMN_GUESSES = ("label", "labels", "fine_label", "coarse_label", "target", "class", "category", "language")
-
 
 @dataclass(frozen=True)
 class Source:
-    """A loaded split and the facts the card's provenance needs about it.
-
-    ``image_column`` names the input column whatever its kind (kept under that name for the callers that predate
-    text); ``text_column`` is set too when that input is text, so ``kind`` is ``"text"``.
-    """
+    """A loaded split, its ``Columns`` (input, kind, label; see ``datadiet_hub.columns``) and the facts the card's
+    provenance needs about it."""
 
     dataset: datasets.Dataset | datasets.IterableDataset
-    image_column: str
-    label_column: str
+    columns: Columns
     name: str
     split: str
     revision: str | None = None
-    text_column: str | None = None
 
     @property
     def input_column(self) -> str:
-        return self.text_column or self.image_column
+        return self.columns.input
 
     @property
-    def kind(self) -> str:
-        """``"text"`` or ``"image"``: what the input column holds."""
-        return "text" if self.text_column else "image"
+    def label_column(self) -> str:
+        if self.columns.label is None:  # detect_columns requires a label for every Source
+            raise InvalidArgumentError(f"{self.name!r} has no label column; name it with --label-column.")
+        return self.columns.label
+
+    @property
+    def kind(self) -> InputKind:
+        """What the input column holds."""
+        return self.columns.kind
 
     @property
     def streaming(self) -> bool:
@@ -178,94 +174,8 @@ def grey_png_bytes(images: np.ndarray) -> list[dict]:
     return rows
 
 
-def _guess(columns: list[str], guesses: tuple[str, ...]) -> str | None:
-    lowered = {c.lower(): c for c in columns}
-    return next((lowered[name] for name in guesses if name in lowered), None)
-
-
 def _is_text(feature: Any) -> bool:
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
-
-
-def detect_input_columns(
-    dataset: datasets.Dataset | datasets.IterableDataset,
-    *,
-    image_column: str | None = None,
-    text_column: str | None = None,
-    label_column: str | None = None,
-) -> tuple[str | None, str | None, str]:
-    """``(image_column, text_column, label_column)``: exactly one of the first two is set.
-
-    Given names are checked. Otherwise: the label is the one ``ClassLabel`` column, else a column with a usual
-    label name; the input is the one ``Image`` column, else a usual image name, else the one string column that
-    is not the label, else a usual text name. Raises ``ValueError`` quoting the columns and naming the flag.
-    """
-    features = dataset.features
-    if features is None:  # a streamed json/csv file: read one row to learn the columns
-        features = datasets.Features.from_arrow_schema(datasets.Dataset.from_list([next(iter(dataset))]).data.schema)
-    columns = list(features)
-    for given, flag in (
-        (image_column, "--image-column"),
-        (text_column, "--text-column"),
-        (label_column, "--label-column"),
-    ):
-        if given is not None and given not in columns:
-            raise InvalidArgumentError(
-                f"Column {given!r} ({flag}) is not in the dataset; columns are {columns}.", column=given, value=given
-            )
-    if image_column is not None and text_column is not None:
-        raise InvalidArgumentError(
-            f"Give --image-column ({image_column!r}) or --text-column ({text_column!r}), not both: a run scores one "
-            "input column."
-        )
-    no_input = (
-        f"Cannot find the image column (or a text column) among {columns}: no Image column, no single text column, "
-        "no usual name; name it with --image-column or --text-column (library: image_column=/text_column=)."
-    )
-    if (
-        image_column is None
-        and text_column is None
-        and not any(isinstance(features[c], datasets.Image) or _is_text(features[c]) for c in columns)
-    ):
-        if _guess(columns, IMAGE_COLUMN_GUESSES + TEXT_COLUMN_GUESSES) is None:
-            raise InvalidArgumentError(no_input, value=columns)
-    if label_column is None:
-        typed = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
-        label_column = typed[0] if len(typed) == 1 else _guess(columns, LABEL_COLUMN_GUESSES)
-        if label_column is None:
-            raise InvalidArgumentError(
-                f"No label column found among the columns {columns} (none is a ClassLabel or named like "
-                f"{', '.join(LABEL_COLUMN_GUESSES)}); name it with --label-column (library: label_column=)."
-            )
-    if image_column is None and text_column is None:
-        others = [c for c in columns if c != label_column]
-        images = [c for c in others if isinstance(features[c], datasets.Image)]
-        texts = [c for c in others if _is_text(features[c])]
-        if len(images) == 1:
-            image_column = images[0]
-        elif (guess := _guess(others, IMAGE_COLUMN_GUESSES)) is not None:
-            image_column = guess
-        elif len(texts) == 1:
-            text_column = texts[0]
-        elif (guess := _guess(texts or others, TEXT_COLUMN_GUESSES)) is not None:
-            text_column = guess
-        else:
-            raise InvalidArgumentError(no_input, value=columns)
-    return image_column, text_column, label_column
-
-
-def detect_columns(
-    dataset: datasets.Dataset,
-    image_column: str | None = None,
-    label_column: str | None = None,
-    text_column: str | None = None,
-) -> tuple[str, str]:
-    """``(input_column, label_column)``: the image column, or the text column of a text dataset (what
-    ``example_id`` hashes with the label). See ``detect_input_columns``."""
-    image, text, label = detect_input_columns(
-        dataset, image_column=image_column, text_column=text_column, label_column=label_column
-    )
-    return image or text, label  # type: ignore[return-value]
 
 
 def _encode_string_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
@@ -284,28 +194,31 @@ def load_source(
     name: str,
     *,
     split: str = "train",
-    image_column: str | None = None,
+    input_column: str | None = None,
     label_column: str | None = None,
     revision: str | None = None,
     data_files: str | list[str] | None = None,
-    text_column: str | None = None,
     streaming: bool = False,
+    image_column: str | None = None,
+    text_column: str | None = None,
+    encode_labels: bool = True,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
     ``name`` may be a Hub id (``uoft-cs/cifar10``), a local folder (an ``imagefolder`` layout or data files), a
     single ``.parquet``/``.csv``/``.json(l)`` file, or a builder such as ``parquet`` with ``data_files``.
     ``streaming=True`` returns a ``datasets.IterableDataset`` read lazily (memory flat in the number of rows).
-    A string label column is encoded as classes (sorted names) unless streaming.
+    A string label column is encoded as classes (sorted names) unless streaming or ``encode_labels=False``. Columns: ``detect_columns``
+    (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
     """
+    named: dict[str, Any] = dict(
+        input_column=input_column, label_column=label_column, image_column=image_column, text_column=text_column
+    )
     if is_fashion_mnist(name, data_files):
         dataset = fashion_mnist_dataset(split)
-        if text_column is not None:
-            raise InvalidArgumentError("Fashion-MNIST has no text column; drop --text-column.", value=text_column)
         return Source(
             dataset.to_iterable_dataset() if streaming else dataset,
-            "image",
-            "label",
+            detect_columns(dataset, **named),
             name=FASHION_MNIST,
             split=split,
             revision=f"debian:{FASHION_MNIST_APT}",
@@ -313,17 +226,15 @@ def load_source(
 
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
-        image_column, text_column, label_column = detect_input_columns(
-            saved, image_column=image_column, text_column=text_column, label_column=label_column
-        )
+        columns = detect_columns(saved, **named)
+        if encode_labels:
+            saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
         return Source(
             saved.to_iterable_dataset() if streaming else saved,
-            image_column or text_column,  # type: ignore[arg-type]
-            label_column,
+            columns,
             name=name,
             split=split,
             revision=revision,
-            text_column=text_column,
         )
     if data_files is None and _looks_local(name) and not os.path.exists(name):
         raise SourceNotFoundError(
@@ -347,20 +258,10 @@ def load_source(
         raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
-    image_column, text_column, label_column = detect_input_columns(
-        dataset, image_column=image_column, text_column=text_column, label_column=label_column
-    )
-    if not streaming:
-        dataset = _encode_string_labels(dataset, label_column)
-    return Source(
-        dataset,
-        image_column or text_column,  # type: ignore[arg-type]
-        label_column,
-        name=name,
-        split=split,
-        revision=revision,
-        text_column=text_column,
-    )
+    columns = detect_columns(dataset, **named)
+    if not streaming and encode_labels:
+        dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
+    return Source(dataset, columns, name=name, split=split, revision=revision)
 
 
 _LOCAL_SUFFIXES = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".txt")

@@ -46,6 +46,17 @@ def validate_name(name: str) -> str:
     return name
 
 
+def is_store_entry(folder: str | os.PathLike) -> bool:
+    """The one answer to "is this folder a store entry" (the versions of one name): it holds at least one
+    version, and every visible subfolder is a version (a score folder with its card). Hidden folders (a publish
+    in progress) do not count."""
+    try:
+        children = [p for p in Path(folder).iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return False
+    return bool(children) and all(p.is_dir() and ScoreFolder(p).has_card() for p in children)
+
+
 class LocalStore:
     """Immutable, versioned score datasets on local disk."""
 
@@ -78,7 +89,8 @@ class LocalStore:
         return folder
 
     def has(self, name: str) -> bool:
-        return bool(validate_name(name)) and (self.root / name).is_dir()
+        """Whether ``name`` has at least one published version here."""
+        return bool(validate_name(name)) and is_store_entry(self.root / name)
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Published versions of ``name``, oldest name first in natural order (v2 before v10)."""

@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ._atomic import _umask, atomic_write_bytes, write_parquet
+from .atomic import atomic_path, atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
 from .errors import InvalidArgumentError, ScoreMismatchError
 from .folder import ScoreFolder
-from .provenance import ConfigInfo, Provenance, as_provenance
+from .provenance import ConfigInfo, Provenance
 from .schema import metrics_in, validate_config_name, validate_table
+from .table_provenance import as_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +49,11 @@ def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[
         ax.set_title(f"{config}: {metric}")
         fig.tight_layout()
         target = folder.plot_file(config, metric)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden: never published if left behind
-        fig.savefig(tmp, format="png")
-        plt.close(fig)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        try:
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format="png")
+        finally:
+            plt.close(fig)
         written.append(target.relative_to(folder.path).as_posix())
     return written
 
@@ -71,7 +71,8 @@ def _per_seed(table: pa.Table, metric: str) -> np.ndarray | None:
 
 def _summary(name: str, table: pa.Table, info: ConfigInfo | None, override: Mapping[str, Any]) -> ConfigSummary:
     metrics = metrics_in(table.column_names)
-    summary = summarize_config(name, info, metrics, _per_seed(table, metrics[0]))
+    others = {m: _per_seed(table, m) for m in metrics[1:]} if info is not None and info.at_init else {}
+    summary = summarize_config(name, info, metrics, _per_seed(table, metrics[0]), others)
     if "model" in override:
         summary.model = str(override["model"])
     if "time" in override:
@@ -124,14 +125,15 @@ def write_score_dataset(
 def refresh_card(folder: str | os.PathLike, *, repo_hint: str | None = None) -> Path:
     """Re-render a folder's card from its own provenance and tables (after a change to the card template).
 
-    The data files and plots are left as they are.
+    The filled sections (``ScoreCard.sections``: measured results, subset tables) are kept; the data files and plots
+    are left as they are.
     """
     source = ScoreFolder(folder)
     prov = source.provenance()
     summaries = [_summary(name, source.read_table(name), prov.configs.get(name), {}) for name in source.validate()]
     plots = [p.as_posix() for p in source.files() if p.parts[0] == "plots"]
-    card = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
-    source.write_card(card)
+    fresh = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
+    source.card().refresh(fresh).save(source.readme)
     return source.path
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from datadiet_hub.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 CARD = Path(__file__).resolve().parents[1] / "cards" / "fashion-mnist-datadiet"
@@ -50,12 +52,10 @@ class ResultsCSV:
                 "or pass defaults."
             )
         self.rows = [{f: row[f] if f in header else defaults[f](row) for f in self.fields} for row in self.rows]
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "w", newline="") as handle:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.fields)
             writer.writeheader()
             writer.writerows(self.rows)
-        tmp.replace(self.path)
 
     def _key(self, row: dict[str, Any]) -> tuple[str, ...]:
         return tuple(str(row[k]) for k in self.key)

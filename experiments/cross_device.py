@@ -131,19 +131,13 @@ def table(rows: list[dict[str, str]], indent: str = "") -> str:
 
 
 def write_tables(rows: list[dict[str, str]]) -> None:
-    """The measured agreement between the markers ``<!-- cross-device -->`` in the README and the card."""
-    root = RESULTS.parents[1]
-    for path, indent in ((root / "README.md", "  "), (CARD / "README.md", "")):
-        text = path.read_text()
-        start, end = "<!-- cross-device -->", "<!-- /cross-device -->"
-        if start not in text:
-            continue
-        head, rest = text.split(start, 1)
-        tail = rest.split(end, 1)[1]
-        body = "\n".join(indent + line if line else "" for line in table(rows).split("\n"))
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{head}{start}\n{body}\n{end}{tail}")
-        tmp.replace(path)
+    """The measured agreement between the card's ``<!-- cross-device -->`` markers (docs/report.md quotes the CSV
+    through ``python -m experiments.report``)."""
+    from datadiet_hub.card import ScoreCard
+
+    card = ScoreCard.read(CARD / "README.md")
+    card.fill("cross-device", table(rows))
+    card.save(CARD / "README.md")
 
 
 if __name__ == "__main__":

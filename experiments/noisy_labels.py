@@ -10,7 +10,11 @@ measure how well each method finds the flipped rows, all methods on the same fli
   (normalized margin) as a ranking, and ``find_label_issues`` (confident learning) as a flagged set.
 
 Each row of ``docs/results/noisy_labels_peers.csv`` gives AUROC and precision in the top ``rate`` share of rows with
-percentile-bootstrap 95% intervals over the examples (1000 resamples; they do not cover retraining).
+percentile-bootstrap 95% intervals over the examples (1000 resamples; they do not cover retraining or another
+scoring run). Methods are compared in ``docs/results/noisy_labels_paired.csv``: the difference EL2N minus each
+other method, bootstrapped on the same resampled rows for both (paired), not by whether two intervals overlap.
+EL2N, GraNd and forgetting are in-sample (the scoring run trains on the rows it scores); the peers' probabilities are
+out-of-sample (each row predicted by a model that did not train on it).
 
     python -m experiments.noisy_labels --rates 0.1,0.2,0.4 --seeds 2 --threads 1
 
@@ -25,6 +29,7 @@ import argparse
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,9 +56,24 @@ PEER_FIELDS = [
     "wall_time_s",
     "device",
 ]
+PAIRED_FIELDS = [
+    "noise_rate",
+    "method",
+    "minus",
+    "auroc_diff",
+    "auroc_diff_lo",
+    "auroc_diff_hi",
+    "precision_diff",
+    "precision_diff_lo",
+    "precision_diff_hi",
+    "rows",
+    "resamples",
+]
+REFERENCE = "EL2N"  # the method every other one is compared with, on the same rows
 TRAIN_FIELDS = ["run", "seed", "test_accuracy", "examples", "flipped_kept", "steps", "wall_time_s", "device"]
 FLIP_SEED = 0
 FOLDS = 5
+CNN_CV_EPOCHS = 2  # the default epochs per fold of the CNN's cross-validated probabilities
 
 
 def flip_labels(labels: np.ndarray, rate: float, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,15 +166,24 @@ def _log_fold(model: str, k: int, folds: int, probs: np.ndarray, labels: np.ndar
 
 def _save_atomically(cache: Path, probs: np.ndarray) -> None:
     """The fold probabilities as ``cache`` (temp + rename: a killed run never leaves a partial cache)."""
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npy")
-    np.save(tmp, probs)
-    tmp.rename(cache)
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(cache, suffix=".npy") as tmp:
+        np.save(tmp, probs)
+
+
+def values_path(work: Path, method: str) -> Path:
+    """Where a method's per-row suspicion values for one flip rate are kept (for the paired comparison)."""
+    return work / "values" / (re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-") + ".npy")
 
 
 def detection_row(rate: float, method: str, model: str, values: np.ndarray, flipped: np.ndarray, **extra) -> dict:
     """AUROC and precision in the top ``rate`` share, each with a bootstrap 95% interval over the examples."""
     from datadiet_hub.stats import auroc, precision_at
+
+    work = extra.pop("work", None)
+    if work is not None:  # kept so that methods can be compared on the same rows later
+        _save_atomically(values_path(work, method), np.asarray(values, dtype=np.float64))
 
     a, a_lo, a_hi = bootstrap_interval(auroc, [values, flipped])
     p, p_lo, p_hi = bootstrap_interval(lambda v, f: precision_at(v, f, rate), [values, flipped])
@@ -163,6 +192,51 @@ def detection_row(rate: float, method: str, model: str, values: np.ndarray, flip
     row.update({k: f"{v:.4f}" for k, v in dict(precision=p, precision_lo=p_lo, precision_hi=p_hi).items()})
     row.update(extra)
     return row
+
+
+def paired_comparison(rate: float, work: Path, flipped: np.ndarray, methods: list[str], out: ResultsCSV) -> None:
+    """``REFERENCE`` minus each other method, AUROC and precision at the flip rate, with a percentile-bootstrap 95%
+    interval of the difference: each resample draws one set of rows and scores both methods on it, so the
+    interval is that of the difference itself (two overlapping intervals can still hold a clear difference, and
+    two separate ones can come from correlated methods). Covers the sampling of rows only, not another scoring
+    run."""
+    from datadiet_hub.stats import auroc, precision_at
+
+    reference = values_path(work, REFERENCE)
+    if not reference.exists():
+        logger.info("rate %.2f: no saved %s values; paired comparison skipped", rate, REFERENCE)
+        return
+    ref = np.load(reference)
+    for method in methods:
+        if method == REFERENCE or out.done(noise_rate=rate, method=REFERENCE, minus=method):
+            continue
+        path = values_path(work, method)
+        if not path.exists():
+            logger.info("rate %.2f: no saved values for %s; paired comparison skipped", rate, method)
+            continue
+        other = np.load(path)
+        n_boot = 1000
+        a, a_lo, a_hi = bootstrap_interval(
+            lambda x, y, f: auroc(x, f) - auroc(y, f), [ref, other, flipped], n_boot=n_boot
+        )
+        p, p_lo, p_hi = bootstrap_interval(
+            lambda x, y, f: precision_at(x, f, rate) - precision_at(y, f, rate), [ref, other, flipped], n_boot=n_boot
+        )
+        out.append(
+            {
+                "noise_rate": rate,
+                "method": REFERENCE,
+                "minus": method,
+                **{k: f"{v:+.4f}" for k, v in dict(auroc_diff=a, auroc_diff_lo=a_lo, auroc_diff_hi=a_hi).items()},
+                **{
+                    k: f"{v:+.4f}"
+                    for k, v in dict(precision_diff=p, precision_diff_lo=p_lo, precision_diff_hi=p_hi).items()
+                },
+                "rows": len(ref),
+                "resamples": n_boot,
+            }
+        )
+        logger.info("rate %.2f: %s minus %s AUROC %+.4f [%+.4f, %+.4f]", rate, REFERENCE, method, a, a_lo, a_hi)
 
 
 def noisy_parquet(work: Path, noisy: np.ndarray, flipped: np.ndarray) -> Path:
@@ -178,9 +252,10 @@ def noisy_parquet(work: Path, noisy: np.ndarray, flipped: np.ndarray) -> Path:
         ds = ds.add_column("label", noisy.tolist()).cast_column(
             "label", datasets.ClassLabel(names=FASHION_MNIST_CLASSES)
         )
-        tmp = parquet.with_suffix(".tmp")
-        ds.to_parquet(str(tmp))
-        tmp.rename(parquet)
+        from datadiet_hub.atomic import atomic_path
+
+        with atomic_path(parquet) as tmp:
+            ds.to_parquet(str(tmp))
         (work / "flipped.json").write_text(json.dumps(np.flatnonzero(flipped).tolist()))
     return parquet
 
@@ -211,7 +286,7 @@ def peers(
         model = f"PCA-100 + logistic regression, {FOLDS}-fold out-of-sample"
     else:
         probs = cnn_pred_probs(noisy, work / f"cnn_pred_probs_ep{cnn_epochs}.npy", cnn_epochs)
-        model = f"CNN ({cnn_epochs} epoch(s) per fold), {FOLDS}-fold out-of-sample"
+        model = f"CNN ({cnn_epochs} epoch{'s' if cnn_epochs != 1 else ''} per fold), {FOLDS}-fold out-of-sample"
     fit_s = time.perf_counter() - started
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -234,7 +309,7 @@ def peers(
         if out.done(noise_rate=rate, method=method):
             continue
         row = detection_row(
-            rate, method, model, values, flipped, protocol=protocol, wall_time_s=f"{fit_s:.1f}", **extra
+            rate, method, model, values, flipped, protocol=protocol, wall_time_s=f"{fit_s:.1f}", work=work, **extra
         )
         out.append(row)
         logger.info("rate %.2f %s: AUROC %s", rate, method, row["auroc"])
@@ -275,7 +350,16 @@ def ours(rate: float, noisy: np.ndarray, flipped: np.ndarray, work: Path, args, 
             "higher = more suspect"
         )
         out.append(
-            detection_row(rate, method, f"CNN {config}", values, flipped, protocol=protocol, wall_time_s=f"{wall:.1f}")
+            detection_row(
+                rate,
+                method,
+                f"CNN {config}",
+                values,
+                flipped,
+                protocol=protocol,
+                wall_time_s=f"{wall:.1f}",
+                work=work,
+            )
         )
         logger.info("rate %.2f %s: AUROC %s", rate, method, out.rows[-1]["auroc"])
 
@@ -287,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--score-epochs", type=int, default=2, help="EL2N/GraNd time (epochs)")
     parser.add_argument("--forgetting-epochs", type=int, default=5, help="training length for forgetting")
     parser.add_argument(
-        "--cnn-cv-epochs", type=int, default=2, help="epochs per fold of the CNN's 5-fold probabilities (0: skip)"
+        "--cnn-cv-epochs",
+        type=int,
+        default=CNN_CV_EPOCHS,
+        help="epochs per fold of the CNN's 5-fold probabilities (0: skip)",
     )
     parser.add_argument("--peers-only", action="store_true", help="only the linear baseline and cleanlab")
     parser.add_argument("--train-epochs", type=int, default=5, help="downstream training length (full-set epochs)")
@@ -295,10 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default="runs/noisy")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--plot-only", action="store_true", help="only redraw the PNG from the CSVs")
+    parser.add_argument(
+        "--results-dir", default=str(RESULTS), help="where the CSVs and the PNG go (default: docs/results)"
+    )
     args = parser.parse_args(argv)
     setup_logging()
+    results = Path(args.results_dir)
     if args.plot_only:
-        plot()
+        plot(results)
         return 0
     import torch
 
@@ -310,23 +401,20 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     images, labels = fashion_mnist_arrays("train")
-    out = ResultsCSV(RESULTS / "noisy_labels_peers.csv", PEER_FIELDS, ["noise_rate", "method"])
+    out = ResultsCSV(results / "noisy_labels_peers.csv", PEER_FIELDS, ["noise_rate", "method"])
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
-    for rate in rates:  # the cheap peers for every rate first, then our scoring runs
+    paired_out = ResultsCSV(results / "noisy_labels_paired.csv", PAIRED_FIELDS, ["noise_rate", "method", "minus"])
+    for rate in rates:  # one rate at a time, to the end: an interrupted run leaves whole rates behind
         noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-        peers(rate, images, noisy, flipped, Path(args.workdir) / f"rate{rate:g}", out)
-    plot()
-    if not args.peers_only:
-        for rate in rates:
-            noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-            ours(rate, noisy, flipped, Path(args.workdir) / f"rate{rate:g}", args, out)
-            plot()
-    if args.cnn_cv_epochs:
-        for rate in rates:
-            noisy, flipped = flip_labels(labels, rate, 10, seed=FLIP_SEED)
-            work = Path(args.workdir) / f"rate{rate:g}"
+        work = Path(args.workdir) / f"rate{rate:g}"
+        peers(rate, images, noisy, flipped, work, out)
+        if not args.peers_only:
+            ours(rate, noisy, flipped, work, args, out)
+        if args.cnn_cv_epochs:
             peers(rate, images, noisy, flipped, work, out, kind="cnn", cnn_epochs=args.cnn_cv_epochs)
-            plot()
+        plot(results)
+        methods = [r["method"] for r in out.rows if float(r["noise_rate"]) == rate]
+        paired_comparison(rate, work, flipped, methods, paired_out)
     if args.train_seeds:
         train_without_top(args, labels)
     return 0
@@ -378,7 +466,7 @@ def train_without_top(args, labels: np.ndarray) -> None:
             logger.info("%s seed %d: acc %.4f", name, seed, result.test_accuracy)
 
 
-def plot() -> None:
+def plot(results: Path = RESULTS) -> None:
     """AUROC and precision at the flip rate with their bootstrap 95% intervals, per method, one panel per rate."""
     import csv
 
@@ -387,7 +475,7 @@ def plot() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = RESULTS / "noisy_labels_peers.csv"
+    path = results / "noisy_labels_peers.csv"
     if not path.exists():
         return
     with open(path, newline="") as handle:
@@ -415,7 +503,7 @@ def plot() -> None:
     axes[1].legend(fontsize=7, loc="lower left")
     fig.suptitle("Finding flipped labels in Fashion-MNIST train (60k): same flips for every method", fontsize=10)
     fig.tight_layout()
-    fig.savefig(RESULTS / "noisy_labels.png")
+    fig.savefig(results / "noisy_labels.png")
     plt.close(fig)
 
 

@@ -223,9 +223,10 @@ def report(
 ) -> dict[str, Any]:
     """Load the scores with plain ``load_dataset`` and measure them; one CSV row."""
     import datasets
-    import yaml
 
-    card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    from datadiet_hub.card import ScoreCard
+
+    card = ScoreCard.read(out / "README.md").metadata()
     config = sorted(c["config_name"] for c in card["configs"])[-1]
     scores = datasets.load_dataset(str(out), config, split="train").with_format("numpy")
     el2n = np.asarray(scores["el2n"], dtype=np.float64)
@@ -261,13 +262,12 @@ def write_row(row: dict[str, Any], path: Path = RESULTS) -> None:
         with open(path, newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["dataset"] != row["dataset"]]
     rows.append({k: row.get(k, "") for k in FIELDS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: r["dataset"]))
-    os.replace(tmp, path)
 
 
 def run_images(ns: argparse.Namespace) -> dict[str, Any]:

@@ -258,12 +258,12 @@ def measure_ties(card: str, fractions: tuple[float, ...] = (0.9, 0.7, 0.5, 0.3, 
             rows.append(row)
             logger.info("%s@%s keep %.0f%%: %s", column, config, fraction * 100, row)
     fields = TIE_FIELDS
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(out)
 
 
 def plot(csv_path: str) -> None:

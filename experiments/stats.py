@@ -2,7 +2,9 @@
 t-interval, and percentile-bootstrap intervals for detection metrics (AUROC, precision).
 
 Why paired: every method at a fraction is trained with the same downstream seeds (same init, same batch order up to
-the subset), so the difference per seed removes the seed-to-seed spread that both arms share.
+the subset), so the difference per seed removes the seed-to-seed spread that both arms share. The same seed is not the
+same run, though: training is not in deterministic mode, so a run repeated with the same subset, seed and steps on
+one device can land elsewhere; that noise is not shared by the pair and stays in its interval.
 """
 
 from __future__ import annotations
@@ -89,6 +91,28 @@ def bootstrap_interval(
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(draws, [tail, 100 - tail])
     return float(statistic(*arrays)), float(lo), float(hi)
+
+
+def p_value(est: Estimate) -> float:
+    """Two-sided p-value of a t-test of mean 0 for ``est`` (1.0 when there is no spread to test against)."""
+    from scipy.stats import t
+
+    if est.n < 2 or not est.se > 0:
+        return 1.0
+    return float(2 * t.sf(abs(est.mean / est.se), est.n - 1))
+
+
+def holm_survivors(estimates: dict, alpha: float = 0.05) -> set:
+    """Keys whose estimate differs from 0 under Holm's step-down correction for all ``len(estimates)`` tests at
+    family-wise error ``alpha``: many intervals read from one test set each have a 5% chance of excluding 0 by
+    luck, Holm bounds the chance that any of the survivors is such a fluke."""
+    ordered = sorted(estimates.items(), key=lambda item: p_value(item[1]))
+    m, survivors = len(ordered), set()
+    for i, (key, est) in enumerate(ordered):
+        if p_value(est) > alpha / (m - i):
+            break
+        survivors.add(key)
+    return survivors
 
 
 def fmt_pm(est: Estimate, digits: int = 4) -> str:

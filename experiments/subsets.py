@@ -5,8 +5,10 @@ are, as boolean columns on the score tables (``el2n_keep50`` ...), in the origin
     subset = fashion_mnist_train.select(np.flatnonzero(scores["el2n_keep50"]))
 
 gives the subset without the library. The masks are ``datadiet_hub.select_indices(..., strategy="hardest", tie_break="index")``
-(recorded per column in ``docs/results/subsets.csv``; the rule of the pruning-curve runs whose accuracy is given); EL2N at initialisation is
-skipped (a noise control, seed-to-seed Spearman -0.07). The test accuracy each subset reached is taken from the
+(recorded per column in ``docs/results/subsets.csv``; the rule of the pruning-curve runs whose accuracy is given). Withheld:
+EL2N at initialisation (a noise control, seed-to-seed Spearman about 0) and any metric whose score is the same for
+every row of the config (forgetting after one epoch is 0 everywhere): such a "subset" would be chosen by the
+tie-break, i.e. by row order, not by the score. The withheld ones are listed in the CSV with ``published`` false. The test accuracy each subset reached is taken from the
 pruning-curve / transfer rows that trained on exactly that subset, and "not measured" otherwise.
 
     python -m experiments.subsets            # rewrite the keep columns and docs/results/subsets.csv
@@ -41,6 +43,7 @@ FIELDS = [
     "test_accuracy",
     "n",
     "accuracy_source",
+    "published",
 ]
 
 
@@ -54,9 +57,25 @@ def card_configs(card: Path) -> dict[str, dict]:
     return ScoreFolder(card).metadata()["datadiet"]["configs"]
 
 
-def recommended(config: str, info: dict) -> list[str]:
-    """The metrics to publish subsets for: every metric of the config but EL2N at initialisation (noise)."""
-    return [m for m in info["metrics"] if not (m == "el2n" and float(info["epoch"]) == 0)]
+def withheld_reason(metric: str, info: dict, values: np.ndarray) -> str:
+    """Why no subset is published for ``metric`` in this config ("" when one is): EL2N at initialisation is noise,
+    and a score that is the same for every row decides nothing (the tie-break would pick the rows by order)."""
+    if metric == "el2n" and float(info["epoch"]) == 0:
+        return "EL2N at initialisation is a noise control"
+    if len(values) and np.all(values == values[0]):
+        return f"{metric} is {values[0]:g} for every row: the rows would be picked by row order"
+    return ""
+
+
+def recommended(config: str, info: dict, table=None) -> list[str]:
+    """The metrics to publish subsets for: every metric of the config whose ``withheld_reason`` is empty (without a
+    ``table``, only the rule for EL2N at initialisation is applied)."""
+    out = []
+    for metric in info["metrics"]:
+        values = np.asarray(table.column(metric).to_numpy(zero_copy_only=False)) if table is not None else np.arange(2)
+        if not withheld_reason(metric, info, values):
+            out.append(metric)
+    return out
 
 
 def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
@@ -119,20 +138,24 @@ def accuracy_rows(base: dict) -> list[dict]:
 
 def write_csv(rows: list[dict]) -> None:
     target = RESULTS / "subsets.csv"
-    tmp = target.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(target) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(target)
 
 
 def refresh_accuracy(card: Path) -> None:
     """Recompute the accuracy columns of docs/results/subsets.csv from the current results CSVs."""
-    bases: dict[tuple, dict] = {}
-    for row in _rows("subsets.csv"):
-        bases.setdefault((row["config"], row["keep_column"]), row)
-    rows = [r for base in bases.values() for r in accuracy_rows(base)]
+    rows: list[dict] = []
+    seen: set[tuple] = set()
+    for row in _rows("subsets.csv"):  # in the CSV's order; withheld rows as they are
+        if row.get("published") == "false":
+            rows.append(row)
+        elif (row["config"], row["keep_column"]) not in seen:
+            seen.add((row["config"], row["keep_column"]))
+            rows += accuracy_rows(row)
     write_csv(rows)
     update_card(card, rows)
 
@@ -151,18 +174,42 @@ def update_card(card: Path, rows: list[dict]) -> None:
     lines += [
         f"| `{r['config']}` | `{r['keep_column']}` | {r['trained']} | {r['test_accuracy']} |"
         for r in rows
-        if r["trained"]
+        if r.get("trained")
     ]
+    withheld = [r for r in rows if r.get("published") == "false"]
+    if withheld:
+        lines += ["", "No subset columns for: " + "; ".join(
+            f"`{r['config']}` {r['column']} ({r['accuracy_source'].removeprefix('withheld: ')})" for r in withheld
+        ) + "."]  # fmt: skip
+    lines += ["", *against_full_data()]
+    from datadiet_hub.card import ScoreCard
+
     readme = card / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- subsets-accuracy -->", "<!-- /subsets-accuracy -->"
-    if start not in text:
-        return
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    tmp = readme.with_suffix(".tmp")
-    tmp.write_text(f"{head}{start}\n" + "\n".join(lines) + f"\n{end}{tail}")
-    tmp.replace(readme)
+    score_card = ScoreCard.read(readme)
+    score_card.fill("subsets-accuracy", "\n".join(lines))
+    score_card.save(readme)
+
+
+def against_full_data() -> list[str]:
+    """The card's summary of the pruning curve against full data, each arm placed by its paired interval."""
+    from .report import ABOVE, BELOW, SAME, est_verdict, pruning_differences, short
+
+    diffs = pruning_differences()
+    fractions = sorted({f for (_, f, base) in diffs if base == "full"}, reverse=True)
+    lines = [
+        "Against training on all of the data (paired by training seed and device, 95% t-intervals, points of "
+        "accuracy; `docs/report.md` has every difference):",
+        "",
+    ]
+    for f in fractions:
+        groups: dict[str, list[str]] = {ABOVE: [], SAME: [], BELOW: []}
+        for (arm, fraction, base), est in sorted(diffs.items()):
+            if base == "full" and fraction == f:
+                groups[est_verdict(est)].append(f"{arm} {short(est)}")
+        parts = [f"{label}: {', '.join(groups[key])}" for key, label in
+                 ((SAME, "no measurable difference"), (BELOW, "lower"), (ABOVE, "higher")) if groups[key]]  # fmt: skip
+        lines.append(f"- keep {f:.0%}: " + "; ".join(parts))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +238,14 @@ def main(argv: list[str] | None = None) -> int:
         table = pq.read_table(path)
         scores = table.select([c for c in table.column_names if "_keep" not in c])
         new: dict[str, np.ndarray] = {}
-        for metric in recommended(config, info):
+        for metric in info["metrics"]:
+            reason = withheld_reason(metric, info, scores.column(metric).to_numpy(zero_copy_only=False))
+            if reason:
+                out_rows.append(
+                    {"config": config, "column": metric, "strategy": "hardest", "published": "false",
+                     "accuracy_source": f"withheld: {reason}"}
+                )  # fmt: skip
+                continue
             metric_masks, tie = masks(scores, metric)
             new.update(metric_masks)
             from datadiet_hub.score_table import read_scores
@@ -210,9 +264,15 @@ def main(argv: list[str] | None = None) -> int:
                     "strategy": "hardest",
                     "tie_break": tie,
                     "tie_decided_share": ties["tied_share"],
+                    "published": "true",
                 }
                 out_rows += accuracy_rows(base)
         if args.check:
+            stale = [c for c in table.column_names if "_keep" in c and c not in new]
+            if stale:
+                raise SystemExit(
+                    f"{config}: the card has withheld keep columns {stale}; run python -m experiments.subsets."
+                )
             for name, mask in new.items():
                 if name not in table.column_names:
                     raise SystemExit(f"{config}: the card has no {name} column; run python -m experiments.subsets.")
@@ -220,10 +280,14 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"{config}: {name} differs from the library's selection.")
             logger.info("%s: %d keep columns match", config, len(new))
             continue
+        old = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names if "_keep" in c}
+        if old.keys() == new.keys() and all(np.array_equal(old[c], new[c]) for c in new):
+            logger.info("%s: keep columns unchanged", config)
+            continue
         for name, mask in new.items():
             scores = scores.append_column(name, pa.array(mask))
         write_parquet(path, scores)
-        logger.info("%s: wrote %s", config, ", ".join(new))
+        logger.info("%s: wrote %s", config, ", ".join(new) or "no keep columns")
     if not args.check:
         update_card(card, out_rows)
         write_csv(out_rows)

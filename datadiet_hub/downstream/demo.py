@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("datadiet.demo")
 
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
         "number of steps (default: 3)",
     )
     parser.add_argument("--fraction", type=float, default=0.5, help="share kept (default: 0.5)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars (default: on)"
+    )
     return parser
 
 
@@ -60,6 +63,7 @@ def demo(args: argparse.Namespace) -> int:
     import torch
 
     import datadiet_hub
+    from datadiet_hub.columns import Columns, InputKind
     from datadiet_hub.errors import VersionExistsError
     from datadiet_hub.scoring.config import ScoringConfig
     from datadiet_hub.scoring.data import Preprocess, channel_stats, load_tensors
@@ -68,7 +72,7 @@ def demo(args: argparse.Namespace) -> int:
 
     from .train import train_and_evaluate
 
-    progress = not args.no_progress
+    progress = args.progress
     out = Path(args.output_dir)
     started = time.perf_counter()
     # The demo's 2 cores are best used by one process with all threads.
@@ -123,7 +127,12 @@ def demo(args: argparse.Namespace) -> int:
         "5/5 training the same CNN on each, matched on iterations (%d epochs of the full set, cosine learning rate)",
         args.train_epochs,
     )
-    decode = lambda d, split: load_tensors(Source(d, "image", "label", "fashion_mnist", split), progress=progress)  # noqa: E731
+
+    def decode(d: Any, split: str) -> Any:
+        return load_tensors(
+            Source(d, Columns("image", InputKind.IMAGE, "label"), "fashion_mnist", split), progress=progress
+        )
+
     full = decode(ds, "train")
     test = decode(fashion_mnist_dataset("test"), "test")
     mean, std = channel_stats(full.images)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from datadiet_hub.atomic import atomic_path
+
 _STEP_RE = re.compile(r"^ckpt-step(\d+)\.safetensors$")
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, Any] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     meta = {"json": json.dumps(metadata or {})}
     out, seen = {}, set()
     for key, value in tensors.items():
@@ -25,8 +24,8 @@ def atomic_save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str
             value = value.clone()
         seen.add(value.untyped_storage().data_ptr())
         out[key] = value
-    save_file(out, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(out, str(tmp), metadata=meta)
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -13,6 +13,7 @@ import shlex
 import sys
 from typing import Any
 
+from datadiet_hub._progress import datasets_progress
 from datadiet_hub.errors import InvalidArgumentError
 
 from .config import FLAG_HELP, PRESETS, ScoringConfig, field_kinds, read_config_file
@@ -24,8 +25,8 @@ EXAMPLES = """examples:
   torchrun --nproc_per_node 2 -m datadiet_hub.scoring --model resnet18 --width 0.25 --output-dir runs/r18
   datadiet score --config scoring.yaml --output-dir runs/x     # flags override the file
   datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
-  datadiet score --dataset reviews.csv --text-column text --label-column label --model text-transformer \\
-      --max-length 128 --output-dir runs/reviews
+  datadiet score --dataset reviews.csv --output-dir runs/reviews     # text: columns and model detected
+  datadiet score --dataset reviews.csv --input-column body --label-column stars --streaming --output-dir runs/r
 Rerunning the same command resumes an interrupted run."""
 
 
@@ -40,18 +41,6 @@ def _parse_list(kind: type):
     return parse
 
 
-def _parse_bool(text: str) -> bool:
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-SWITCHES = frozenset({"parallel_seeds"})
-"""Boolean fields given as ``--x/--no-x`` switches (the others predate them and take ``--x true|false``)."""
-
-
 def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -63,16 +52,21 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset", choices=sorted(PRESETS), help="a ready recipe (a --config file and flags override it)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show progress bars, datasets' own included (default: on)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action=argparse.BooleanOptionalAction, default=False, help="log at INFO level"
+    )
     for name, (kind, is_list, _) in field_kinds().items():
         flag = "--" + name.replace("_", "-")
         if is_list:
             parser.add_argument(flag, type=_parse_list(kind), default=None, metavar=f"{kind.__name__.upper()},...")
-        elif name in SWITCHES:
+        elif kind is bool:  # a switch: --streaming / --no-streaming (unset: the config file's or the default)
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif kind is bool:
-            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
         else:
             parser.add_argument(flag, type=kind, default=None)
     for action in parser._actions:
@@ -83,8 +77,6 @@ def build_parser(prog: str = "datadiet score") -> argparse.ArgumentParser:
             value = default.default if default.default is not dataclasses.MISSING else factory()
             text = FLAG_HELP[name]
             action.help = text if value is None and "default:" in text else f"{text} (default: {value})"
-        if name == "deterministic":  # a bare --deterministic switches it on
-            action.nargs, action.const = "?", True
     parser.add_argument("--num-seeds", type=int, help="shorthand for --seeds 0,1,...,N-1 (N independent runs)")
     return parser
 
@@ -117,7 +109,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m datadiet_hub.scor
         cfg = config_from_args(ns)
         command = "datadiet score " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         try:
-            out = run(cfg, progress=not ns.no_progress, command=command)
+            with datasets_progress(ns.progress):
+                out = run(cfg, progress=ns.progress, command=command)
             main_process = _is_main_process()
         finally:
             shutdown()

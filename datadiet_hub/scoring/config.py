@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datadiet_hub import metrics
 from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
-SCORES = ("el2n", "grand", "forgetting")
 UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
@@ -37,8 +37,12 @@ class ScoringConfig:
     dataset: str = "fashion_mnist"
     """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
     split: str = "train"
+    input_column: str | None = None
+    """The column to score (images or texts); default detected (``datadiet_hub.columns.detect_columns``)."""
     image_column: str | None = None
+    """Older name of ``input_column`` that also says the column holds images."""
     text_column: str | None = None
+    """Older name of ``input_column`` that also says the column holds texts."""
     label_column: str | None = None
     revision: str | None = None
     data_files: list[str] | None = None
@@ -153,9 +157,11 @@ class ScoringConfig:
                     f"Give a finite number{example}."
                 )
         if not self.scores:
-            raise InvalidArgumentError("No scores requested; give --scores el2n,grand,forgetting (any of them).")
+            raise InvalidArgumentError(
+                f"No scores requested; give --scores {','.join(metrics.names())} (any of them)."
+            )
         for score in self.scores:
-            choice("score", score, SCORES)
+            choice("score", score, metrics.names())
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
@@ -164,9 +170,18 @@ class ScoringConfig:
         choice("data path", self.data_path, DATA_PATHS)
         choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
         choice("precision", self.precision, PRECISIONS)
-        if self.image_column is not None and self.text_column is not None:
+        named = {
+            flag: value
+            for flag, value in (
+                ("--input-column", self.input_column),
+                ("--image-column", self.image_column),
+                ("--text-column", self.text_column),
+            )
+            if value is not None
+        }
+        if len(named) > 1:
             raise InvalidArgumentError(
-                f"Give --image-column ({self.image_column!r}) or --text-column ({self.text_column!r}), not both."
+                "Name the input column once, not " + " and ".join(f"{f} {v!r}" for f, v in named.items()) + "."
             )
         if self.image_channels is not None and self.image_channels not in (1, 3):
             raise InvalidArgumentError(f"image_channels={self.image_channels!r} must be 1 (grey) or 3 (RGB).")
@@ -192,10 +207,10 @@ class ScoringConfig:
             raise InvalidArgumentError(f"at={self.at!r} must be a non-empty list of times >= 0 (in {self.unit}s).")
         if len(set(self.at)) != len(self.at):
             raise InvalidArgumentError(f"at={self.at!r} lists a score time twice.")
-        if self.scores == ["forgetting"] and all(t == 0 for t in self.at):
+        if all(metrics.get(s).needs_training for s in self.scores) and all(t == 0 for t in self.at):
             raise InvalidArgumentError(
-                "Forgetting events need training: with --scores forgetting give a score time > 0 "
-                f"(--at), got at={self.at!r}."
+                f"{', '.join(s.capitalize() for s in self.scores)} need(s) training: with --scores "
+                f"{','.join(self.scores)} give a score time > 0 (--at), got at={self.at!r}."
             )
         for name in ("batch_size", "eval_batch_size", "grand_batch_size", "checkpoint_every"):
             if getattr(self, name) < 1:
@@ -310,7 +325,7 @@ PAPER_CIFAR10 = {
     "lr_gamma": 0.2,
     "augmentation": "crop-flip",
 }
-"""The paper's CIFAR-10 recipe (DESIGN.md section 1): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
+"""The paper's CIFAR-10 recipe (Paul et al., 2021): ResNet-18, 10 seeds, GraNd/EL2N at init and epoch 20, and
 the full 200-epoch run for forgetting. ``--preset cifar10-paper``."""
 
 PRESETS = {"cifar10-paper": PAPER_CIFAR10}
@@ -320,9 +335,10 @@ FLAG_HELP: dict[str, str] = {
     "dataset": "what to score: fashion_mnist (Debian package), a Hub id, a local folder (imagefolder or data "
     "files), or one .parquet/.csv/.json(l) file",
     "split": "split of the dataset to score",
-    "image_column": "image column (default: detected: the one Image column, else image/img/...)",
-    "text_column": "text column of a text classification set (default: detected: the one string column, "
-    "else text/sentence/...)",
+    "input_column": "the column to score, images or texts (default: detected: the one Image column, else "
+    "image/img/..., else the one text column, else text/sentence/...; the kind follows the column)",
+    "image_column": "older name of --input-column for an image column",
+    "text_column": "older name of --input-column for a text column",
     "label_column": "class label column (default: detected: the one ClassLabel column, else label/labels/...; "
     "string labels become classes in sorted order)",
     "revision": "dataset revision (git branch, tag or commit) for a Hub id",
@@ -345,7 +361,7 @@ FLAG_HELP: dict[str, str] = {
     "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
-    "scores": "scores to compute: any of el2n, grand, forgetting (comma-separated)",
+    "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated)",
     "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",

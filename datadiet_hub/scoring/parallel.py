@@ -108,12 +108,6 @@ class StackedModel(nn.Module):
         everything = {**dict(zip(self.names, self.stacked)), **self._buffers_by_name()}
         return {name: everything[name][i].detach() for name in self.state_names}
 
-    def load_seed_state(self, i: int, state: Mapping[str, torch.Tensor]) -> None:
-        everything = {**dict(zip(self.names, self.stacked)), **self._buffers_by_name()}
-        with torch.no_grad():
-            for name in self.state_names:
-                everything[name][i].copy_(state[name])
-
 
 def random_modules(model: nn.Module) -> list[str]:
     """Names of the submodules that draw random numbers in training (dropout with p > 0)."""

@@ -3,66 +3,39 @@ ran on: the one place the engine fills ``datadiet_hub.provenance.Provenance`` (w
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
-import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-import datadiet_hub
+from datadiet_hub import runtime
+from datadiet_hub.columns import InputKind
 from datadiet_hub.hashing import fingerprint
-from datadiet_hub.provenance import Provenance
-from datadiet_hub.provenance import code_commit as library_code_commit
+from datadiet_hub.metrics import get as get_metric
+from datadiet_hub.metrics import names as metric_names
+from datadiet_hub.provenance import Provenance, SourceInfo
 
 from . import determinism
 from .config import ScoringConfig
-from .state import SourceInfo
 
 if TYPE_CHECKING:
     from .train import Schedule
 
 logger = logging.getLogger(__name__)
 
-FORGETTING_CONVENTION = (
-    "count of correct->incorrect transitions on the trained minibatches; never_learned "
-    "rows count 0 per seed and are flagged (data_diet ranks them as infinite)"
-)
-_PACKAGES = {
-    "datasets_version": "datasets",
-    "numpy_version": "numpy",
-    "huggingface_hub_version": "huggingface-hub",
-    "accelerate_version": "accelerate",
-}
-
 
 def code_commit(package_dir: Path | None = None) -> str | None:
-    """The commit of the checkout this engine runs from (``datadiet_hub.provenance.code_commit`` on this package)."""
-    return library_code_commit(package_dir or Path(__file__).resolve().parent)
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    """The commit of the checkout this engine runs from (``datadiet_hub.runtime.code_commit`` on the package
+    folder ``datadiet_hub``, the parent of this subpackage)."""
+    return runtime.code_commit(package_dir or Path(__file__).resolve().parents[1])
 
 
 def environment(hardware: str, device: torch.device) -> dict[str, Any]:
-    """Versions, code commit, hardware and the determinism settings of this process."""
-    env: dict[str, Any] = {
-        "library_version": datadiet_hub.__version__,
-        "code_commit": code_commit(),
-        "python_version": sys.version.split()[0],
-        "torch_version": str(torch.__version__),
-    }
-    env.update({key: _version(package) for key, package in _PACKAGES.items()})
-    env.update(
-        hardware=hardware,
-        device=str(device),
-    )
+    """What the engine adds to the runtime probe (``datadiet_hub.runtime``, read by ``EnvironmentInfo.current``):
+    its own code commit, the hardware and device, the determinism settings of this process."""
+    env: dict[str, Any] = {"code_commit": code_commit(), "hardware": hardware, "device": str(device)}
     env.update(determinism.describe())  # deterministic algorithms, cuDNN flags, cuBLAS workspace, threads
     return env
 
@@ -73,9 +46,8 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
 
     out = {}
     for step in schedule.score_steps:
-        metrics: list[str] = [m for m in ("el2n", "grand") if m in cfg.scores]
-        if "forgetting" in cfg.scores and step > 0:  # forgetting at step 0 counts nothing
-            metrics.append("forgetting")
+        # in declaration order; a score that needs training (forgetting) counts nothing at step 0
+        metrics = [m for m in metric_names() if m in cfg.scores and (step > 0 or not get_metric(m).needs_training)]
         if metrics:
             name = config_name(cfg.model, step, schedule.steps_per_epoch)
             out[name] = {"step": step, "epoch": round(step / schedule.steps_per_epoch, 4), "metrics": metrics}
@@ -92,7 +64,8 @@ def build_provenance(
     std: list[float] | None,
     augmentation: str,
     data_facts: Mapping[str, Any] | None = None,
-    input_kind: str = "image",
+    input_kind: InputKind = InputKind.IMAGE,
+    label_names: Sequence[str] | None = None,
     configs: Mapping[str, Mapping[str, Any]],
     env: Mapping[str, Any],
     wall_time_s: float,
@@ -101,8 +74,9 @@ def build_provenance(
     """The run's ``Provenance`` (the card's ``datadiet:`` block and every table's parquet metadata).
 
     ``data`` is anything with ``len`` and ``example_ids`` (a list or an arrow string array); ``data_facts`` (the
-    data path and the image geometry or tokenizer, with the reasons) go into ``datadiet_hub.scoring.data``; a text run records its
-    input under ``source.text_column``."""
+    data path and the image geometry or tokenizer, with the reasons) go into ``datadiet_hub.scoring.data``; the
+    source records the input column and kind, and the class names by class id (``label_names``) through which a
+    join maps string labels to the class ids the example ids hash."""
     scoring = cfg.identity()
     scoring.update(
         mean=None if mean is None else [round(v, 6) for v in mean],
@@ -114,18 +88,20 @@ def build_provenance(
     )
     return Provenance.from_scoring(
         source={
-            "dataset": source.name,
+            "dataset": source.dataset,
             "split": cfg.split,
             "revision": source.revision,
             "num_rows": len(data),
             "fingerprint": fingerprint(data.example_ids),
-            ("text_column" if input_kind == "text" else "image_column"): source.image_column,
+            "input_column": source.input_column,
+            "input_kind": str(input_kind),
             "label_column": source.label_column,
+            "label_names": list(label_names) if label_names else None,
         },
         scoring=scoring,
         configs=configs,
         environment=env,
         wall_time_s=wall_time_s,
         command=command,
-        forgetting_convention=FORGETTING_CONVENTION,
+        **{f"{m}_convention": get_metric(m).convention for m in cfg.scores if get_metric(m).convention},
     )

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from datadiet_hub.columns import InputKind
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
@@ -36,8 +38,8 @@ from .distributed import (
 )
 from .parallel import train_in_parallel
 from .provenance import build_provenance, config_entries, environment
-from .score import score_rows
-from .state import STATE, RunState, SourceInfo
+from .score import score_rows, training_scores
+from .state import STATE, RunState
 from .train import Schedule, make_model, train_seed
 
 __all__ = ["STATE", "run", "shutdown"]
@@ -89,7 +91,9 @@ def _log_setup(setup: _Setup, accelerator) -> None:
     schedule = setup.schedule
     data = setup.data
     shape = (
-        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}" if data.plan.kind == "image" else "text"
+        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}"
+        if data.plan.kind == InputKind.IMAGE
+        else "text"
     )
     logger.info(
         "%d rows (%s, %s path), %d classes, %d steps/epoch, %d steps, score at steps %s, "
@@ -144,13 +148,12 @@ def _score(cfg: ScoringConfig, setup: _Setup, state: RunState, accelerator, show
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         model.eval()
         placed = {}
-        for name, (rows, values) in score_rows(cfg, model, data, device, rank, world).items():
+        for name, (rows, values) in score_rows(cfg, model, data, device, rank, world, seed).items():
             placed.update(gather_rows(accelerator, rows, {name: values}, len(data)))
 
         def save_shard(placed=placed, tensors=tensors, seed=seed, step=step) -> None:
             shard = {k: torch.from_numpy(v) for k, v in placed.items()}
-            shard["forgetting"] = tensors["forgetting.counts"].to(torch.float32)
-            shard["never_learned"] = (~tensors["forgetting.learned"].bool()).to(torch.uint8)
+            shard.update(training_scores(cfg, tensors, seed))
             ckpt.atomic_save(shard, ckpt.shard_path(state.path, seed, step), {"seed": seed, "step": step})
 
         run_on_main(accelerator, save_shard)
@@ -198,6 +201,7 @@ def _write(
         augmentation=data.augmentation,
         data_facts=data.facts(),
         input_kind=data.plan.kind,
+        label_names=data.plan.scored_names,
         configs=configs,
         env=environment(hardware, device),
         wall_time_s=wall,

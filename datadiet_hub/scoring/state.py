@@ -20,12 +20,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import (
     FASHION_MNIST,
     FASHION_MNIST_APT,
@@ -45,16 +45,6 @@ from .data.tensors import tensors_from_arrays
 logger = logging.getLogger(__name__)
 
 STATE = ".datadiet"
-
-
-@dataclass(frozen=True)
-class SourceInfo:
-    """Where the decoded rows came from, as the provenance records it."""
-
-    name: str
-    revision: str | None
-    image_column: str
-    label_column: str
 
 
 class RunState:
@@ -130,20 +120,31 @@ class RunState:
         if is_fashion_mnist(cfg.dataset, cfg.data_files):
             images, labels = fashion_mnist_arrays(cfg.split)
             data = tensors_from_arrays(images, labels, len(FASHION_MNIST_CLASSES))
-            info = SourceInfo(FASHION_MNIST, f"debian:{FASHION_MNIST_APT}", "image", "label")
+            info: dict[str, str | None] = {
+                "dataset": FASHION_MNIST,
+                "revision": f"debian:{FASHION_MNIST_APT}",
+                "input_column": "image",
+                "label_column": "label",
+            }
         else:
             source = source or load_source(
                 cfg.dataset,
                 split=cfg.split,
+                input_column=cfg.input_column,
                 image_column=cfg.image_column,
                 label_column=cfg.label_column,
                 revision=cfg.revision,
                 data_files=cfg.data_files,
             )
             data = load_tensors(source, progress=progress)
-            info = SourceInfo(source.name, source.revision, source.image_column, source.label_column)
+            info = {
+                "dataset": source.name,
+                "revision": source.revision,
+                "input_column": source.input_column,
+                "label_column": source.label_column,
+            }
         atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
-        atomic_write_bytes(self.source_path, json.dumps({**asdict(info), "num_classes": data.num_classes}).encode())
+        atomic_write_bytes(self.source_path, json.dumps({**info, "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)
 
     def load_data(self) -> tuple[TensorData, SourceInfo]:
@@ -151,13 +152,17 @@ class RunState:
         tensors, _ = ckpt.load(self.data_path)
         meta = json.loads(self.source_path.read_text())
         num_classes = int(meta.pop("num_classes"))
+        if "image_column" in meta:  # caches written before the input column had a neutral name
+            meta["input_column"] = meta.pop("image_column")
+        if "name" in meta:  # caches written before the source had one description (the provenance's)
+            meta["dataset"] = meta.pop("name")
         ids = read_example_ids(self.ids_path)
         if len(ids) != len(tensors["labels"]):
             raise RuntimeError(
                 f"{self.ids_path} holds {len(ids)} example ids for {len(tensors['labels'])} rows; the state folder "
                 f"is damaged: delete {self.path} and rerun."
             )
-        return TensorData(tensors["images"], tensors["labels"], ids, num_classes), SourceInfo(**meta)
+        return TensorData(tensors["images"], tensors["labels"], ids, num_classes), SourceInfo.from_dict(meta)
 
     # -- wall time --------------------------------------------------------------------------------------------------
 

@@ -108,7 +108,7 @@ def per_example_kernels(model, x, y, num_classes: int, chunk_size: int = 64) -> 
 def linear_kernels(model, x, y, num_classes: int) -> dict[str, torch.Tensor] | None:
     """The same two kernels in one forward and ``num_classes + 1`` backward passes, for models whose parameters all
     sit in ``nn.Linear`` layers fed 2-D inputs (the MLP): per layer, <dW_i, dW_j> = (a_i . a_j)(g_i . g_j) with a the
-    layer input and g the gradient at its output (+ g_i . g_j for the bias), the "ghost" identity of DESIGN.md.
+    layer input and g the gradient at its output (+ g_i . g_j for the bias), the "ghost" identity (GraNd's per-layer rule in datadiet_hub/scoring/metrics/_grand_layers.py).
     Returns None when the model does not qualify (then use ``per_example_kernels``)."""
     import torch
     import torch.nn.functional as F

@@ -36,3 +36,24 @@ def test_no_subset_from_el2n_at_initialisation(tmp_path):
     names = datasets.load_dataset(str(CARD), "cnn-ep0", split="train", cache_dir=str(tmp_path)).column_names
     assert "grand_keep50" in names
     assert not any(n.startswith("el2n_keep") for n in names)
+
+
+def test_no_published_subset_is_decided_by_a_constant_score():
+    import pyarrow.parquet as pq
+
+    from experiments.subsets import withheld_reason
+
+    withheld = 0
+    for path in sorted((CARD / "data").glob("*/train-*.parquet")):
+        table = pq.read_table(path)
+        for column in [c for c in table.column_names if "_keep" in c]:
+            values = table.column(column.split("_keep")[0]).to_numpy(zero_copy_only=False)
+            assert np.unique(values).size > 1, f"{path.parent.name}: {column} is picked by row order"
+        if "forgetting" in table.column_names and np.unique(table.column("forgetting")).size == 1:
+            assert not any(c.startswith("forgetting_keep") for c in table.column_names)
+            withheld += 1
+    assert withheld == 2  # forgetting after one epoch, cnn and mlp: 0 for every row
+    assert withheld_reason("forgetting", {"epoch": 1}, np.zeros(5)).startswith("forgetting is 0 for every row")
+    assert withheld_reason("el2n", {"epoch": 0}, np.arange(5.0)) and not withheld_reason(
+        "el2n", {"epoch": 2}, np.arange(5.0)
+    )

@@ -70,7 +70,9 @@ def test_a_single_swapped_pair_is_caught_by_full_verify(ds, scores):
 
 def test_rows_that_cannot_be_hashed_get_a_clear_error(scores):
     plain = datasets.Dataset.from_dict({"x": list(range(N))})
-    with pytest.raises(ScoreMismatchError, match=r"Cannot find the image column.*image_column=.*verify='none'"):
+    with pytest.raises(
+        ScoreMismatchError, match=r"Cannot hash the dataset's rows.*No label column.*label_column=.*verify='none'"
+    ):
         prune(plain, scores, fraction=0.5)
     assert len(prune(plain, scores, fraction=0.5, verify="none")) == N // 2
 

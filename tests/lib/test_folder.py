@@ -25,9 +25,9 @@ def _prov(n: int, *, augmentation: str = "none", step: int = 0) -> Provenance:
     )
 
 
-def _write(path, *, augmentation="none", configs=("cnn-ep0", "cnn-ep2")):
+def _write(path, *, augmentation="none", configs=("cnn-ep0", "cnn-ep2"), metrics=("el2n",)):
     ds = make_image_dataset()
-    tables = {c: make_score_table(ds, seed=i + 1) for i, c in enumerate(configs)}
+    tables = {c: make_score_table(ds, seed=i + 1, metrics=metrics) for i, c in enumerate(configs)}
     return write_score_dataset(path, tables, provenance=_prov(len(ds), augmentation=augmentation), plots=False)
 
 
@@ -91,14 +91,17 @@ def test_card_text_training_environment_and_init_warning(tmp_path):
     text = (_write(tmp_path / "plain") / "README.md").read_text()
     assert "| training | batch_size=16, lr=0.05, augmentation=none |" in text
     assert "| hardware | 1 process(es) on cpu |" in text and "| datasets |" in text
-    assert "counted on the minibatches as trained, without augmentation" in text
-    assert "augmented minibatches" not in text
+    assert "`el2n` = ‖softmax − one-hot‖₂" in text  # noqa: RUF001
+    assert "`forgetting` =" not in text and "never_learned" not in text  # only the columns the folder has
+    forgetting = " ".join((_write(tmp_path / "f", metrics=("forgetting",)) / "README.md").read_text().split())
+    assert "counted on the minibatches as trained, without augmentation" in forgetting
+    assert "augmented minibatches" not in forgetting and "`never_learned` is true when" in forgetting
     row0 = next(line for line in text.splitlines() if line.startswith("| `cnn-ep0`"))
     row2 = next(line for line in text.splitlines() if line.startswith("| `cnn-ep2`"))
     assert "noise control" in row0 and "noise control" not in row2
     assert "EL2N at initialisation is a noise control" in text
-    augmented = (_write(tmp_path / "aug", augmentation="crop+flip") / "README.md").read_text()
-    assert "counted on the augmented minibatches as trained" in augmented
+    augmented = (_write(tmp_path / "aug", augmentation="crop+flip", metrics=("forgetting",)) / "README.md").read_text()
+    assert "counted on the augmented minibatches as trained" in " ".join(augmented.split())
     no_init = (_write(tmp_path / "late", configs=("cnn-ep2",)) / "README.md").read_text()
     assert "noise control" not in no_init
 

@@ -441,7 +441,7 @@ with contextlib.redirect_stdout(out):
     listed = main(["versions", "user/cli-scores"])
 again = main(["publish", ARGS["folder"], "--repo-id", "user/cli-scores", "--version", "v1"])
 scores = datadiet_hub.load_scores("user/cli-scores", "cnn-ep2", version="v1")
-from datadiet_hub.provenance import provenance_of
+from datadiet_hub.table_provenance import provenance_of
 carried = provenance_of(scores.select(range(5)))
 card = datadiet_hub.load_provenance("user/cli-scores", "v1")
 result = {"codes": [first, listed, again], "out": out.getvalue(), "n": len(scores), "cols": scores.column_names,

@@ -20,9 +20,8 @@ from datadiet_hub.provenance import (
     Provenance,
     ScoringInfo,
     SourceInfo,
-    attach,
-    provenance_of,
 )
+from datadiet_hub.table_provenance import attach, provenance_of
 from datadiet_hub.writer import write_score_dataset
 
 CARD = Path(__file__).resolve().parents[2] / "cards" / "fashion-mnist-datadiet"

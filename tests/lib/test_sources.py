@@ -6,9 +6,10 @@ import struct
 import numpy as np
 import pytest
 
+from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.errors import SourceNotFoundError
 from datadiet_hub.hashing import example_id, fingerprint
-from datadiet_hub.sources import detect_columns, fashion_mnist_dataset, load_source
+from datadiet_hub.sources import fashion_mnist_dataset, load_source
 
 
 def write_idx(path, array):
@@ -51,7 +52,7 @@ def test_other_sources_go_to_load_dataset_with_detected_columns(tmp_path, image_
     path = tmp_path / "tiny.parquet"
     image_dataset.rename_column("image", "img").to_parquet(str(path))
     source = load_source(str(path))
-    assert (source.image_column, source.label_column) == ("img", "label")
+    assert source.columns == Columns("img", InputKind.IMAGE, "label")
     assert len(source.dataset) == len(image_dataset)
     with pytest.raises(ValueError, match="Column 'pixels' .--image-column. is not in the dataset"):
         detect_columns(source.dataset, image_column="pixels")

@@ -95,7 +95,7 @@ def test_default_prune_output_can_be_pruned_again(tmp_path, score_folder, data_p
     first = tmp_path / "pruned"
     assert _prune(tmp_path, score_folder, data_parquet, "--output", first).returncode == 0
     source = load_source(str(first))
-    assert len(source.dataset) == 20 and source.image_column == "image"
+    assert len(source.dataset) == 20 and source.input_column == "image"
     scores = make_score_table(source.dataset, seed=3)
     folder = tmp_path / "scores2"
     from datadiet_hub.writer import write_score_dataset

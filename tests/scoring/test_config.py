@@ -29,7 +29,7 @@ from datadiet_hub.scoring.train import Schedule
         ({"seeds": []}, "seeds=[] must be"),
         ({"at": [-1]}, "at=[-1] must be a non-empty list of times >= 0 (in epochs)."),
         ({"at": [1, 1]}, "lists a score time twice"),
-        ({"scores": ["forgetting"], "at": [0]}, "Forgetting events need training"),
+        ({"scores": ["forgetting"], "at": [0]}, "Forgetting need(s) training"),
         ({"batch_size": 0}, "batch_size=0 must be at least 1."),
         ({"checkpoint_every": 0}, "checkpoint_every=0 must be at least 1."),
         ({"epochs": -1}, "epochs=-1 must be >= 0."),

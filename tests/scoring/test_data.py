@@ -21,7 +21,7 @@ from datadiet_hub.sources import load_source
 def test_parquet_file_keeps_row_order_and_ids(tiny_parquet):
     images, labels = make_images(203, 8, 1, 4)
     source = load_source(str(tiny_parquet))
-    assert (source.image_column, source.label_column, source.num_classes) == ("image", "label", 4)
+    assert (source.input_column, source.label_column, source.num_classes) == ("image", "label", 4)
     data = load_tensors(source, progress=False)
     assert data.images.shape == (203, 1, 8, 8) and data.images.dtype == torch.uint8
     np.testing.assert_array_equal(data.images[:, 0].numpy(), images)

@@ -24,7 +24,7 @@ def test_every_flag_says_what_it_does():
 def test_data_flags_map_to_the_config():
     ns = build_parser().parse_args(
         "--dataset x.csv --text-column body --label-column lang --max-length 64 --vocab-size 500 "
-        "--tokenizer-kind bpe --streaming true --data-path loader --num-workers 0 --image-size 48".split()
+        "--tokenizer-kind bpe --streaming --data-path loader --num-workers 0 --image-size 48".split()
     )
     cfg = config_from_args(ns)
     assert (cfg.text_column, cfg.label_column, cfg.max_length, cfg.vocab_size) == ("body", "lang", 64, 500)
@@ -44,7 +44,8 @@ def test_data_flags_map_to_the_config():
         ({"image_channels": 2}, "image_channels=2 must be 1 .grey. or 3 .RGB."),
         ({"data_path": "disk"}, "Unknown data path 'disk'. Choose between auto, memory, loader."),
         ({"streaming": True, "data_path": "memory"}, "--streaming reads rows lazily"),
-        ({"image_column": "a", "text_column": "b"}, "not both"),
+        ({"image_column": "a", "text_column": "b"}, "Name the input column once"),
+        ({"input_column": "a", "image_column": "b"}, "Name the input column once"),
         ({"max_length": 1}, "max_length=1 must be at least 2"),
     ],
 )

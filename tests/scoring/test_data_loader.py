@@ -29,7 +29,7 @@ def same_batches(a, b) -> bool:
 @pytest.fixture(scope="module")
 def grey(tiny_parquet):
     source = load_source(str(tiny_parquet))
-    inputs = Inputs("image", source.image_column, source.label_column, image_size=8, channels=1)
+    inputs = Inputs("image", source.input_column, source.label_column, image_size=8, channels=1)
     return source, inputs
 
 
@@ -83,10 +83,10 @@ def colour_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def colour(colour_folder):
     source = load_source(str(colour_folder))
-    probed = probe(source.dataset, source.image_column, "image")
+    probed = probe(source.dataset, source.input_column, "image")
     size, channels, reason = image_geometry(probed, image_size=16, channels=None)
     assert (size, channels) == (16, 3) and "majority" in reason
-    return source, Inputs("image", source.image_column, source.label_column, size, channels, "resized-crop-flip")
+    return source, Inputs("image", source.input_column, source.label_column, size, channels, "resized-crop-flip")
 
 
 def test_training_batches_do_not_depend_on_workers_and_resume_exactly(colour):
@@ -121,7 +121,7 @@ def test_augmentation_is_per_row_not_per_batch_position(colour):
 def test_streamed_batches_are_deterministic_resumable_and_complete(colour_folder):
     source = load_source(str(colour_folder), streaming=True)
     assert source.streaming
-    inputs = Inputs("image", source.image_column, source.label_column, 16, 3, "resized-crop-flip")
+    inputs = Inputs("image", source.input_column, source.label_column, 16, 3, "resized-crop-flip")
     kwargs = dict(batch_size=8, train=True, seed=0, epoch=1, shuffle_seed=123)
     alone = collect(epoch_batches(source.dataset, inputs, num_workers=0, **kwargs))
     pooled = collect(epoch_batches(source.dataset, inputs, num_workers=2, **kwargs))
@@ -160,7 +160,7 @@ def test_manifest_save_load_roundtrip(tmp_path, grey):
 
 def test_path_choice_and_reasons(grey, colour):
     source, _ = grey
-    fixed = probe(source.dataset, source.image_column, "image")
+    fixed = probe(source.dataset, source.input_column, "image")
     assert fixed.fixed_size == (8, 8) and fixed.modes == {"L": 203}
     path, reason = choose_path(
         requested="auto", kind="image", streaming=False, num_rows=203, probed=fixed, image_size=8, channels=1

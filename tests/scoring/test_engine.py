@@ -156,7 +156,7 @@ def test_state_folder_keeps_example_ids_as_a_fixed_width_array(tmp_path, tiny_pa
         assert len(json.dumps(handle.metadata())) < 100
     data, source = state.load_data()
     assert data.example_ids == [i.decode() for i in ids.tolist()] and data.num_classes == 4
-    assert source.image_column == "image" and source.label_column == "label"
+    assert source.input_column == "image" and source.label_column == "label"
     assert not hasattr(data, "source_meta")
     assert RunState.at(out / STATE).load_data()[0].example_ids == data.example_ids
 
@@ -193,7 +193,7 @@ def test_rerun_of_a_finished_run_changes_no_score(tmp_path, tiny_parquet):
 def test_cli_progress_bars_with_eta_and_throughput_log(tmp_path, tiny_parquet, capsys, caplog):
     from datadiet_hub.scoring.cli import main
 
-    caplog.set_level(logging.INFO, logger="scoring")
+    caplog.set_level(logging.INFO, logger="datadiet_hub.scoring")
     args = [
         "--output-dir",
         str(tmp_path / "out"),
@@ -229,7 +229,7 @@ def test_other_registry_models(tmp_path, tiny_parquet, model):
     assert np.isfinite(read_scores(out, f"{model}-ep1")["el2n"]).all()
 
 
-@pytest.mark.parametrize("package", ["scoring", "downstream", "datadiet_hub.scoring.run"])
+@pytest.mark.parametrize("package", ["datadiet_hub.scoring", "datadiet_hub.downstream", "datadiet_hub.scoring.run"])
 def test_importing_without_torch_names_the_extra(package):
     """A process where torch cannot be imported gets an ImportError naming the pip extra, not a raw
     ModuleNotFoundError from deep inside."""

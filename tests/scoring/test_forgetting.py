@@ -29,7 +29,7 @@ def reference_counts(sequence: list[int]) -> tuple[int, bool]:
 @pytest.mark.parametrize(
     ("sequence", "forgets", "never_learned"),
     [
-        ([1, 0, 1, 0], 2, False),  # DESIGN.md: flips 1,0,1,0 count as 2 forgets
+        ([1, 0, 1, 0], 2, False),  # correct, wrong, correct, wrong: two forgetting events
         ([0, 0, 0, 0], 0, True),
         ([0, 1, 1, 1], 0, False),  # first presentation wrong is not a forget: nothing learned yet
         ([1, 1, 0, 0, 1], 1, False),

@@ -217,6 +217,37 @@ class Shared(nn.Module):
         return self.layer(torch.tanh(self.layer(x)))
 
 
+class SharedReplayed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.PReLU(3)  # no closed-form rule: replayed per call
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(torch.tanh(self.layer(x)))
+
+
+class TiedEmbeddings(nn.Module):
+    """Two Embedding modules holding one weight (an encoder's and a decoder's), and a Linear applied twice."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.decoder = nn.Embedding(7, 3, padding_idx=0), nn.Embedding(7, 3, padding_idx=0)
+        self.decoder.weight = self.encoder.weight
+        self.layer, self.norm, self.head = nn.Linear(3, 3), nn.LayerNorm(3), nn.Linear(3, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.layer(torch.tanh(self.layer(self.encoder(ids)))))
+        h = self.norm(h + self.decoder(ids.flip(1)))
+        return self.head(h.mean(1))
+
+
+def test_tied_and_reused_linear_embedding_and_layernorm_calls_are_joined_exactly():
+    layers = per_example_layer_sq_norms(TiedEmbeddings(), torch.randint(0, 7, (4, 5)), torch.tensor([0, 1, 2, 1]))
+    assert "decoder" not in layers  # the tied weight counts once, under its first module (as named_parameters)
+    _assert_matches_oracle(TiedEmbeddings(), torch.randint(0, 7, (4, 5)), torch.tensor([0, 1, 2, 1]))
+    _assert_matches_oracle(Shared(), torch.randn(4, 3), torch.tensor([0, 1, 2, 1]))
+
+
 class Tied(nn.Module):
     def __init__(self):
         super().__init__()
@@ -232,7 +263,7 @@ class Tied(nn.Module):
     [
         (nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False)), torch.randn(2, 3), "batch"),
         (nn.Sequential(nn.Embedding(5, 2, max_norm=1.0), nn.Flatten()), torch.tensor([[1], [2]]), "max_norm"),
-        (Shared(), torch.randn(2, 3), "'layer' .*called 2 times"),
+        (SharedReplayed(), torch.randn(2, 3), "'layer' .*called 2 times.*no closed-form rule"),
         (Tied(), torch.tensor([1, 2]), "'embed.weight' enters the graph 2 times but only 1"),
     ],
 )

@@ -1,4 +1,4 @@
-"""``--preset cifar10-paper`` (DESIGN.md section 1) with overrides, for a few steps on a tiny CIFAR-shaped dataset:
+"""``--preset cifar10-paper`` (the paper's CIFAR-10 recipe) with overrides, for a few steps on a tiny CIFAR-shaped dataset:
 ResNet-18 (CIFAR variant), SGD nesterov, crop+flip while training and never while scoring."""
 
 from __future__ import annotations

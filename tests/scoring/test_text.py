@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from datadiet_hub.columns import Columns, InputKind, detect_columns
 from datadiet_hub.hashing import example_id
 from datadiet_hub.scoring.data.loader import Inputs, epoch_batches, scan
 from datadiet_hub.scoring.data.text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
-from datadiet_hub.sources import detect_columns, detect_input_columns, load_source
+from datadiet_hub.sources import load_source
 
 WORDS = {
     "de": "der die das und ist nicht ein eine mit auf für von zu den",
@@ -41,10 +42,10 @@ def text_jsonl(tmp_path_factory):
 
 def test_text_and_string_label_columns_are_detected_and_encoded(text_jsonl):
     source = load_source(str(text_jsonl))
-    assert (source.kind, source.text_column, source.label_column) == ("text", "text", "language")
+    assert source.columns == Columns("text", InputKind.TEXT, "language")
     assert source.class_names == ["de", "es", "it"] and source.num_classes == 3
     assert source.dataset[1]["language"] == 1  # "es"
-    assert detect_columns(source.dataset) == ("text", "language")
+    assert detect_columns(source.dataset) == Columns("text", InputKind.TEXT, "language")
 
 
 def test_no_label_column_is_a_clear_error(tmp_path):
@@ -54,14 +55,14 @@ def test_no_label_column_is_a_clear_error(tmp_path):
     with pytest.raises(
         ValueError, match=r"No label column found among the columns \['text', 'score'\].*--label-column"
     ):
-        detect_input_columns(ds)
-    ds = datasets.Dataset.from_dict({"body": ["a"], "title": ["b"], "label": [0]})
-    assert detect_input_columns(ds) == (None, "title", "label")  # several text columns: the usual name wins
+        detect_columns(ds)
+    ds = datasets.Dataset.from_dict({"url": ["a"], "title": ["b"], "label": [0]})
+    assert detect_columns(ds) == Columns("title", InputKind.TEXT, "label")  # several text columns: the usual name
     ds = datasets.Dataset.from_dict({"a": ["x"], "b": ["y"], "label": [0]})
-    with pytest.raises(ValueError, match="--image-column or --text-column"):
-        detect_input_columns(ds)
-    with pytest.raises(ValueError, match="not both"):
-        detect_input_columns(ds, image_column="a", text_column="b")
+    with pytest.raises(ValueError, match="Several text columns.*--input-column"):
+        detect_columns(ds)
+    with pytest.raises(ValueError, match="Name one input column"):
+        detect_columns(ds, image_column="a", text_column="b")
 
 
 def test_example_id_hashes_text_and_label():

@@ -188,7 +188,7 @@ def test_offline_preset_is_one_line_and_each_warning_once(tmp_path):
 def test_subprocess_engine_runs_use_the_real_grand():
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1], run_name='not_main'); "
-        "import scoring.metrics.grand as g; print(g.__file__)"
+        "import datadiet_hub.scoring.metrics.grand as g; print(g.__file__)"
     )
     result = subprocess.run(
         [PYTHON, "-c", code, str(LAUNCH)],

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, get_worker_info
 
+from datadiet_hub.atomic import atomic_path
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 
@@ -55,7 +57,7 @@ class Inputs:
     """How rows become model inputs; fixed for a run.
 
     Args:
-        kind: ``"image"`` or ``"text"``.
+        kind: an ``InputKind`` (image or text).
         column: the input column (image or text).
         label_column: the label column.
         image_size: side in pixels of the square images the model sees.
@@ -65,7 +67,7 @@ class Inputs:
         label_names: class names by id when the stream holds labels as strings.
     """
 
-    kind: str
+    kind: InputKind
     column: str
     label_column: str
     image_size: int = 0
@@ -76,11 +78,11 @@ class Inputs:
     _label_ids: dict[str, int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("image", "text"):
+        if self.kind not in tuple(InputKind):
             raise InvalidArgumentError(f"Unknown input kind {self.kind!r}. Choose between image, text.")
-        if self.kind == "text" and self.encoder is None:
+        if self.kind == InputKind.TEXT and self.encoder is None:
             raise InvalidArgumentError("Text inputs need an encoder (a tokenizer and --max-length).")
-        if self.kind == "image" and (self.image_size < 1 or self.channels not in (1, 3)):
+        if self.kind == InputKind.IMAGE and (self.image_size < 1 or self.channels not in (1, 3)):
             raise InvalidArgumentError(
                 f"image_size={self.image_size!r} must be >= 1 and channels={self.channels!r} 1 or 3."
             )
@@ -113,7 +115,7 @@ class Inputs:
             "idx": torch.from_numpy(np.asarray(idx, dtype=np.int64)),
             "labels": torch.from_numpy(self.labels(rows[self.label_column])),
         }
-        if self.kind == "text":
+        if self.kind == InputKind.TEXT:
             assert self.encoder is not None
             encoded = self.encoder(rows[self.column])
             out.update({k: torch.from_numpy(v) for k, v in encoded.items()})
@@ -379,16 +381,15 @@ class Manifest:
         return mean.tolist(), np.maximum(np.sqrt(var), 1e-8).tolist()
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{path}.tmp.npz"
-        np.savez(
-            tmp,
-            labels=self.labels,
-            example_ids=self.example_ids,
-            pixel_sum=self.pixel_sum,
-            pixel_sq_sum=self.pixel_sq_sum,
-            pixels_per_channel=np.int64(self.pixels_per_channel),
-        )
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(
+                tmp,
+                labels=self.labels,
+                example_ids=self.example_ids,
+                pixel_sum=self.pixel_sum,
+                pixel_sq_sum=self.pixel_sq_sum,
+                pixels_per_channel=np.int64(self.pixels_per_channel),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Manifest:
@@ -432,7 +433,7 @@ def manifest_batch(inputs: Inputs, rows: dict[str, list[Any]], idx: np.ndarray) 
 
     labels = inputs.labels(rows[inputs.label_column])
     values = rows[inputs.column]
-    if inputs.kind == "text":
+    if inputs.kind == InputKind.TEXT:
         ids = [example_id(v if isinstance(v, str) else "", int(lab)) for v, lab in zip(values, labels)]
         return {"idx": idx, "labels": labels, "ids": np.array(ids, dtype="S32")}
     ids = []
@@ -470,7 +471,7 @@ def scan(
     labels: list[np.ndarray] = []
     ids: list[np.ndarray] = []
     expected = 0
-    sums = np.zeros(max(inputs.channels, 0) if inputs.kind == "image" else 0, np.float64)
+    sums = np.zeros(max(inputs.channels, 0) if inputs.kind == InputKind.IMAGE else 0, np.float64)
     squares = np.zeros_like(sums)
     bar = tqdm(total=total, desc="Reading rows (labels, ids, pixel statistics)", unit="ex", disable=not progress)
     for batch in loader:
@@ -479,7 +480,7 @@ def scan(
         expected += len(batch["idx"])
         labels.append(batch["labels"])
         ids.append(batch["ids"])
-        if inputs.kind == "image":
+        if inputs.kind == InputKind.IMAGE:
             sums += batch["sum"]
             squares += batch["sq"]
         bar.update(len(batch["idx"]))

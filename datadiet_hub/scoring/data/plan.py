@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 
 from .images import choose_channels, open_image
@@ -27,7 +28,7 @@ MEMORY_BUDGET_BYTES = 2 << 30
 class Probe:
     """What the first rows of a split say about it."""
 
-    kind: str  # "image" | "text"
+    kind: InputKind
     rows: int  # rows looked at
     modes: Counter = field(default_factory=Counter)
     sizes: Counter = field(default_factory=Counter)  # (width, height) -> count
@@ -43,10 +44,10 @@ class Probe:
         return int(np.median(shorter)) if shorter else 0
 
 
-def probe(dataset: Any, column: str, kind: str, rows: int = PROBE_ROWS) -> Probe:
+def probe(dataset: Any, column: str, kind: InputKind, rows: int = PROBE_ROWS) -> Probe:
     """Open (headers only) the images of the first ``rows`` rows: their modes and sizes."""
     result = Probe(kind=kind, rows=0)
-    if kind != "image":
+    if kind != InputKind.IMAGE:
         return result
     import datasets
 
@@ -105,7 +106,7 @@ def _available_memory() -> int:
 def choose_path(
     *,
     requested: str,
-    kind: str,
+    kind: InputKind,
     streaming: bool,
     num_rows: int | None,
     probed: Probe,
@@ -122,7 +123,7 @@ def choose_path(
     if requested not in DATA_PATHS:
         raise InvalidArgumentError(f"Unknown data path {requested!r}. Choose between {', '.join(DATA_PATHS)}.")
     impossible = None
-    if kind == "text":
+    if kind == InputKind.TEXT:
         impossible = "text is tokenized per batch"
     elif streaming:
         impossible = "--streaming reads the split lazily"
@@ -165,12 +166,12 @@ def channels_differ(probed: Probe, channels: int) -> bool:
 
 
 def resolve_train_augmentation(
-    name: str, *, kind: str, path: str, image_size: int, channels: int, varied: bool
+    name: str, *, kind: InputKind, path: str, image_size: int, channels: int, varied: bool
 ) -> str:
     """The training view for ``--augmentation auto``: nothing for text; on the DataLoader path a random-resized
     crop + flip for colour images of side >= 32 whose sizes vary, else the in-memory rule (crop-flip for colour
     images of side >= 32, else none)."""
-    if kind == "text":
+    if kind == InputKind.TEXT:
         if name not in ("auto", "none"):
             raise InvalidArgumentError(
                 f"--augmentation {name} applies to images; text is never augmented (use auto or none)."

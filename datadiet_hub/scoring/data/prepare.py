@@ -23,11 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from datadiet_hub.atomic import atomic_write_text
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import Source, fashion_mnist_files, is_fashion_mnist, load_source
 
 from ..loops import ordered_batches, shuffled_batches
-from ..state import RunState, SourceInfo
+from ..state import RunState
 from .cache import PreparedCache, cache_key, cache_root, file_digest
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
@@ -47,7 +50,7 @@ class Plan:
 
     path: str
     reason: str
-    kind: str
+    kind: InputKind
     input_column: str
     label_column: str
     name: str
@@ -58,6 +61,15 @@ class Plan:
     augmentation: str = "none"
     label_names: list[str] | None = None
     class_count: int = 0  # from the ClassLabel feature (0: from the labels)
+    class_names: list[str] | None = None  # the ClassLabel names (string labels: sorted), recorded on the card
+
+    def __post_init__(self) -> None:
+        self.kind = InputKind(self.kind)  # read back from data.json as a plain string
+
+    @property
+    def scored_names(self) -> list[str] | None:
+        """Class names by class id, as the example ids number the labels (``hashing.LabelSpace``)."""
+        return self.class_names or self.label_names
 
 
 @dataclass
@@ -97,19 +109,28 @@ class RunData:
     @property
     def source_meta(self) -> dict[str, Any]:
         """The facts about the source the card's provenance records."""
-        meta = {"name": self.plan.name, "revision": self.plan.revision, "label_column": self.plan.label_column}
-        meta["text_column" if self.plan.kind == "text" else "image_column"] = self.plan.input_column
-        return meta
+        return {
+            "name": self.plan.name,
+            "revision": self.plan.revision,
+            "input_column": self.plan.input_column,
+            "input_kind": str(self.plan.kind),
+            "label_column": self.plan.label_column,
+        }
 
     @property
     def source_info(self) -> SourceInfo:
-        """Where the rows came from (``SourceInfo``: the input column stands in the image column's place)."""
-        return SourceInfo(self.plan.name, self.plan.revision, self.plan.input_column, self.plan.label_column)
+        """Where the rows came from (``SourceInfo``)."""
+        return SourceInfo(
+            dataset=self.plan.name,
+            revision=self.plan.revision,
+            input_column=self.plan.input_column,
+            label_column=self.plan.label_column,
+        )
 
     def facts(self) -> dict[str, Any]:
         """What the card records about how the rows were read."""
         facts: dict[str, Any] = {"data_path": self.plan.path, "data_path_reason": self.plan.reason}
-        if self.plan.kind == "image":
+        if self.plan.kind == InputKind.IMAGE:
             facts.update(image_size=self.plan.image_size, image_channels=self.plan.channels, images=self.plan.geometry)
         elif self.inputs is not None and self.inputs.encoder is not None:
             facts.update(tokenizer_vocab_size=self.inputs.encoder.vocab_size, pad_token_id=self.inputs.encoder.pad_id)
@@ -247,6 +268,7 @@ def load_run_source(cfg: Any) -> Source:
     return load_source(
         cfg.dataset,
         split=cfg.split,
+        input_column=cfg.input_column,
         image_column=cfg.image_column,
         text_column=cfg.text_column,
         label_column=cfg.label_column,
@@ -291,9 +313,10 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         name=source.name,
         revision=source.revision,
         class_count=len(class_names) if class_names else 0,
+        class_names=class_names,
     )
     probed = probe(source.dataset, source.input_column, source.kind)
-    if source.kind == "image":
+    if source.kind == InputKind.IMAGE:
         plan.image_size, plan.channels, plan.geometry = image_geometry(
             probed, image_size=cfg.image_size, channels=cfg.image_channels
         )
@@ -329,9 +352,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
 
 
 def _save_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
 def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:
@@ -351,16 +372,16 @@ def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:
 
 
 def _inputs(cfg: Any, plan: Plan, source: Source, state_dir: Path) -> Inputs:
-    if plan.kind == "text":
+    if plan.kind == InputKind.TEXT:
         return Inputs(
-            "text",
+            InputKind.TEXT,
             plan.input_column,
             plan.label_column,
             encoder=_encoder(cfg, source, state_dir),
             label_names=tuple(plan.label_names) if plan.label_names else None,
         )
     return Inputs(
-        "image",
+        InputKind.IMAGE,
         plan.input_column,
         plan.label_column,
         image_size=plan.image_size,
@@ -398,7 +419,7 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
     else:
         prepared = (MANIFEST_FILE,)
         manifest_path = state_dir / MANIFEST_FILE
-        if not manifest_path.exists() or (plan.kind == "text" and not (state_dir / TOKENIZER_FILE).exists()):
+        if not manifest_path.exists() or (plan.kind == InputKind.TEXT and not (state_dir / TOKENIZER_FILE).exists()):
             source = source or load_run_source(cfg)
             inputs = _inputs(cfg, plan, source, state_dir)
             if not manifest_path.exists():
@@ -471,7 +492,7 @@ def prepare_data(
     manifest = Manifest.load(state_dir / MANIFEST_FILE)
     inputs = _inputs(cfg, plan, source, state_dir)
     num_classes = max(plan.class_count, manifest.num_classes, len(plan.label_names or ()))
-    if plan.kind == "image":
+    if plan.kind == InputKind.IMAGE:
         mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else manifest.mean_std()
         _check_channels(mean, plan.channels)
         model_kwargs: dict[str, Any] = {"in_channels": plan.channels, "image_size": plan.image_size}

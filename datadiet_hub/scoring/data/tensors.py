@@ -56,14 +56,14 @@ def to_array(image) -> np.ndarray:
 
 
 def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) -> TensorData:
-    """Decode every row once (with a progress bar); ids hash the decoded image and label (DESIGN.md section 3)."""
+    """Decode every row once (with a progress bar); ids hash the decoded image and label (``hashing.example_id``)."""
     ds = source.dataset
     n = len(ds)
     images, labels, ids = None, np.empty(n, dtype=np.int64), []
     bar = tqdm(total=n, desc=f"Decoding {source.name}/{source.split}", unit="ex", disable=not progress)
     for start in range(0, n, batch):
         rows = ds[start : start + batch]
-        for offset, (img, lab) in enumerate(zip(rows[source.image_column], rows[source.label_column])):
+        for offset, (img, lab) in enumerate(zip(rows[source.input_column], rows[source.label_column])):
             array = np.asarray(img)
             ids.append(example_id(array, int(lab)))
             array = to_array(array)

@@ -190,15 +190,3 @@ def replay_sq_norms(replay: Replay, n: int, replaying: Callable[[], Any]) -> dic
         owner = replay.params[k][0]
         sq[owner] = sq[owner] + out[f"m.{k}"] if owner in sq else out[f"m.{k}"]
     return sq
-
-
-def expand_shared(out: torch.Tensor, n: int) -> tuple[torch.Tensor, int | None]:
-    """A per-example copy ``[n, ...]`` of an output shared by the batch, and where example i's slice gets its dim.
-
-    An output with dim 0 of size 1 (``pos(arange(T)[None])``, a buffer slice ``[1, T]``) is broadcast along dim 0 by
-    whatever uses it, so it is expanded there (same rank); any other shared output (``pos(arange(T))`` -> ``[T, D]``)
-    gets a new leading dim, which broadcasting treats the same way.
-    """
-    if out.dim() >= 1 and out.shape[0] == 1:
-        return out.expand(n, *out.shape[1:]), 0
-    return out.unsqueeze(0).expand(n, *out.shape), None

@@ -3,7 +3,7 @@
 Each rule gets the layer input ``a`` (as seen by the layer's forward) and the gradient ``g`` of the *batch-sum* loss
 with respect to the layer output. Because the model runs in eval mode (no coupling between examples), row ``i`` of
 ``g`` is exactly the gradient of example ``i``'s own loss, so the per-example weight gradient is a function of
-``a[i]`` and ``g[i]`` alone (DESIGN.md section 4).
+``a[i]`` and ``g[i]`` alone.
 
 For a linear map applied at ``T`` positions (a conv's output pixels, a sequence's tokens) with input patches
 ``A`` (T x d) and output gradients ``G`` (T x p), the per-example weight gradient is ``A^T G`` and its squared norm
@@ -39,7 +39,7 @@ def use_ghost(positions: int, in_features: int, out_features: int) -> bool:
     """Whether the ghost identity is cheaper than materializing per-example gradients for one linear map.
 
     Ghost costs ~ T^2*(d+p) multiply-adds per example against T*d*p, so it wins when ``T*(d+p) <= d*p``.
-    DESIGN.md section 4 suggests the memory rule ``2*T^2 <= p*d`` instead; since both methods run on batch slices
+    A memory rule (ghost when ``2*T^2 <= p*d``) is the other common choice; since both methods run on batch slices
     under :data:`WORKSPACE_BYTES`, memory does not decide, and the two rules only differ near the boundary, where
     the arithmetic rule measured faster (ResNet-18 stage 2, T=256, d=1152, p=128: 37 ms materialized vs 54 ms
     ghost for 32 examples on 2 CPU cores).

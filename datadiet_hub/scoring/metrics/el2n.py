@@ -1,4 +1,4 @@
-"""EL2N: the L2 norm (not squared) of the softmax error, ``||softmax(logits) - onehot(y)||_2`` (DESIGN.md section 1)."""
+"""EL2N: the L2 norm (not squared) of the softmax error, ``||softmax(logits) - onehot(y)||_2`` (Paul et al., 2021)."""
 
 from __future__ import annotations
 

@@ -4,14 +4,16 @@ The obvious ways to get them are slow: a loop over examples re-runs the model N 
 materializes every per-example gradient (~45 MB/example for ResNet-18). But the backward pass of the batch-sum loss
 already computes, at each layer, the gradient of every example's own loss with respect to that layer's output
 (the model runs in eval mode, so examples do not interact); with the layer's input this determines the per-example
-weight gradient and hence its norm (DESIGN.md section 4).
+weight gradient and hence its norm.
 
 How a pass works:
 
 1. forward hooks keep each parametrized module's inputs and put tensor hooks on its outputs; a torch-function mode
-   (:mod:`datadiet_hub.scoring.metrics._batch_tracking`) tells which inputs carry the examples and which are shared by the batch
-   (positional ids ``arange(T)``): a shared output is expanded to one copy per example, so its gradient arrives per
-   example too;
+   (:mod:`datadiet_hub.scoring.metrics._batch_tracking`) tells from data flow which inputs carry the examples and
+   which are shared by the batch (positional ids ``arange(T)``, a ``[T, T]`` relative-position bucket index), never
+   from a shape that happens to equal the batch size. A layer on a shared input has a shared output; its per-example
+   gradient is split where it meets the examples and carried back to it exactly
+   (:mod:`datadiet_hub.scoring.metrics._grand_shared`);
 2. ``torch.autograd.grad`` is asked for gradients with respect to the graph's *inputs* only (the model input, or an
    embedding's output), never the weights: the batch weight gradients, a third of a plain backward, are skipped;
 3. as each output gradient arrives, a closed-form rule (Linear, Conv, norms, Embedding:
@@ -19,9 +21,12 @@ How a pass works:
    module (attention, RNNs, ConvTranspose, custom layers) is replayed alone with ``torch.func`` on the captured
    arguments and output gradients (:mod:`datadiet_hub.scoring.metrics._grand_fallback`), exact as well.
 
-Guards turn what would be silently wrong into a clear error naming the module, the reason and the fix: a parameter
-used outside its module's calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), a
-module whose parameters take part in two calls, BatchNorm without running statistics, a layer whose output does not
+Calls of plain Linear, Embedding and LayerNorm layers on the same parameters (tied encoder/decoder embeddings, a layer
+reused across depth) are joined along positions, since the gradient sums over them. Guards turn what would be
+silently wrong into a clear error naming the module, the reason and the fix: a parameter used outside its module's
+calls (weight tying, ``F.linear(x, layer.weight)``, a module run under ``no_grad``), any other module whose
+parameters take part in two calls, a shared tensor that meets the examples where its gradient cannot be split by
+example, BatchNorm without running statistics, a layer whose output does not
 keep the batch in its batch dim, global forward hooks; and a self-check on the first batch of every model compares
 two examples with a single-example pass per layer (rows permuted or mixed inside the model, a sequence-first input
 whose length equals the batch size).
@@ -30,12 +35,13 @@ whose length equals the batch size).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +52,16 @@ from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.scoring.forward import Inputs, batch_size, logits_of, map_inputs, select
 from datadiet_hub.scoring.metrics import _grand_attention as attention
 from datadiet_hub.scoring.metrics._batch_tracking import BatchTracker
-from datadiet_hub.scoring.metrics._grand_fallback import Replay, capture, declared_dims, expand_shared, replay_sq_norms
-from datadiet_hub.scoring.metrics._grand_layers import Rule, UnsupportedModuleError, rule_for
+from datadiet_hub.scoring.metrics._grand_fallback import Replay, capture, declared_dims, replay_sq_norms
+from datadiet_hub.scoring.metrics._grand_layers import (
+    Rule,
+    UnsupportedModuleError,
+    embedding_sq_norms,
+    layernorm_sq_norms,
+    linear_sq_norms,
+    rule_for,
+)
+from datadiet_hub.scoring.metrics._grand_shared import SharedFlow, SharedOutput
 
 __all__ = ["UnsupportedModuleError", "per_example_grad_norms", "per_example_layer_sq_norms"]
 
@@ -55,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 _SLOW = "datadiet_hub.scoring.metrics.reference.vmap_grad_norms (or naive_grad_norms)"
 _VERIFIED: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
+#: Rules that read every dim between the batch and the features as positions: a shared input works as one more
+#: leading dim, and several calls of one layer join along the positions (the gradient sums over them).
+_FLATTENING_RULES: tuple[Rule, ...] = (linear_sq_norms, embedding_sq_norms, layernorm_sq_norms)
 
 
 @dataclass
@@ -67,6 +84,22 @@ class _Tap:
     own: dict[str, tuple[str, nn.Parameter]]  # parameters in its subtree: relative name -> (owner name, parameter)
     batch_dim: int  # 1 inside a sequence-first torch Transformer layer
     calls: int = 0
+    owner: str = ""  # the module its direct parameters are counted under (the first to own them: tied weights)
+    group: _Group | None = None  # rule layers holding the very same parameters (tied embeddings)
+
+    @property
+    def joins_calls(self) -> bool:
+        return self.group is not None and self.group.calls > 1
+
+
+@dataclass
+class _Group:
+    """Calls of rule layers on the same parameters (a tied embedding, a layer shared across depth): the gradient
+    sums over the calls, so each call's (input, output gradient) over positions is kept and joined after the
+    backward, as one call."""
+
+    calls: int = 0
+    pieces: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +110,7 @@ class _Call:
     covered: dict[str, tuple[str, nn.Parameter]]
     uses: dict[int, int]  # id(parameter) -> references inside this call's own graph
     replay: Replay | None = None
+    by_rule: bool = False
 
 
 @dataclass
@@ -88,8 +122,9 @@ class _Pass:
     roots: list[torch.Tensor] = field(default_factory=list)
     calls: list[_Call] = field(default_factory=list)
     log: list[_Tap] = field(default_factory=list)  # taps in the order they were entered
-    stack: list[int] = field(default_factory=list)  # len(log) when each open call was entered
+    stack: list[tuple[int, int]] = field(default_factory=list)  # len(log), len(meetings) when each call was entered
     tracker: BatchTracker | None = None
+    flow: SharedFlow | None = None
     replaying: bool = False
 
     @contextlib.contextmanager
@@ -248,6 +283,7 @@ def _plan(model: nn.Module) -> list[_Tap]:
                 batch_dim = int(seq_first)
                 break
         taps.append(_Tap(name=name, module=module, rule=rule, own=owned, batch_dim=batch_dim))
+    _own_once(taps)
     if not taps:
         raise InvalidArgumentError(
             "model has no trainable parameters (all have requires_grad=False); GraNd would be 0."
@@ -267,6 +303,28 @@ def _plan(model: nn.Module) -> list[_Tap]:
         "GraNd taps: %s", ", ".join(f"{n or '<root>'}:{'rule' if t.rule else 'replay'}" for n, t in by_name.items())
     )
     return taps
+
+
+def _own_once(taps: list[_Tap]) -> None:
+    """A parameter held by several modules (tied weights) counts once, under the first (as ``named_parameters``)."""
+    first: dict[int, str] = {}
+    for tap in taps:
+        for owner, param in tap.own.values():
+            first.setdefault(id(param), owner)
+    groups: dict[tuple, _Group] = {}
+    for tap in taps:
+        tap.own = {rel: (first[id(p)], p) for rel, (_, p) in tap.own.items()}
+        owners = {owner for owner, _ in tap.own.values()}
+        tap.owner = owners.pop() if len(owners) == 1 else tap.name
+        if tap.rule is not None and owners:  # direct parameters counted under different modules: replay them
+            tap.rule = None
+        if tap.rule in _FLATTENING_RULES:
+            key = (
+                type(tap.module),
+                frozenset(id(p) for _, p in tap.own.values()),
+                getattr(tap.module, "padding_idx", 0),
+            )
+            tap.group = groups.setdefault(key, _Group())
 
 
 def _refuse_batch_coupling(model: nn.Module) -> None:
@@ -295,11 +353,32 @@ def _label(tap: _Tap) -> str:
     return f"Module {tap.name or '<root>'!r} ({type(tap.module).__name__})"
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _untracked(fn: _F) -> _F:
+    """Run a hook's own work with torch-function dispatch off: its tensor queries and copies need no tracking (it
+    marks what it makes itself), and each would cost a trip through the tracker. The recomputed attention runs ops on
+    the examples' data, so it stays tracked."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch._C.DisableTorchFunction():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     """Open a call; make floating arguments not yet in the graph graph roots, so the backward reaches this layer."""
     if state.replaying:
         return None
-    state.stack.append(len(state.log))
+    return _open_call(state, tap, args, kwargs)
+
+
+@_untracked
+def _open_call(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    state.stack.append((len(state.log), len(state.flow.meetings) if state.flow is not None else 0))
     state.log.append(tap)
     changed = False
 
@@ -314,6 +393,10 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
             return new
         return leaf
 
+    if not kwargs and all(
+        isinstance(a, torch.Tensor) and (a.requires_grad or not a.is_floating_point()) for a in args
+    ):
+        return None  # the usual call: nothing to make a root
     flat, spec = tree_flatten((args, kwargs))
     flat = [root(leaf) for leaf in flat]
     if not changed:
@@ -325,9 +408,11 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
 def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
     if state.replaying:
         return None
-    started = state.stack.pop()
+    started, met = state.stack.pop()
     called_inside = {t.name for t in state.log[started + 1 :]}
     tap.calls += 1
+    if tap.group is not None:
+        tap.group.calls += 1
     covered = dict(tap.own)
     if tap.rule is None:
         prefix = f"{tap.name}." if tap.name else ""
@@ -337,14 +422,15 @@ def _forward_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwarg
                 covered = {k: v for k, v in covered.items() if not k.startswith(rel)}
     tracker = state.tracker
     assert tracker is not None
-    use_rule = tap.rule is not None and len(args) >= 1 and isinstance(args[0], torch.Tensor) and not kwargs
+    use_rule = tap.rule is not None and len(args) == 1 and isinstance(args[0], torch.Tensor) and not kwargs
     attention = _attention_args(state, tap, args, kwargs, covered)
     if use_rule and isinstance(output, torch.Tensor):
         new_output, call = _rule_call(state, tap, args[0], output, covered)
     elif attention is not None:
         new_output, call = _attention_call(state, tap, attention, covered)
     else:
-        new_output, call = _replay_call(state, tap, args, kwargs, output, covered)
+        inner = [m.z for m in state.flow.meetings[met:]] if state.flow is not None else []
+        new_output, call = _replay_call(state, tap, args, kwargs, output, covered, inner)
     state.calls.append(call)
     return new_output
 
@@ -384,47 +470,75 @@ def _no_batch_dim(tap: _Tap, what: str, shape: tuple, n: int, dim: int) -> Unsup
     )
 
 
+@_untracked
 def _rule_call(
     state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
 ) -> tuple[torch.Tensor | None, _Call]:
     tracker, n, bd = state.tracker, state.n, tap.batch_dim
     assert tracker is not None and tap.rule is not None
     params = {id(p): p for _, p in covered.values()}
-    call = _Call(tap=tap, covered=covered, uses=_internal_uses([output], [x], params))
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses([output], [x], params), by_rule=True)
     if not output.requires_grad:
         return None, call  # run under no_grad: contributes nothing (a later use of its weights is refused)
     new_output: torch.Tensor | None = None
     a = x.detach()
     hooked = output
-    if tracker.is_batched(x):
-        for what, t in (("input", x), ("output", output)):
-            if t.dim() <= bd or t.shape[bd] != n:
-                raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
+    if not tracker.is_batched(x):
         if bd:
-            a = a.movedim(bd, 0)
-        if not x.is_floating_point():
-            state.roots.append(output)
-            new_output = hooked = output.clone()
-    elif bd == 0 and x.dim() >= 2 and x.shape[0] == n and output.shape[0] == n:
-        # Shared rows already one per example (a buffer expanded to [N, T]): each row is used by its example.
-        if not x.is_floating_point():
-            state.roots.append(output)
-            new_output = hooked = output.clone()
-    elif bd == 0:
-        expanded, unsq = expand_shared(output, n)
-        a = a.expand(n, *a.shape[1:]) if unsq == 0 else a.unsqueeze(0).expand(n, *a.shape)
-        if not x.is_floating_point():
-            state.roots.append(output)
-        new_output = hooked = expanded.clone()
+            raise UnsupportedModuleError(
+                f"{_label(tap)} runs inside a sequence-first Transformer layer on an input shared by the batch; "
+                f"GraNd cannot place its batch dim. Use batch_first=True, or {_SLOW}."
+            )
+        _share_rule_output(state, tap, x, output, covered)
+        return None, call
+    for what, t in (("input", x), ("output", output)):
+        if t.dim() <= bd or t.shape[bd] != n:
+            raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
+    if bd:
+        a = a.movedim(bd, 0)
+    if not x.is_floating_point():
+        state.roots.append(output)
+        new_output = hooked = output.clone()
         tracker.mark(new_output)
-    else:
-        raise UnsupportedModuleError(
-            f"{_label(tap)} runs inside a sequence-first Transformer layer on an input shared by the batch; "
-            f"GraNd cannot place its batch dim. Use batch_first=True, or {_SLOW}."
-        )
     version = x._version
     hooked.register_hook(partial(_grad_hook, state, tap, a, x, version, bd))
     return new_output, call
+
+
+def _share_rule_output(
+    state: _Pass, tap: _Tap, x: torch.Tensor, output: torch.Tensor, covered: dict[str, tuple[str, nn.Parameter]]
+) -> None:
+    """A rule layer on an input that does not depend on the examples: its output is shared by the batch.
+
+    Its per-example output gradients come from where the output meets the examples (:mod:`._grand_shared`): dense
+    ``[n, *output]``, or row ``i`` for example ``i`` when the meeting op pairs the output's dim 0 with the batch.
+    """
+    tracker, flow, n = state.tracker, state.flow, state.n
+    assert tracker is not None and flow is not None and tap.rule is not None
+    rule = tap.rule
+    a = x.detach()
+    label = _label(tap)
+    tracker.mark_shared(output, label)
+
+    def consume(dense: torch.Tensor | None, rows: torch.Tensor | None) -> None:
+        target = state.sq_norms[tap.owner]
+        if rows is not None:
+            _add_rule(state, tap, a, rows)
+        elif dense is not None and rule in _FLATTENING_RULES:
+            _add_rule(state, tap, a.unsqueeze(0).expand(n, *a.shape), dense)
+        elif dense is not None:
+            leaves, specs, keys = capture(tap.module, (x,), {})
+            replay = Replay(
+                module=tap.module, params=covered, leaves=leaves, in_dims=[None], specs=specs, keys=keys,
+                out_index=[0], out_unsqueeze=[None], grads={0: dense},
+            )  # fmt: skip
+            for owner, sq in replay_sq_norms(replay, n, state.replay).items():
+                state.sq_norms[owner] += sq.to(target.dtype)
+
+    # Row-wise gradients (row i is example i's) can be used directly only if no shared layer upstream needs them too.
+    rows_ok = not tracker.is_shared(x) and a.dim() >= 1 and a.shape[0] == n and output.dim() >= 1
+    rows_ok = rows_ok and output.shape[0] == n
+    flow.outputs.append(SharedOutput(y=output, label=label, consume=consume, rows_ok=rows_ok))
 
 
 def _grad_hook(
@@ -438,14 +552,54 @@ def _grad_hook(
     g = grad.detach()
     if bd:
         g = g.movedim(bd, 0)
+    _add_rule(state, tap, a, g)
+
+
+def _add_rule(state: _Pass, tap: _Tap, a: torch.Tensor, g: torch.Tensor) -> None:
+    """Per-example squared norms of one call of a rule layer, or its positions kept to be joined with other calls."""
     assert tap.rule is not None
-    sq = tap.rule(tap.module, a, g)
-    target = state.sq_norms[tap.name]
-    target += sq.to(target.dtype)
+    if tap.joins_calls:
+        assert tap.group is not None
+        tap.group.pieces.append(_as_positions(tap, a, g))
+        return
+    target = state.sq_norms[tap.owner]
+    target += tap.rule(tap.module, a, g).to(target.dtype)
 
 
+def _as_positions(tap: _Tap, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, g)`` with every dim between the batch and the features flattened into one positions dim."""
+    n = a.shape[0]
+    if tap.rule is embedding_sq_norms:
+        idx = a.reshape(n, -1)
+        return idx, g.reshape(n, idx.shape[1], -1)
+    if tap.rule is layernorm_sq_norms:
+        assert isinstance(tap.module, nn.LayerNorm)
+        shape = tuple(tap.module.normalized_shape)
+        return a.reshape(n, -1, *shape), g.reshape(n, -1, *shape)
+    return a.reshape(n, -1, a.shape[-1]), g.reshape(n, -1, g.shape[-1])
+
+
+def _join_calls(state: _Pass, taps: list[_Tap]) -> None:
+    """Squared norms of rule layers called several times: their positions from every call, as one call."""
+    for tap in taps:
+        if tap.group is not None and tap.group.pieces:
+            assert tap.rule is not None
+            a = torch.cat([a for a, _ in tap.group.pieces], 1)
+            g = torch.cat([g for _, g in tap.group.pieces], 1)
+            tap.group.pieces.clear()
+            target = state.sq_norms[tap.owner]
+            target += tap.rule(tap.module, a, g).to(target.dtype)
+
+
+@_untracked
 def _replay_call(
-    state: _Pass, tap: _Tap, args: tuple, kwargs: dict, output: Any, covered: dict[str, tuple[str, nn.Parameter]]
+    state: _Pass,
+    tap: _Tap,
+    args: tuple,
+    kwargs: dict,
+    output: Any,
+    covered: dict[str, tuple[str, nn.Parameter]],
+    inner: list[torch.Tensor],
 ) -> tuple[Any, _Call]:
     tracker, n = state.tracker, state.n
     assert tracker is not None
@@ -460,35 +614,37 @@ def _replay_call(
     out_leaves, out_spec = tree_flatten(output)
     out_tensors = [o for o in out_leaves if isinstance(o, torch.Tensor)]
     params = {id(p): p for _, p in covered.values()}
-    call = _Call(tap=tap, covered=covered, uses=_internal_uses(out_tensors, tensors, params))
-    shared = all(d is None for d in in_dims)
+    # Shared tensors that met the examples inside this call hang off the batch graph: their ops are this call's too.
+    call = _Call(tap=tap, covered=covered, uses=_internal_uses(out_tensors + inner, tensors, params))
     has_float_input = any(isinstance(t, torch.Tensor) and t.is_floating_point() for t in tensors)
+    any_batched_input = any(d is not None for d in in_dims)
+    any_shared_input = any(tracker.is_shared(t) for t in tensors)
     replay = Replay(module=tap.module, params=covered, leaves=leaves, in_dims=in_dims, specs=specs, keys=keys)
     new_leaves, changed = list(out_leaves), False
     for j, o in enumerate(out_leaves):
         if not isinstance(o, torch.Tensor) or not o.requires_grad:
             continue
-        hooked = o
-        if shared:
-            expanded, unsq = expand_shared(o, n)
-            if not has_float_input:
-                state.roots.append(o)
-            hooked = expanded.clone()
-            tracker.mark(hooked)
-            new_leaves[j], changed = hooked, True
-            dim = 0
-        else:
-            dim = out_dim(j, len(out_leaves))
-            if o.dim() <= dim or o.shape[dim] != n:
-                raise _no_batch_dim(tap, f"output {j}", tuple(o.shape), n, dim)
-            unsq = dim
-            if not has_float_input:
-                state.roots.append(o)
-                hooked = o.clone()
-                new_leaves[j], changed = hooked, True
         k = len(replay.out_index)
         replay.out_index.append(j)
-        replay.out_unsqueeze.append(unsq)
+        if not tracker.is_batched(o):  # computed without example data: shared by the batch
+            replay.out_unsqueeze.append(None)
+            tracker.mark_shared(o, label)
+            assert state.flow is not None
+            rows_ok = any_batched_input and not any_shared_input and o.dim() >= 1 and o.shape[0] == n
+            state.flow.outputs.append(
+                SharedOutput(y=o, label=label, consume=partial(_shared_replay_grad, replay, k), rows_ok=rows_ok)
+            )
+            continue
+        hooked = o
+        dim = out_dim(j, len(out_leaves))
+        if o.dim() <= dim or o.shape[dim] != n:
+            raise _no_batch_dim(tap, f"output {j}", tuple(o.shape), n, dim)
+        if not has_float_input:
+            state.roots.append(o)
+            hooked = o.clone()
+            tracker.mark(hooked)
+            new_leaves[j], changed = hooked, True
+        replay.out_unsqueeze.append(dim)
         hooked.register_hook(partial(_store_grad, replay, k, dim))
     call.replay = replay
     return (tree_unflatten(new_leaves, out_spec) if changed else None), call
@@ -533,6 +689,14 @@ def _attention_call(
     return (out, weights), _Call(tap=tap, covered=covered, uses=_internal_uses(outputs, inputs, params))
 
 
+def _shared_replay_grad(replay: Replay, k: int, dense: torch.Tensor | None, rows: torch.Tensor | None) -> None:
+    """Per-example gradients of a shared replay output: dense ``[n, *out]``, or row-wise (row i is example i's)."""
+    if rows is not None:
+        replay.grads[k], replay.out_unsqueeze[k] = rows, 0
+    elif dense is not None:
+        replay.grads[k], replay.out_unsqueeze[k] = dense, None
+
+
 def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:
     g = grad.detach()
     replay.grads[k] = g.movedim(dim, 0) if dim else g
@@ -546,9 +710,14 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
     state.stack.clear()
     for tap in taps:
         tap.calls = 0
+        if tap.group is not None:
+            tap.group.calls = 0
+            tap.group.pieces.clear()
     with torch.enable_grad():
-        tracker = BatchTracker()
-        state.tracker = tracker
+        flow = SharedFlow(n=state.n, origin=lambda t: "a layer", copied_from=lambda t: None)
+        tracker = BatchTracker(meet=flow.meet)
+        flow.origin, flow.copied_from = tracker.origin, tracker.copied_from
+        state.tracker, state.flow = tracker, flow
         with tracker:
             for t in tree_flatten(x)[0]:
                 tracker.mark(t)
@@ -562,9 +731,29 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
         loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:
             return
-        _check_param_uses(loss, taps, state.calls)
-        torch.autograd.grad(loss, state.roots, allow_unused=True)
+        _check_param_uses(loss, taps, state.calls, [m.z for m in flow.meetings])
+        if flow.refusal is not None:
+            raise UnsupportedModuleError(
+                f"{flow.refusal} Keep what is shared by the batch broadcast against the examples (e.g. add a "
+                f"[1, T, D] or [T, D] tensor to [N, T, D]), or use {_SLOW}."
+            )
+        shared = [o.y for o in flow.outputs]
+        inputs = [*state.roots, *flow.leaves, *shared]
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True) if inputs else ()
+        leaked = [
+            o.label for o, g in zip(flow.outputs, grads[len(inputs) - len(shared) :], strict=True) if g is not None
+        ]
+        if leaked:
+            raise UnsupportedModuleError(
+                f"The output of {', '.join(leaked)}, shared by the whole batch, reaches the loss through an op GraNd "
+                f"could not follow (a custom autograd Function or an op outside torch's function dispatch), so its "
+                f"gradient cannot be split by example. Use {_SLOW}."
+            )
+        del grads
+        flow.resolve()
+        _join_calls(state, taps)
     state.roots.clear()
+    state.flow = None
     with state.replay():
         for call in state.calls:
             if call.replay is not None and call.replay.grads:
@@ -574,7 +763,9 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
     state.calls.clear()
 
 
-def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) -> None:
+def _check_param_uses(
+    loss: torch.Tensor, taps: list[_Tap], calls: list[_Call], shared: list[torch.Tensor] | None = None
+) -> None:
     """Every reference to a trainable parameter in the graph must lie inside one call of the module that owns it.
 
     A reference elsewhere means the parameter also contributes through ops no call saw: weight tying, a functional
@@ -584,7 +775,9 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) 
     """
     uses: dict[int, int] = {}
     assert loss.grad_fn is not None
-    seen, stack = {loss.grad_fn}, [loss.grad_fn]
+    # The shared part of the graph (cut from the batch graph where it meets the examples) is walked too.
+    starts = {loss.grad_fn, *(t.grad_fn for t in shared or () if t.grad_fn is not None)}
+    seen, stack = set(starts), list(starts)
     while stack:
         node = stack.pop()
         for child, _ in node.next_functions:
@@ -607,19 +800,27 @@ def _check_param_uses(loss: torch.Tensor, taps: list[_Tap], calls: list[_Call]) 
             full = f"{tap.name}.{rel}" if tap.name else rel
             total, within = uses.get(id(param), 0), counted.get(id(param), 0)
             callers = inside.get(id(param), [])
-            if len(callers) > 1:
+            joined = all(c.by_rule and c.tap.joins_calls and c.tap.group is tap.group for c in callers)
+            if len(callers) > 1 and not joined:
                 where = callers[0].tap
                 raise UnsupportedModuleError(
                     f"{_label(where)} was called {len(callers)} times in one forward pass with parameter {full!r} "
-                    "(shared weights): its per-example gradient is a sum over calls, which GraNd's per-call "
-                    f"computation does not give. Use a separate module per call, or {_SLOW}."
+                    "(shared weights, e.g. an encoder's and a decoder's tied token embeddings, or one layer applied "
+                    "at several depths): its per-example gradient is a sum over the calls. GraNd joins the calls of "
+                    "plain Linear, Embedding and LayerNorm layers, but "
+                    + (
+                        "this one has no closed-form rule (another layer type, or a subclass with its own forward)"
+                        if where.rule is None
+                        else "these calls are not all plain calls of such layers"
+                    )
+                    + f", so each call would be computed apart. Use a separate module per call, or {_SLOW}."
                 )
             if total > within:
                 raise UnsupportedModuleError(
                     f"Parameter {full!r} enters the graph {total} times but only {within} of them inside a call of "
                     f"its module {owner or '<root>'!r}: it is also used outside that module's forward (weight tying, "
-                    "a functional call such as F.linear(x, layer.weight), or the module was run under no_grad and "
-                    "its weights used afterwards), which GraNd's hooks cannot see. Fix: call the module itself for "
+                    "the weight read directly as `module.weight` or passed to a functional call such as "
+                    "F.linear(x, layer.weight), or the module was run under no_grad and its weights used afterwards), which GraNd's hooks cannot see. Fix: call the module itself for "
                     f"every use, or use {_SLOW}."
                 )
 

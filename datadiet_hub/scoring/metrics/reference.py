@@ -39,13 +39,13 @@ def naive_layer_sq_norms(model: nn.Module, inputs: Inputs, targets: torch.Tensor
     """One forward and backward per example: ``{module name: per-example squared norm [N]}`` (the test oracle).
 
     Keys are the modules owning trainable parameters (names as in ``named_modules``, ``""`` for the root), each
-    over its own parameters only; the squared GraNd is their sum.
+    over its own parameters only; a parameter held by several modules (tied weights) counts once, under the first
+    one (as in ``named_parameters``). The squared GraNd is their sum.
     """
-    owners = {
-        name: [p for p in module.parameters(recurse=False) if p.requires_grad]
-        for name, module in model.named_modules()
-    }
-    owners = {name: params for name, params in owners.items() if params}
+    owners: dict[str, list[nn.Parameter]] = {}
+    for full, param in model.named_parameters():  # a tied parameter once, under the first module holding it
+        if param.requires_grad:
+            owners.setdefault(full.rpartition(".")[0], []).append(param)
     params = [p for group in owners.values() for p in group]
     n = batch_size(inputs)
     device = targets.device
