@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "parallel_seeds.csv"))
     args = parser.parse_args()
 
@@ -46,7 +47,7 @@ def main() -> None:
     from datadiet_hub.scoring.train import Schedule, make_model, train_seed
 
     work = Path(tempfile.mkdtemp(prefix="datadiet-parallel-seeds-"))
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     seeds = list(range(args.seeds))
     rows = []
     try:
@@ -88,6 +89,7 @@ def main() -> None:
                     seq, par = timed(sequential), timed(together)
                     rows.append(
                         {
+                            "device": args.device,
                             "model": name,
                             "width": width,
                             "parameters": size,
