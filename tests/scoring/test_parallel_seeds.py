@@ -87,6 +87,11 @@ def test_choose_refuses_randomness_and_falls_back_by_itself(tmp_path, tiny_parqu
     assert not auto.parallel and "random" in auto.reason
     off = choose(tiny_config(tmp_path, tiny_parquet, parallel_seeds=False), torch.nn.Linear(2, 2), 3, cpu)
     assert not off.parallel and off.reason == "--no-parallel-seeds"
+    # the measured rule: on the CPU, models without convolutions go vectorized, convolutional ones do not
+    assert choose(tiny_config(tmp_path, tiny_parquet), torch.nn.Linear(2, 2), 3, cpu).parallel
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
+    assert "convolutions" in choose(tiny_config(tmp_path, tiny_parquet), conv, 3, cpu).reason
+    assert not choose(tiny_config(tmp_path, tiny_parquet), torch.nn.Linear(2, 2), 1, cpu).parallel
 
 
 def test_parallel_seeds_is_a_switch(tmp_path):
