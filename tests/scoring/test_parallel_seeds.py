@@ -116,3 +116,15 @@ def test_seeds_resume_from_parallel_checkpoints(tmp_path, tiny_parquet, resume_p
     after = read_scores(out, "cnn-ep2")["el2n_per_seed"]
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-6)
     assert not np.array_equal(after, read_scores(out, "cnn-ep1")["el2n_per_seed"])
+
+
+def test_an_mlp_on_the_loader_path_goes_vectorized_by_itself_and_matches(tmp_path, tiny_parquet, caplog):
+    import logging
+
+    common = dict(seeds=[0, 1], at=[1], model="mlp", data_path="loader", num_workers=0, augmentation="none")
+    alone = run(tiny_config(tmp_path / "alone", tiny_parquet, parallel_seeds=False, **common), progress=False)
+    with caplog.at_level(logging.INFO, logger="datadiet_hub.scoring.parallel"):
+        together = run(tiny_config(tmp_path / "together", tiny_parquet, **common), progress=False)
+    assert "trained together (no convolutions, on the CPU" in caplog.text
+    a, b = read_scores(alone, "mlp-ep1"), read_scores(together, "mlp-ep1")
+    np.testing.assert_allclose(b["el2n_per_seed"], a["el2n_per_seed"], rtol=1e-4, atol=1e-6)
