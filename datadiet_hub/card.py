@@ -207,11 +207,16 @@ def build_card(
     provenance: Provenance,
     configs: list[ConfigSummary],
     plots: Sequence[str] = (),
+    examples: Sequence[str] = (),
     repo_hint: str = "path/to/scores",
     license: str | None = None,
     sections: Mapping[str, str] | None = None,
 ) -> ScoreCard:
-    """Render the card from the package template; the provenance goes under the YAML key ``datadiet``."""
+    """Render the card from the package template; the provenance goes under the YAML key ``datadiet``.
+
+    ``plots`` are the score histograms (embedded), ``examples`` the example grids (``.png``, embedded) and tables
+    (``.md``, linked), as paths relative to the folder.
+    """
     source = provenance.source
     dataset = source.dataset or "unknown"
     metrics = sorted({m for c in configs for m in c.metrics})
@@ -246,6 +251,7 @@ def build_card(
         columns_text=columns_text(metrics, provenance.augmented),
         augmented=provenance.augmented,
         plots=list(plots),
+        examples=[(path, path.endswith(".png")) for path in examples],
         model=provenance.scoring.model or "n/a",
         seeds=_seeds_text(provenance.scoring.seeds),
         training=training_text(provenance),

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import runtime, strategies
+from ._examples_table import markdown_table
+from ._examples_write import render_examples
 from ._join import JOIN_KEYS
 from ._output import check_output, output_format, write_dataset
 from ._progress import datasets_progress
@@ -27,10 +29,11 @@ from .align import MISSING_POLICIES, VERIFY_MODES
 from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
+from .examples import DEFAULT_MAX_CHARS, DEFAULT_PER_GROUP, GROUPS, SUFFIXES, collect_examples, score_column
 from .hub import push_version
 from .loading import load_scores
 from .pruning import prune
-from .resolve import resolve
+from .resolve import HUB, resolve
 from .schema import metrics_in
 from .selection import Selection
 from .sources import load_source
@@ -134,6 +137,8 @@ def _parse_ref(ref: str, default_config: str | None) -> tuple[str, str | None, s
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.examples is not None:
+        return show_examples(args)
     scores = load_scores(args.scores, args.config, args.version, store=args.store)
     print(f"{args.scores} ({len(scores)} rows) columns: {', '.join(scores.column_names)}")
     metrics = metrics_in(scores.column_names)
@@ -150,6 +155,74 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"hardest {args.top} by {column}: "
             + ", ".join(f"idx {int(table['idx'][i])} ({table[column][i]:.3f})" for i in order)
         )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _examples_output(args: argparse.Namespace, kind: str, column: str) -> Path | None:
+    """Where ``show --examples`` writes: ``--output``; else None for texts (stdout) and, for images,
+    ``NAME-CONFIG-COLUMN-examples.png`` in the current folder."""
+    if args.output is not None:
+        return Path(args.output)
+    if kind == "text":
+        return None
+    config = args.config
+    if config is None:
+        place = resolve(args.scores, store=args.store)
+        config = place.folder(args.version).pick_config(None) if place.kind != HUB else "scores"
+    stem = Path(str(args.scores).rstrip("/\\")).name or "scores"
+    return Path(f"{stem}-{config}-{column}-examples.png")
+
+
+def show_examples(args: argparse.Namespace) -> int:
+    """``show NAME --examples DATASET``: the hardest, easiest and most likely mislabeled rows of DATASET."""
+    scores = load_scores(args.scores, args.config, args.version, store=args.store)
+    column = score_column(scores, args.column or ("el2n" if "el2n" in scores.column_names else None))
+    source = load_source(
+        args.examples,
+        split=args.split,
+        input_column=args.input_column,
+        label_column=args.label_column,
+        data_files=args.data_files,
+        for_scoring=False,  # labels as the user has them; align maps them through the card's class names
+    )
+    out = _examples_output(args, source.kind, column)
+    inputs = [args.examples, *(args.data_files or []), args.scores]
+    stores = [LocalStore(args.store).root]
+    if out is not None:  # refuse a bad output before the rows are read and drawn
+        check_output(out, inputs=inputs, stores=stores, force=args.force)
+        if out.suffix.lower() != SUFFIXES[source.kind]:
+            raise InvalidArgumentError(
+                f"--output {str(out)!r}: the examples of {'an image' if source.kind == 'image' else 'a text'} dataset are "
+                f"written as "
+                f"{SUFFIXES[source.kind]}; give a path ending in {SUFFIXES[source.kind]}.",
+                value=str(out),
+            )
+    examples = collect_examples(
+        scores,
+        source,
+        column=column,
+        per_group=args.per_group,
+        on=args.on,
+        verify=args.verify,
+        input_column=args.input_column,
+        label_column=args.label_column,
+        title=f"{args.scores} on {args.examples}",
+    )
+    if out is None:
+        print(markdown_table(examples, max_chars=args.max_chars))
+        return 0
+    render_examples(examples, out, max_chars=args.max_chars)
+    print(f"Wrote {len(examples.examples)} examples ({', '.join(GROUPS)}; by {column}) -> {out}")
     return 0
 
 
@@ -201,7 +274,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             data_files=args.data_files,
             input_column=args.input_column,
             label_column=args.label_column,
-            encode_labels=False,  # the pruned copy keeps the labels as the user has them
+            for_scoring=False,  # the pruned copy keeps the rows as the user has them
         )
         named = args.input_column is not None or args.label_column is not None
         pruned = prune(
@@ -320,14 +393,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         sub,
         "show",
-        "Summarise one config of a score dataset: columns, score quantiles, hardest rows.",
-        ["datadiet show fashion-mnist-datadiet --config cnn-ep2", "datadiet show runs/fmnist --top 5"],
+        "Summarise one config of a score dataset: columns, score quantiles, hardest rows; with --examples DATASET,\n"
+        "show the hardest, the easiest and the most likely mislabeled rows (highest score within their class):\n"
+        "a PNG grid of thumbnails for images, a Markdown table for texts.",
+        [
+            "datadiet show fashion-mnist-datadiet --config cnn-ep2",
+            "datadiet show runs/fmnist --top 5",
+            "datadiet show runs/fmnist --examples fashion_mnist --output fmnist-examples.png",
+            "datadiet show runs/texts --examples texts.jsonl --per-group 5 > examples.md",
+            "datadiet show you/cifar10-datadiet --version v1 --examples uoft-cs/cifar10 --column grand",
+        ],
     )
     p.add_argument("scores", metavar="NAME_OR_PATH_OR_REPO_ID")
     p.add_argument("--config")
     p.add_argument("--version")
-    p.add_argument("--column", help="score column for the hardest rows (default: the first metric)")
+    p.add_argument(
+        "--column",
+        help="score column for the hardest rows (default: the first metric) and the examples (default: el2n)",
+    )
     p.add_argument("--top", type=int, default=5, help="how many hardest rows to list (default: 5)")
+    p.add_argument(
+        "--examples",
+        metavar="DATASET",
+        help="the scored dataset, as `datadiet score --dataset` takes it (a Hub id, a data file, an imagefolder, a "
+        "save_to_disk folder): show its example rows instead of the summary",
+    )
+    p.add_argument(
+        "--per-group",
+        type=_positive_int,
+        default=DEFAULT_PER_GROUP,
+        metavar="N",
+        help=f"--examples: rows per group (default: {DEFAULT_PER_GROUP})",
+    )
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="--examples: write here (.png for images, .md for texts; atomically). Default: texts print the "
+        "Markdown table to stdout; images go to NAME-CONFIG-COLUMN-examples.png in the current folder",
+    )
+    p.add_argument("--force", action="store_true", help="--examples: replace an existing output file")
+    p.add_argument(
+        "--max-chars",
+        type=_positive_int,
+        default=DEFAULT_MAX_CHARS,
+        metavar="N",
+        help=f"--examples on texts: cut each text to N characters (default: {DEFAULT_MAX_CHARS})",
+    )
+    p.add_argument("--split", default="train", help="--examples: the split of DATASET (default: train)")
+    p.add_argument("--data-files", nargs="+", help="--examples: data files for builder datasets such as parquet")
+    p.add_argument("--input-column", help="--examples: the image or text column (default: the card's, else detected)")
+    p.add_argument("--image-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--text-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
+    p.add_argument("--label-column", help="--examples: the label column (default: the card's, else detected)")
+    p.add_argument(
+        "--on", default="idx", choices=JOIN_KEYS, help="--examples: join the scores to DATASET by row or by content"
+    )
+    p.add_argument(
+        "--verify",
+        default="sample",
+        choices=VERIFY_MODES,
+        help="--examples with --on idx: content check of the alignment (every row shown is checked too)",
+    )
     _add_store(p)
     p.set_defaults(func=cmd_show)
 

@@ -69,8 +69,8 @@ METADATA_NAMES = (
 """String columns that are usually not the input; set aside when several string columns compete."""
 
 # column roles, from a datasets feature or from a value
-_IMAGE, _STRING, _CLASSLABEL, _INTEGER, _FLOAT, _ARRAY, _OTHER = (
-    "image", "string", "class label", "integer", "float", "array", "other",
+_IMAGE, _STRING, _CLASSLABEL, _INTEGER, _FLOAT, _ARRAY, _MIXED, _OTHER = (
+    "image", "string", "class label", "integer", "float", "array", "mixed-type", "other",
 )  # fmt: skip
 
 _INPUT_FLAG = "--input-column (library: input_column=)"
@@ -93,6 +93,8 @@ def _feature_role(feature: Any) -> str:
         if dtype.startswith("float"):
             return _FLOAT
         return _OTHER
+    if type(feature).__name__ == "Json":  # datasets' type for a JSON field whose values differ in type
+        return _MIXED
     if isinstance(feature, dict) and ("bytes" in feature or "path" in feature):  # an image struct without metadata
         return _IMAGE
     array_types = tuple(
@@ -254,6 +256,14 @@ def _detect_label(roles: Mapping[str, str], input_column: str | None, required: 
     if label is None:
         usable = [c for c in candidates if roles[c] in (_CLASSLABEL, _INTEGER, _STRING)]
         label = _usual(usable, LABEL_NAMES)
+    if label is None and required and (odd := _usual(candidates, LABEL_NAMES)) is not None:
+        raise InvalidArgumentError(
+            f"Column {odd!r} looks like the label but holds {roles[odd]} values (a mixed-type column mixes e.g. "
+            "strings and numbers); make every label a string or every label an integer, or name the label with "
+            f"{_LABEL_FLAG}.",
+            column=odd,
+            value=roles[odd],
+        )
     if label is None and required:
         several = f" (several ClassLabel columns: {typed})" if typed else ""
         raise InvalidArgumentError(

@@ -4,7 +4,8 @@ A score folder is a complete Hub dataset repo::
 
     README.md                              card: YAML (``configs:`` + ``datadiet:`` provenance) and body
     data/<config>/train-00000-of-00001.parquet
-    plots/<config>-<metric>.png
+    plots/<config>-<metric>.png            score histogram
+    plots/<config>-<column>-examples.png   hardest/easiest/mislabeled images (``.md``: a table, for texts)
 
 The card is read and written only here, through ``huggingface_hub``'s ``DatasetCard`` (no hand-parsed YAML);
 an unreadable card is always a ``CardError``. The local store and the Hub both publish exactly ``files()``.
@@ -41,8 +42,16 @@ DATA_DIR = "data"
 PLOTS_DIR = "plots"
 DATA_FILE = "data/{config}/train-00000-of-00001.parquet"
 PLOT_FILE = "plots/{config}-{metric}.png"
+EXAMPLES_FILE = "plots/{config}-{column}-examples{suffix}"
+EXAMPLES_TABLES = "*-examples.md"  # the only Markdown files a version's plots/ may hold
 PUBLISHED_FILES = (README,)
 PUBLISHED_DIRS = (DATA_DIR, PLOTS_DIR)
+
+
+def is_examples_file(rel: str | os.PathLike) -> bool:
+    """Whether a folder-relative path is an examples grid or table (not a score histogram)."""
+    path = Path(rel)
+    return path.parent.as_posix() == PLOTS_DIR and path.stem.endswith("-examples")
 
 
 def load_card(readme: str | os.PathLike) -> ScoreCard:
@@ -54,12 +63,14 @@ _MAGIC = {"png": (b"\x89PNG\r\n\x1a\n", b""), "parquet": (b"PAR1", b"PAR1")}
 
 
 def _check_kind(path: Path, kind: str) -> None:
-    """``UnsafeFileError`` unless ``path`` is a regular file of ``kind`` (``card``, ``parquet`` or ``png``)."""
+    """``UnsafeFileError`` unless ``path`` is a regular file of ``kind`` (``card`` or ``markdown``: UTF-8 text,
+    ``parquet`` or ``png``)."""
+    text_kind = kind in ("card", "markdown")
     if not path.is_file() or path.is_symlink():
         raise UnsafeFileError(f"{path} is not a regular file; a version holds only regular files.", path=path)
     with open(path, "rb") as handle:
-        data = handle.read() if kind == "card" else b""
-        if kind != "card":
+        data = handle.read() if text_kind else b""
+        if not text_kind:
             head, tail = _MAGIC[kind]
             start = handle.read(len(head))
             end = b""
@@ -81,7 +92,8 @@ def _check_kind(path: Path, kind: str) -> None:
     except UnicodeDecodeError:
         text = "\0"
     if "\0" in text:
-        raise UnsafeFileError(f"{path} is not a UTF-8 text card; a version's README.md must be one.", path=path)
+        what = "README.md" if kind == "card" else "plots/*-examples.md"
+        raise UnsafeFileError(f"{path} is not a UTF-8 text file; a version's {what} must be one.", path=path)
 
 
 def _entry_paths(entry: Any) -> list[str]:
@@ -150,13 +162,18 @@ class ScoreFolder:
     def plot_file(self, config: str, metric: str) -> Path:
         return self.path / PLOT_FILE.format(config=config, metric=metric)
 
+    def examples_file(self, config: str, column: str, suffix: str) -> Path:
+        """Where the examples of ``config`` by ``column`` go: ``.png`` (images) or ``.md`` (texts)."""
+        return self.path / EXAMPLES_FILE.format(config=config, column=column, suffix=suffix)
+
     def files(self) -> list[Path]:
         """The files that make up a version, as relative paths: exactly the layout, ``README.md``,
-        ``data/<config>/*.parquet`` of the configs the card declares and ``plots/*.png``.
+        ``data/<config>/*.parquet`` of the configs the card declares, ``plots/*.png`` and ``plots/*-examples.md``.
 
         The local store copies and the Hub uploads exactly these, so each is checked first: a symlink anywhere in
         the layout is refused (publishing must never upload what a link points to, such as a token file), and each
-        file must be what its name says (parquet magic, PNG signature, UTF-8 card), else ``UnsafeFileError``.
+        file must be what its name says (parquet magic, PNG signature, UTF-8 card and tables), else
+        ``UnsafeFileError``.
         Anything else in ``data/`` or ``plots/`` is left out with a warning; hidden files (temporaries, engine
         state) silently, as ``datasets`` ignores them too.
         """
@@ -176,6 +193,10 @@ class ScoreFolder:
             if not path.name.startswith("."):
                 _check_kind(path, "png")
                 files.append(path.relative_to(self.path))
+        for path in sorted(plots.glob(EXAMPLES_TABLES)) if plots.is_dir() else []:
+            if not path.name.startswith("."):
+                _check_kind(path, "markdown")
+                files.append(path.relative_to(self.path))
         chosen = set(files)
         left_out = sorted(
             rel
@@ -187,7 +208,7 @@ class ScoreFolder:
         if left_out:
             logger.warning(
                 "Not publishing %s from %s: only README.md, data/<config>/*.parquet of the card's configs and "
-                "plots/*.png are part of a version.",
+                "plots/*.png and plots/*-examples.md are part of a version.",
                 [p.as_posix() for p in left_out],
                 self.path,
             )

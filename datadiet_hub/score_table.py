@@ -116,6 +116,14 @@ def _missing_column(column: str, names: list[str], why: str) -> ColumnNotFoundEr
 
 
 def _finite(raw: np.ndarray, column: str, table: pa.Table) -> np.ndarray:
+    if raw.dtype.kind not in "biuf":  # strings, lists, structs: not something to rank by
+        numeric = [c for c in table.column_names if c != "idx" and pa.types.is_floating(table.schema.field(c).type)]
+        raise InvalidTypeError(
+            f"Column {column!r} holds {table.schema.field(column).type} values, not numeric scores; rank by a "
+            f"score column{' (' + ', '.join(numeric) + ')' if numeric else ''}.",
+            column=column,
+            value=str(table.schema.field(column).type),
+        )
     if raw.dtype.kind != "f":
         raw = raw.astype(np.float64)
     bad = ~np.isfinite(raw)

@@ -19,6 +19,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from ._datasets_compat import arrow_column
 from .columns import Columns, InputKind, detect_columns
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 from .hub import as_hub_error
@@ -178,6 +179,44 @@ def _is_text(feature: Any) -> bool:
     return isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
 
 
+def check_rows(dataset: datasets.Dataset, columns: Columns) -> None:
+    """Refuse, with one clear error, a split that cannot be trained on: a null label, a single class, and for
+    text a null or empty text. Reads only those columns, through arrow."""
+    import pyarrow.compute as pc
+
+    label = columns.label
+    assert label is not None
+    labels = arrow_column(dataset, label)
+    if labels.null_count:
+        first = pc.index(pc.is_null(labels), True).as_py()
+        raise InvalidArgumentError(
+            f"{labels.null_count} row(s) have no label in column {label!r} (first: row {first}); drop them "
+            f"(ds.filter(lambda row: row[{label!r}] is not None)) or give them a class.",
+            column=label,
+            value=labels.null_count,
+        )
+    classes = pc.unique(labels)
+    if len(classes) < 2 and len(dataset) > 0:
+        raise InvalidArgumentError(
+            f"Every row has the label {classes[0].as_py()!r} (column {label!r}): scoring ranks examples by how hard "
+            "they are to classify, which needs at least two classes. Check --label-column.",
+            column=label,
+            value=classes[0].as_py() if len(classes) else None,
+        )
+    if columns.kind is InputKind.TEXT:
+        texts = arrow_column(dataset, columns.input)
+        blank = pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0), True)
+        count = pc.sum(blank).as_py() or 0
+        if count:
+            first = pc.index(blank, True).as_py()
+            raise InvalidArgumentError(
+                f"{count} row(s) have a null or empty text in column {columns.input!r} (first: row {first}); drop "
+                f"them first (ds.filter(lambda row: bool(row[{columns.input!r}] and row[{columns.input!r}].strip())).",
+                column=columns.input,
+                value=count,
+            )
+
+
 def _encode_string_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
     """A string label column (``"de"``, ``"fr"``) as a ``ClassLabel`` with the sorted names as classes 0..K-1."""
     feature = dataset.features[label_column]
@@ -188,6 +227,18 @@ def _encode_string_labels(dataset: datasets.Dataset, label_column: str) -> datas
 
 
 FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".tsv": "csv"}
+
+
+def _logged(columns: Columns, name: str) -> Columns:
+    logger.info(
+        "%s: input column %r (%s), label column %r (datadiet_hub.columns.detect_columns; name them with "
+        "--input-column / --label-column)",
+        name,
+        columns.input,
+        columns.kind.value,
+        columns.label,
+    )
+    return columns
 
 
 def load_source(
@@ -201,14 +252,15 @@ def load_source(
     streaming: bool = False,
     image_column: str | None = None,
     text_column: str | None = None,
-    encode_labels: bool = True,
+    for_scoring: bool = True,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
     ``name`` may be a Hub id (``uoft-cs/cifar10``), a local folder (an ``imagefolder`` layout or data files), a
     single ``.parquet``/``.csv``/``.json(l)`` file, or a builder such as ``parquet`` with ``data_files``.
     ``streaming=True`` returns a ``datasets.IterableDataset`` read lazily (memory flat in the number of rows).
-    A string label column is encoded as classes (sorted names) unless streaming or ``encode_labels=False``. Columns: ``detect_columns``
+    For scoring (``for_scoring=True``, not streamed) the rows are checked (``check_rows``) and a string label
+    column is encoded as classes (sorted names); ``for_scoring=False`` leaves the rows as loaded. Columns: ``detect_columns``
     (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
     """
     named: dict[str, Any] = dict(
@@ -226,8 +278,9 @@ def load_source(
 
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
-        columns = detect_columns(saved, **named)
-        if encode_labels:
+        columns = _logged(detect_columns(saved, **named), name)
+        if for_scoring:
+            check_rows(saved, columns)
             saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
         return Source(
             saved.to_iterable_dataset() if streaming else saved,
@@ -248,7 +301,10 @@ def load_source(
                 f"Cannot read {name!r}: unknown file type {suffix!r}. Give a {', '.join(sorted(FILE_BUILDERS))} "
                 "file, a folder, or a Hub dataset id."
             )
+        shown = name  # the card names the file the user gave, not the builder
         name, data_files = FILE_BUILDERS[suffix], name
+    else:
+        shown = name
     kwargs: dict[str, Any] = {"delimiter": "\t"} if str(data_files).endswith(".tsv") else {}
     try:
         dataset = datasets.load_dataset(
@@ -258,10 +314,24 @@ def load_source(
         raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
-    columns = detect_columns(dataset, **named)
-    if not streaming and encode_labels:
+    except datasets.exceptions.DatasetGenerationError as err:  # the files are there but cannot be parsed
+        raise InvalidArgumentError(f"Could not read {shown!r}: {_unreadable(err)}", value=shown) from err
+    columns = _logged(detect_columns(dataset, **named), shown)
+    if not streaming and for_scoring:
+        check_rows(dataset, columns)
         dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
-    return Source(dataset, columns, name=name, split=split, revision=revision)
+    return Source(dataset, columns, name=shown, split=split, revision=revision)
+
+
+def _unreadable(err: BaseException) -> str:
+    """What is wrong with a data file ``datasets`` could not parse, and the fix, from the error's cause."""
+    cause = err.__cause__ or err.__context__ or err
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"it is not UTF-8 text ({cause}). Convert it, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8.csv`, "
+            "or load it yourself with load_dataset('csv', data_files=..., encoding='latin-1') and save_to_disk."
+        )
+    return f"{type(cause).__name__}: {cause}".strip()
 
 
 _LOCAL_SUFFIXES = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".txt")

@@ -16,12 +16,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from .atomic import atomic_path, atomic_write_bytes, write_parquet
+from ._examples_write import write_folder_examples
+from ._plotting import PLOT_EXTRA, pyplot, save_png
+from .atomic import atomic_write_bytes, write_parquet
 from .card import ConfigSummary, build_card, summarize_config
-from .errors import InvalidArgumentError, ScoreMismatchError
-from .folder import ScoreFolder
+from .errors import InvalidArgumentError, MissingExtraError, ScoreMismatchError
+from .folder import ScoreFolder, is_examples_file
 from .provenance import ConfigInfo, Provenance
 from .schema import metrics_in, validate_config_name, validate_table
+from .sources import Source
 from .table_provenance import as_provenance
 
 logger = logging.getLogger(__name__)
@@ -32,12 +35,9 @@ __all__ = ["atomic_write_bytes", "combine_score_folders", "refresh_card", "write
 def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[str]:
     """One PNG per metric with a histogram of its mean score; skipped (logged) without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.info("matplotlib not installed: no histograms in the card (pip install 'datadiet-hub[plot]').")
+        plt = pyplot()
+    except MissingExtraError:
+        logger.info("matplotlib not installed: no histograms in the card (%s).", PLOT_EXTRA)
         return []
     written = []
     for metric in metrics_in(table.column_names):
@@ -49,11 +49,7 @@ def _plot_histograms(folder: ScoreFolder, config: str, table: pa.Table) -> list[
         ax.set_title(f"{config}: {metric}")
         fig.tight_layout()
         target = folder.plot_file(config, metric)
-        try:
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format="png")
-        finally:
-            plt.close(fig)
+        save_png(fig, target)
         written.append(target.relative_to(folder.path).as_posix())
     return written
 
@@ -88,6 +84,7 @@ def write_score_dataset(
     config_info: dict[str, dict[str, Any]] | None = None,
     plots: bool = True,
     repo_hint: str | None = None,
+    examples_source: Source | None = None,
 ) -> Path:
     """Write every config's table and the card into ``folder``.
 
@@ -99,13 +96,15 @@ def write_score_dataset(
         config_info: optional per-config ``model``/``time`` overriding what the card shows.
         plots: draw score histograms when matplotlib is available.
         repo_hint: the repo id or path shown in the card's usage snippet.
+        examples_source: the scored split; with ``plots``, each config's hardest, easiest and most likely
+            mislabeled examples go to ``plots/`` (``examples.write_folder_examples``) and the card shows them.
     """
     if not tables:
         raise InvalidArgumentError("No score tables to write: give at least one config's table.", value=tables)
     prov = as_provenance(provenance) or Provenance()
     target = ScoreFolder(folder)
     config_info = config_info or {}
-    summaries, plot_files = [], []
+    summaries, plot_files, example_files = [], [], []
     checked = {}
     for name, table in tables.items():  # validate every table before writing any: a bad one leaves no file
         validate_config_name(name)
@@ -116,7 +115,15 @@ def write_score_dataset(
         summaries.append(_summary(name, table, prov.configs.get(name), config_info.get(name, {})))
         if plots:
             plot_files += _plot_histograms(target, name, table)
-    card = build_card(provenance=prov, configs=summaries, plots=plot_files, repo_hint=repo_hint or str(folder))
+        if plots and examples_source is not None:
+            example_files += write_folder_examples(target, name, table, examples_source, provenance=prov)
+    card = build_card(
+        provenance=prov,
+        configs=summaries,
+        plots=plot_files,
+        examples=example_files,
+        repo_hint=repo_hint or str(folder),
+    )
     target.write_card(card)
     logger.info("Wrote %d config(s) to %s", len(tables), target.path)
     return target.path
@@ -132,7 +139,13 @@ def refresh_card(folder: str | os.PathLike, *, repo_hint: str | None = None) -> 
     prov = source.provenance()
     summaries = [_summary(name, source.read_table(name), prov.configs.get(name), {}) for name in source.validate()]
     plots = [p.as_posix() for p in source.files() if p.parts[0] == "plots"]
-    fresh = build_card(provenance=prov, configs=summaries, plots=plots, repo_hint=repo_hint or str(source.path))
+    fresh = build_card(
+        provenance=prov,
+        configs=summaries,
+        plots=[p for p in plots if not is_examples_file(p)],
+        examples=[p for p in plots if is_examples_file(p)],
+        repo_hint=repo_hint or str(source.path),
+    )
     source.card().refresh(fresh).save(source.readme)
     return source.path
 

@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("datasets", "accelerate", "httpx", "huggingface_hub", "scoring", "downstream", "datadiet_hub"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return run_guarded(lambda: demo(args))
+    from datadiet_hub._progress import datasets_progress
+
+    def go() -> int:
+        with datasets_progress(args.progress):
+            return demo(args)
+
+    return run_guarded(go)
 
 
 def demo(args: argparse.Namespace) -> int:

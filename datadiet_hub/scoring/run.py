@@ -12,6 +12,7 @@ training ``datadiet_hub.scoring.train``, scoring ``datadiet_hub.scoring.score``,
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
+from datadiet_hub.errors import DatadietError
 from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
@@ -27,7 +29,7 @@ from . import checkpoint as ckpt
 from . import determinism
 from .aggregate import build_table
 from .config import ScoringConfig
-from .data.prepare import RunData, prepare_data
+from .data.prepare import RunData, load_run_source, prepare_data
 from .distributed import (
     broadcast,
     describe_hardware,
@@ -36,6 +38,7 @@ from .distributed import (
     run_on_main,
     shutdown,
 )
+from .models import resolve_training
 from .parallel import train_in_parallel
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
@@ -73,9 +76,19 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     out = Path(cfg.output_dir)
     state = RunState(out)
     show = progress and accelerator.is_local_main_process
+    created = next((p for p in (out, state.path) if not p.exists()), None)  # what this call makes, outermost
     run_on_main(accelerator, lambda: state.prepare(cfg))
     state.check_config(cfg)
-    data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+    try:
+        data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+        cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+        make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before any training
+    except DatadietError:  # bad input: leave no folder behind that would pin a rerun to this config
+        if created is not None and accelerator.is_main_process:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if accelerator.is_main_process:
+        logger.info("%s", choice.message)
     setup = _Setup(data, Schedule.from_config(cfg, len(data)))
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)
@@ -207,6 +220,14 @@ def _write(
         wall_time_s=wall,
         command=command,
     )
-    write_score_dataset(out, tables, provenance=provenance, config_info=info)
+    write_score_dataset(out, tables, provenance=provenance, config_info=info, examples_source=_examples_source(cfg))
     state.record_wall_time(wall)
     logger.info("Wrote %s configs to %s in %.0f s", ", ".join(tables), out, wall)
+
+
+def _examples_source(cfg: ScoringConfig):
+    """The scored split, for the examples the card shows; None for a streamed run (that would be another pass)."""
+    if cfg.streaming:
+        logger.info("Streamed run: no example grid in the card; draw one with `datadiet show OUT --examples DATASET`.")
+        return None
+    return load_run_source(cfg)

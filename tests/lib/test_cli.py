@@ -125,3 +125,62 @@ def test_prune_command_selection_flags_match_the_library(score_folder, image_dat
     with pytest.raises(SystemExit):
         main([*base, "--strategy", "hardset", "--fraction", "0.5", "--output", str(tmp_path / "x.parquet")])
     assert "invalid choice: 'hardset'" in capsys.readouterr().err
+
+
+def test_boolean_options_are_switches():
+    """Every boolean option of every verb is a --flag / --no-flag pair (argparse.BooleanOptionalAction)."""
+    import argparse
+
+    from datadiet_hub.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    switches = []
+    for verb, sub in [("", parser), *subparsers.choices.items()]:
+        for action in sub._actions:
+            assert not isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)), (verb, action)
+            if isinstance(action, argparse.BooleanOptionalAction):
+                switches.append((verb, action.dest))
+    assert {("prune", "class_balanced"), ("prune", "progress"), ("publish", "private"), ("", "verbose")} <= set(
+        switches
+    )
+    args = parser.parse_args(["prune", "d", "--scores", "s", "--output", "o", "--class-balanced", "--no-progress"])
+    assert (args.class_balanced, args.progress) == (True, False)
+    args = parser.parse_args(["prune", "d", "--scores", "s", "--output", "o", "--no-class-balanced"])
+    assert (args.class_balanced, args.progress) == (False, True)
+
+
+def test_a_score_column_that_is_not_numeric_is_a_usage_error(score_folder, image_dataset, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "text-scores"
+    shutil.copytree(score_folder, folder)
+    for path in (folder / "data" / "cnn-ep2").glob("*.parquet"):  # el2n written as text, e.g. by another tool
+        table = pq.read_table(path)
+        column = table.column_names.index("el2n")
+        pq.write_table(table.set_column(column, "el2n", table.column("el2n").cast(pa.string())), path)
+    data = tmp_path / "data.parquet"
+    image_dataset.to_parquet(str(data))
+    out = tmp_path / "pruned.parquet"
+    result = run_cli("prune", str(data), "--scores", str(folder), "--config", "cnn-ep2", "--fraction", "0.5",
+                     "--output", str(out), "--no-progress")  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and "Column 'el2n' holds string values, not numeric scores" in errors[0], errors
+    assert not out.exists()
+
+
+def test_prune_no_progress_silences_datasets_bars(score_folder, image_dataset, tmp_path):
+    data = tmp_path / "fresh.parquet"  # a file datasets has not cached: it would show "Generating train split"
+    image_dataset.to_parquet(str(data))
+    env = {**__import__("os").environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    args = ["prune", str(data), "--scores", str(score_folder), "--config", "cnn-ep2", "--fraction", "0.5"]
+    quiet = run_cli(*args, "--output", str(tmp_path / "a.parquet"), "--no-progress", env=env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Generating train split" not in quiet.stderr and "it/s" not in quiet.stderr, quiet.stderr
+    env["HF_DATASETS_CACHE"] = str(tmp_path / "cache2")
+    loud = run_cli(*args, "--output", str(tmp_path / "b.parquet"), env=env)  # the control: bars by default
+    assert loud.returncode == 0 and "Generating train split" in loud.stderr, loud.stderr

@@ -172,3 +172,23 @@ def test_every_field_has_a_flag_and_the_preset_is_valid():
         cfg.augmentation,
         len(cfg.seeds),
     ) == ("resnet18", 0.1, 0.9, True, 5e-4, 128, 200, 0.2, "crop-flip", 10)
+
+
+def test_boolean_options_are_switches_and_config_files_still_set_them(tmp_path):
+    """``--streaming`` / ``--no-streaming`` (argparse's BooleanOptionalAction); unset, the file or default wins."""
+    from datadiet_hub.scoring.config import field_kinds
+
+    switches = [name for name, (kind, is_list, _) in field_kinds().items() if kind is bool and not is_list]
+    assert {"streaming", "nesterov", "deterministic"} <= set(switches)
+    for name in switches:
+        flag = name.replace("_", "-")
+        assert getattr(parse([f"--{flag}"]), name) is True
+        assert getattr(parse([f"--no-{flag}"]), name) is False
+    path = tmp_path / "run.yaml"
+    path.write_text("streaming: true\nnesterov: false\ndata_path: loader\n")
+    cfg = parse(["--config", str(path)])
+    assert (cfg.streaming, cfg.nesterov) == (True, False)
+    cfg = parse(["--config", str(path), "--no-streaming", "--nesterov"])
+    assert (cfg.streaming, cfg.nesterov) == (False, True)
+    with pytest.raises(SystemExit):
+        parse(["--streaming", "true"])  # a switch takes no value

@@ -69,7 +69,8 @@ def test_colour_folder_end_to_end_from_the_cli(tmp_path, colour_folder):  # noqa
     assert (data["data_path"], data["image_size"], data["image_channels"]) == ("loader", 24, 3)
     assert "sizes vary" in data["data_path_reason"]
     assert provenance["scoring"]["augmentation"] == "none"  # side 24 < 32: auto leaves small images alone
-    assert provenance["source"]["image_column"] == "image" and len(provenance["scoring"]["mean"]) == 3
+    assert (provenance["source"]["input_column"], provenance["source"]["input_kind"]) == ("image", "image")
+    assert len(provenance["scoring"]["mean"]) == 3
 
 
 class TinyText(nn.Module):
@@ -106,7 +107,9 @@ def test_text_set_end_to_end(tmp_path, text_jsonl):  # noqa: F811
     assert len(scores) == len(rows)
     assert scores[4]["example_id"] == example_id(rows[4]["text"], ["de", "es", "it"].index(rows[4]["language"]))
     provenance = card(out)
-    assert provenance["source"]["text_column"] == "text" and provenance["source"]["label_column"] == "language"
+    assert (provenance["source"]["input_column"], provenance["source"]["input_kind"]) == ("text", "text")
+    assert provenance["source"]["label_column"] == "language"
+    assert provenance["source"]["label_names"] == ["de", "es", "it"]  # the class ids the example ids hash
     assert provenance["scoring"]["data"]["tokenizer_vocab_size"] <= 100 and provenance["scoring"]["mean"] is None
     # training learned the languages: the mean EL2N fell from init
     start = datasets.load_dataset(str(out), configs[0], split="train")

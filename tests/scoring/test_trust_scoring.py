@@ -287,8 +287,8 @@ def test_kill_9_anywhere_resumes_to_identical_scores(tmp_path, tiny_parquet, ref
 
 
 def test_the_demo_publishes_where_the_readme_examples_read(tmp_path, monkeypatch):
-    """The README runs the demo, then reads ``fashion-mnist-datadiet`` by name (``load_scores``, ``datadiet show``,
-    ``diff @v1 @v2``) from the default store: so the demo must publish there, and no example may point at a
+    """The README runs the demo, then reads ``fashion-mnist-datadiet`` by name (``datadiet diff @v1 @v2``) from the
+    default store: so the demo must publish there, and no example may point at a
     demo-private store."""
     from datadiet_hub import LocalStore
     from datadiet_hub.downstream.demo import build_parser
@@ -299,4 +299,4 @@ def test_the_demo_publishes_where_the_readme_examples_read(tmp_path, monkeypatch
     assert LocalStore(args.store).root == default_root() == tmp_path / "home"
     readme = (REPO_ROOT / "README.md").read_text()
     assert "runs/demo/store" not in readme
-    assert 'load_scores("fashion-mnist-datadiet"' in readme and "DATADIET_HOME" in readme
+    assert "datadiet diff fashion-mnist-datadiet@v1" in readme and "DATADIET_HOME" in readme

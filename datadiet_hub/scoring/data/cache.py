@@ -33,7 +33,16 @@ CACHE_FORMAT = 1
 ENV = "DATADIET_DECODED_CACHE"
 _STALE_SECONDS = 24 * 3600
 _PLAN_FIELDS = ("data_path", "image_size", "image_channels", "augmentation", "streaming")
-_SOURCE_FIELDS = ("dataset", "split", "image_column", "text_column", "label_column", "revision", "data_files")
+_SOURCE_FIELDS = (
+    "dataset",
+    "split",
+    "input_column",
+    "image_column",
+    "text_column",
+    "label_column",
+    "revision",
+    "data_files",
+)
 
 
 def cache_root() -> Path | None:
@@ -62,7 +71,7 @@ def cache_key(cfg: Any, source_fingerprint: str) -> str:
     identity = {
         "format": CACHE_FORMAT,
         "source": source_fingerprint,
-        **{name: getattr(cfg, name) for name in _SOURCE_FIELDS + _PLAN_FIELDS},
+        **{name: getattr(cfg, name, None) for name in _SOURCE_FIELDS + _PLAN_FIELDS},
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:40]
 

@@ -35,15 +35,23 @@ RRC_RATIO = (3 / 4, 4 / 3)
 
 
 def open_image(value: Any) -> Image.Image:
-    """A PIL image from what a ``datasets`` row holds: a PIL image, ``{"bytes", "path"}``, an array, or a path."""
+    """A PIL image from what a ``datasets`` row holds: a PIL image, ``{"bytes", "path"}``, an array, or a path.
+
+    Encoded images are decoded here in full, so an empty, truncated or non-image file is one clear error naming
+    the file (``InvalidArgumentError``), not a PIL traceback later."""
     if isinstance(value, Image.Image):
         return value
+    if value is None:
+        raise InvalidArgumentError(
+            "A row has no image (null); drop it first (ds.filter(lambda row: row[...] is not None))."
+        )
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
-        return Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
+        where = value.get("path") or "an image stored in the dataset"
+        return _decoded(lambda: Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]), where)
     if isinstance(value, (bytes, bytearray)):
-        return Image.open(io.BytesIO(value))
+        return _decoded(lambda: Image.open(io.BytesIO(value)), "an image stored in the dataset")
     if isinstance(value, str):
-        return Image.open(value)
+        return _decoded(lambda: Image.open(value), value)
     array = np.asarray(value)
     if array.dtype != np.uint8:
         if array.dtype.kind == "f" and array.max(initial=0) <= 1.0:
@@ -52,6 +60,19 @@ def open_image(value: Any) -> Image.Image:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     return Image.fromarray(array)
+
+
+def _decoded(opener: Any, where: str) -> Image.Image:
+    try:
+        image = opener()
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:  # PIL's errors for bad files
+        raise InvalidArgumentError(
+            f"Cannot decode {where!r} as an image ({type(err).__name__}: {err}); it is empty, damaged or not an "
+            "image. Remove or replace it and rerun.",
+            value=where,
+        ) from err
+    return image
 
 
 def channels_of_mode(mode: str) -> int:

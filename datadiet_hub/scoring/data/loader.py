@@ -37,6 +37,7 @@ from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 
 from .images import prepare_image
+from .ngrams import NgramEncoder
 from .text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Inputs:
         image_size: side in pixels of the square images the model sees.
         channels: 1 (grey) or 3 (RGB).
         augmentation: the training view (``none``, ``crop-flip``, ``resized-crop-flip``); scoring never augments.
-        encoder: the text encoder (text only).
+        encoder: the text encoder (text only): a tokenizer, or the split's saved n-grams read by row position.
         label_names: class names by id when the stream holds labels as strings.
     """
 
@@ -73,7 +74,7 @@ class Inputs:
     image_size: int = 0
     channels: int = 0
     augmentation: str = "none"
-    encoder: TextEncoder | None = None
+    encoder: TextEncoder | NgramEncoder | None = None
     label_names: tuple[str, ...] | None = None
     _label_ids: dict[str, int] | None = field(default=None, repr=False)
 
@@ -98,6 +99,11 @@ class Inputs:
         return [self.column, self.label_column]
 
     def labels(self, values: list[Any]) -> np.ndarray:
+        if any(v is None for v in values):
+            raise InvalidArgumentError(
+                f"A row has no label (null) in column {self.label_column!r}; drop such rows first "
+                f"(ds.filter(lambda row: row[{self.label_column!r}] is not None))."
+            )
         if self._label_ids is not None and values and isinstance(values[0], str):
             try:
                 return np.array([self._label_ids[v] for v in values], dtype=np.int64)
@@ -117,7 +123,7 @@ class Inputs:
         }
         if self.kind == InputKind.TEXT:
             assert self.encoder is not None
-            encoded = self.encoder(rows[self.column])
+            encoded = self.encoder(rows[self.column], idx)
             out.update({k: torch.from_numpy(v) for k, v in encoded.items()})
             return out
         augment = self.augmentation if train else "none"
@@ -434,7 +440,13 @@ def manifest_batch(inputs: Inputs, rows: dict[str, list[Any]], idx: np.ndarray) 
     labels = inputs.labels(rows[inputs.label_column])
     values = rows[inputs.column]
     if inputs.kind == InputKind.TEXT:
-        ids = [example_id(v if isinstance(v, str) else "", int(lab)) for v, lab in zip(values, labels)]
+        blank = next((i for i, v in zip(idx.tolist(), values) if not isinstance(v, str) or not v.strip()), None)
+        if blank is not None:
+            raise InvalidArgumentError(
+                f"Row {blank} has a null or empty text in column {inputs.column!r}; drop such rows first "
+                f"(ds.filter(lambda row: bool(row[{inputs.column!r}] and row[{inputs.column!r}].strip())))."
+            )
+        ids = [example_id(v, int(lab)) for v, lab in zip(values, labels)]
         return {"idx": idx, "labels": labels, "ids": np.array(ids, dtype="S32")}
     ids = []
     sums = np.zeros(inputs.channels, np.float64)
