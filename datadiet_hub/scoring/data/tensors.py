@@ -108,8 +108,8 @@ def tensors_from_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     """Per-channel mean and (unbiased) std of uint8 images, on the 0..1 scale.
 
-    Exact from a 256-bin histogram per channel: no float copy of the split (the float64 copy of 60,000 28x28
-    images took about a second)."""
+    Exact from a 256-bin histogram per channel: no float copy of the split (a float64 copy of 60,000 28x28
+    images is 376 MB)."""
     means, stds = [], []
     for channel in range(images.shape[1]):
         counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).to(torch.float64)
