@@ -264,6 +264,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         max_score=args.max_score,
         seed=args.seed,
         class_balanced=args.class_balanced,
+        by=args.by,
         tie_break=args.tie_break,
     )
     with datasets_progress(args.progress):
@@ -275,6 +276,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             input_column=args.input_column,
             label_column=args.label_column,
             for_scoring=False,  # the pruned copy keeps the rows as the user has them
+            require_label="label" in scores.column_names,  # a corpus scored by language models has none
         )
         named = args.input_column is not None or args.label_column is not None
         pruned = prune(
@@ -431,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--examples: write here (.png for images, .md for texts; atomically). Default: texts print the "
         "Markdown table to stdout; images go to NAME-CONFIG-COLUMN-examples.png in the current folder",
     )
-    p.add_argument("--force", action="store_true", help="--examples: replace an existing output file")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="--examples: replace an existing output file",
+    )
     p.add_argument(
         "--max-chars",
         type=_positive_int,
@@ -490,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--fraction 0.5 --output pruned.parquet --format parquet",
             "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
             "--fraction 0.7 --output pruned/",
+            "datadiet prune corpus.jsonl --scores runs/corpus --column loss --strategy middle --by domain "
+            "--fraction 0.5 --output kept/",
         ],
     )
     p.add_argument("dataset", metavar="DATASET", help="fashion_mnist, a Hub id, a folder or a parquet file")
@@ -528,6 +537,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
     p.add_argument(
         "--class-balanced", action=argparse.BooleanOptionalAction, default=False, help="keep class proportions"
+    )
+    p.add_argument(
+        "--by",
+        metavar="COLUMN",
+        help="apply the strategy within the groups of this column (of the scores or the dataset, e.g. domain), "
+        "keeping the mix of groups",
     )
     p.add_argument("--on", default="idx", choices=JOIN_KEYS, help="join by row position or content")
     p.add_argument(

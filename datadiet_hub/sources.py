@@ -253,6 +253,7 @@ def load_source(
     image_column: str | None = None,
     text_column: str | None = None,
     for_scoring: bool = True,
+    require_label: bool = True,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
@@ -264,7 +265,11 @@ def load_source(
     (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
     """
     named: dict[str, Any] = dict(
-        input_column=input_column, label_column=label_column, image_column=image_column, text_column=text_column
+        input_column=input_column,
+        label_column=label_column,
+        image_column=image_column,
+        text_column=text_column,
+        require_label=require_label,  # False: an unlabeled corpus (scored by language models)
     )
     if is_fashion_mnist(name, data_files):
         dataset = fashion_mnist_dataset(split)
@@ -281,7 +286,7 @@ def load_source(
         columns = _logged(detect_columns(saved, **named), name)
         if for_scoring:
             check_rows(saved, columns)
-            saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
+            saved = saved if columns.label is None else _encode_string_labels(saved, columns.label)
         return Source(
             saved.to_iterable_dataset() if streaming else saved,
             columns,
@@ -319,7 +324,7 @@ def load_source(
     columns = _logged(detect_columns(dataset, **named), shown)
     if not streaming and for_scoring:
         check_rows(dataset, columns)
-        dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
+        dataset = dataset if columns.label is None else _encode_string_labels(dataset, columns.label)
     return Source(dataset, columns, name=shown, split=split, revision=revision)
 
 
