@@ -20,8 +20,9 @@ UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
 TOKENIZER_KINDS = ("wordpiece", "bpe")
-NOT_IDENTITY = ("output_dir", "num_workers")
-"""Fields that do not change a result, so a rerun may change them and still resume."""
+NOT_IDENTITY = ("output_dir", "num_workers", "parallel_seeds")
+"""Fields that do not change a result (beyond float rounding), so a rerun may change them and still resume."""
+PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -105,6 +106,13 @@ class ScoringConfig:
     """Bit-identical reruns on the same kind of device and software: deterministic torch algorithms, cuBLAS workspace
     config, one intra-op thread on CPU (slower; recorded in the provenance)."""
 
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (forward passes of training and scoring under bfloat16 autocast; scores change slightly,
+    see docs/performance.md)."""
+    parallel_seeds: bool | None = None
+    """Train the seeds together as one vectorized model (``datadiet_hub.scoring.parallel``); None: where it was
+    measured faster (the log says which and why). Results equal sequential seeds up to float rounding."""
+
     def __post_init__(self) -> None:
         self._coerce()
         self.validate()
@@ -176,6 +184,7 @@ class ScoringConfig:
             choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("data path", self.data_path, DATA_PATHS)
         choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
+        choice("precision", self.precision, PRECISIONS)
         named = {
             flag: value
             for flag, value in (
@@ -396,5 +405,9 @@ FLAG_HELP: dict[str, str] = {
     "std": "per-channel normalisation std on the 0..1 scale (default: computed from the split)",
     "checkpoint_every": "also checkpoint every this many epochs, for resuming long runs",
     "deterministic": "bit-identical reruns on the same device kind and software (slower; a bare flag means true)",
+    "precision": "fp32, or bf16: forward passes of training and scoring under bfloat16 autocast (scores change "
+    "slightly: docs/performance.md gives the measured agreement)",
+    "parallel_seeds": "train the seeds together as one vectorized model (equal to one by one up to float "
+    "rounding); default: where measured faster, which the log says",
 }
 """One line per ``ScoringConfig`` field for ``--help``: what it does and its unit (the default is appended)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -134,6 +134,7 @@ def train_loop(
     reseed: Callable[[int], int] | None = None,
     callbacks: Sequence[StepCallback] = (),
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
 ) -> int:
     """One SGD step per batch (train mode); returns the number of steps done, counting from ``start_step``.
 
@@ -147,6 +148,7 @@ def train_loop(
             inside the model (dropout) depends only on the step.
         callbacks: called after every step with a ``StepOutput``, in order (forgetting, checkpoints, progress).
         loss_fn: ``loss_fn(logits, labels)``, a batch mean.
+        autocast: the context the forward pass and the loss run under (``datadiet_hub.scoring.precision``).
     """
     model.train()
     step = start_step
@@ -157,8 +159,9 @@ def train_loop(
                 group["lr"] = rate
         if reseed is not None:
             torch.manual_seed(reseed(step))
-        logits = logits_of(model, model_inputs(batch))
-        loss = loss_fn(logits, batch[LABELS])
+        with autocast():
+            logits = logits_of(model, model_inputs(batch))
+            loss = loss_fn(logits, batch[LABELS])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -176,13 +179,14 @@ def evaluate(
     per_example: Callable[[nn.Module, Batch], torch.Tensor],
     *,
     grad: bool = False,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
 ) -> torch.Tensor:
     """``per_example(model, batch)`` over every batch in eval mode (BatchNorm uses its running statistics),
     concatenated on the CPU in batch order; row i of the result belongs to the i-th example the batches yield.
     ``grad=True`` keeps autograd on (GraNd needs gradients); otherwise the pass runs under ``no_grad``. The model's
-    own train/eval flags are restored afterwards."""
+    own train/eval flags are restored afterwards. ``per_example`` runs under ``autocast()``."""
     parts = []
-    with eval_mode(model), torch.set_grad_enabled(grad):
+    with eval_mode(model), torch.set_grad_enabled(grad), autocast():
         for batch in batches:
             parts.append(per_example(model, batch).detach().cpu())
     return torch.cat(parts) if parts else torch.empty(0)

@@ -39,6 +39,7 @@ from .distributed import (
     shutdown,
 )
 from .models import resolve_training
+from .parallel import train_in_parallel
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
 from .state import STATE, RunState
@@ -135,10 +136,14 @@ def _log_setup(setup: _Setup, accelerator) -> None:
 def _train(cfg: ScoringConfig, setup: _Setup, state: RunState, accelerator, show: bool) -> None:
     """Phase 1: train; seeds round-robin over processes."""
     rank, world = accelerator.process_index, accelerator.num_processes
+    todo = {}  # seed -> the step it resumes from
     for seed in cfg.seeds[rank::world]:
         latest = ckpt.latest_checkpoint(state.path, seed)
-        if latest is not None and latest[0] >= setup.schedule.total_steps:
-            continue
+        if latest is None or latest[0] < setup.schedule.total_steps:
+            todo[seed] = 0 if latest is None else latest[0]
+    if len(todo) > 1 or cfg.parallel_seeds:
+        todo = train_in_parallel(cfg, setup.data, todo, setup.schedule, state.path, accelerator.device, show, rank)
+    for seed in todo:
         started_seed = time.perf_counter()
         train_seed(cfg, setup.data, seed, setup.schedule, state.path, accelerator.device, progress=show)
         logger.info("[rank %d] seed %d trained in %.1f s", rank, seed, time.perf_counter() - started_seed)

@@ -17,6 +17,7 @@ from .config import ScoringConfig
 from .data.prepare import RunData
 from .loops import evaluate
 from .metrics.registry import get
+from .precision import autocast_for, in_bfloat16
 
 
 def metric_rows(
@@ -27,15 +28,22 @@ def metric_rows(
     device: torch.device,
     rank: int = 0,
     world: int = 1,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """Metric ``name`` of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order)."""
+    """Metric ``name`` of ``data.eval_rows(batch_size, rank, world)`` (float32, in that order), under ``precision``
+    (``datadiet_hub.scoring.precision``: autocast, or a bfloat16 copy of the model for metrics that need
+    gradients)."""
     computation = get(name)
     if computation.per_batch is None:
         raise InvalidArgumentError(
             f"Metric {name!r} is counted during training, not computed on a checkpoint's rows.", value=name
         )
     batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
-    return evaluate(model, batches, computation.per_batch, grad=computation.grad).to(torch.float32)
+    autocast = autocast_for(precision, device)
+    if precision == "bf16" and computation.grad:
+        model, batches = in_bfloat16(model, batches)
+        autocast = autocast_for("fp32", device)
+    return evaluate(model, batches, computation.per_batch, grad=computation.grad, autocast=autocast).to(torch.float32)
 
 
 def wanted(cfg: ScoringConfig, seed: int) -> list[str]:
@@ -63,7 +71,7 @@ def score_rows(
             continue
         batch_size = getattr(cfg, computation.batch_size)
         rows = data.eval_rows(batch_size=batch_size, rank=rank, world=world)
-        scores[name] = (rows, metric_rows(name, model, data, batch_size, device, rank, world))
+        scores[name] = (rows, metric_rows(name, model, data, batch_size, device, rank, world, cfg.precision))
     return scores
 
 

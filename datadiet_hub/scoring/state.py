@@ -26,12 +26,21 @@ import numpy as np
 
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.provenance import SourceInfo
-from datadiet_hub.sources import load_source
+from datadiet_hub.sources import (
+    FASHION_MNIST,
+    FASHION_MNIST_APT,
+    FASHION_MNIST_CLASSES,
+    Source,
+    fashion_mnist_arrays,
+    is_fashion_mnist,
+    load_source,
+)
 from datadiet_hub.writer import atomic_write_bytes
 
 from . import checkpoint as ckpt
 from .config import ScoringConfig
 from .data import TensorData, load_tensors
+from .data.tensors import tensors_from_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +96,7 @@ class RunState:
             return
         previous = json.loads(self.config_path.read_text())
         previous.setdefault("deterministic", False)  # runs from before the field existed
+        previous.setdefault("precision", "fp32")
         previous.setdefault("objective", cfg.objective)  # runs from before the field existed
         current = json.loads(json.dumps(cfg.identity()))
         if previous != current:
@@ -102,26 +112,38 @@ class RunState:
     def has_data(self) -> bool:
         return self.data_path.exists() and self.ids_path.exists() and self.source_path.exists()
 
-    def decode(self, cfg: ScoringConfig, *, progress: bool = True) -> None:
-        """Decode the source split once into the cache (main process); a finished cache is kept."""
+    def decode(self, cfg: ScoringConfig, *, progress: bool = True, source: Source | None = None) -> None:
+        """Decode the source split once into the cache (main process); a finished cache is kept. ``source``: the
+        split already loaded by the caller (so it is not loaded twice). Fashion-MNIST is read from its IDX arrays
+        directly: no PNG round trip."""
         if self.has_data():
             return
-        source = load_source(
-            cfg.dataset,
-            split=cfg.split,
-            input_column=cfg.input_column,
-            image_column=cfg.image_column,
-            label_column=cfg.label_column,
-            revision=cfg.revision,
-            data_files=cfg.data_files,
-        )
-        data = load_tensors(source, progress=progress)
-        info = {
-            "dataset": source.name,
-            "revision": source.revision,
-            "input_column": source.input_column,
-            "label_column": source.label_column,
-        }
+        if is_fashion_mnist(cfg.dataset, cfg.data_files):
+            images, labels = fashion_mnist_arrays(cfg.split)
+            data = tensors_from_arrays(images, labels, len(FASHION_MNIST_CLASSES))
+            info: dict[str, str | None] = {
+                "dataset": FASHION_MNIST,
+                "revision": f"debian:{FASHION_MNIST_APT}",
+                "input_column": "image",
+                "label_column": "label",
+            }
+        else:
+            source = source or load_source(
+                cfg.dataset,
+                split=cfg.split,
+                input_column=cfg.input_column,
+                image_column=cfg.image_column,
+                label_column=cfg.label_column,
+                revision=cfg.revision,
+                data_files=cfg.data_files,
+            )
+            data = load_tensors(source, progress=progress)
+            info = {
+                "dataset": source.name,
+                "revision": source.revision,
+                "input_column": source.input_column,
+                "label_column": source.label_column,
+            }
         atomic_write_bytes(self.ids_path, example_ids_npy(data.example_ids))
         atomic_write_bytes(self.source_path, json.dumps({**info, "num_classes": data.num_classes}).encode())
         ckpt.atomic_save({"images": data.images, "labels": data.labels}, self.data_path)

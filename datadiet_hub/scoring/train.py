@@ -30,6 +30,7 @@ from .data.prepare import RunData
 from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import build_model, resolve_training
+from .precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +113,10 @@ def lr_at(cfg: ScoringConfig, epoch: int) -> float:
     return step_lr(_training(cfg)[1], epoch, cfg.lr_milestones, cfg.lr_gamma)
 
 
-class _EpochLog:
+class EpochLog:
     """Mean loss and throughput of each epoch, to the progress bar and the log (a ``train_loop`` callback)."""
 
-    def __init__(self, seed: int, steps_per_epoch: int, total_steps: int, bar: tqdm) -> None:
+    def __init__(self, seed: int | str, steps_per_epoch: int, total_steps: int, bar: tqdm) -> None:
         self.seed, self.spe, self.total, self.bar = seed, steps_per_epoch, total_steps, bar
         self.t0, self.seen = time.perf_counter(), 0
         self.loss_sum: torch.Tensor | None = None
@@ -132,7 +133,7 @@ class _EpochLog:
         epoch = out.step // self.spe
         self.bar.set_postfix(epoch=epoch, loss=f"{mean_loss:.3f}", ex_s=f"{self.seen / elapsed:.0f}")
         logger.info(
-            "seed %d epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)",
+            "seed %s epoch %d/%d: loss %.4f, %.0f examples/s (%.1f s)",
             self.seed,
             epoch,
             self.total // self.spe,
@@ -141,6 +142,25 @@ class _EpochLog:
             elapsed,
         )
         self.t0, self.seen, self.loss_sum = time.perf_counter(), 0, None
+
+
+def checkpoint_steps(cfg: ScoringConfig, schedule: Schedule) -> set[int]:
+    """The steps after which a seed is checkpointed: every score time, every ``checkpoint_every`` epochs, the end."""
+    spe = schedule.steps_per_epoch
+    periodic = {e * spe for e in range(0, schedule.total_steps // spe + 1, cfg.checkpoint_every)}
+    wanted = {s for s in set(schedule.score_steps) | periodic if s <= schedule.total_steps}
+    return wanted | {schedule.total_steps}
+
+
+def save_checkpoint(
+    state_dir: Path, seed: int, step: int, tensors: dict[str, torch.Tensor], schedule: Schedule
+) -> None:
+    """Write ``seed``'s training state at ``step`` and delete its earlier periodic checkpoints (score times and the
+    latest are kept)."""
+    ckpt.atomic_save(tensors, ckpt.checkpoint_path(state_dir, seed, step), {"seed": seed, "step": step})
+    for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):
+        if old_step < step and old_step not in schedule.score_steps:
+            old_path.unlink(missing_ok=True)
 
 
 def train_seed(
@@ -165,19 +185,10 @@ def train_seed(
         tracker.load_state(ckpt.unpack_training_state(tensors, model, optimizer))
         logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
     spe = schedule.steps_per_epoch
-    score_steps = set(schedule.score_steps)
-    periodic = {e * spe for e in range(0, schedule.total_steps // spe + 1, cfg.checkpoint_every)}
-    wanted = {s for s in score_steps | periodic if s <= schedule.total_steps} | {schedule.total_steps}
+    wanted = checkpoint_steps(cfg, schedule)
 
     def save(step: int) -> None:
-        ckpt.atomic_save(
-            ckpt.pack_training_state(model, optimizer, tracker.state()),
-            ckpt.checkpoint_path(state_dir, seed, step),
-            {"seed": seed, "step": step},
-        )
-        for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):  # keep score times and the latest
-            if old_step < step and old_step not in score_steps:
-                old_path.unlink(missing_ok=True)
+        save_checkpoint(state_dir, seed, step, ckpt.pack_training_state(model, optimizer, tracker.state()), schedule)
 
     def track_forgetting(out: StepOutput) -> None:
         tracker.update(out.batch[IDX], out.logits.argmax(1) == out.batch[LABELS])
@@ -214,6 +225,7 @@ def train_seed(
         start_step=start,
         lr=lambda step: lr_at(cfg, step // spe),
         reseed=lambda step: stream_seed("step", seed, step),
-        callbacks=[track_forgetting, checkpoint, _EpochLog(seed, spe, schedule.total_steps, bar)],
+        callbacks=[track_forgetting, checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
+        autocast=autocast_for(cfg.precision, device),
     )
     bar.close()

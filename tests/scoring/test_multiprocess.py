@@ -145,3 +145,56 @@ def test_an_error_on_the_main_process_stops_both(tmp_path):
     assert result.returncode != 0
     # Both processes raise the main process's error (rank 1 does not wait at a barrier until a timeout).
     assert result.stderr.count("SourceNotFoundError: Could not load dataset") == 2, result.stderr[-3000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.multi_process
+def test_two_machines_on_localhost_give_the_scores_of_one_process(tmp_path, tiny_parquet):
+    """Two 'machines' (torchrun --nnodes 2, one process each, a static rendezvous on 127.0.0.1, gloo on the CPU)
+    sharing one output folder, as nodes share a file system: the same scores as a single process."""
+    import subprocess
+
+    from conftest import LAUNCH, REPO_ROOT, subprocess_env
+
+    def args(out):
+        return [
+            *("--output-dir", str(out), "--dataset", str(tiny_parquet), "--seeds", "0,1", "--at", "1"),
+            *("--scores", "el2n,grand", "--width", "0.25", "--batch-size", "64", "--no-progress", "-v"),
+        ]
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    run_engine(args(one))
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(rank)),
+                *("--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", str(port)),
+                *(str(LAUNCH), *args(two)),
+            ],
+            cwd=REPO_ROOT,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    for node, (_stdout, stderr) in zip(nodes, outputs):
+        assert node.returncode == 0, stderr[-3000:]
+    logs = outputs[0][1] + outputs[1][1]
+    assert "[rank 0] seed 0 trained" in logs and "[rank 1] seed 1 trained" in logs  # one seed per machine
+    prov = yaml.safe_load((two / "README.md").read_text().split("---")[1])["datadiet"]
+    assert prov["hardware"].startswith("2 process(es)")
+    a, b = read_scores(one, "cnn-ep1"), read_scores(two, "cnn-ep1")
+    np.testing.assert_array_equal(a["example_id"], b["example_id"])
+    for name in ("el2n_per_seed", "grand_per_seed"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)

@@ -27,11 +27,12 @@ from datadiet_hub.atomic import atomic_write_text
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.provenance import SourceInfo
-from datadiet_hub.sources import Source, load_source
+from datadiet_hub.sources import Source, fashion_mnist_files, is_fashion_mnist, load_source
 
 from ..loops import ordered_batches, shuffled_batches
 from ..models import TrainingChoice, choose_training
 from ..state import RunState
+from .cache import PreparedCache, cache_key, cache_root, file_digest
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
 from .ngrams import NgramEncoder, build_features, load_features, save_features
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
@@ -433,32 +434,64 @@ def _text_ready(cfg: Any, plan: Plan, state_dir: Path) -> bool:
 
 def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
     """Everything that reads the whole split, done once and saved: the plan, then the decoded tensors (memory
-    path) or the tokenizer and the manifest (DataLoader path)."""
+    path) or the tokenizer and the manifest (DataLoader path). A new run first looks in the cache of prepared splits
+    (``datadiet_hub.scoring.data.cache``) and adds what it prepared itself; the source is loaded at most once."""
     plan_path = state_dir / PLAN_FILE
     source = None
+    cache, key, restored = None, None, False
     if plan_path.exists():
         plan = Plan(**json.loads(plan_path.read_text()))
     else:
-        source = load_run_source(cfg)
-        plan = make_plan(cfg, source)
-        _save_json(plan_path, asdict(plan))
+        root = cache_root()
+        if root is not None:
+            fingerprint, source = _source_fingerprint(cfg)
+            if fingerprint is not None:
+                cache, key = PreparedCache(root), cache_key(cfg, fingerprint)
+                restored = cache.restore(key, state_dir, last=PLAN_FILE)
+        if restored:
+            plan = Plan(**json.loads(plan_path.read_text()))
+        else:
+            source = source or load_run_source(cfg)
+            plan = make_plan(cfg, source)
     if plan.path == "memory":
-        _run_state(state_dir).decode(cfg, progress=progress)  # the decoded split, as before
-        return
-    manifest_path = state_dir / MANIFEST_FILE
-    if manifest_path.exists() and (plan.kind != InputKind.TEXT or _text_ready(cfg, plan, state_dir)):
-        return
-    source = source or load_run_source(cfg)
-    inputs = _inputs(cfg, plan, source, state_dir)
-    if not manifest_path.exists():
-        manifest = scan(
-            source.dataset,
-            inputs,
-            num_workers=cfg.num_workers,
-            progress=progress,
-            total=_num_rows(source),
-        )
-        manifest.save(manifest_path)
+        state = _run_state(state_dir)
+        state.decode(cfg, progress=progress, source=source)  # the decoded split, as before
+        prepared = tuple(path.name for path in (state.ids_path, state.source_path, state.data_path))
+    else:
+        prepared = (MANIFEST_FILE,)
+        manifest_path = state_dir / MANIFEST_FILE
+        if not manifest_path.exists() or (plan.kind == InputKind.TEXT and not _text_ready(cfg, plan, state_dir)):
+            source = source or load_run_source(cfg)
+            inputs = _inputs(cfg, plan, source, state_dir)
+            if not manifest_path.exists():
+                manifest = scan(
+                    source.dataset,
+                    inputs,
+                    num_workers=cfg.num_workers,
+                    progress=progress,
+                    total=_num_rows(source),
+                )
+                manifest.save(manifest_path)
+    if not plan_path.exists():
+        _save_json(plan_path, asdict(plan))  # last: a run killed before this point prepares again
+    if cache is not None and key is not None and not restored:
+        cache.store(key, state_dir, (*prepared, PLAN_FILE))
+
+
+def _source_fingerprint(cfg: Any) -> tuple[str | None, Source | None]:
+    """A content fingerprint of the run's source, and the source if it had to be loaded to get it: Fashion-MNIST's
+    IDX files are hashed without loading the split; any other split uses the ``datasets`` fingerprint of the loaded
+    split. None for streams and splits without one."""
+    if cfg.streaming:
+        return None, None
+    if is_fashion_mnist(cfg.dataset, cfg.data_files):
+        files = fashion_mnist_files(cfg.split)
+        if not all(path.is_file() for path in files):
+            return None, None  # loading the source reports what is missing
+        return f"fashion-mnist:{file_digest(files)}", None
+    source = load_run_source(cfg)
+    fingerprint = getattr(source.dataset, "_fingerprint", None)
+    return (f"datasets:{fingerprint}" if fingerprint else None), source
 
 
 def prepare_data(

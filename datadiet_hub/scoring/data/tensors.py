@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.errors import InvalidArgumentError
-from datadiet_hub.hashing import example_id
+from datadiet_hub.hashing import example_id, example_ids_from_array
 from datadiet_hub.sources import Source
 
 logger = logging.getLogger(__name__)
@@ -92,12 +92,34 @@ def load_tensors(source: Source, *, batch: int = 2000, progress: bool = True) ->
     )
 
 
+def tensors_from_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int) -> TensorData:
+    """A split held as arrays (uint8 ``[N, H, W]`` or ``[N, H, W, C]``, labels ``[N]``): the same tensors and
+    ids as decoding it image by image (an id hashes the decoded array as ``np.asarray`` of the image gives it)."""
+    ids = example_ids_from_array(images, labels)
+    pixels = images[:, :, :, None] if images.ndim == 3 else images
+    return TensorData(
+        torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(0, 3, 1, 2).contiguous(),
+        torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+        ids,
+        max(num_classes, int(labels.max()) + 1 if len(labels) else 0),
+    )
+
+
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images, on the 0..1 scale."""
-    x = images.to(torch.float64) / 255.0
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-8)
-    return mean.tolist(), std.tolist()
+    """Per-channel mean and (unbiased) std of uint8 images, on the 0..1 scale.
+
+    Exact from a 256-bin histogram per channel: no float copy of the split (a float64 copy of 60,000 28x28
+    images is 376 MB)."""
+    means, stds = [], []
+    for channel in range(images.shape[1]):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).to(torch.float64)
+        values = torch.arange(256, dtype=torch.float64) / 255.0
+        n = counts.sum()
+        mean = (counts * values).sum() / n
+        var = (counts * (values - mean) ** 2).sum() / max(float(n) - 1, 1.0)
+        means.append(float(mean))
+        stds.append(max(float(var.sqrt()), 1e-8))
+    return means, stds
 
 
 class Preprocess:

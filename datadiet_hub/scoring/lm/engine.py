@@ -26,7 +26,7 @@ from .. import checkpoint as ckpt
 from ..config import ScoringConfig
 from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
 from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
-from ..train import Schedule, _EpochLog, lr_at, make_optimizer, seed_generator, stream_seed
+from ..train import EpochLog, Schedule, lr_at, make_optimizer, seed_generator, stream_seed
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
 from .metrics import IGNORE, lm_loss
@@ -112,7 +112,7 @@ def train_lm_seed(
         reseed=lambda step: stream_seed("step", seed, step),
         callbacks=[
             lambda out: save(out.step) if out.step in wanted else None,
-            _EpochLog(seed, spe, schedule.total_steps, bar),
+            EpochLog(seed, spe, schedule.total_steps, bar),
         ],
         loss_fn=lm_loss,
     )
