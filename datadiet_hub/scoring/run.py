@@ -87,10 +87,13 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     show = progress and accelerator.is_local_main_process
     created = next((p for p in (out, state.path) if not p.exists()), None)  # what this call makes, outermost
     run_on_main(accelerator, lambda: state.prepare(cfg))
-    state.check_config(cfg)
+    state.check_config(cfg, resolved=False)  # the model and its training defaults are compared once chosen
     try:
         data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
         cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+        resolved = cfg
+        run_on_main(accelerator, lambda: state.record_resolved(resolved))
+        state.check_config(cfg)
         make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before any training
     except DatadietError:  # bad input: leave no folder behind that would pin a rerun to this config
         if created is not None and accelerator.is_main_process:

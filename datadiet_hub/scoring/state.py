@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 STATE = ".datadiet"
 
 
+RESOLVED_LATER = ("model", "optimizer", "lr", "weight_decay")
+"""Configuration fields a run may leave to the data (the input kind chooses the model family and its defaults)."""
+
+
 class RunState:
     """The ``.datadiet`` folder under a run's output folder."""
 
@@ -90,8 +94,12 @@ class RunState:
         if not self.config_path.exists():
             atomic_write_bytes(self.config_path, json.dumps(cfg.identity(), indent=2, sort_keys=True).encode())
 
-    def check_config(self, cfg: ScoringConfig) -> None:
-        """Refuse to resume a run made with other settings (every process checks, so every process stops)."""
+    def check_config(self, cfg: ScoringConfig, *, resolved: bool = True) -> None:
+        """Refuse to resume a run made with other settings (every process checks, so every process stops).
+
+        ``resolved=False`` is the early check, before the data decide the model and its training defaults: those
+        fields (``RESOLVED_LATER``) are compared only where both runs name them; the full check follows once they
+        are filled in (``record_resolved``)."""
         if not self.config_path.exists():
             return
         previous = json.loads(self.config_path.read_text())
@@ -99,6 +107,11 @@ class RunState:
         previous.setdefault("precision", "fp32")
         previous.setdefault("objective", cfg.objective)  # runs from before the field existed
         current = json.loads(json.dumps(cfg.identity()))
+        if not resolved:
+            for key in RESOLVED_LATER:
+                if previous.get(key) is None or current.get(key) is None:
+                    previous.pop(key, None)
+                    current.pop(key, None)
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
             details = "; ".join(f"{k}: was {previous.get(k)!r}, now {current.get(k)!r}" for k in changed)
@@ -106,6 +119,19 @@ class RunState:
                 f"{self.path.parent} holds a run with a different configuration ({details}). "
                 "Rerun with the same settings to resume, or choose a new --output-dir."
             )
+
+    def record_resolved(self, cfg: ScoringConfig) -> None:
+        """Write the model and training settings the data chose into the recorded configuration where it left them
+        to the defaults (main process), so a rerun that names them (``--model cnn``) and one that leaves them out
+        resume the same run."""
+        if not self.config_path.exists():
+            return
+        previous = json.loads(self.config_path.read_text())
+        current = json.loads(json.dumps(cfg.identity()))
+        filled = {k: current[k] for k in RESOLVED_LATER if previous.get(k) is None and current.get(k) is not None}
+        if filled:
+            previous.update(filled)
+            atomic_write_bytes(self.config_path, json.dumps(previous, indent=2, sort_keys=True).encode())
 
     # -- the decoded split ------------------------------------------------------------------------------------------
 

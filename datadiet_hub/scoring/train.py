@@ -29,7 +29,7 @@ from .data import TensorData
 from .data.prepare import RunData
 from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
-from .models import build_model, resolve_training
+from .models import MODELS, build_model, choose_training, resolve_training
 from .precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -88,12 +88,19 @@ def make_model(cfg: ScoringConfig, data: TensorData | RunData, seed: int) -> tor
 
 
 def _training(cfg: ScoringConfig) -> tuple[str, float, float]:
-    if cfg.optimizer is None or cfg.lr is None or cfg.weight_decay is None:
+    """The optimizer, learning rate and weight decay: as given, else the named registry model's family defaults."""
+    if cfg.optimizer is not None and cfg.lr is not None and cfg.weight_decay is not None:
+        return cfg.optimizer, cfg.lr, cfg.weight_decay
+    entry = MODELS.get(cfg.model) if cfg.model is not None else None
+    if entry is None:
         raise InvalidArgumentError(
             "The optimizer, learning rate and weight decay are not chosen yet: resolve the config for its data first "
             "(datadiet_hub.scoring.train.resolved_for), or give optimizer, lr and weight_decay."
         )
-    return cfg.optimizer, cfg.lr, cfg.weight_decay
+    choice = choose_training(
+        cfg.model, cfg.optimizer, cfg.lr, kind=entry.kind, input_column="input", weight_decay=cfg.weight_decay
+    )
+    return choice.optimizer, choice.lr, choice.weight_decay
 
 
 def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

@@ -147,3 +147,24 @@ def test_refuses_to_resume_with_another_configuration(tmp_path, tiny_parquet, ca
     capsys.readouterr()
     # --output-dir is not part of the identity: the same run copied elsewhere resumes there.
     assert "output_dir" not in (out / STATE / "config.json").read_text()
+
+
+def test_a_run_resumes_whether_the_data_chose_the_model_or_the_flags_named_it(tmp_path, tiny_parquet, capsys):
+    """The model and its training defaults follow the data when left out: a rerun that names them (``--model cnn
+    --optimizer sgd``) resumes a run that left them out, and the other way round; naming another model is refused
+    with what differs."""
+    import json
+
+    from datadiet_hub.scoring.cli import main
+
+    out = tmp_path / "out"
+    base = ["--output-dir", str(out), "--dataset", str(tiny_parquet), "--width", "0.25", "--batch-size", "32",
+            "--at", "1", "--seeds", "0", "--scores", "el2n", "--no-progress"]  # fmt: skip
+    assert main(base) == 0
+    recorded = json.loads((out / STATE / "config.json").read_text())
+    assert (recorded["model"], recorded["optimizer"]) == ("cnn", "sgd")  # the data's choice, written down
+    assert main([*base, "--model", "cnn", "--optimizer", "sgd", "--lr", str(recorded["lr"])]) == 0
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main([*base, "--model", "mlp"]) == 2
+    assert "model: was 'cnn', now 'mlp'" in capsys.readouterr().err
