@@ -562,12 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 FORWARDED = {"score": cmd_score, "demo": cmd_demo}
+_VERBOSITY_FLAGS = ("-v", "--verbose", "--no-verbose")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in FORWARDED:  # these own their flags (ScoringConfig fields)
-        return FORWARDED[argv[0]](argv[1:])
+    lead = 0  # global verbosity flags before the verb (`datadiet -v score ...`) must not hide a forwarded verb
+    while lead < len(argv) and argv[lead] in _VERBOSITY_FLAGS:
+        lead += 1
+    if lead < len(argv) and argv[lead] in FORWARDED:  # these own their flags (ScoringConfig fields)
+        if lead and argv[lead - 1] != "--no-verbose":  # the last one wins, as argparse does
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return FORWARDED[argv[lead]](argv[lead + 1 :])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
