@@ -20,12 +20,12 @@ import numpy as np
 from . import runtime, strategies
 from ._examples_table import markdown_table
 from ._examples_write import render_examples
-from ._join import JOIN_KEYS
+from ._join import JOIN_KEYS, provenance_for
 from ._output import check_output, output_format, write_dataset
 from ._progress import datasets_progress
 from ._torch_verbs import run_verb
 from ._version import __version__
-from .align import MISSING_POLICIES, VERIFY_MODES
+from .align import MISSING_POLICIES, VERIFY_MODES, scored_columns
 from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
@@ -194,6 +194,7 @@ def show_examples(args: argparse.Namespace) -> int:
         label_column=args.label_column,
         data_files=args.data_files,
         for_scoring=False,  # labels as the user has them; align maps them through the card's class names
+        recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
@@ -275,6 +276,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             input_column=args.input_column,
             label_column=args.label_column,
             for_scoring=False,  # the pruned copy keeps the rows as the user has them
+            recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
         )
         named = args.input_column is not None or args.label_column is not None
         pruned = prune(

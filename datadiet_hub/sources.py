@@ -20,7 +20,7 @@ import datasets
 import numpy as np
 
 from ._datasets_compat import arrow_column
-from .columns import Columns, InputKind, detect_columns
+from .columns import Columns, InputKind, column_roles, detect_columns
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 from .hub import as_hub_error
 
@@ -223,6 +223,7 @@ def load_source(
     image_column: str | None = None,
     text_column: str | None = None,
     for_scoring: bool = True,
+    recorded: tuple[str | None, str | None] = (None, None),
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
@@ -231,16 +232,24 @@ def load_source(
     ``streaming=True`` returns a ``datasets.IterableDataset`` read lazily (memory flat in the number of rows).
     For scoring (``for_scoring=True``, not streamed) the rows are checked (``check_rows``) and a string label
     column is encoded as classes (sorted names); ``for_scoring=False`` leaves the rows as loaded. Columns: ``detect_columns``
-    (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
+    (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind). ``recorded``: the
+    (input, label) columns a score card records, used when no column is named and the dataset has both, so that a
+    dataset scored with ``--label-column`` is read back the same way without the flag.
     """
     named: dict[str, Any] = dict(
         input_column=input_column, label_column=label_column, image_column=image_column, text_column=text_column
     )
+
+    def pick_columns(dataset: Any) -> Columns:  # the card's columns first, when none is named
+        if all(v is None for v in named.values()) and all(recorded) and set(recorded) <= set(column_roles(dataset)):
+            return detect_columns(dataset, input_column=recorded[0], label_column=recorded[1])
+        return detect_columns(dataset, **named)
+
     if name in (FASHION_MNIST, "fashion-mnist") and data_files is None:
         dataset = fashion_mnist_dataset(split)
         return Source(
             dataset.to_iterable_dataset() if streaming else dataset,
-            detect_columns(dataset, **named),
+            pick_columns(dataset),
             name=FASHION_MNIST,
             split=split,
             revision=f"debian:{FASHION_MNIST_APT}",
@@ -248,7 +257,7 @@ def load_source(
 
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
-        columns = _logged(detect_columns(saved, **named), name)
+        columns = _logged(pick_columns(saved), name)
         if for_scoring:
             check_rows(saved, columns)
             saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
@@ -286,7 +295,7 @@ def load_source(
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     except datasets.exceptions.DatasetGenerationError as err:  # the files are there but cannot be parsed
         raise InvalidArgumentError(f"Could not read {shown!r}: {_unreadable(err)}", value=shown) from err
-    columns = _logged(detect_columns(dataset, **named), shown)
+    columns = _logged(pick_columns(dataset), shown)
     if not streaming and for_scoring:
         check_rows(dataset, columns)
         dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
