@@ -433,7 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="--examples: write here (.png for images, .md for texts; atomically). Default: texts print the "
         "Markdown table to stdout; images go to NAME-CONFIG-COLUMN-examples.png in the current folder",
     )
-    p.add_argument("--force", action="store_true", help="--examples: replace an existing output file")
+    p.add_argument(
+        "--force",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="--examples: replace an existing output file",
+    )
     p.add_argument(
         "--max-chars",
         type=_positive_int,
