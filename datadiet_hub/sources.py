@@ -7,11 +7,13 @@ scoring engine, ``keep``, ``prune`` and the CLI share.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,9 +288,10 @@ def load_source(
         shown = name
     kwargs: dict[str, Any] = {"delimiter": "\t"} if str(data_files).endswith(".tsv") else {}
     try:
-        dataset = datasets.load_dataset(
-            name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
-        )
+        with _builder_errors_quiet():
+            dataset = datasets.load_dataset(
+                name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
+            )
     except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
         raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
@@ -300,6 +303,19 @@ def load_source(
         check_rows(dataset, columns)
         dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
     return Source(dataset, columns, name=shown, split=split, revision=revision)
+
+
+@contextlib.contextmanager
+def _builder_errors_quiet() -> Iterator[None]:
+    """``datasets``' file builders log an ERROR line before they raise on a file they cannot parse; that raise
+    becomes one error of ours (``_unreadable``), so their line would be a second, raw copy of it on stderr."""
+    builders = logging.getLogger("datasets.packaged_modules")
+    level = builders.level
+    builders.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        builders.setLevel(level)
 
 
 def _unreadable(err: BaseException) -> str:
