@@ -131,7 +131,7 @@ def cnn_pred_probs(noisy: np.ndarray, cache: Path, epochs: int, folds: int = FOL
     )
     from datadiet_hub.scoring.train import make_model, make_optimizer, seed_generator
 
-    cfg = ScoringConfig()
+    cfg = ScoringConfig(model="cnn", optimizer="sgd", lr=0.1, weight_decay=5e-4)
     data = fashion_mnist()
     labels = torch.from_numpy(noisy)
     probs = np.zeros((len(noisy), 10), dtype=np.float64)

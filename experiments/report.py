@@ -355,10 +355,28 @@ def noisy_findings(rows: list[dict[str, str]] | None = None) -> list[str]:
     return bullets
 
 
+def noisy_paired_coverage() -> str:
+    """Which flip rates have paired comparisons, and which only have the table (no per-row values were kept)."""
+    paired_rates = {float(r["noise_rate"]) for r in noisy_paired_rows()}
+    table_rates = {float(r["noise_rate"]) for r in _rows("noisy_labels_peers.csv")}
+    missing = sorted(table_rates - paired_rates)
+    if not missing:
+        return ""
+    return (
+        f"Compared here: {', '.join(f'{r:.0%}' for r in sorted(paired_rates))} flips. The rows at "
+        f"{', '.join(f'{r:.0%}' for r in missing)} come from an earlier run that kept no per-row values, so they are "
+        "ranked in the table but not compared."
+    )
+
+
 def noisy_wall_times() -> str:
-    """The range of the scoring runs' wall times, from the CSV."""
-    walls = [float(r["wall_time_s"]) for r in _rows("noisy_labels_peers.csv") if r["method"] == "EL2N"]
-    return f"{min(walls):.0f}-{max(walls):.0f} s" if walls else "not recorded"
+    """Each flip rate's scoring-run wall time, from the CSV."""
+    rows = sorted(
+        (float(r["noise_rate"]), float(r["wall_time_s"]))
+        for r in _rows("noisy_labels_peers.csv")
+        if r["method"] == "EL2N"
+    )
+    return ", ".join(f"{wall:.0f} s at {rate:.0%}" for rate, wall in rows) or "not recorded"
 
 
 def noisy_cnn_models() -> str:
@@ -526,10 +544,11 @@ def render() -> str:
         'The pruning curve runs forgetting with both rules ("forgetting (random ties)" and "forgetting (index '
         'ties)"), compared in the column "vs forgetting (index ties)" above.',
         "## Noisy labels",
-        "The same symmetric flips (flip seed 0) of Fashion-MNIST train for every method, at 10%, 20% and 40% of the "
+        "`python -m experiments.noisy_labels --rates 0.1,0.2,0.4 --seeds 2 --threads 1`. The same symmetric flips (flip seed 0) of Fashion-MNIST train for every method, at 10%, 20% and 40% of the "
         "60,000 rows; AUROC and precision in the top `rate` share of rows. EL2N, GraNd and forgetting come from a CNN "
         "scoring run on the noisy labels (2 scoring seeds; EL2N and GraNd at epoch 2, forgetting over 5 epochs; "
-        f"{noisy_wall_times()} per flip rate on this 2-core CPU, one thread). They are **in-sample**: the scoring run "
+        f"wall time {noisy_wall_times()} on a 2-core CPU shared with other jobs, one thread). They are "
+        "**in-sample**: the scoring run "
         "trained on the rows it scores. The peers are **out-of-sample**: 5-fold cross-validated probabilities of a "
         "linear model (PCA-100 + logistic regression) and of the same small CNN "
         f"({noisy_cnn_models()}); cleanlab (`get_label_quality_scores`, `find_label_issues`) runs on each.",
@@ -542,7 +561,7 @@ def render() -> str:
         (
             "Two methods are compared by bootstrapping the difference itself: each resample draws one set of rows "
             "and scores both methods on it (`docs/results/noisy_labels_paired.csv`). Overlapping intervals in the "
-            "table above say nothing either way."
+            "table above say nothing either way. " + noisy_paired_coverage()
             if noisy_paired
             else "The paired comparison (`docs/results/noisy_labels_paired.csv`) has not been run for these rows: "
             "the table above ranks the methods but does not say which differences are measurable."

@@ -67,17 +67,6 @@ def withheld_reason(metric: str, info: dict, values: np.ndarray) -> str:
     return ""
 
 
-def recommended(config: str, info: dict, table=None) -> list[str]:
-    """The metrics to publish subsets for: every metric of the config whose ``withheld_reason`` is empty (without a
-    ``table``, only the rule for EL2N at initialisation is applied)."""
-    out = []
-    for metric in info["metrics"]:
-        values = np.asarray(table.column(metric).to_numpy(zero_copy_only=False)) if table is not None else np.arange(2)
-        if not withheld_reason(metric, info, values):
-            out.append(metric)
-    return out
-
-
 def masks(table, metric: str) -> tuple[dict[str, np.ndarray], str]:
     """``{keep column: boolean mask in idx order}`` and the tie-break used."""
     import datadiet_hub

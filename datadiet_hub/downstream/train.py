@@ -22,7 +22,7 @@ from datadiet_hub.scoring.loops import (
     shuffled_batches,
     train_loop,
 )
-from datadiet_hub.scoring.train import lr_at, make_model, make_optimizer, seed_generator
+from datadiet_hub.scoring.train import lr_at, make_model, make_optimizer, resolved_for, seed_generator
 
 __all__ = ["TrainResult", "accuracy", "cosine_lr", "default_device", "train_and_evaluate"]
 
@@ -67,13 +67,16 @@ def train_and_evaluate(
     if schedule not in SCHEDULES:
         raise InvalidArgumentError(f"Unknown schedule {schedule!r}. Choose between {', '.join(SCHEDULES)}.")
     started = time.perf_counter()
+    cfg = resolved_for(cfg, train)  # the image family's optimizer and lr for what cfg leaves out
+    base_lr = cfg.lr
+    assert base_lr is not None
     device = torch.device(device) if device is not None else default_device()
     model = make_model(cfg, train, seed).to(device)
     optimizer = make_optimizer(cfg, model)
     spe = math.ceil(len(train) / cfg.batch_size)
 
     def lr(step: int) -> float:
-        return cosine_lr(cfg.lr, step, steps) if schedule == "cosine" else lr_at(cfg, step // spe)
+        return cosine_lr(base_lr, step, steps) if schedule == "cosine" else lr_at(cfg, step // spe)
 
     batches = shuffled_batches(
         train.images.to(device),

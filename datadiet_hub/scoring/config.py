@@ -63,8 +63,9 @@ class ScoringConfig:
     vocab_size: int = 8000
     max_length: int = 128
     """Tokens per text, [CLS] and [SEP] included; longer texts are truncated."""
-    model: str = "cnn"
-    """Registry name (cnn, mlp, resnet18) or ``package.module:function`` factory."""
+    model: str | None = None
+    """Registry name (cnn, mlp, resnet18, vit-tiny, fasttext, text-transformer), ``transformers:...`` spec or
+    ``package.module:function`` factory; None: chosen from the input kind (``scoring.models.DEFAULT_MODELS``)."""
     width: float = 1.0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """One independent training per seed (init and data order); scores are averaged over them."""
@@ -77,11 +78,14 @@ class ScoringConfig:
     batch_size: int = 128
     eval_batch_size: int = 1024
     grand_batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.1
+    optimizer: str | None = None
+    """sgd or adam; None: the model family's (``scoring.models.MODELS``)."""
+    lr: float | None = None
+    """None: the model family's learning rate for its optimizer."""
     momentum: float = 0.9
     nesterov: bool = True
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
+    """L2 weight decay; None: the model family's (5e-4 with SGD for the image CNNs, 0 with Adam)."""
     lr_milestones: list[int] = field(default_factory=list)
     """Epochs at which the learning rate is multiplied by ``lr_gamma`` (paper: 60,120,160 with 0.2)."""
     lr_gamma: float = 0.2
@@ -158,7 +162,8 @@ class ScoringConfig:
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
-        choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.optimizer is not None:
+            choice("optimizer", self.optimizer, OPTIMIZERS)
         choice("data path", self.data_path, DATA_PATHS)
         choice("tokenizer kind", self.tokenizer_kind, TOKENIZER_KINDS)
         named = {
@@ -210,9 +215,9 @@ class ScoringConfig:
             raise InvalidArgumentError(f"epochs={self.epochs!r} must be >= 0.")
         if self.width <= 0:
             raise InvalidArgumentError(f"width={self.width!r} must be positive.")
-        if self.lr <= 0:
+        if self.lr is not None and self.lr <= 0:
             raise InvalidArgumentError(f"lr={self.lr!r} must be positive.")
-        if self.momentum < 0 or self.weight_decay < 0:
+        if self.momentum < 0 or (self.weight_decay is not None and self.weight_decay < 0):
             raise InvalidArgumentError(
                 f"momentum={self.momentum!r} and weight_decay={self.weight_decay!r} must be >= 0."
             )
@@ -343,13 +348,16 @@ FLAG_HELP: dict[str, str] = {
     "(default: the images' own side when all share one, else the median shorter side of the first 256 rows)",
     "image_channels": "1 (grey) or 3 (RGB): every image is converted to it (default: majority mode of the first "
     "256 rows; alpha composited over white, palettes expanded)",
-    "tokenizer": "local tokenizer.json (or a folder holding one) for text; default: train one on the split",
+    "tokenizer": "local tokenizer.json (or a folder holding one) for token models (text-transformer, "
+    "transformers:...); default: train one on the split. fasttext reads character and word n-grams instead",
     "tokenizer_kind": "wordpiece or bpe: the tokenizer trained on the split when --tokenizer is not given",
     "vocab_size": "vocabulary size in tokens of the tokenizer trained on the split",
     "max_length": "tokens per text including [CLS] and [SEP]; longer texts are truncated, batches padded to "
     "their longest row",
-    "model": "registry name (cnn, mlp, resnet18, text-transformer, vit-tiny, ...) or a package.module:function "
-    "factory (gets num_classes, in_channels, image_size, width, vocab_size, max_length if it accepts them)",
+    "model": "registry name (cnn, mlp, resnet18, vit-tiny for images; fasttext, text-transformer for text), a "
+    "transformers:<model_type>?key=value spec, or a package.module:function factory (gets num_classes, in_channels, "
+    "image_size, width, vocab_size, max_length if it accepts them) (default: chosen from the data: cnn for images, "
+    "fasttext for text; the log says which and why)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
     "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated)",
@@ -359,11 +367,13 @@ FLAG_HELP: dict[str, str] = {
     "batch_size": "training batch size in examples",
     "eval_batch_size": "batch size in examples of the EL2N scoring pass (does not change the scores)",
     "grand_batch_size": "batch size in examples of the GraNd pass (memory ~ batch x model size)",
-    "optimizer": "sgd or adam",
-    "lr": "learning rate",
+    "optimizer": "sgd or adam (default: the model family's: sgd for cnn/mlp/resnet18, adam for fasttext and "
+    "transformers)",
+    "lr": "learning rate (default: the model family's: 0.1 with sgd, 0.01 for fasttext, 0.001 for transformers)",
     "momentum": "SGD momentum",
     "nesterov": "SGD Nesterov momentum (true/false)",
-    "weight_decay": "L2 weight decay",
+    "weight_decay": "L2 weight decay (default: the model family's: 5e-4 for cnn/mlp/resnet18 with sgd, 0 for "
+    "fasttext and transformers with adam)",
     "lr_milestones": "epochs at which the learning rate is multiplied by --lr-gamma (paper: 60,120,160)",
     "lr_gamma": "learning-rate factor at each milestone",
     "augmentation": "training view: crop-flip (pad 4, random crop, flip), resized-crop-flip (random-resized crop "

@@ -11,19 +11,30 @@ a model whose ``forward`` does not take those names (an ``nn.Sequential``, a pla
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import importlib
 import inspect
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import torch
 from torch import nn
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError, InvalidTypeError
+from datadiet_hub.scoring.fasttext import fasttext
 from datadiet_hub.scoring.transformer import text_transformer, vit_tiny
+
+if TYPE_CHECKING:
+    from datadiet_hub.scoring.config import ScoringConfig
+
+logger = logging.getLogger(__name__)
 
 ModelFactory = Callable[..., nn.Module]
 
@@ -116,22 +127,147 @@ class ResNet18(nn.Module):
         return self.linear(torch.flatten(self.pool(out), 1))
 
 
-MODELS: dict[str, ModelFactory] = {
-    "cnn": SmallCNN,
-    "mlp": MLP,
-    "resnet18": ResNet18,
-    "text-transformer": text_transformer,
-    "vit-tiny": vit_tiny,
+@dataclass(frozen=True)
+class TrainingDefaults:
+    """The optimizer, learning rate and weight decay a model family trains well with in a few epochs; a run takes
+    them for every one of ``--optimizer``/``--lr``/``--weight-decay`` the user leaves out."""
+
+    optimizer: str
+    lr: float
+    weight_decay: float
+
+
+CONV_SGD = TrainingDefaults("sgd", 0.1, 5e-4)
+"""Convolutional and MLP image models: SGD, Nesterov momentum 0.9, lr 0.1, weight decay 5e-4 (the paper's)."""
+TRANSFORMER_ADAM = TrainingDefaults("adam", 1e-3, 0.0)
+"""Transformers (text and image): Adam at 1e-3; SGD at 0.1 makes them diverge in a few epochs. No weight decay:
+Adam's L2 term, normalized like the gradient, moves every embedding row by about lr per step towards zero."""
+NGRAM_ADAM = TrainingDefaults("adam", 0.01, 0.0)
+"""The bag of n-grams: Adam at 1e-2 (each feature vector is updated only by the texts holding it), no weight decay
+(with Adam it would erase in a few dozen steps the vectors of every feature absent from the batch)."""
+OPTIMIZER_DEFAULTS = {"sgd": CONV_SGD, "adam": TRANSFORMER_ADAM}
+"""Learning rate and weight decay for an optimizer the user chose when it is not the family's own."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registry model: how to build it, which input kind it reads and its family's training defaults.
+
+    ``text_inputs`` says how a text model reads its text: ``tokens`` (a tokenizer's ids in order, trained on the split
+    or ``--tokenizer``) or ``ngrams`` (the split's hashed character and word n-grams, computed once).
+    """
+
+    factory: ModelFactory
+    kind: InputKind
+    family: str
+    training: TrainingDefaults
+    text_inputs: str = "tokens"
+
+    def __call__(self, **kwargs: Any) -> nn.Module:
+        return self.factory(**kwargs)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "cnn": ModelEntry(SmallCNN, InputKind.IMAGE, "convolutional", CONV_SGD),
+    "mlp": ModelEntry(MLP, InputKind.IMAGE, "multilayer perceptron", CONV_SGD),
+    "resnet18": ModelEntry(ResNet18, InputKind.IMAGE, "convolutional", CONV_SGD),
+    "vit-tiny": ModelEntry(vit_tiny, InputKind.IMAGE, "transformer", TRANSFORMER_ADAM),
+    "fasttext": ModelEntry(fasttext, InputKind.TEXT, "bag of n-grams", NGRAM_ADAM, text_inputs="ngrams"),
+    "text-transformer": ModelEntry(text_transformer, InputKind.TEXT, "transformer", TRANSFORMER_ADAM),
 }
+DEFAULT_MODELS = {InputKind.IMAGE: "cnn", InputKind.TEXT: "fasttext"}
+"""The model a run uses when ``--model`` is not given, by the kind of the input column."""
+FALLBACK_TRAINING = {InputKind.IMAGE: CONV_SGD, InputKind.TEXT: TRANSFORMER_ADAM}
+"""Training defaults for a ``package.module:function`` factory, whose family is unknown, by input kind."""
 
 
 TRANSFORMERS_PREFIX = "transformers:"
 
 
+@dataclass(frozen=True)
+class TrainingChoice:
+    """The model, optimizer and learning rate of a run, and why (the one line the run logs)."""
+
+    model: str
+    optimizer: str
+    lr: float
+    weight_decay: float
+    text_inputs: str
+    message: str
+
+
+def choose_training(
+    model: str | None,
+    optimizer: str | None,
+    lr: float | None,
+    *,
+    kind: InputKind | str,
+    input_column: str,
+    weight_decay: float | None = None,
+) -> TrainingChoice:
+    """Fill what the user left out (``None``) from the data and the model family; what the user gave always wins.
+
+    No model: the default of the input kind (``DEFAULT_MODELS``). No optimizer: the family's. No learning rate or
+    weight decay: the family's when the optimizer is the family's, else that optimizer's usual ones
+    (``OPTIMIZER_DEFAULTS``). A registry model given data of the other kind is refused, naming its family and the fix.
+    """
+    try:
+        kind = InputKind(kind)
+    except ValueError as err:
+        raise InvalidArgumentError(
+            f"Unknown input kind {kind!r}. Choose between {', '.join(DEFAULT_MODELS)}."
+        ) from err
+    name = model if model is not None else DEFAULT_MODELS[kind]
+    entry = MODELS.get(name)
+    if entry is not None:
+        if entry.kind != kind:
+            choices = ", ".join(n for n, e in MODELS.items() if e.kind == kind)
+            raise InvalidArgumentError(
+                f"--model {name!r} is a {entry.kind} model ({entry.family}), but the input column {input_column!r} "
+                f"holds {kind}. Leave --model out to use the {kind} default ({DEFAULT_MODELS[kind]}), or choose a "
+                f"{kind} model: {choices}.",
+                value=name,
+            )
+        family, training, text_inputs = entry.family, entry.training, entry.text_inputs
+    elif name.startswith(TRANSFORMERS_PREFIX):
+        family, training, text_inputs = "transformer", TRANSFORMER_ADAM, "tokens"
+    else:
+        family, training, text_inputs = "custom", FALLBACK_TRAINING[kind], "tokens"
+    chosen_optimizer = optimizer if optimizer is not None else training.optimizer
+    if chosen_optimizer == training.optimizer:
+        usual, usual_why = training, f"the {family} family's"
+    else:
+        usual, usual_why = OPTIMIZER_DEFAULTS[chosen_optimizer], f"the usual one for {chosen_optimizer}"
+    chosen_lr, lr_why = (lr, "--lr") if lr is not None else (usual.lr, usual_why)
+    chosen_wd, wd_why = (
+        (weight_decay, "--weight-decay") if weight_decay is not None else (usual.weight_decay, usual_why)
+    )
+    model_why = "--model" if model is not None else f"because the input column {input_column!r} is {kind}"
+    optimizer_why = "--optimizer" if optimizer is not None else f"the {family} family's"
+    message = (
+        f"model {name} ({family}; {model_why}), optimizer {chosen_optimizer} ({optimizer_why}), "
+        f"lr {chosen_lr:g} ({lr_why}), weight decay {chosen_wd:g} ({wd_why})"
+    )
+    return TrainingChoice(name, chosen_optimizer, chosen_lr, chosen_wd, text_inputs, message)
+
+
+def resolve_training(
+    cfg: ScoringConfig, kind: InputKind | str, input_column: str
+) -> tuple[ScoringConfig, TrainingChoice]:
+    """``cfg`` with ``model``, ``optimizer``, ``lr`` and ``weight_decay`` filled in by :func:`choose_training`."""
+    choice = choose_training(
+        cfg.model, cfg.optimizer, cfg.lr, kind=kind, input_column=input_column, weight_decay=cfg.weight_decay
+    )
+    resolved = dataclasses.replace(
+        cfg, model=choice.model, optimizer=choice.optimizer, lr=choice.lr, weight_decay=choice.weight_decay
+    )
+    return resolved, choice
+
+
 def resolve_factory(name: str) -> ModelFactory:
     """Return the factory for a registry name, a ``transformers:...`` spec or a ``package.module:function`` path."""
     if name in MODELS:
-        return MODELS[name]
+        return MODELS[name].factory
     if name.startswith(TRANSFORMERS_PREFIX):
         spec = name[len(TRANSFORMERS_PREFIX) :]
 
@@ -265,18 +401,7 @@ def transformers_model(
             f"--model transformers:{spec} needs the transformers library: pip install 'datadiet-hub[transformers]'."
         ) from err
     base, _, query = spec.partition("?")
-    overrides = {k: _config_value(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-    if os.path.exists(base):
-        path = os.path.join(base, "config.json") if os.path.isdir(base) else base
-        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, **overrides)
-    else:
-        try:
-            config = transformers.AutoConfig.for_model(base, **overrides)
-        except ValueError as err:
-            raise InvalidArgumentError(
-                f"--model transformers:{spec}: {base!r} is neither a local config.json nor a transformers model type "
-                f"({err})."
-            ) from err
+    config = _transformers_config(transformers, spec, base, query)
     config.num_labels = num_classes
     if vocab_size is not None:
         config.vocab_size = vocab_size
@@ -284,7 +409,70 @@ def transformers_model(
             config.max_position_embeddings = max_length
         if pad_token_id is not None:
             config.pad_token_id = pad_token_id
-        return transformers.AutoModelForSequenceClassification.from_config(config)
-    config.num_channels = in_channels
-    config.image_size = image_size
-    return transformers.AutoModelForImageClassification.from_config(config)
+        auto: Any = transformers.AutoModelForSequenceClassification
+    else:
+        config.num_channels = in_channels
+        config.image_size = image_size
+        auto = transformers.AutoModelForImageClassification
+    try:
+        return auto.from_config(config)
+    except (ValueError, TypeError, KeyError) as err:  # e.g. hidden_size not a multiple of the heads
+        task = "text" if vocab_size is not None else "image"
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: transformers cannot build a {task} classifier from this config "
+            f"({_one_line(err)}). Fix the config values in the spec.",
+            value=spec,
+        ) from err
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _transformers_config(transformers: Any, spec: str, base: str, query: str) -> Any:
+    """The config of a ``transformers:`` spec, every mistake in it one ``InvalidArgumentError`` quoting the spec:
+    a query that is not ``key=value&...``, an unknown model type (with the close ones), an unknown key (a typo
+    would otherwise be kept as an unused attribute), or a value of the wrong type."""
+    example = "e.g. transformers:bert?hidden_size=64&num_hidden_layers=2"
+    try:
+        pairs = parse_qsl(query, strict_parsing=bool(query))
+    except ValueError as err:
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: the options {query!r} are not key=value pairs joined by '&' ({err}); "
+            f"{example}.",
+            value=spec,
+        ) from err
+    overrides = {k: _config_value(v) for k, v in pairs}
+    local = os.path.exists(base)
+    if not local:
+        known_types = sorted(transformers.CONFIG_MAPPING.keys())
+        if base not in known_types:
+            close = difflib.get_close_matches(base, known_types, n=5)
+            hint = f" Close: {', '.join(close)}." if close else ""
+            raise InvalidArgumentError(
+                f"--model transformers:{spec}: {base!r} is neither a local config.json nor a transformers model type."
+                f"{hint} Give a model_type such as bert, distilbert, roberta, gpt2, vit ({example}), or a path to a "
+                "config.json.",
+                value=spec,
+            )
+        defaults = transformers.CONFIG_MAPPING[base]()
+        unknown = sorted(k for k in overrides if k not in defaults.to_dict() and not hasattr(defaults, k))
+        if unknown:
+            matches = {k: difflib.get_close_matches(k, list(defaults.to_dict()), n=3) for k in unknown}
+            hints = "; ".join(f"{k!r} (close: {', '.join(c)})" if c else repr(k) for k, c in matches.items())
+            raise InvalidArgumentError(
+                f"--model transformers:{spec}: {base} configs have no field {hints}. Check the spelling against "
+                f"transformers' {type(defaults).__name__}.",
+                value=spec,
+            )
+    try:
+        if local:
+            path = os.path.join(base, "config.json") if os.path.isdir(base) else base
+            return transformers.AutoConfig.from_pretrained(path, local_files_only=True, **overrides)
+        return transformers.AutoConfig.for_model(base, **overrides)
+    except Exception as err:  # strict-dataclass validation, JSON errors, ValueError/TypeError from a config class
+        raise InvalidArgumentError(
+            f"--model transformers:{spec}: transformers rejects this config ({_one_line(err)}). Give each option a "
+            f"value of the field's type ({example}).",
+            value=spec,
+        ) from err

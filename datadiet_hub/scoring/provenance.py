@@ -45,6 +45,8 @@ def config_entries(cfg: ScoringConfig, schedule: Schedule) -> dict[str, dict[str
     from datadiet_hub.schema import config_name
 
     out = {}
+    if cfg.model is None:
+        raise ValueError("config_entries needs the run's model: resolve the config first (scoring.models).")
     for step in schedule.score_steps:
         # in declaration order; a score that needs training (forgetting) counts nothing at step 0
         metrics = [m for m in metric_names() if m in cfg.scores and (step > 0 or not get_metric(m).needs_training)]

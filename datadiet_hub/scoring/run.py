@@ -38,6 +38,7 @@ from .distributed import (
     run_on_main,
     shutdown,
 )
+from .models import resolve_training
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
 from .state import STATE, RunState
@@ -79,10 +80,14 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     state.check_config(cfg)
     try:
         data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+        cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
+        make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before any training
     except DatadietError:  # bad input: leave no folder behind that would pin a rerun to this config
         if created is not None and accelerator.is_main_process:
             shutil.rmtree(created, ignore_errors=True)
         raise
+    if accelerator.is_main_process:
+        logger.info("%s", choice.message)
     setup = _Setup(data, Schedule.from_config(cfg, len(data)))
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)

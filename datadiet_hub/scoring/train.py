@@ -29,7 +29,7 @@ from .data import TensorData
 from .data.prepare import RunData
 from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
-from .models import build_model
+from .models import build_model, resolve_training
 
 logger = logging.getLogger(__name__)
 
@@ -67,27 +67,49 @@ def seed_generator(*parts: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(stream_seed(*parts))
 
 
+def resolved_for(cfg: ScoringConfig, data: TensorData | RunData) -> ScoringConfig:
+    """``cfg`` with the model, optimizer and learning rate that ``data``'s input kind and the model family choose
+    for what the user left out (``scoring.models.choose_training``); unchanged when all three are set."""
+    if cfg.model is not None and cfg.optimizer is not None and cfg.lr is not None and cfg.weight_decay is not None:
+        return cfg
+    plan = getattr(data, "plan", None)
+    kind, column = (plan.kind, plan.input_column) if plan is not None else ("image", "image")
+    return resolve_training(cfg, kind, column)[0]
+
+
 def make_model(cfg: ScoringConfig, data: TensorData | RunData, seed: int) -> torch.nn.Module:
     """The model of ``seed`` for ``data``: the factory is offered what the data says (``in_channels`` and
     ``image_size`` for images; ``vocab_size``, ``max_length``, ``pad_token_id`` for text)."""
     torch.manual_seed(seed)
-    return build_model(cfg.model, num_classes=data.num_classes, width=cfg.width, **data.model_kwargs)
+    name = resolved_for(cfg, data).model
+    assert name is not None
+    return build_model(name, num_classes=data.num_classes, width=cfg.width, **data.model_kwargs)
+
+
+def _training(cfg: ScoringConfig) -> tuple[str, float, float]:
+    if cfg.optimizer is None or cfg.lr is None or cfg.weight_decay is None:
+        raise InvalidArgumentError(
+            "The optimizer, learning rate and weight decay are not chosen yet: resolve the config for its data first "
+            "(datadiet_hub.scoring.train.resolved_for), or give optimizer, lr and weight_decay."
+        )
+    return cfg.optimizer, cfg.lr, cfg.weight_decay
 
 
 def make_optimizer(cfg: ScoringConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
+    optimizer, lr, weight_decay = _training(cfg)
+    if optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(),
-            lr=cfg.lr,
+            lr=lr,
             momentum=cfg.momentum,
             nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=cfg.weight_decay,
+            weight_decay=weight_decay,
         )
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
 def lr_at(cfg: ScoringConfig, epoch: int) -> float:
-    return step_lr(cfg.lr, epoch, cfg.lr_milestones, cfg.lr_gamma)
+    return step_lr(_training(cfg)[1], epoch, cfg.lr_milestones, cfg.lr_gamma)
 
 
 class _EpochLog:

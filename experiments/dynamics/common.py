@@ -146,7 +146,7 @@ def make_setup(
     scores = np.asarray(load_card_scores(score_config)["el2n"], dtype=np.float64)[rows]
     train = subset(data.train, rows)
     test = data.test if test_size is None else subset(data.test, np.arange(test_size))
-    cfg = ScoringConfig(model="mlp", width=width)
+    cfg = ScoringConfig(model="mlp", width=width, optimizer="sgd", lr=0.1, weight_decay=5e-4)
     spe = math.ceil(train_size / cfg.batch_size)
     return Setup(cfg, train, test, data.preprocess, scores, el2n_bins(scores, n_bins), epochs * spe, spe)
 

@@ -97,7 +97,10 @@ def test_training_through_the_loader_resumes_exactly(tmp_path, colour_folder):  
 
 
 def test_text_run_data(tmp_path, text_jsonl):  # noqa: F811
-    data = prepare_data(cfg(tmp_path, text_jsonl, vocab_size=100, max_length=12), tmp_path / "state", progress=False)
+    tokens = {"model": "transformers:bert"}  # a token model: the tokenizer is trained on the split
+    data = prepare_data(
+        cfg(tmp_path, text_jsonl, vocab_size=100, max_length=12, **tokens), tmp_path / "state", progress=False
+    )
     assert data.path == "loader" and data.plan.kind == "text" and data.mean is None
     assert (tmp_path / "state" / "tokenizer.json").exists()
     assert data.model_kwargs["max_length"] == 12 and data.model_kwargs["pad_token_id"] == 0
@@ -113,7 +116,9 @@ def test_text_run_data(tmp_path, text_jsonl):  # noqa: F811
     assert model(**adapt_inputs(model, inputs)).logits.shape == (90, 3)
     tokenizer_file = tmp_path / "state" / "tokenizer.json"
     given = prepare_data(
-        cfg(tmp_path, text_jsonl, tokenizer=str(tokenizer_file), max_length=12), tmp_path / "given", progress=False
+        cfg(tmp_path, text_jsonl, tokenizer=str(tokenizer_file), max_length=12, **tokens),
+        tmp_path / "given",
+        progress=False,
     )
     again = next(given.eval_batches(batch_size=90, device=torch.device("cpu")))
     assert torch.equal(again["input_ids"], batch["input_ids"])

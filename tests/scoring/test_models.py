@@ -12,7 +12,7 @@ from datadiet_hub.scoring.models import MODELS, build_model, resolve_factory
 from datadiet_hub.scoring.run import run
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - {"text-transformer"}))  # image models
+@pytest.mark.parametrize("name", sorted(n for n, e in MODELS.items() if e.kind == "image"))
 @pytest.mark.parametrize(("channels", "side"), [(1, 28), (3, 32), (1, 8)])
 def test_registry_models_give_logits(name, channels, side):
     torch.manual_seed(0)
@@ -46,7 +46,7 @@ def test_width_scales_cnn_and_mlp():
 def test_unknown_model_lists_the_choices():
     with pytest.raises(
         ValueError,
-        match=r"Unknown model 'resnet50'\. Choose one of: cnn, mlp, resnet18, text-transformer, vit-tiny, or give a "
+        match=r"Unknown model 'resnet50'\. Choose one of: cnn, mlp, resnet18, vit-tiny, fasttext, text-transformer, or give a "
         r"factory as 'package.module:function'\.",
     ):
         resolve_factory("resnet50")

@@ -37,6 +37,7 @@ from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 
 from .images import prepare_image
+from .ngrams import NgramEncoder
 from .text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class Inputs:
         image_size: side in pixels of the square images the model sees.
         channels: 1 (grey) or 3 (RGB).
         augmentation: the training view (``none``, ``crop-flip``, ``resized-crop-flip``); scoring never augments.
-        encoder: the text encoder (text only).
+        encoder: the text encoder (text only): a tokenizer, or the split's saved n-grams read by row position.
         label_names: class names by id when the stream holds labels as strings.
     """
 
@@ -73,7 +74,7 @@ class Inputs:
     image_size: int = 0
     channels: int = 0
     augmentation: str = "none"
-    encoder: TextEncoder | None = None
+    encoder: TextEncoder | NgramEncoder | None = None
     label_names: tuple[str, ...] | None = None
     _label_ids: dict[str, int] | None = field(default=None, repr=False)
 
@@ -122,7 +123,7 @@ class Inputs:
         }
         if self.kind == InputKind.TEXT:
             assert self.encoder is not None
-            encoded = self.encoder(rows[self.column])
+            encoded = self.encoder(rows[self.column], idx)
             out.update({k: torch.from_numpy(v) for k, v in encoded.items()})
             return out
         augment = self.augmentation if train else "none"

@@ -30,8 +30,10 @@ from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.sources import Source, load_source
 
 from ..loops import ordered_batches, shuffled_batches
+from ..models import TrainingChoice, choose_training
 from ..state import RunState
 from .loader import Inputs, Manifest, default_workers, epoch_batches, scan, to_device
+from .ngrams import NgramEncoder, build_features, load_features, save_features
 from .plan import choose_path, image_geometry, probe, resolve_train_augmentation
 from .tensors import Preprocess, TensorData, channel_stats, resolve_augmentation
 from .text import TextEncoder, iter_texts, load_tokenizer, pad_id_of, train_tokenizer
@@ -132,7 +134,7 @@ class RunData:
         if self.plan.kind == InputKind.IMAGE:
             facts.update(image_size=self.plan.image_size, image_channels=self.plan.channels, images=self.plan.geometry)
         elif self.inputs is not None and self.inputs.encoder is not None:
-            facts.update(tokenizer_vocab_size=self.inputs.encoder.vocab_size, pad_token_id=self.inputs.encoder.pad_id)
+            facts.update(self.inputs.encoder.facts())
         return facts
 
     @property
@@ -314,6 +316,7 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         class_count=len(class_names) if class_names else 0,
         class_names=class_names,
     )
+    choice = _check_model(cfg, plan)  # a model for the other input kind fails here, before any row is read
     probed = probe(source.dataset, source.input_column, source.kind)
     if source.kind == InputKind.IMAGE:
         plan.image_size, plan.channels, plan.geometry = image_geometry(
@@ -330,6 +333,8 @@ def make_plan(cfg: Any, source: Source) -> Plan:
         image_size=plan.image_size,
         channels=plan.channels,
     )
+    if choice.text_inputs == "ngrams" and plan.path == "loader":
+        plan.reason = "text: n-gram features computed once for the split, batches sliced from them"
     if plan.path == "memory":
         plan.augmentation = resolve_augmentation(cfg.augmentation, (plan.channels, plan.image_size, plan.image_size))
     else:
@@ -354,7 +359,37 @@ def _save_json(path: Path, value: Any) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True))
 
 
-def _encoder(cfg: Any, source: Source, state_dir: Path) -> TextEncoder:
+def _check_model(cfg: Any, plan: Plan) -> TrainingChoice:
+    """The run's model for this input kind (raises for a model of the other kind, or ``--tokenizer`` given to a
+    model that does not read tokens)."""
+    choice = choose_training(cfg.model, cfg.optimizer, cfg.lr, kind=plan.kind, input_column=plan.input_column)
+    if choice.text_inputs == "ngrams" and cfg.tokenizer is not None:
+        raise InvalidArgumentError(
+            f"--tokenizer {cfg.tokenizer!r} is for token models (text-transformer, transformers:...), but the model "
+            f"{choice.model!r} reads the character and word n-grams of each text. Leave --tokenizer out, or choose "
+            "--model text-transformer to use it.",
+            value=cfg.tokenizer,
+        )
+    return choice
+
+
+def _ngram_encoder(source: Source | None, state_dir: Path) -> NgramEncoder:
+    """The split's n-gram features, computed once (one pass over the text column) and saved with the run."""
+    features = load_features(state_dir)
+    if features is None:
+        if source is None:
+            raise FileNotFoundError(f"The n-gram features of this run are missing under {str(state_dir)!r}.")
+        logger.info("computing the character and word n-grams of %s", source.name)
+        features = build_features(iter_texts(source.dataset, source.input_column))
+        save_features(features, state_dir)
+        logger.info("%d distinct n-grams over %d texts", features.vocab_size - 1, len(features))
+    return NgramEncoder(state_dir, features.vocab_size)
+
+
+def _encoder(cfg: Any, plan: Plan, source: Source | None, state_dir: Path) -> TextEncoder | NgramEncoder:
+    if _check_model(cfg, plan).text_inputs == "ngrams":
+        return _ngram_encoder(source, state_dir)
+    assert source is not None
     saved = state_dir / TOKENIZER_FILE
     if saved.exists():
         tokenizer = load_tokenizer(saved)
@@ -376,7 +411,7 @@ def _inputs(cfg: Any, plan: Plan, source: Source, state_dir: Path) -> Inputs:
             InputKind.TEXT,
             plan.input_column,
             plan.label_column,
-            encoder=_encoder(cfg, source, state_dir),
+            encoder=_encoder(cfg, plan, source, state_dir),
             label_names=tuple(plan.label_names) if plan.label_names else None,
         )
     return Inputs(
@@ -388,6 +423,12 @@ def _inputs(cfg: Any, plan: Plan, source: Source, state_dir: Path) -> Inputs:
         augmentation=plan.augmentation,
         label_names=tuple(plan.label_names) if plan.label_names else None,
     )
+
+
+def _text_ready(cfg: Any, plan: Plan, state_dir: Path) -> bool:
+    if _check_model(cfg, plan).text_inputs == "ngrams":
+        return load_features(state_dir) is not None
+    return (state_dir / TOKENIZER_FILE).exists()
 
 
 def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
@@ -405,7 +446,7 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
         _run_state(state_dir).decode(cfg, progress=progress)  # the decoded split, as before
         return
     manifest_path = state_dir / MANIFEST_FILE
-    if manifest_path.exists() and (plan.kind != InputKind.TEXT or (state_dir / TOKENIZER_FILE).exists()):
+    if manifest_path.exists() and (plan.kind != InputKind.TEXT or _text_ready(cfg, plan, state_dir)):
         return
     source = source or load_run_source(cfg)
     inputs = _inputs(cfg, plan, source, state_dir)
@@ -459,6 +500,7 @@ def prepare_data(
     manifest = Manifest.load(state_dir / MANIFEST_FILE)
     inputs = _inputs(cfg, plan, source, state_dir)
     num_classes = max(plan.class_count, manifest.num_classes, len(plan.label_names or ()))
+    workers = cfg.num_workers if cfg.num_workers is not None else default_workers()
     if plan.kind == InputKind.IMAGE:
         mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else manifest.mean_std()
         _check_channels(mean, plan.channels)
@@ -466,12 +508,13 @@ def prepare_data(
     else:
         mean = std = None
         assert inputs.encoder is not None
+        if inputs.encoder.kind == "ngrams" and cfg.num_workers is None:
+            workers = 0  # batches are slices of the saved features: nothing for worker processes to do
         model_kwargs = {
             "vocab_size": inputs.encoder.vocab_size,
             "max_length": cfg.max_length,
             "pad_token_id": inputs.encoder.pad_id,
         }
-    workers = cfg.num_workers if cfg.num_workers is not None else default_workers()
     return RunData(
         plan=plan,
         labels=torch.from_numpy(manifest.labels),

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,28 @@ def load_tokenizer(path: str | os.PathLike) -> Any:
     if path.is_dir():
         path = path / "tokenizer.json"
     if not path.is_file():
-        raise FileNotFoundError(
+        raise InputNotFoundError(
             f"Tokenizer file {str(path)!r} not found: give --tokenizer a local tokenizer.json (or a folder with "
-            "one), or leave it out to train one on the split (--vocab-size)."
+            "one), or leave it out to train one on the split (--vocab-size).",
+            path=path,
         )
-    return _tokenizers().Tokenizer.from_file(str(path))
+    try:
+        tokenizer = _tokenizers().Tokenizer.from_file(str(path))
+    except Exception as err:  # the Rust side raises a bare Exception for every parse or schema error
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InvalidArgumentError(
+            f"Tokenizer file {str(path)!r} is not a tokenizer the tokenizers library can read ({reason}). Give "
+            "--tokenizer a tokenizer.json saved by tokenizers (Tokenizer.save) or a fast transformers tokenizer, or "
+            "leave it out to train one on the split.",
+            value=str(path),
+        ) from err
+    if tokenizer.get_vocab_size() < 1:
+        raise InvalidArgumentError(
+            f"Tokenizer file {str(path)!r} has an empty vocabulary; give a trained tokenizer.json or leave --tokenizer "
+            "out to train one on the split.",
+            value=str(path),
+        )
+    return tokenizer
 
 
 def pad_id_of(tokenizer: Any) -> int:
@@ -129,7 +146,10 @@ class TextEncoder:
             self._tokenizer = tokenizer
         return self._tokenizer
 
-    def __call__(self, texts: list[str]) -> dict[str, np.ndarray]:
+    kind = "tokens"
+
+    def __call__(self, texts: list[str], idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Tokenize ``texts`` (``idx``, the rows' positions, is not needed: the text is all a tokenizer reads)."""
         encodings = self.tokenizer.encode_batch([t if isinstance(t, str) else "" for t in texts])
         length = max((len(e.ids) for e in encodings), default=1) or 1
         ids = np.full((len(encodings), length), self.pad_id, dtype=np.int64)
@@ -138,3 +158,6 @@ class TextEncoder:
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
         return {"input_ids": ids, "attention_mask": mask}
+
+    def facts(self) -> dict[str, Any]:
+        return {"tokenizer_vocab_size": self.vocab_size, "pad_token_id": self.pad_id}

@@ -266,6 +266,34 @@ def embedding_sq_norms(module: nn.Embedding, a: torch.Tensor, g: torch.Tensor) -
     return out
 
 
+def embedding_bag_sq_norms(module: nn.EmbeddingBag, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``nn.EmbeddingBag`` (``sum`` or ``mean``) called on ``[N, L]`` ids alone: example n's output is
+    ``sum_j c_nj W[a_nj]`` (``c = 1``, or ``1 / its non-padding count`` for ``mean``; 0 at ``padding_idx``), so row u
+    of its weight gradient is ``(sum of c_nj over the positions holding u) * g_n`` and the squared norm is
+    ``||g_n||^2 * sum_u (that sum)^2``: one sort of the ids, no per-example gradient."""
+    n = a.shape[0]
+    out = g.new_zeros(n)
+    if not module.weight.requires_grad or n == 0:
+        return out
+    if a.dim() != 2:
+        raise UnsupportedModuleError(
+            f"EmbeddingBag got input of shape {tuple(a.shape)}; GraNd's rule reads one bag per row of a 2-D [N, L] "
+            "input (offsets and per_sample_weights are replayed instead)."
+        )
+    idx = a.reshape(n, -1)
+    real = idx != module.padding_idx if module.padding_idx is not None else torch.ones_like(idx, dtype=torch.bool)
+    counts = real.sum(1)
+    rows = torch.arange(n, device=idx.device).unsqueeze(1).expand_as(idx)[real]
+    keys = rows * module.num_embeddings + idx[real]
+    unique, hits = torch.unique(keys, return_counts=True)
+    per_row = torch.zeros(n, dtype=torch.int64, device=idx.device)
+    per_row.index_add_(0, unique // module.num_embeddings, hits * hits)  # sum over rows u of (count of u)^2
+    share = per_row.to(g.dtype)
+    if module.mode == "mean":
+        share = share / counts.clamp_min(1).to(g.dtype) ** 2
+    return (g.reshape(n, -1) ** 2).sum(1) * share
+
+
 # ------------------------------------------------------------------------------------------------------ registry
 
 Rule = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -282,6 +310,7 @@ RULES: tuple[tuple[type[nn.Module], frozenset[str], tuple[str, ...], Rule], ...]
     (nn.LayerNorm, frozenset({"weight", "bias"}), ("forward",), layernorm_sq_norms),
     (nn.GroupNorm, frozenset({"weight", "bias"}), ("forward",), groupnorm_sq_norms),
     (nn.Embedding, frozenset({"weight"}), ("forward",), embedding_sq_norms),
+    (nn.EmbeddingBag, frozenset({"weight"}), ("forward",), embedding_bag_sq_norms),
 )
 
 SUPPORTED_NAMES = ", ".join(cls.__name__ for cls, *_ in RULES)
@@ -311,7 +340,9 @@ def rule_for(name: str, module: nn.Module, trainable: list[str]) -> Rule | None:
                 return None
             if set(trainable) - params:
                 return None
-            if isinstance(module, nn.Embedding) and module.scale_grad_by_freq:
+            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.scale_grad_by_freq:
                 return None  # the gradient scale depends on token counts: the per-example replay gets them right
+            if isinstance(module, nn.EmbeddingBag) and module.mode not in ("sum", "mean"):
+                return None  # max: each output dim comes from one row, chosen by the values; replayed
             return rule
     return None
