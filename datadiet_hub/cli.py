@@ -493,17 +493,27 @@ def build_parser() -> argparse.ArgumentParser:
         "Prune a dataset by score and save the kept rows (arrow folder or parquet).",
         [
             "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
-            "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --offset 0.1 "
+            "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --skip 0.1 "
             "--fraction 0.5 --output pruned.parquet --format parquet",
             "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
             "--fraction 0.7 --output pruned/",
         ],
     )
-    p.add_argument("dataset", metavar="DATASET", help="fashion_mnist, a Hub id, a folder or a parquet file")
-    p.add_argument("--scores", required=True, metavar="NAME_OR_PATH_OR_REPO_ID")
-    p.add_argument("--config")
-    p.add_argument("--version")
-    p.add_argument("--split", default="train")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="as `datadiet score --dataset` takes it: fashion_mnist, a Hub id, a folder (imagefolder, save_to_disk, "
+        "data files) or one .parquet/.csv/.json(l) file",
+    )
+    p.add_argument(
+        "--scores",
+        required=True,
+        metavar="NAME_OR_PATH_OR_REPO_ID",
+        help="the score dataset: a folder written by `datadiet score`, a local-store name or a Hub repo id",
+    )
+    p.add_argument("--config", help="config of the score dataset (required when it has several)")
+    p.add_argument("--version", help="published version, e.g. v1 (default: the newest in the local store)")
+    p.add_argument("--split", default="train", help="split of DATASET (default: train)")
     p.add_argument("--data-files", nargs="+", help="data files for builder datasets such as parquet")
     p.add_argument("--input-column", help="the column to hash with the label (default: the card's, else detected)")
     p.add_argument("--image-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
