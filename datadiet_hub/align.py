@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from ._datasets_compat import arrow_column
 from .columns import Columns, column_roles, detect_columns
 from .errors import InvalidArgumentError, ScoreMismatchError
-from .hashing import LabelSpace, example_ids, fingerprint, id_keys, own_class_names
+from .hashing import LabelSpace, example_id, example_ids, fingerprint, id_keys, own_class_names
 from .provenance import Provenance
 
 logger = logging.getLogger(__name__)
@@ -176,6 +176,8 @@ def join_columns(
         recorded = [c for c in scored if c is not None]
         if len(recorded) == 2 and all(c in column_roles(source) for c in recorded):
             return detect_columns(source, input_column=recorded[0], label_column=recorded[1])
+        if scored[0] is not None and scored[1] is None and scored[0] in column_roles(source):  # unlabeled corpus
+            return detect_columns(source, input_column=scored[0], require_label=False)
         try:
             return detect_columns(source)
         except InvalidArgumentError as err:
@@ -204,8 +206,10 @@ def dataset_example_ids(
         dataset, input_column=input_column, label_column=label_column, scored=scored_columns(provenance)
     )
     label = columns.label
-    if label is None:
-        raise ScoreMismatchError("Cannot hash the dataset's rows without a label column; name it with label_column=.")
+    if label is None:  # an unlabeled corpus: documents hash their text alone
+        rows = dataset if positions is None else dataset.select(positions)
+        texts = rows.select_columns([columns.input]).with_format(None).iter(batch_size=HASH_BATCH)
+        return pa.array([example_id(t, None) for batch in texts for t in batch[columns.input]], type=pa.string())
     space = label_space(provenance)
     own_names = own_class_names(dataset.features, label)
     if space.names is None and own_names is None and _holds_strings(dataset, label):

@@ -265,6 +265,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         max_score=args.max_score,
         seed=args.seed,
         class_balanced=args.class_balanced,
+        by=args.by,
         tie_break=args.tie_break,
     )
     with datasets_progress(args.progress):
@@ -277,6 +278,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             label_column=args.label_column,
             for_scoring=False,  # the pruned copy keeps the rows as the user has them
             recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
+            require_label="label" in scores.column_names,  # a corpus scored by language models has none
         )
         named = args.input_column is not None or args.label_column is not None
         pruned = prune(
@@ -497,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--fraction 0.5 --output pruned.parquet --format parquet",
             "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
             "--fraction 0.7 --output pruned/",
+            "datadiet prune corpus.jsonl --scores runs/corpus --column loss --strategy middle --by domain "
+            "--fraction 0.5 --output kept/",
         ],
     )
     p.add_argument(
@@ -545,6 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random/ccs seed")
     p.add_argument(
         "--class-balanced", action=argparse.BooleanOptionalAction, default=False, help="keep class proportions"
+    )
+    p.add_argument(
+        "--by",
+        metavar="COLUMN",
+        help="apply the strategy within the groups of this column (of the scores or the dataset, e.g. domain), "
+        "keeping the mix of groups",
     )
     p.add_argument("--on", default="idx", choices=JOIN_KEYS, help="join by row position or content")
     p.add_argument(

@@ -55,11 +55,13 @@ def _input_bytes(value: Any) -> bytes:
     return header + array.tobytes()
 
 
-def example_id(value: Any, label: int | str) -> str:
+def example_id(value: Any, label: int | str | None) -> str:
     """Hex content hash of one example: decoded input bytes, their shape and dtype, and the class id ``label``
-    (map a dataset's own labels with ``LabelSpace.class_ids`` first)."""
+    (map a dataset's own labels with ``LabelSpace.class_ids`` first). ``label=None``: an unlabeled document (a
+    corpus scored by language models), hashed from its input alone."""
     digest = hashlib.blake2b(_input_bytes(value), digest_size=ID_BYTES)
-    digest.update(f"|label={label}".encode())
+    if label is not None:
+        digest.update(f"|label={label}".encode())
     return digest.hexdigest()
 
 

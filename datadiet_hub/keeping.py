@@ -25,10 +25,10 @@ from .align import (
 )
 from .columns import Columns
 from .errors import InvalidArgumentError, InvalidTypeError, ScoreMismatchError
-from .hashing import LabelSpace, example_ids
+from .hashing import LabelSpace, example_id, example_ids
 from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
-from .selection import Selection, as_selection, select_indices
+from .selection import Selection, as_selection, dataset_groups, select_indices
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ class KeepPredicate:
             return ids if rows is None else [ids[i] for i in rows]
         columns = self._join_columns(batch)
         label = columns.label
-        assert label is not None  # join_columns requires one
+        if label is None:  # an unlabeled corpus: documents hash their text alone
+            texts = [batch[columns.input]] if single else _batch_column(batch, columns.input)
+            return [example_id(texts[i], None) for i in (range(len(texts)) if rows is None else rows)]
         if single:
             return example_ids([batch[columns.input]], [batch[label]], self.labels)
         values, labels = batch[columns.input], batch[label]
@@ -270,7 +272,7 @@ def keep(
         "labels": label_space(provenance),
         "scored": scored_columns(provenance),
     }
-    kept = select_indices(scores, selection=sel)
+    kept = select_indices(scores, selection=sel, groups=dataset_groups(dataset, scores, sel, on))
     n = num_scores(scores)
     mask = np.zeros(n, dtype=bool)
     mask[kept] = True

@@ -152,3 +152,25 @@ declare(
         ),
     )
 )
+declare(
+    Metric(
+        "loss",
+        help="mean next-token cross entropy of a document under briefly trained reference language models "
+        "(perplexity = exp)",
+        card=(
+            "`loss` = mean next-token cross entropy over the document's predicted tokens (its perplexity is "
+            "exp(loss)), under reference language models trained briefly on the corpus"
+        ),
+        label="loss",
+    )
+)
+declare(
+    Metric(
+        "num_tokens",
+        help="predicted tokens per document (its tokens minus the first), under the run's tokenizer",
+        card="`num_tokens` = the number of next tokens the reference models predict in the document",
+        dtype="int64",
+        over_seeds=False,
+        label="tokens",
+    )
+)

@@ -19,7 +19,7 @@ from .align import check_alignment, check_fingerprint, dataset_example_ids, join
 from .keeping import _one_input_column, keep
 from .provenance import Provenance
 from .score_table import num_scores, score_ids
-from .selection import Selection, as_selection, select_indices
+from .selection import Selection, as_selection, dataset_groups, select_indices
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def prune(
         )
         return dataset.filter(predicate, with_indices=True, batched=True)
     provenance = provenance_for(scores, provenance)
-    kept = select_indices(scores, selection=sel)
+    kept = select_indices(scores, selection=sel, groups=dataset_groups(dataset, scores, sel, on))
     n = num_scores(scores)
     if len(dataset) == 0:
         logger.warning("The dataset to prune is empty; nothing to keep.")

@@ -11,6 +11,7 @@ from . import metrics as _metrics
 from .errors import InvalidNameError, ScoreTableError
 
 BASE_COLUMNS = {"idx": pa.int64(), "example_id": pa.string(), "label": pa.int64()}
+OPTIONAL_BASE = frozenset({"label"})  # an unlabeled corpus (causal-LM scores) has no label column
 SUBSET_COLUMN_RE = re.compile(r"^(?P<metric>[a-z0-9_]+)_keep(?P<percent>[1-9][0-9]?)$")
 """Optional boolean columns ``<metric>_keep<percent>``: a published subset (true for the rows in the hardest
 ``percent``% by that metric, e.g. ``el2n_keep50``), loadable with plain ``datasets``; they follow the metric columns."""
@@ -52,9 +53,11 @@ def metric_columns(metric: str) -> dict[str, pa.DataType]:
     return columns
 
 
-def score_schema(metrics: list[str] | tuple[str, ...], subsets: list[str] | tuple[str, ...] = ()) -> pa.Schema:
-    """The arrow schema of a config holding the given metrics (and subset columns), in canonical column order."""
-    fields = list(BASE_COLUMNS.items())
+def score_schema(
+    metrics: list[str] | tuple[str, ...], subsets: list[str] | tuple[str, ...] = (), *, label: bool = True
+) -> pa.Schema:
+    """The arrow schema of a config holding the given metrics (and subset columns), in canonical column order; ``label=False`` for an unlabeled corpus."""
+    fields = [(k, v) for k, v in BASE_COLUMNS.items() if label or k not in OPTIONAL_BASE]
     for metric in metrics:
         fields.extend(metric_columns(metric).items())
     fields.extend((name, pa.bool_()) for name in subsets)
@@ -93,7 +96,7 @@ def validate_table(table: pa.Table) -> pa.Table:
             f"Score table's 'idx' column has type {table.schema.field('idx').type}; it must hold integer row "
             "positions (int64). Rewrite the table with `datadiet score`."
         )
-    missing = [c for c in BASE_COLUMNS if c not in names]
+    missing = [c for c in BASE_COLUMNS if c not in names and c not in OPTIONAL_BASE]
     if missing:
         raise ScoreTableError(
             f"Score table lacks required column(s) {missing}; it has {names}. Build it with the columns of "
@@ -105,7 +108,7 @@ def validate_table(table: pa.Table) -> pa.Table:
         raise ScoreTableError(
             f"Score table has no score column (one of {', '.join(_metrics.names())}); it has {names}.", value=names
         )
-    schema = score_schema(metrics, subsets_in(names))
+    schema = score_schema(metrics, subsets_in(names), label="label" in names)
     absent = [f.name for f in schema if f.name not in names]
     if absent:
         raise ScoreTableError(f"Score table lacks column(s) {absent} that go with {metrics}.", value=absent)

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import metrics, strategies
-from .errors import InvalidArgumentError
+from .errors import ColumnNotFoundError, InvalidArgumentError
 from .ranking import INDEX, RANDOM, TieBreak
 from .schema import BASE_COLUMNS, SUBSET_COLUMN_RE
-from .score_table import num_scores, read_scores
+from .score_table import arrow_table, column_names, idx_inverse, num_scores, read_scores, to_numpy
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,9 @@ class Selection:
         min_score, max_score: absolute thresholds (inclusive); the strategy picks among rows within them.
         seed: for ``random``, ``ccs`` and the ``random`` tie-break.
         class_balanced: apply the strategy within each class, keeping class proportions.
+        by: apply the strategy within the groups of this column (e.g. ``domain``), with budgets proportional to
+            the group sizes, so pruning keeps the mix of sources; read from the score table, else from the dataset
+            given to ``prune``/``keep``. ``class_balanced`` is ``by="label"``.
         bins: number of score strata for ``ccs``.
         tie_break: order among equal scores: ``random`` (seeded, default), ``index`` (lower row first) or a
             secondary score column (harder first), e.g. ``el2n`` to rank forgetting ties.
@@ -106,6 +109,7 @@ class Selection:
     max_score: float | None = None
     seed: int = 0
     class_balanced: bool = False
+    by: str | None = None
     bins: int = 50
     tie_break: str = RANDOM
     never_learned_as_inf: bool = True
@@ -123,6 +127,12 @@ class Selection:
         if self.beta and not strategy.uses_beta:
             raise InvalidArgumentError(
                 f"beta={self.beta} does not apply to strategy={self.strategy!r}; it is for 'ccs'.", value=self.beta
+            )
+        if self.by is not None and (not isinstance(self.by, str) or not self.by):
+            raise InvalidArgumentError(f"by={self.by!r} must name a column, e.g. by='domain'.", value=self.by)
+        if self.by is not None and self.class_balanced:
+            raise InvalidArgumentError(
+                f"Give class_balanced=True or by={self.by!r}, not both (class_balanced is by='label').", value=self.by
             )
         if isinstance(self.bins, bool) or not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
             raise InvalidArgumentError(f"bins={self.bins!r} must be a positive integer.", value=self.bins)
@@ -221,14 +231,45 @@ def as_selection(selection: Selection | None, kwargs: dict[str, Any]) -> Selecti
     return selection
 
 
-def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs: Any) -> np.ndarray:
+def group_column(scores: Any, name: str) -> np.ndarray | None:
+    """The values of column ``name`` of the score table in ``idx`` order, or None when it has no such column."""
+    if name not in column_names(scores):
+        return None
+    table = arrow_table(scores, ["idx", name])
+    values = np.asarray(table.column(name).to_pylist())
+    inverse = idx_inverse(to_numpy(table.column("idx")))
+    return values if inverse is None else values[inverse]
+
+
+def dataset_groups(dataset: Any, scores: Any, sel: Selection, on: str) -> np.ndarray | None:
+    """The ``by`` column read from the dataset (row i: source row i) when the score table does not carry it."""
+    if sel.by is None or sel.by in column_names(scores):
+        return None
+    if dataset is None or not hasattr(dataset, "__len__") or sel.by not in (dataset.column_names or []):
+        return None  # select_indices names the missing column
+    if on != "idx":
+        raise InvalidArgumentError(
+            f"by={sel.by!r} from the dataset needs on='idx' (rows in the scored order); with on='example_id' add "
+            "the column to the score table.",
+            value=sel.by,
+        )
+    if len(dataset) != num_scores(scores):
+        return None  # the alignment check explains the length mismatch
+    return np.asarray(dataset.select_columns([sel.by]).with_format(None)[sel.by])
+
+
+def select_indices(
+    scores: Any, *, selection: Selection | None = None, groups: Any = None, **kwargs: Any
+) -> np.ndarray:
     """Source-row positions to keep, ascending.
 
     Args:
         scores: the score table (``datasets.Dataset`` from ``load_scores``, a pyarrow Table or dict).
         selection: a ``Selection``; or give its fields as keyword arguments (``column``, ``fraction``, ``count``,
             ``strategy``, ``skip``, ``beta``, ``min_score``, ``max_score``, ``seed``, ``class_balanced``, ``bins``,
-            ``tie_break``, ``never_learned_as_inf``; deprecated: ``offset``).
+            ``tie_break``, ``never_learned_as_inf``, ``by``; deprecated: ``offset``).
+        groups: with ``by``, the group of every source row (position i: row i), when the score table lacks the
+            column (``prune``/``keep`` pass the dataset's column).
     """
     sel = as_selection(selection, kwargs)
     if sel.strategy == "offset" and sel.skip == 0:
@@ -243,6 +284,21 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
         secondary=secondary,
     )
     values = cols.values
+    if sel.by is not None:
+        groups = group_column(scores, sel.by) if groups is None else np.asarray(groups)
+        if groups is None:
+            raise ColumnNotFoundError(
+                f"by={sel.by!r} is not a column of the score table (columns: {column_names(scores)}); pass the dataset "
+                "(prune(dataset, scores, by=...), keep(scores, dataset=ds, by=...)) so the groups are read from it, "
+                "or add the column to the table.",
+                column=sel.by,
+                value=sel.by,
+            )
+        if len(groups) != len(values):
+            raise InvalidArgumentError(
+                f"by={sel.by!r}: {len(groups)} group values for {len(values)} scored rows; give one per row.",
+                value=len(groups),
+            )
     tie = TieBreak(sel.tie_break, sel.seed, cols.secondary)
     candidates = None
     if sel.min_score is not None or sel.max_score is not None:
@@ -268,10 +324,13 @@ def select_indices(scores: Any, *, selection: Selection | None = None, **kwargs:
                 value=k,
             )
         values, tie = values[candidates], tie.subset(candidates)
+        groups = None if groups is None else groups[candidates]
     declared = metrics.METRICS.get(sel.column)
     if declared is not None and not declared.higher_is_harder:
         values = -values  # "hardest" keeps the largest: flip a metric whose smaller values are the harder ones
-    if sel.class_balanced:
+    if groups is not None and sel.by is not None:
+        chosen = strategies.class_balanced(values, groups, k, sel.strategy, sel.params(), tie)
+    elif sel.class_balanced:
         if cols.labels is None:
             raise InvalidArgumentError("class_balanced=True needs the score table's labels.", column="label")
         labels = cols.labels if candidates is None else cols.labels[candidates]

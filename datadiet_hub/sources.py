@@ -225,6 +225,7 @@ def load_source(
     image_column: str | None = None,
     text_column: str | None = None,
     for_scoring: bool = True,
+    require_label: bool = True,
     recorded: tuple[str | None, str | None] = (None, None),
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
@@ -239,11 +240,16 @@ def load_source(
     dataset scored with ``--label-column`` is read back the same way without the flag.
     """
     named: dict[str, Any] = dict(
-        input_column=input_column, label_column=label_column, image_column=image_column, text_column=text_column
+        input_column=input_column,
+        label_column=label_column,
+        image_column=image_column,
+        text_column=text_column,
+        require_label=require_label,  # False: an unlabeled corpus (scored by language models)
     )
 
     def pick_columns(dataset: Any) -> Columns:  # the card's columns first, when none is named
-        if all(v is None for v in named.values()) and all(recorded) and set(recorded) <= set(column_roles(dataset)):
+        none_named = all(named[k] is None for k in ("input_column", "label_column", "image_column", "text_column"))
+        if none_named and all(recorded) and set(recorded) <= set(column_roles(dataset)):
             return detect_columns(dataset, input_column=recorded[0], label_column=recorded[1])
         return detect_columns(dataset, **named)
 
@@ -262,7 +268,7 @@ def load_source(
         columns = _logged(pick_columns(saved), name)
         if for_scoring:
             check_rows(saved, columns)
-            saved = _encode_string_labels(saved, columns.label)  # type: ignore[arg-type]
+            saved = saved if columns.label is None else _encode_string_labels(saved, columns.label)
         return Source(
             saved.to_iterable_dataset() if streaming else saved,
             columns,
@@ -301,7 +307,7 @@ def load_source(
     columns = _logged(pick_columns(dataset), shown)
     if not streaming and for_scoring:
         check_rows(dataset, columns)
-        dataset = _encode_string_labels(dataset, columns.label)  # type: ignore[arg-type]
+        dataset = dataset if columns.label is None else _encode_string_labels(dataset, columns.label)
     return Source(dataset, columns, name=shown, split=split, revision=revision)
 
 

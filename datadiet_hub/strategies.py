@@ -158,6 +158,13 @@ def select_ccs(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.
     return np.sort(np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)).astype(np.int64)
 
 
+@register("middle", help="the central ranks: as many rows below as above the kept slice (Marion et al. 2023)")
+def select_middle(scores: np.ndarray, k: int, params: Params, tie: TieBreak) -> np.ndarray:
+    """Ranks ``(n - k) // 2`` to ``(n - k) // 2 + k`` of the hardest-first order: the middle of the distribution,
+    which kept pretraining text best when pruning by reference-model perplexity."""
+    return _window(scores, k, (len(scores) - k) // 2, tie)
+
+
 def select(
     scores: np.ndarray, k: int, strategy: str, params: Params | None = None, tie: TieBreak | None = None
 ) -> np.ndarray:
@@ -191,8 +198,8 @@ def class_balanced(
     params: Params | None = None,
     tie: TieBreak | None = None,
 ) -> np.ndarray:
-    """Apply the strategy within each class, with budgets from ``class_quotas``, so the kept set keeps the class
-    proportions. Random draws use ``seed + class position``, so classes draw independent streams; the tie-break
+    """Apply the strategy within each class (or any group: ``labels`` may hold domain names), with budgets from
+    ``class_quotas``, so the kept set keeps the class proportions. Random draws use ``seed + class position``, so classes draw independent streams; the tie-break
     keys stay those of the whole table."""
     params = params or Params()
     tie = tie or TieBreak("index", params.seed)

@@ -32,7 +32,7 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   fi
 fi
 
-if ! .venv/bin/python -c "import datadiet_hub.scoring, datadiet_hub.downstream, accelerate, safetensors, matplotlib, pytest, hypothesis" \
+if ! .venv/bin/python -c "import datadiet_hub.scoring, datadiet_hub.downstream, accelerate, safetensors, matplotlib, pytest, hypothesis, datatrove" \
     >/dev/null 2>&1; then
   echo "[setup] installing datadiet-hub[torch,plot,dev]"
   .venv/bin/pip install -q -e '.[torch,plot,dev]'

@@ -27,6 +27,9 @@ EXAMPLES = """examples:
   datadiet score --dataset ./my_images --image-size 64 --model resnet18 --width 0.25 --output-dir runs/mine
   datadiet score --dataset reviews.csv --output-dir runs/reviews     # text: columns and model detected
   datadiet score --dataset reviews.csv --input-column body --label-column stars --streaming --output-dir runs/r
+  datadiet score --dataset corpus.jsonl --output-dir runs/corpus   # text without labels: reference LMs (causal-lm)
+  datadiet score --dataset parquet --data-files 'web/*.parquet' --streaming --objective causal-lm \\
+      --scores loss,el2n,grand --unit step --at 500 --output-dir runs/web
 Rerunning the same command resumes an interrupted run."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from datadiet_hub import metrics
 from datadiet_hub.errors import InputNotFoundError, InvalidArgumentError
 
+OBJECTIVES = ("auto", "classification", "causal-lm")
 UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
@@ -35,6 +36,9 @@ class ScoringConfig:
     """Where the score dataset (README.md, data/) and the resumable state (.datadiet/) go."""
     dataset: str = "fashion_mnist"
     """``fashion_mnist`` (Debian package) or anything ``datasets.load_dataset`` takes."""
+    objective: str = "auto"
+    """``classification`` (labelled examples), ``causal-lm`` (documents scored by reference language models) or
+    ``auto`` (causal-lm when the split has a text column and no label column)."""
     split: str = "train"
     input_column: str | None = None
     """The column to score (images or texts); default detected (``datadiet_hub.columns.detect_columns``)."""
@@ -160,6 +164,12 @@ class ScoringConfig:
             choice("score", score, metrics.names())
         if len(set(self.scores)) != len(self.scores):
             raise InvalidArgumentError(f"scores={self.scores!r} lists a score twice.")
+        choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "classification" and {"loss", "num_tokens"} & set(self.scores):
+            raise InvalidArgumentError(
+                "loss and num_tokens are language-model scores: use them with --objective causal-lm (or auto on a "
+                "corpus without labels)."
+            )
         choice("unit", self.unit, UNITS)
         choice("augmentation", self.augmentation, AUGMENTATIONS)
         if self.optimizer is not None:
@@ -331,6 +341,8 @@ FLAG_HELP: dict[str, str] = {
     "dataset": "what to score: fashion_mnist (Debian package), a Hub id, a local folder (imagefolder or data "
     "files), or one .parquet/.csv/.json(l) file",
     "split": "split of the dataset to score",
+    "objective": "classification, causal-lm (per-document loss/el2n/grand from reference language models) or auto "
+    "(causal-lm when the split has a text column and no label column; the log says which)",
     "input_column": "the column to score, images or texts (default: detected: the one Image column, else "
     "image/img/..., else the one text column, else text/sentence/...; the kind follows the column)",
     "image_column": "older name of --input-column for an image column",
@@ -360,7 +372,8 @@ FLAG_HELP: dict[str, str] = {
     "fasttext for text; the log says which and why)",
     "width": "width multiplier of the registry models (1.0 = the published sizes)",
     "seeds": "training seeds, one independent run each (init and data order); scores average over them",
-    "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated)",
+    "scores": f"scores to compute: any of {', '.join(metrics.names())} (comma-separated); a corpus "
+    "(--objective causal-lm) takes loss, el2n, grand (default there: loss,el2n)",
     "at": "score times in --unit (comma-separated); each becomes a config such as cnn-ep2",
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",

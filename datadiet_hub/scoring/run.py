@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
-from datadiet_hub.errors import DatadietError
+from datadiet_hub.errors import DatadietError, InvalidArgumentError
 from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
@@ -69,6 +69,15 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         progress: show progress bars (main process only): decoding, one bar per seed with ETA, scoring.
         command: the command line to record in the card.
     """
+    from .lm.run import corpus_config, resolve_objective, run_corpus
+
+    if resolve_objective(cfg) == "causal-lm":  # a corpus without labels: reference language models
+        return run_corpus(corpus_config(cfg), progress=progress, command=command)
+    if {"loss", "num_tokens"} & set(cfg.scores):
+        raise InvalidArgumentError(
+            f"loss and num_tokens are language-model scores, but {cfg.dataset!r} is scored as a classification set; "
+            "give --objective causal-lm for a text corpus, or choose el2n, grand, forgetting."
+        )
     started = time.perf_counter()
     determinism.enable(cfg.deterministic)
     accelerator = make_accelerator()

@@ -87,6 +87,7 @@ class RunState:
             return
         previous = json.loads(self.config_path.read_text())
         previous.setdefault("deterministic", False)  # runs from before the field existed
+        previous.setdefault("objective", cfg.objective)  # runs from before the field existed
         current = json.loads(json.dumps(cfg.identity()))
         if previous != current:
             changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))

@@ -15,7 +15,7 @@ from datadiet_hub.scoring.train import Schedule
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"scores": ["el2"]}, "Unknown score 'el2'. Choose between el2n, grand, forgetting."),
+        ({"scores": ["el2"]}, "Unknown score 'el2'. Choose between el2n, grand, forgetting, loss, num_tokens."),
         ({"scores": []}, "No scores requested; give --scores el2n,grand,forgetting"),
         ({"scores": ["el2n", "el2n"]}, "lists a score twice"),
         ({"unit": "epochs"}, "Unknown unit 'epochs'. Choose between epoch, step."),
@@ -148,7 +148,7 @@ def test_cli_reports_config_errors_in_one_line(capsys, monkeypatch):
     monkeypatch.delenv("DATADIET_DEBUG", raising=False)
     assert main(["--scores", "el2", "--output-dir", "unused"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: Unknown score 'el2'. Choose between el2n, grand, forgetting.")
+    assert err.startswith("error: Unknown score 'el2'. Choose between el2n, grand, forgetting, loss, num_tokens.")
     with pytest.raises(SystemExit):
         main(["--seeds", "0,x"])
     assert "expected comma-separated ints, got '0,x'" in capsys.readouterr().err

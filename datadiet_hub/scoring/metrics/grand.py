@@ -63,6 +63,9 @@ from datadiet_hub.scoring.metrics._grand_layers import (
 )
 from datadiet_hub.scoring.metrics._grand_shared import SharedFlow, SharedOutput
 
+ExampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``loss_fn(outputs, targets) -> [N]``: each example's own loss (see ``per_example_grad_norms``)."""
+
 __all__ = ["UnsupportedModuleError", "per_example_grad_norms", "per_example_layer_sq_norms"]
 
 logger = logging.getLogger(__name__)
@@ -137,7 +140,13 @@ class _Pass:
 
 
 def per_example_grad_norms(
-    model: nn.Module, inputs: Inputs, targets: torch.Tensor, *, chunk_size: int | None = None, verify: bool = True
+    model: nn.Module,
+    inputs: Inputs,
+    targets: torch.Tensor,
+    *,
+    chunk_size: int | None = None,
+    verify: bool = True,
+    loss_fn: ExampleLoss | None = None,
 ) -> torch.Tensor:
     """Exact GraNd score of every example: the L2 norm of its own loss gradient over all trainable parameters.
 
@@ -157,23 +166,32 @@ def per_example_grad_norms(
             temporaries are bounded separately by ``datadiet_hub.scoring.metrics._grand_layers.WORKSPACE_BYTES``.
         verify: On the first call for a model object, check two examples against a single-example pass, per layer,
             and raise :class:`UnsupportedModuleError` naming the layers that disagree.
+        loss_fn: ``loss_fn(outputs, targets) -> [N]``, each example's own loss, for models whose output is not
+            ``[N, K]`` logits (a causal LM: ``[N, T, V]`` logits and ``[N, T]`` next-token targets); ``targets``
+            then only needs the batch as dim 0. Default: the cross entropy of each example.
 
     Returns:
         Norms ``[N]`` in the dtype of the model's parameters.
     """
-    layers = per_example_layer_sq_norms(model, inputs, targets, chunk_size=chunk_size, verify=verify)
+    layers = per_example_layer_sq_norms(model, inputs, targets, chunk_size=chunk_size, verify=verify, loss_fn=loss_fn)
     return torch.stack(list(layers.values())).sum(0).sqrt()
 
 
 def per_example_layer_sq_norms(
-    model: nn.Module, inputs: Inputs, targets: torch.Tensor, *, chunk_size: int | None = None, verify: bool = True
+    model: nn.Module,
+    inputs: Inputs,
+    targets: torch.Tensor,
+    *,
+    chunk_size: int | None = None,
+    verify: bool = True,
+    loss_fn: ExampleLoss | None = None,
 ) -> dict[str, torch.Tensor]:
     """``{module name: per-example squared gradient norm [N]}`` over each module's own trainable parameters.
 
     Names are as in ``named_modules`` (``""`` for the root); the squared GraNd is the sum over modules. Arguments
     as in :func:`per_example_grad_norms`.
     """
-    n, targets = _validate(model, inputs, targets, chunk_size)
+    n, targets = _validate(model, inputs, targets, chunk_size, per_class=loss_fn is None)
     taps = _plan(model)
     _refuse_batch_coupling(model)
     first = next(iter(next(iter(taps)).own.values()))[1]
@@ -207,7 +225,7 @@ def per_example_layer_sq_norms(
             chunk = slice(start, min(n, start + step))
             state.n = chunk.stop - chunk.start
             state.sq_norms = {name: sq[chunk] for name, sq in sq_norms.items()}  # views: hooks write in place
-            _run_pass(model, taps, state, select(inputs, chunk), targets[chunk])
+            _run_pass(model, taps, state, select(inputs, chunk), targets[chunk], loss_fn)
     finally:
         for handle in handles:
             handle.remove()
@@ -216,20 +234,20 @@ def per_example_layer_sq_norms(
         for module, training in flags:
             module.train(training)
     if verify and model not in _VERIFIED:
-        _self_check(model, inputs, targets, sq_norms)
+        _self_check(model, inputs, targets, sq_norms, loss_fn)
         _VERIFIED[model] = True
     return sq_norms
 
 
 def _validate(
-    model: nn.Module, inputs: Inputs, targets: torch.Tensor, chunk_size: int | None
+    model: nn.Module, inputs: Inputs, targets: torch.Tensor, chunk_size: int | None, per_class: bool = True
 ) -> tuple[int, torch.Tensor]:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     n = batch_size(inputs)
     if n == 0:
         raise InvalidArgumentError("inputs must hold a batch of N >= 1 examples, got N = 0.")
-    if not isinstance(targets, torch.Tensor) or targets.shape != (n,):
+    if not isinstance(targets, torch.Tensor) or (targets.shape != (n,) if per_class else targets.shape[:1] != (n,)):
         shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
         raise InvalidArgumentError(f"targets must be a tensor of shape [{n}] (one label per input), got {shape}.")
     if targets.is_floating_point() or targets.is_complex():
@@ -702,7 +720,9 @@ def _store_grad(replay: Replay, k: int, dim: int, grad: torch.Tensor) -> None:
     replay.grads[k] = g.movedim(dim, 0) if dim else g
 
 
-def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: torch.Tensor) -> None:
+def _run_pass(
+    model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: torch.Tensor, loss_fn: ExampleLoss | None = None
+) -> None:
     """One forward and one backward of the batch-sum loss over one chunk; hooks add into ``state.sq_norms``."""
     state.roots.clear()
     state.calls.clear()
@@ -723,12 +743,15 @@ def _run_pass(model: nn.Module, taps: list[_Tap], state: _Pass, x: Inputs, y: to
                 tracker.mark(t)
             logits = logits_of(model, x)
         state.tracker = None
-        if logits.dim() != 2 or logits.shape[0] != state.n:
+        if loss_fn is not None:
+            loss = loss_fn(logits, y).sum()  # each example's own loss, summed: its rows of the gradients are its own
+        elif logits.dim() != 2 or logits.shape[0] != state.n:
             raise InvalidArgumentError(
                 f"model must return logits of shape [N={state.n}, K], got {tuple(logits.shape)}."
             )
-        # Sum, not mean: each example's rows of the output gradients are then that example's own loss gradient.
-        loss = F.cross_entropy(logits, y, reduction="sum")
+        else:
+            # Sum, not mean: each example's rows of the output gradients are then that example's own loss gradient.
+            loss = F.cross_entropy(logits, y, reduction="sum")
         if not loss.requires_grad:
             return
         _check_param_uses(loss, taps, state.calls, [m.z for m in flow.meetings])
@@ -825,7 +848,13 @@ def _check_param_uses(
                 )
 
 
-def _self_check(model: nn.Module, inputs: Inputs, targets: torch.Tensor, ours: dict[str, torch.Tensor]) -> None:
+def _self_check(
+    model: nn.Module,
+    inputs: Inputs,
+    targets: torch.Tensor,
+    ours: dict[str, torch.Tensor],
+    loss_fn: ExampleLoss | None = None,
+) -> None:
     """Compare two examples' per-layer squared norms with a single-example pass (rows permuted or mixed, T == N)."""
     from datadiet_hub.scoring.metrics.reference import naive_layer_sq_norms
 
@@ -833,7 +862,7 @@ def _self_check(model: nn.Module, inputs: Inputs, targets: torch.Tensor, ours: d
     rows = sorted({0, n - 1})
     picked = select(inputs, slice(0, 1)) if rows == [0] else map_inputs(inputs, lambda t: t[rows])
     try:
-        expected = naive_layer_sq_norms(model, picked, targets[rows])
+        expected = naive_layer_sq_norms(model, picked, targets[rows], loss_fn=loss_fn)
     except Exception as err:
         raise UnsupportedModuleError(
             f"GraNd's self-check could not run the model on single examples ({type(err).__name__}: {err}). "

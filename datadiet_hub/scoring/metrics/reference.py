@@ -8,7 +8,7 @@ tensors (see :mod:`datadiet_hub.scoring.forward`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -35,8 +35,16 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 _eval_mode = eval_mode  # the name experiments/dynamics imports
 
 
-def naive_layer_sq_norms(model: nn.Module, inputs: Inputs, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def naive_layer_sq_norms(
+    model: nn.Module,
+    inputs: Inputs,
+    targets: torch.Tensor,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """One forward and backward per example: ``{module name: per-example squared norm [N]}`` (the test oracle).
+
+    ``loss_fn(outputs, targets) -> [N]`` replaces the per-example cross entropy (a causal LM's document loss).
 
     Keys are the modules owning trainable parameters (names as in ``named_modules``, ``""`` for the root), each
     over its own parameters only; a parameter held by several modules (tied weights) counts once, under the first
@@ -53,7 +61,10 @@ def naive_layer_sq_norms(model: nn.Module, inputs: Inputs, targets: torch.Tensor
     with eval_mode(model), torch.enable_grad():
         for i in range(n):
             logits = logits_of(model, select(inputs, slice(i, i + 1)))
-            loss = F.cross_entropy(logits, targets[i : i + 1].long(), reduction="sum")
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, targets[i : i + 1].long(), reduction="sum")
+            else:
+                loss = loss_fn(logits, targets[i : i + 1]).sum()
             grads = iter(torch.autograd.grad(loss, params, allow_unused=True))
             for name, group in owners.items():
                 for _ in group:
@@ -63,9 +74,15 @@ def naive_layer_sq_norms(model: nn.Module, inputs: Inputs, targets: torch.Tensor
     return sq
 
 
-def naive_grad_norms(model: nn.Module, inputs: Inputs, targets: torch.Tensor) -> torch.Tensor:
+def naive_grad_norms(
+    model: nn.Module,
+    inputs: Inputs,
+    targets: torch.Tensor,
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
     """One forward and backward per example: the GraNd norms ``[N]`` (the test oracle)."""
-    return torch.stack(list(naive_layer_sq_norms(model, inputs, targets).values())).sum(0).sqrt()
+    return torch.stack(list(naive_layer_sq_norms(model, inputs, targets, loss_fn=loss_fn).values())).sum(0).sqrt()
 
 
 def vmap_grad_norms(

@@ -86,6 +86,66 @@ def get(name: str) -> Computation:
         ) from None
 
 
+# -- causal language models (a corpus without labels: ``datadiet_hub.scoring.lm``) ----------------------------------
+
+TokenFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TOKEN_COMPUTATIONS: dict[str, TokenFn] = {}
+"""Per-token scores of a causal LM: ``func(logits [B, T, V], next-token labels [B, T]) -> [B, T]`` (0 where a
+position predicts nothing); a document's score is their mean over its predicted tokens."""
+WINDOW_COMPUTATIONS: dict[str, Computation] = {}
+"""Per-window scores of a causal LM that need their own pass (GraNd): ``func(model, batch) -> [B]``; a document's
+score is the token-weighted mean over its windows."""
+
+
+def register_tokens(name: str) -> Callable[[TokenFn], TokenFn]:
+    """Register a per-token causal-LM score for the declared metric ``name`` (one forward serves them all)."""
+
+    def decorate(func: TokenFn) -> TokenFn:
+        _check_declared(name)
+        TOKEN_COMPUTATIONS[name] = func
+        return func
+
+    return decorate
+
+
+def register_windows(
+    name: str, *, grad: bool = False, batch_size: str = "eval_batch_size"
+) -> Callable[[BatchFn], BatchFn]:
+    """Register a per-window causal-LM score ``func(model, batch) -> [B]`` for the declared metric ``name``."""
+
+    def decorate(func: BatchFn) -> BatchFn:
+        _check_declared(name)
+        WINDOW_COMPUTATIONS[name] = Computation(name, per_batch=func, grad=grad, batch_size=batch_size)
+        return func
+
+    return decorate
+
+
+@register_tokens("loss")
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross entropy per position."""
+    from ..lm.metrics import token_scores
+
+    return token_scores(logits, labels, want=("loss",))[0]
+
+
+@register_tokens("el2n")
+def token_el2n(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """||softmax - onehot(next token)||_2 per position, from p_y and sum p^2 over chunks of positions."""
+    from ..lm.metrics import token_scores
+
+    return token_scores(logits, labels, want=("el2n",))[1]
+
+
+@register_windows("grand", grad=True, batch_size="grand_batch_size")
+def window_grand(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """Exact gradient norm of each window's mean next-token loss (one forward + one backward per batch)."""
+    from ..lm.metrics import document_loss
+    from .grand import per_example_grad_norms
+
+    return per_example_grad_norms(model, model_inputs(batch), batch[LABELS], loss_fn=document_loss).float()
+
+
 @register("el2n")
 def el2n(model: nn.Module, batch: Batch) -> torch.Tensor:
     """EL2N of one batch in eval mode."""

@@ -1,0 +1,178 @@
+"""Train one seed of a reference LM and score its checkpoints, on the engine's own loop, checkpoints and seeds.
+
+Training is ``datadiet_hub.scoring.loops.train_loop`` with the next-token loss, the data order and reseeding of
+``datadiet_hub.scoring.train`` (``stream_seed``/``seed_generator``), checkpoints of ``datadiet_hub.scoring.checkpoint``
+(one at every score time plus the latest, so a killed run resumes from its last checkpoint and replays the same
+batches). Scoring is ``loops.evaluate`` over windows, then windows are folded into documents.
+
+Aggregation over a document's windows (``fold_windows``): ``loss`` and ``el2n`` are means over all of the document's
+predicted tokens (the window sums added, divided by the token count), which is the token-weighted mean of the window
+means; ``grand`` is the token-weighted mean of the windows' gradient norms. For a document that fits one window,
+``grand`` is exactly the norm of the gradient of the document's mean next-token loss; for a longer one it is not the
+norm of the whole document's gradient (which would need every window in one backward pass).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import checkpoint as ckpt
+from ..config import ScoringConfig
+from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
+from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
+from ..train import Schedule, _EpochLog, lr_at, make_optimizer, seed_generator, stream_seed
+from . import batches as lm_batches
+from .corpus import Corpus, Windows
+from .metrics import IGNORE, lm_loss
+from .models import DEFAULT_LM, build_lm
+
+logger = logging.getLogger(__name__)
+
+
+def make_lm(cfg: ScoringConfig, corpus: Corpus, seed: int) -> nn.Module:
+    return build_lm(
+        cfg.model or DEFAULT_LM,
+        vocab_size=corpus.vocab_size,
+        max_length=cfg.max_length,
+        pad_token_id=corpus.pad_id,
+        width=cfg.width,
+        seed=seed,
+    )
+
+
+def train_lm_seed(
+    cfg: ScoringConfig,
+    corpus: Corpus,
+    windows: Windows,
+    seed: int,
+    schedule: Schedule,
+    state_dir: Path,
+    device: torch.device,
+    *,
+    progress: bool = True,
+) -> None:
+    """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
+    model = make_lm(cfg, corpus, seed).to(device)
+    optimizer = make_optimizer(cfg, model)
+    start = 0
+    latest = ckpt.latest_checkpoint(state_dir, seed)
+    if latest is not None:
+        start, path = latest
+        tensors, _ = ckpt.load(path)
+        ckpt.unpack_training_state(tensors, model, optimizer)
+        logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
+    spe = schedule.steps_per_epoch
+    score_steps = set(schedule.score_steps)
+    periodic = {e * spe for e in range(0, schedule.total_steps // spe + 1, cfg.checkpoint_every)}
+    wanted = {s for s in score_steps | periodic if s <= schedule.total_steps} | {schedule.total_steps}
+
+    def save(step: int) -> None:
+        ckpt.atomic_save(
+            ckpt.pack_training_state(model, optimizer, {}),
+            ckpt.checkpoint_path(state_dir, seed, step),
+            {"seed": seed, "step": step},
+        )
+        for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):
+            if old_step < step and old_step not in score_steps:
+                old_path.unlink(missing_ok=True)
+
+    if latest is None:
+        save(0)
+    if start >= schedule.total_steps:
+        return
+    bar = tqdm(
+        total=schedule.total_steps,
+        initial=start,
+        desc=f"seed {seed}",
+        unit="step",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    batches = lm_batches.train_batches(
+        corpus,
+        windows,
+        batch_size=cfg.batch_size,
+        steps=range(start, schedule.total_steps),
+        order=lambda epoch: seed_generator("order", seed, epoch),
+        device=device,
+    )
+    train_loop(
+        model,
+        optimizer,
+        batches,
+        start_step=start,
+        lr=lambda step: lr_at(cfg, step // spe),
+        reseed=lambda step: stream_seed("step", seed, step),
+        callbacks=[
+            lambda out: save(out.step) if out.step in wanted else None,
+            _EpochLog(seed, spe, schedule.total_steps, bar),
+        ],
+        loss_fn=lm_loss,
+    )
+    bar.close()
+
+
+def _token_sums(names: list[str]):
+    """``(model, batch) -> [B, 1 + len(names)]``: each window's predicted tokens, then the sum over them of every
+    registered per-token score in ``names``, from one forward pass."""
+
+    def per_window(model: nn.Module, batch: Batch) -> torch.Tensor:
+        from ..forward import logits_of
+
+        logits, labels = logits_of(model, model_inputs(batch)), batch[LABELS]
+        columns = [(labels != IGNORE).sum(1).float()]
+        columns += [TOKEN_COMPUTATIONS[name](logits, labels).sum(1) for name in names]
+        return torch.stack(columns, dim=1)
+
+    return per_window
+
+
+def score_windows(
+    cfg: ScoringConfig,
+    model: nn.Module,
+    corpus: Corpus,
+    windows: Windows,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """This process's windows and, per window, the sums of ``loss`` and ``el2n`` over its predicted tokens,
+    ``tokens`` (how many) and ``grand`` (the gradient norm of its mean loss) as requested."""
+    rows = lm_batches.eval_rows(windows, rank, world)
+    per_token = [m for m in cfg.scores if m in TOKEN_COMPUTATIONS]
+    batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=cfg.eval_batch_size, device=device)
+    sums = evaluate(model, batches, _token_sums(per_token))
+    out: dict[str, torch.Tensor] = {"tokens": sums[:, 0]}
+    out.update({name: sums[:, 1 + k] for k, name in enumerate(per_token)})
+    for name in cfg.scores:
+        if name in WINDOW_COMPUTATIONS:
+            computation = WINDOW_COMPUTATIONS[name]
+            size = getattr(cfg, computation.batch_size)
+            batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=size, device=device)
+            assert computation.per_batch is not None
+            out[name] = evaluate(model, batches, computation.per_batch, grad=computation.grad)
+    return torch.from_numpy(rows), out
+
+
+def fold_windows(
+    windows: Windows, num_docs: int, values: dict[str, np.ndarray], metrics: list[str]
+) -> dict[str, np.ndarray]:
+    """Per-document scores from per-window values (see the module docstring) and ``num_tokens``, the number of
+    predicted tokens per document; a document with none scores 0. Per-token scores arrive as window sums, per-window
+    scores (``WINDOW_COMPUTATIONS``: grand) as one value per window."""
+    from ..metrics.registry import WINDOW_COMPUTATIONS
+
+    tokens = np.bincount(windows.doc, weights=values["tokens"], minlength=num_docs)
+    safe = np.maximum(tokens, 1)
+    out = {"num_tokens": tokens.astype(np.int64)}
+    for metric in metrics:
+        weights = values[metric] * values["tokens"] if metric in WINDOW_COMPUTATIONS else values[metric]
+        out[metric] = (np.bincount(windows.doc, weights=weights, minlength=num_docs) / safe).astype(np.float32)
+    return out
