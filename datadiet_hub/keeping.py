@@ -25,7 +25,7 @@ from .align import (
 )
 from .columns import Columns
 from .errors import InvalidArgumentError, InvalidTypeError, ScoreMismatchError
-from .hashing import LabelSpace, example_id, example_ids
+from .hashing import LabelSpace, example_id, example_ids, own_class_names
 from .provenance import Provenance
 from .score_table import column_names, num_scores, score_ids
 from .selection import Selection, as_selection, dataset_groups, select_indices
@@ -71,6 +71,7 @@ class KeepPredicate:
         expected_ids: Any = None,
         check_positions: np.ndarray | None = None,
         labels: LabelSpace | None = None,
+        own_names: list[str] | None = None,
         scored: tuple[str | None, str | None] = (None, None),
     ):
         self.mask = mask
@@ -80,6 +81,7 @@ class KeepPredicate:
         self.input_column, self.label_column = input_column, label_column
         self.labels = labels or LabelSpace()
         self.scored = scored  # the (input, label) columns the card records
+        self.own_names = own_names  # the dataset's ClassLabel names, when keep() was given the dataset
         self._columns: Columns | None = None
         self.expected_ids = expected_ids
         self.check_positions = check_positions
@@ -124,12 +126,12 @@ class KeepPredicate:
             texts = [batch[columns.input]] if single else _batch_column(batch, columns.input)
             return [example_id(texts[i], None) for i in (range(len(texts)) if rows is None else rows)]
         if single:
-            return example_ids([batch[columns.input]], [batch[label]], self.labels)
+            return example_ids([batch[columns.input]], [batch[label]], self.labels, self.own_names)
         values, labels = batch[columns.input], batch[label]
         if hasattr(batch, "column_names") and hasattr(batch, "column"):  # pyarrow.Table
             values, labels = values.to_pylist(), labels.to_pylist()
         take = range(len(labels)) if rows is None else rows
-        return example_ids([values[i] for i in take], [labels[i] for i in take], self.labels)
+        return example_ids([values[i] for i in take], [labels[i] for i in take], self.labels, self.own_names)
 
     def _join_columns(self, batch: Any) -> Columns:
         """The columns to hash, decided on the first batch (``align.join_columns``) and kept for the rest."""
@@ -251,7 +253,8 @@ def keep(
         on: ``idx`` (row positions) or ``example_id`` (content-hash join, any order or subset).
         missing: with ``on="example_id"``, rows without a score: ``error``, ``drop`` or ``keep``.
         dataset: a ``datasets.Dataset`` to check before filtering (length, sampled hashes, card fingerprint);
-            without it, ``on="idx"`` checks the sampled rows as they stream past.
+            without it, ``on="idx"`` checks the sampled rows as they stream past. Its ``ClassLabel`` names, if any,
+            map class ids numbered otherwise than the scored classes.
         verify: ``sample`` (default), ``full`` or ``none``.
         input_column, label_column: columns to hash when the dataset has no ``example_id`` column (default: the
             ones the card records, else ``datadiet_hub.columns.detect_columns``); ``image_column`` is the older
@@ -271,6 +274,7 @@ def keep(
         "label_column": label_column,
         "labels": label_space(provenance),
         "scored": scored_columns(provenance),
+        "own_names": _own_names(dataset, input_column, label_column, scored_columns(provenance)),
     }
     kept = select_indices(scores, selection=sel, groups=dataset_groups(dataset, scores, sel, on))
     n = num_scores(scores)
@@ -302,6 +306,21 @@ def keep(
     elif has_ids:
         ids = score_ids(scores)
     return KeepPredicate(mask, on=on, expected_ids=ids, check_positions=check_positions, **hashing)
+
+
+def _own_names(
+    dataset: Any, input_column: str | None, label_column: str | None, scored: tuple[str | None, str | None]
+) -> list[str] | None:
+    """The ``ClassLabel`` names of the dataset's label column, when ``keep`` is given a dataset with features:
+    batches carry class ids only, and these say which class each id is (``LabelSpace``)."""
+    features = getattr(dataset, "features", None)
+    if not features or "example_id" in features:
+        return None
+    try:
+        columns = join_columns(features, input_column=input_column, label_column=label_column, scored=scored)
+    except (InvalidArgumentError, ScoreMismatchError):
+        return None  # no label to name (an unlabeled corpus): hashing, if it is asked for, says what is missing
+    return own_class_names(features, columns.label) if columns.label is not None else None
 
 
 def _one_input_column(input_column: str | None, image_column: str | None) -> str | None:

@@ -128,6 +128,12 @@ def test_string_labels_join_to_scores_hashed_with_class_ids():
     assert sorted(row["text"] for row in streamed) == sorted(texts[:20])
     encoded = ds.class_encode_column("language")  # a ClassLabel of the same names: the same ids
     assert dataset_example_ids(encoded, provenance=provenance).equals(dataset_example_ids(ds, provenance=provenance))
+    reordered = ds.cast_column("language", datasets.ClassLabel(names=["it", "es", "en", "de"]))  # other class ids
+    assert prune(reordered, scores, fraction=0.5, provenance=provenance, verify="full")["text"] == texts[:20]
+    predicate = keep(scores, fraction=0.5, on="example_id", provenance=provenance, dataset=reordered)
+    assert sorted(reordered.shuffle(seed=2).filter(predicate, with_indices=True, batched=True)["text"]) == sorted(
+        texts[:20]
+    )
     renamed = ds.map(lambda row: {"language": row["language"].upper()})
     with pytest.raises(ScoreMismatchError, match="Label 'DE' is not one of the scored classes"):
         prune(renamed, scores, fraction=0.5, provenance=provenance)
