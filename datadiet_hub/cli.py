@@ -20,12 +20,12 @@ import numpy as np
 from . import runtime, strategies
 from ._examples_table import markdown_table
 from ._examples_write import render_examples
-from ._join import JOIN_KEYS
+from ._join import JOIN_KEYS, provenance_for
 from ._output import check_output, output_format, write_dataset
 from ._progress import datasets_progress
 from ._torch_verbs import run_verb
 from ._version import __version__
-from .align import MISSING_POLICIES, VERIFY_MODES
+from .align import MISSING_POLICIES, VERIFY_MODES, scored_columns
 from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
@@ -194,6 +194,7 @@ def show_examples(args: argparse.Namespace) -> int:
         label_column=args.label_column,
         data_files=args.data_files,
         for_scoring=False,  # labels as the user has them; align maps them through the card's class names
+        recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
@@ -276,6 +277,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             input_column=args.input_column,
             label_column=args.label_column,
             for_scoring=False,  # the pruned copy keeps the rows as the user has them
+            recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
             require_label="label" in scores.column_names,  # a corpus scored by language models has none
         )
         named = args.input_column is not None or args.label_column is not None
@@ -493,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Prune a dataset by score and save the kept rows (arrow folder or parquet).",
         [
             "datadiet prune fashion_mnist --scores fashion-mnist-datadiet --fraction 0.5 --output pruned/",
-            "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --offset 0.1 "
+            "datadiet prune fashion_mnist --scores runs/fmnist --config cnn-ep2 --strategy offset --skip 0.1 "
             "--fraction 0.5 --output pruned.parquet --format parquet",
             "datadiet prune ./my_copy --scores you/fmnist-datadiet --version v1 --on example_id --missing drop "
             "--fraction 0.7 --output pruned/",
@@ -501,11 +503,21 @@ def build_parser() -> argparse.ArgumentParser:
             "--fraction 0.5 --output kept/",
         ],
     )
-    p.add_argument("dataset", metavar="DATASET", help="fashion_mnist, a Hub id, a folder or a parquet file")
-    p.add_argument("--scores", required=True, metavar="NAME_OR_PATH_OR_REPO_ID")
-    p.add_argument("--config")
-    p.add_argument("--version")
-    p.add_argument("--split", default="train")
+    p.add_argument(
+        "dataset",
+        metavar="DATASET",
+        help="as `datadiet score --dataset` takes it: fashion_mnist, a Hub id, a folder (imagefolder, save_to_disk, "
+        "data files) or one .parquet/.csv/.json(l) file",
+    )
+    p.add_argument(
+        "--scores",
+        required=True,
+        metavar="NAME_OR_PATH_OR_REPO_ID",
+        help="the score dataset: a folder written by `datadiet score`, a local-store name or a Hub repo id",
+    )
+    p.add_argument("--config", help="config of the score dataset (required when it has several)")
+    p.add_argument("--version", help="published version, e.g. v1 (default: the newest in the local store)")
+    p.add_argument("--split", default="train", help="split of DATASET (default: train)")
     p.add_argument("--data-files", nargs="+", help="data files for builder datasets such as parquet")
     p.add_argument("--input-column", help="the column to hash with the label (default: the card's, else detected)")
     p.add_argument("--image-column", dest="input_column", help=argparse.SUPPRESS)  # the older name
@@ -577,12 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 FORWARDED = {"score": cmd_score, "demo": cmd_demo}
+_VERBOSITY_FLAGS = ("-v", "--verbose", "--no-verbose")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in FORWARDED:  # these own their flags (ScoringConfig fields)
-        return FORWARDED[argv[0]](argv[1:])
+    lead = 0  # global verbosity flags before the verb (`datadiet -v score ...`) must not hide a forwarded verb
+    while lead < len(argv) and argv[lead] in _VERBOSITY_FLAGS:
+        lead += 1
+    if lead < len(argv) and argv[lead] in FORWARDED:  # these own their flags (ScoringConfig fields)
+        if lead and argv[lead - 1] != "--no-verbose":  # the last one wins, as argparse does
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return FORWARDED[argv[lead]](argv[lead + 1 :])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -31,6 +31,7 @@ EXIT_EXISTS = 4
 EXIT_NETWORK = 5
 EXIT_HTTP = 6
 EXIT_DISK = 7
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader closed the pipe (`| head`)
 
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "done"),
@@ -101,6 +102,15 @@ def one_line(err: BaseException) -> str:
     return text
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (captured): nothing left to flush
+        pass
+
+
 def run_guarded(func: Callable[[], int]) -> int:
     """Run ``func``; a known error prints ``error: <message>`` on stderr and returns its exit code; a bug (any other
     exception) propagates with its traceback."""
@@ -109,6 +119,9 @@ def run_guarded(func: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`datadiet show ... | head`): not an error, and not the network
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     except Exception as err:
         code = exit_code(err)
         if code is None or os.environ.get("DATADIET_DEBUG") == "1":

@@ -7,11 +7,13 @@ scoring engine, ``keep``, ``prune`` and the CLI share.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import datasets
 import numpy as np
 
 from ._datasets_compat import arrow_column
-from .columns import Columns, InputKind, detect_columns
+from .columns import Columns, InputKind, column_roles, detect_columns
 from .errors import InvalidArgumentError, SourceNotFoundError, transport_errors
 from .hub import as_hub_error
 
@@ -254,6 +256,7 @@ def load_source(
     text_column: str | None = None,
     for_scoring: bool = True,
     require_label: bool = True,
+    recorded: tuple[str | None, str | None] = (None, None),
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
@@ -262,7 +265,9 @@ def load_source(
     ``streaming=True`` returns a ``datasets.IterableDataset`` read lazily (memory flat in the number of rows).
     For scoring (``for_scoring=True``, not streamed) the rows are checked (``check_rows``) and a string label
     column is encoded as classes (sorted names); ``for_scoring=False`` leaves the rows as loaded. Columns: ``detect_columns``
-    (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind).
+    (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind). ``recorded``: the
+    (input, label) columns a score card records, used when no column is named and the dataset has both, so that a
+    dataset scored with ``--label-column`` is read back the same way without the flag.
     """
     named: dict[str, Any] = dict(
         input_column=input_column,
@@ -271,11 +276,18 @@ def load_source(
         text_column=text_column,
         require_label=require_label,  # False: an unlabeled corpus (scored by language models)
     )
+
+    def pick_columns(dataset: Any) -> Columns:  # the card's columns first, when none is named
+        none_named = all(named[k] is None for k in ("input_column", "label_column", "image_column", "text_column"))
+        if none_named and all(recorded) and set(recorded) <= set(column_roles(dataset)):
+            return detect_columns(dataset, input_column=recorded[0], label_column=recorded[1])
+        return detect_columns(dataset, **named)
+
     if is_fashion_mnist(name, data_files):
         dataset = fashion_mnist_dataset(split)
         return Source(
             dataset.to_iterable_dataset() if streaming else dataset,
-            detect_columns(dataset, **named),
+            pick_columns(dataset),
             name=FASHION_MNIST,
             split=split,
             revision=f"debian:{FASHION_MNIST_APT}",
@@ -283,7 +295,7 @@ def load_source(
 
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
         saved = _load_from_disk(name, split)
-        columns = _logged(detect_columns(saved, **named), name)
+        columns = _logged(pick_columns(saved), name)
         if for_scoring:
             check_rows(saved, columns)
             saved = saved if columns.label is None else _encode_string_labels(saved, columns.label)
@@ -312,20 +324,34 @@ def load_source(
         shown = name
     kwargs: dict[str, Any] = {"delimiter": "\t"} if str(data_files).endswith(".tsv") else {}
     try:
-        dataset = datasets.load_dataset(
-            name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
-        )
+        with _builder_errors_quiet():
+            dataset = datasets.load_dataset(
+                name, split=split, revision=revision, data_files=data_files, streaming=streaming, **kwargs
+            )
     except transport_errors() as err:  # datasets' ConnectionError "Couldn't reach ... on the Hub"
         raise as_hub_error(f"Loading dataset {name!r} split {split!r}", err, secret=None) from err
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     except datasets.exceptions.DatasetGenerationError as err:  # the files are there but cannot be parsed
         raise InvalidArgumentError(f"Could not read {shown!r}: {_unreadable(err)}", value=shown) from err
-    columns = _logged(detect_columns(dataset, **named), shown)
+    columns = _logged(pick_columns(dataset), shown)
     if not streaming and for_scoring:
         check_rows(dataset, columns)
         dataset = dataset if columns.label is None else _encode_string_labels(dataset, columns.label)
     return Source(dataset, columns, name=shown, split=split, revision=revision)
+
+
+@contextlib.contextmanager
+def _builder_errors_quiet() -> Iterator[None]:
+    """``datasets``' file builders log an ERROR line before they raise on a file they cannot parse; that raise
+    becomes one error of ours (``_unreadable``), so their line would be a second, raw copy of it on stderr."""
+    builders = logging.getLogger("datasets.packaged_modules")
+    level = builders.level
+    builders.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        builders.setLevel(level)
 
 
 def _unreadable(err: BaseException) -> str:

@@ -393,7 +393,7 @@ FLAG_HELP: dict[str, str] = {
     "transformers)",
     "lr": "learning rate (default: the model family's: 0.1 with sgd, 0.01 for fasttext, 0.001 for transformers)",
     "momentum": "SGD momentum",
-    "nesterov": "SGD Nesterov momentum (true/false)",
+    "nesterov": "SGD Nesterov momentum",
     "weight_decay": "L2 weight decay (default: the model family's: 5e-4 for cnn/mlp/resnet18 with sgd, 0 for "
     "fasttext and transformers with adam)",
     "lr_milestones": "epochs at which the learning rate is multiplied by --lr-gamma (paper: 60,120,160)",

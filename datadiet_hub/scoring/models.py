@@ -223,7 +223,7 @@ def choose_training(
         if entry.kind != kind:
             choices = ", ".join(n for n, e in MODELS.items() if e.kind == kind)
             raise InvalidArgumentError(
-                f"--model {name!r} is a {entry.kind} model ({entry.family}), but the input column {input_column!r} "
+                f"--model {name!r} is {'an' if str(entry.kind)[0] in 'aeiou' else 'a'} {entry.kind} model ({entry.family}), but the input column {input_column!r} "
                 f"holds {kind}. Leave --model out to use the {kind} default ({DEFAULT_MODELS[kind]}), or choose a "
                 f"{kind} model: {choices}.",
                 value=name,

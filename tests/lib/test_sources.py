@@ -71,3 +71,19 @@ def test_example_id_depends_on_pixels_and_label_only():
     b[0, 0] = 1
     assert example_id(a, 1) != example_id(b, 1)
     assert fingerprint(["a", "b"]) != fingerprint(["b", "a"])
+
+
+def test_a_latin1_csv_is_one_error_and_no_raw_log_line_from_datasets(tmp_path, caplog):
+    """datasets' csv builder logs "Failed to read file ..." at ERROR before raising: the CLI (whose logging prints
+    warnings and errors) showed that raw line above its own `error:` line."""
+    import logging
+
+    from datadiet_hub.errors import InvalidArgumentError
+
+    path = tmp_path / "quotes.csv"
+    path.write_bytes(
+        "Sentence,lang\nDie Straße ist naß,german\nGrüß Gott,german\nhello there,english\n".encode("latin-1")
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(InvalidArgumentError, match="not UTF-8"):
+        load_source(str(path), for_scoring=False)
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("datasets")]

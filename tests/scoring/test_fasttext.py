@@ -175,7 +175,7 @@ def test_explicit_flags_win():
         (
             "cnn",
             "text",
-            r"'cnn' is a image model \(convolutional\).*holds text.*default \(fasttext\).*text-transformer",
+            r"'cnn' is an image model \(convolutional\).*holds text.*default \(fasttext\).*text-transformer",
         ),
         ("text-transformer", "image", r"text model \(transformer\).*vit-tiny"),
     ],
