@@ -34,6 +34,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
 
 from . import checkpoint as ckpt
@@ -129,10 +130,18 @@ class Choice:
     reason: str
 
 
-def choose(cfg: ScoringConfig, model: nn.Module, num_seeds: int, device: torch.device) -> Choice:
-    """Whether this process trains its ``num_seeds`` seeds together, and why (logged by the caller)."""
+def choose(
+    cfg: ScoringConfig, model: nn.Module, num_seeds: int, device: torch.device, *, ragged: bool = False
+) -> Choice:
+    """Whether this process trains its ``num_seeds`` seeds together, and why (logged by the caller). ``ragged``:
+    the data's batches are padded to their own longest row (text), so two seeds' batches differ in shape."""
     randomness = random_modules(model)
     if cfg.parallel_seeds is True:
+        if ragged:
+            raise InvalidArgumentError(
+                "--parallel-seeds: text batches are padded to their own longest row, so the seeds' batches differ in "
+                "shape and cannot be stacked; drop --parallel-seeds (or use --no-parallel-seeds)."
+            )
         if randomness:
             raise InvalidArgumentError(
                 f"--parallel-seeds: the model {cfg.model!r} uses randomness in training ({', '.join(randomness[:3])}), "
@@ -144,6 +153,8 @@ def choose(cfg: ScoringConfig, model: nn.Module, num_seeds: int, device: torch.d
         return Choice(False, "--no-parallel-seeds")
     if num_seeds < 2:
         return Choice(False, "only one seed to train here")
+    if ragged:
+        return Choice(False, "text batches are padded to their own longest row: the seeds' shapes differ")
     if randomness:
         return Choice(False, f"the model draws random numbers in training ({randomness[0]})")
     convolutions = [name for name, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
@@ -301,7 +312,8 @@ def train_in_parallel(
     seeds resuming from one step); returns the seeds left for one-at-a-time training."""
     if not todo:
         return {}
-    choice = choose(cfg, make_model(cfg, data, next(iter(todo))), len(todo), device)
+    ragged = data.plan.kind != InputKind.IMAGE
+    choice = choose(cfg, make_model(cfg, data, next(iter(todo))), len(todo), device, ragged=ragged)
     logger.info(
         "[rank %d] seeds %s: %s (%s)",
         rank,

@@ -59,7 +59,10 @@ def test_no_label_column_through_the_cli(tmp_path, capsys):
 
     path = tmp_path / "nolabel.csv"
     datasets.Dataset.from_dict({"text": ["a b", "c d"], "score": [0.5, 0.7]}).to_csv(str(path), index=False)
-    code = main(["score", "--dataset", str(path), "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    # without --objective a text file with no label column is scored as a corpus (language models); asking for
+    # classification makes the missing label an error
+    args = ["score", "--dataset", str(path), "--objective", "classification", "--output-dir", str(tmp_path / "out")]
+    code = main([*args, "--no-progress"])
     err = capsys.readouterr().err
     assert code != 0
     assert "No label column found among the columns ['text', 'score']" in err and "--label-column" in err

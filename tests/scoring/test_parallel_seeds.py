@@ -128,3 +128,14 @@ def test_an_mlp_on_the_loader_path_goes_vectorized_by_itself_and_matches(tmp_pat
     assert "trained together (no convolutions, on the CPU" in caplog.text
     a, b = read_scores(alone, "mlp-ep1"), read_scores(together, "mlp-ep1")
     np.testing.assert_allclose(b["el2n_per_seed"], a["el2n_per_seed"], rtol=1e-4, atol=1e-6)
+
+
+def test_text_batches_of_different_shapes_are_never_stacked(tmp_path, tiny_parquet):
+    """Text batches are padded to their own longest row, so two seeds' batches differ in shape: the automatic
+    choice trains them one at a time (the default text model has no convolution and would be picked otherwise),
+    and asking for --parallel-seeds is a clear error."""
+    cpu, linear = torch.device("cpu"), torch.nn.Linear(2, 2)
+    auto = choose(tiny_config(tmp_path, tiny_parquet), linear, 3, cpu, ragged=True)
+    assert not auto.parallel and "padded" in auto.reason
+    with pytest.raises(InvalidArgumentError, match="padded to their own longest row"):
+        choose(tiny_config(tmp_path, tiny_parquet, parallel_seeds=True), linear, 3, cpu, ragged=True)
