@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
-from tqdm.auto import tqdm
 
 from datadiet_hub.columns import InputKind
 from datadiet_hub.errors import InvalidArgumentError
@@ -52,6 +51,7 @@ from .train import (
     make_optimizer,
     save_checkpoint,
     seed_generator,
+    training_bar,
 )
 
 logger = logging.getLogger(__name__)
@@ -261,15 +261,7 @@ def train_seeds_together(
     if start >= schedule.total_steps:
         return
     label = ",".join(str(s) for s in seeds)
-    bar = tqdm(
-        total=schedule.total_steps,
-        initial=start,
-        desc=f"seeds {label}",
-        unit="step",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = training_bar(f"seeds {label}", schedule, start, progress)
     epoch_log = EpochLog(label, spe, schedule.total_steps, bar)
 
     def per_seed(out: StepOutput) -> None:

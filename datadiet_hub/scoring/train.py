@@ -120,6 +120,19 @@ def lr_at(cfg: ScoringConfig, epoch: int) -> float:
     return step_lr(_training(cfg)[1], epoch, cfg.lr_milestones, cfg.lr_gamma)
 
 
+def training_bar(desc: str, schedule: Schedule, start: int, progress: bool) -> tqdm:
+    """The progress bar of one training (one seed, or seeds trained together): steps, resumed at ``start``."""
+    return tqdm(
+        total=schedule.total_steps,
+        initial=start,
+        desc=desc,
+        unit="step",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
 class EpochLog:
     """Mean loss and throughput of each epoch, to the progress bar and the log (a ``train_loop`` callback)."""
 
@@ -208,15 +221,7 @@ def train_seed(
         save(0)
     if start >= schedule.total_steps:
         return
-    bar = tqdm(
-        total=schedule.total_steps,
-        initial=start,
-        desc=f"seed {seed}",
-        unit="step",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = data.train_batches(
         seed=seed,
         steps=range(start, schedule.total_steps),

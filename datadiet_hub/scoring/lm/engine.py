@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import checkpoint as ckpt
 from ..config import ScoringConfig
 from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
 from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
-from ..train import EpochLog, Schedule, lr_at, make_optimizer, seed_generator, stream_seed
+from ..train import EpochLog, Schedule, lr_at, make_optimizer, seed_generator, stream_seed, training_bar
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
 from .metrics import IGNORE, lm_loss
@@ -86,15 +85,7 @@ def train_lm_seed(
         save(0)
     if start >= schedule.total_steps:
         return
-    bar = tqdm(
-        total=schedule.total_steps,
-        initial=start,
-        desc=f"seed {seed}",
-        unit="step",
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = lm_batches.train_batches(
         corpus,
         windows,
