@@ -55,7 +55,13 @@ def open_split(
     ``.parquet``/``.jsonl``/``.json``/``.csv`` file, or a builder (``parquet``, ``json``) with ``data_files``."""
     import datasets
 
-    from datadiet_hub.sources import FILE_BUILDERS, _load_from_disk, _looks_local, _saved_to_disk
+    from datadiet_hub.sources import (
+        FILE_BUILDERS,
+        _builder_errors_quiet,
+        _load_from_disk,
+        _looks_local,
+        _saved_to_disk,
+    )
 
     if data_files is None and _saved_to_disk(name):
         saved = _load_from_disk(name, split)
@@ -71,7 +77,10 @@ def open_split(
             )
         name, data_files = FILE_BUILDERS[suffix], [name]
     try:
-        return datasets.load_dataset(name, split=split, revision=revision, data_files=data_files, streaming=streaming)
+        with _builder_errors_quiet():  # an unparsable file becomes one error of ours, not a raw ERROR log line too
+            return datasets.load_dataset(
+                name, split=split, revision=revision, data_files=data_files, streaming=streaming
+            )
     except (FileNotFoundError, ValueError) as err:
         raise SourceNotFoundError(f"Could not load corpus {name!r} split {split!r}: {err}") from err
 

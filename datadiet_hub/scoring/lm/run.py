@@ -71,12 +71,14 @@ def resolve_objective(cfg: ScoringConfig) -> str:
         or cfg.dataset in ("fashion_mnist", "fashion-mnist")
     ):
         return "classification"
+    from datasets.exceptions import DatasetGenerationError
+
     try:
         dataset = open_split(
             cfg.dataset, split=cfg.split, revision=cfg.revision, data_files=cfg.data_files, streaming=cfg.streaming
         )
-    except (DatadietError, OSError, ValueError):  # the classification path reports a bad dataset its own way
-        return "classification"
+    except (DatadietError, DatasetGenerationError, OSError, ValueError):
+        return "classification"  # unreadable here: the classification path reports a bad dataset its own way
     if is_unlabeled_text(dataset, (cfg.input_column or cfg.text_column), cfg.label_column):
         column = detect_text_column(dataset, (cfg.input_column or cfg.text_column))
         logger.warning(
