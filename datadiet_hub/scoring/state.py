@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,6 @@ from datadiet_hub.sources import (
     Source,
     fashion_mnist_arrays,
     is_fashion_mnist,
-    load_source,
 )
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -138,10 +138,11 @@ class RunState:
     def has_data(self) -> bool:
         return self.data_path.exists() and self.ids_path.exists() and self.source_path.exists()
 
-    def decode(self, cfg: ScoringConfig, *, progress: bool = True, source: Source | None = None) -> None:
-        """Decode the source split once into the cache (main process); a finished cache is kept. ``source``: the
-        split already loaded by the caller (so it is not loaded twice). Fashion-MNIST is read from its IDX arrays
-        directly: no PNG round trip."""
+    def decode(self, cfg: ScoringConfig, *, load: Callable[[], Source], progress: bool = True) -> None:
+        """Decode the source split once into the cache (main process); a finished cache is kept. ``load``: the
+        run's one way to load its split (``datadiet_hub.scoring.data.prepare.load_run_source``, or the split the
+        caller already holds), called only when the split must be read. Fashion-MNIST is read from its IDX arrays
+        directly: no PNG round trip, no load."""
         if self.has_data():
             return
         if is_fashion_mnist(cfg.dataset, cfg.data_files):
@@ -154,15 +155,7 @@ class RunState:
                 "label_column": "label",
             }
         else:
-            source = source or load_source(
-                cfg.dataset,
-                split=cfg.split,
-                input_column=cfg.input_column,
-                image_column=cfg.image_column,
-                label_column=cfg.label_column,
-                revision=cfg.revision,
-                data_files=cfg.data_files,
-            )
+            source = load()
             data = load_tensors(source, progress=progress)
             info = {
                 "dataset": source.name,

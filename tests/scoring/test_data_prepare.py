@@ -122,3 +122,18 @@ def test_text_run_data(tmp_path, text_jsonl):  # noqa: F811
     )
     again = next(given.eval_batches(batch_size=90, device=torch.device("cpu")))
     assert torch.equal(again["input_ids"], batch["input_ids"])
+
+
+def test_decode_after_a_kill_loads_the_split_through_the_runs_one_loader(tmp_path, tiny_parquet, monkeypatch):
+    """A run killed after its plan and before the decoded tensors decodes on the rerun; the split is loaded by
+    ``load_run_source`` (the one owner of the run's columns and options), not by a second copy of its arguments."""
+    from datadiet_hub.scoring.data import prepare
+
+    first = prepare_data(cfg(tmp_path, tiny_parquet), tmp_path / "state", progress=False)
+    (tmp_path / "state" / "data.safetensors").unlink()  # the decode did not finish
+    calls = []
+    real = prepare.load_run_source
+    monkeypatch.setattr(prepare, "load_run_source", lambda c: calls.append(c) or real(c))
+    again = prepare_data(cfg(tmp_path, tiny_parquet), tmp_path / "state", progress=False)
+    assert len(calls) == 1 and torch.equal(again.tensors.images, first.tensors.images)
+    assert again.example_ids.equals(first.example_ids)

@@ -267,6 +267,8 @@ def epoch_order(num_rows: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def load_run_source(cfg: Any) -> Source:
+    """The run's split with the columns its configuration names: the one place a scoring run loads its source
+    (the plan, the decoded tensors, the DataLoader path and the card's examples all come through here)."""
     return load_source(
         cfg.dataset,
         split=cfg.split,
@@ -454,8 +456,9 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
             source = source or load_run_source(cfg)
             plan = make_plan(cfg, source)
     if plan.path == "memory":
-        state = _run_state(state_dir)
-        state.decode(cfg, progress=progress, source=source)  # the decoded split, as before
+        state = RunState.at(state_dir)
+        loaded = source
+        state.decode(cfg, load=lambda: loaded or load_run_source(cfg), progress=progress)
         prepared = tuple(path.name for path in (state.ids_path, state.source_path, state.data_path))
     else:
         prepared = (MANIFEST_FILE,)
@@ -512,7 +515,7 @@ def prepare_data(
         on_main(work)
     plan = Plan(**json.loads((state_dir / PLAN_FILE).read_text()))
     if plan.path == "memory":
-        data, _ = _run_state(state_dir).load_data()
+        data, _ = RunState.at(state_dir).load_data()
         mean, std = (cfg.mean, cfg.std) if cfg.mean is not None else channel_stats(data.images)
         _check_channels(mean, plan.channels)
         import pyarrow as pa
@@ -560,13 +563,6 @@ def prepare_data(
         inputs=inputs,
         num_workers=workers,
     )
-
-
-def _run_state(state_dir: Path) -> RunState:
-    """The ``RunState`` whose folder is ``state_dir`` (the engine's is ``OUTPUT_DIR/.datadiet``)."""
-    state = RunState(state_dir.parent)
-    state.path = state_dir
-    return state
 
 
 def _check_channels(mean: list[float], channels: int) -> None:
