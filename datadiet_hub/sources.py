@@ -257,6 +257,7 @@ def load_source(
     for_scoring: bool = True,
     require_label: bool = True,
     recorded: tuple[str | None, str | None] = (None, None),
+    opened: tuple[datasets.Dataset | datasets.IterableDataset, str] | None = None,
 ) -> Source:
     """Load a split by name: ``fashion_mnist`` reads the Debian package, anything else goes to ``load_dataset``.
 
@@ -267,7 +268,8 @@ def load_source(
     column is encoded as classes (sorted names); ``for_scoring=False`` leaves the rows as loaded. Columns: ``detect_columns``
     (``image_column``/``text_column`` are older names of ``input_column`` that also fix the kind). ``recorded``: the
     (input, label) columns a score card records, used when no column is named and the dataset has both, so that a
-    dataset scored with ``--label-column`` is read back the same way without the flag.
+    dataset scored with ``--label-column`` is read back the same way without the flag. ``opened``: what
+    ``open_split`` returned for these arguments, when the caller has opened the split already.
     """
     named: dict[str, Any] = dict(
         input_column=input_column,
@@ -293,24 +295,44 @@ def load_source(
             revision=f"debian:{FASHION_MNIST_APT}",
         )
 
+    if opened is None:
+        opened = open_split(name, split=split, revision=revision, data_files=data_files, streaming=streaming)
+    dataset, shown = opened
+    columns = _logged(pick_columns(dataset), shown)
+    if for_scoring and isinstance(dataset, datasets.Dataset):
+        check_rows(dataset, columns)
+        dataset = dataset if columns.label is None else _encode_string_labels(dataset, columns.label)
+    if streaming and isinstance(dataset, datasets.Dataset):  # a save_to_disk folder, checked first
+        dataset = dataset.to_iterable_dataset()
+    return Source(dataset, columns, name=shown, split=split, revision=revision)
+
+
+def open_split(
+    name: str,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    data_files: str | list[str] | None = None,
+    streaming: bool = False,
+) -> tuple[datasets.Dataset | datasets.IterableDataset, str]:
+    """The split as ``datasets`` reads it, and the name to show for it: the one set of rules for what a dataset
+    argument means (``load_source`` and the corpus run both open splits here).
+
+    ``name``: a folder written by ``save_to_disk`` (``split`` picks one of a ``DatasetDict``), a Hub id, a local
+    folder of data files, one ``.parquet``/``.csv``/``.tsv``/``.json(l)`` file (shown as given), or a builder
+    (``parquet``, ``json``) with ``data_files``. A missing local path, an unknown file type, an unreachable Hub and an
+    unparsable file each raise one error of ours. ``streaming=True`` gives an ``IterableDataset``, except for a
+    ``save_to_disk`` folder: that is memory-mapped already and comes back as a ``Dataset`` (flat in memory as well;
+    ``.to_iterable_dataset()`` streams it).
+    """
     if data_files is None and _saved_to_disk(name):  # `Dataset.save_to_disk` (the default `datadiet prune` output)
-        saved = _load_from_disk(name, split)
-        columns = _logged(pick_columns(saved), name)
-        if for_scoring:
-            check_rows(saved, columns)
-            saved = saved if columns.label is None else _encode_string_labels(saved, columns.label)
-        return Source(
-            saved.to_iterable_dataset() if streaming else saved,
-            columns,
-            name=name,
-            split=split,
-            revision=revision,
-        )
+        return _load_from_disk(name, split), name
     if data_files is None and _looks_local(name) and not os.path.exists(name):
         raise SourceNotFoundError(
             f"Could not load dataset {name!r}: there is no such file or folder (relative to {os.getcwd()}). Check the "
             "path (a dataset given by name looks like 'owner/name', with no file extension)."
         )
+    shown = name  # the card names the file the user gave, not the builder
     if os.path.isfile(name) and data_files is None:  # a single parquet/csv/json file
         suffix = Path(name).suffix.lower()
         if suffix not in FILE_BUILDERS:
@@ -318,10 +340,7 @@ def load_source(
                 f"Cannot read {name!r}: unknown file type {suffix!r}. Give a {', '.join(sorted(FILE_BUILDERS))} "
                 "file, a folder, or a Hub dataset id."
             )
-        shown = name  # the card names the file the user gave, not the builder
         name, data_files = FILE_BUILDERS[suffix], name
-    else:
-        shown = name
     kwargs: dict[str, Any] = {"delimiter": "\t"} if str(data_files).endswith(".tsv") else {}
     try:
         with _builder_errors_quiet():
@@ -334,11 +353,7 @@ def load_source(
         raise SourceNotFoundError(f"Could not load dataset {name!r} split {split!r}: {err}") from err
     except datasets.exceptions.DatasetGenerationError as err:  # the files are there but cannot be parsed
         raise InvalidArgumentError(f"Could not read {shown!r}: {_unreadable(err)}", value=shown) from err
-    columns = _logged(pick_columns(dataset), shown)
-    if not streaming and for_scoring:
-        check_rows(dataset, columns)
-        dataset = dataset if columns.label is None else _encode_string_labels(dataset, columns.label)
-    return Source(dataset, columns, name=shown, split=split, revision=revision)
+    return dataset, shown
 
 
 @contextlib.contextmanager

@@ -70,10 +70,11 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         progress: show progress bars (main process only): decoding, one bar per seed with ETA, scoring.
         command: the command line to record in the card.
     """
-    from .lm.run import corpus_config, resolve_objective, run_corpus
+    from .lm.run import corpus_config, objective_and_split, run_corpus
 
-    if resolve_objective(cfg) == "causal-lm":  # a corpus without labels: reference language models
-        return run_corpus(corpus_config(cfg), progress=progress, command=command)
+    objective, opened = objective_and_split(cfg)
+    if objective == "causal-lm":  # a corpus without labels: reference language models
+        return run_corpus(corpus_config(cfg), progress=progress, command=command, split=opened)
     if {"loss", "num_tokens"} & set(cfg.scores):
         raise InvalidArgumentError(
             f"loss and num_tokens are language-model scores, but {cfg.dataset!r} is scored as a classification set; "
@@ -89,7 +90,9 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     run_on_main(accelerator, lambda: state.prepare(cfg))
     state.check_config(cfg, resolved=False)  # the model and its training defaults are compared once chosen
     try:
-        data = prepare_data(cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work))
+        data = prepare_data(
+            cfg, state.path, progress=show, on_main=lambda work: run_on_main(accelerator, work), split=opened
+        )
         cfg, choice = resolve_training(cfg, data.plan.kind, data.plan.input_column)
         resolved = cfg
         run_on_main(accelerator, lambda: state.record_resolved(resolved))
@@ -107,7 +110,10 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     _train(cfg, setup, state, accelerator, show)
     _score(cfg, setup, state, accelerator, show)
     hardware = describe_hardware(accelerator)
-    run_on_main(accelerator, lambda: _write(cfg, setup, state, out, started, command, hardware, accelerator.device))
+    run_on_main(
+        accelerator,
+        lambda: _write(cfg, setup, state, out, started, command, hardware, accelerator.device, opened),
+    )
     accelerator.wait_for_everyone()
     return out
 
@@ -203,8 +209,10 @@ def _write(
     command: str | None,
     hardware: str,
     device: torch.device,
+    opened=None,
 ) -> None:
-    """Phase 3 (main process): aggregate over seeds and write the dataset."""
+    """Phase 3 (main process): aggregate over seeds and write the dataset (``opened``: the split as the objective
+    detection opened it, for the card's examples)."""
     schedule, data = setup.schedule, setup.data
     labels = data.labels.numpy()
     configs = config_entries(cfg, schedule)
@@ -232,14 +240,16 @@ def _write(
         wall_time_s=wall,
         command=command,
     )
-    write_score_dataset(out, tables, provenance=provenance, config_info=info, examples_source=_examples_source(cfg))
+    write_score_dataset(
+        out, tables, provenance=provenance, config_info=info, examples_source=_examples_source(cfg, opened)
+    )
     state.record_wall_time(wall)
     logger.info("Wrote %s configs to %s in %.0f s", ", ".join(tables), out, wall)
 
 
-def _examples_source(cfg: ScoringConfig):
+def _examples_source(cfg: ScoringConfig, opened=None):
     """The scored split, for the examples the card shows; None for a streamed run (that would be another pass)."""
     if cfg.streaming:
         logger.info("Streamed run: no example grid in the card; draw one with `datadiet show OUT --examples DATASET`.")
         return None
-    return load_run_source(cfg)
+    return load_run_source(cfg, opened)

@@ -7,6 +7,7 @@ import json
 import logging
 
 import numpy as np
+import pytest
 import torch
 from test_data_loader import colour_folder  # noqa: F401  (fixture)
 from test_text import text_jsonl  # noqa: F401  (fixture)
@@ -133,7 +134,23 @@ def test_decode_after_a_kill_loads_the_split_through_the_runs_one_loader(tmp_pat
     (tmp_path / "state" / "data.safetensors").unlink()  # the decode did not finish
     calls = []
     real = prepare.load_run_source
-    monkeypatch.setattr(prepare, "load_run_source", lambda c: calls.append(c) or real(c))
+    monkeypatch.setattr(prepare, "load_run_source", lambda c, *a: calls.append(c) or real(c, *a))
     again = prepare_data(cfg(tmp_path, tiny_parquet), tmp_path / "state", progress=False)
     assert len(calls) == 1 and torch.equal(again.tensors.images, first.tensors.images)
     assert again.example_ids.equals(first.example_ids)
+
+
+@pytest.mark.parametrize("data_path", ["memory", "loader"])
+def test_a_classification_run_loads_its_split_once(tmp_path, tiny_parquet, monkeypatch, data_path):
+    """The objective detection, the plan, the decode or the DataLoader, and the card's examples share one load."""
+    import datasets
+
+    from datadiet_hub.scoring.cli import main
+
+    calls = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    args = ["--dataset", str(tiny_parquet), "--output-dir", str(tmp_path / "run"), "--seeds", "0", "--at", "0"]
+    args += ["--scores", "el2n", "--width", "0.25", "--data-path", data_path, "--num-workers", "0", "--no-progress"]
+    assert main(args) == 0
+    assert len(calls) == 1, calls

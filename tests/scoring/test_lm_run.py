@@ -139,3 +139,16 @@ def test_datadiet_prune_keeps_the_middle_within_each_domain(scored, corpus_file,
     corpus = datasets.load_dataset("json", data_files=str(corpus_file), split="train")
     for domain in ("os", "text"):
         assert kept["domain"].count(domain) == pytest.approx(corpus["domain"].count(domain) / 2, abs=1)
+
+
+def test_a_corpus_run_loads_its_split_once(corpus_file, tmp_path, monkeypatch):
+    """Choosing the objective opens the split; the run tokenizes that same split instead of loading it again."""
+    import datasets
+
+    calls = []
+    real = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    args = ["--dataset", str(corpus_file), "--output-dir", str(tmp_path / "run"), "--seeds", "0", "--at", "0"]
+    args += ["--max-length", "24", "--vocab-size", "200", "--width", "0.25", "--no-progress"]
+    assert main(args) == 0
+    assert len(calls) == 1, calls

@@ -266,9 +266,10 @@ def epoch_order(num_rows: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(num_rows, generator=generator)
 
 
-def load_run_source(cfg: Any) -> Source:
+def load_run_source(cfg: Any, opened: Any | None = None) -> Source:
     """The run's split with the columns its configuration names: the one place a scoring run loads its source
-    (the plan, the decoded tensors, the DataLoader path and the card's examples all come through here)."""
+    (the plan, the decoded tensors, the DataLoader path and the card's examples all come through here).
+    ``opened``: ``datadiet_hub.sources.open_split``'s answer for the run's split, when the caller holds it."""
     return load_source(
         cfg.dataset,
         split=cfg.split,
@@ -279,7 +280,21 @@ def load_run_source(cfg: Any) -> Source:
         revision=cfg.revision,
         data_files=cfg.data_files,
         streaming=cfg.streaming,
+        opened=opened,
     )
+
+
+class _SourceOnce:
+    """The run's source, loaded on the first call and kept: a process loads its split at most once."""
+
+    def __init__(self, cfg: Any, opened: Any | None = None) -> None:
+        self.cfg, self.opened = cfg, opened
+        self.source: Source | None = None
+
+    def __call__(self) -> Source:
+        if self.source is None:
+            self.source = load_run_source(self.cfg, self.opened)
+        return self.source
 
 
 def _num_rows(source: Source) -> int | None:
@@ -434,37 +449,34 @@ def _text_ready(cfg: Any, plan: Plan, state_dir: Path) -> bool:
     return (state_dir / TOKENIZER_FILE).exists()
 
 
-def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
+def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool, load: _SourceOnce) -> None:
     """Everything that reads the whole split, done once and saved: the plan, then the decoded tensors (memory
     path) or the tokenizer and the manifest (DataLoader path). A new run first looks in the cache of prepared splits
     (``datadiet_hub.scoring.data.cache``) and adds what it prepared itself; the source is loaded at most once."""
     plan_path = state_dir / PLAN_FILE
-    source = None
     cache, key, restored = None, None, False
     if plan_path.exists():
         plan = Plan(**json.loads(plan_path.read_text()))
     else:
         root = cache_root()
         if root is not None:
-            fingerprint, source = _source_fingerprint(cfg)
+            fingerprint = _source_fingerprint(cfg, load)
             if fingerprint is not None:
                 cache, key = PreparedCache(root), cache_key(cfg, fingerprint)
                 restored = cache.restore(key, state_dir, last=PLAN_FILE)
         if restored:
             plan = Plan(**json.loads(plan_path.read_text()))
         else:
-            source = source or load_run_source(cfg)
-            plan = make_plan(cfg, source)
+            plan = make_plan(cfg, load())
     if plan.path == "memory":
         state = RunState.at(state_dir)
-        loaded = source
-        state.decode(cfg, load=lambda: loaded or load_run_source(cfg), progress=progress)
+        state.decode(cfg, load=load, progress=progress)
         prepared = tuple(path.name for path in (state.ids_path, state.source_path, state.data_path))
     else:
         prepared = (MANIFEST_FILE,)
         manifest_path = state_dir / MANIFEST_FILE
         if not manifest_path.exists() or (plan.kind == InputKind.TEXT and not _text_ready(cfg, plan, state_dir)):
-            source = source or load_run_source(cfg)
+            source = load()
             inputs = _inputs(cfg, plan, source, state_dir)
             if not manifest_path.exists():
                 manifest = scan(
@@ -481,20 +493,19 @@ def _prepare_on_main(cfg: Any, state_dir: Path, progress: bool) -> None:
         cache.store(key, state_dir, (*prepared, PLAN_FILE))
 
 
-def _source_fingerprint(cfg: Any) -> tuple[str | None, Source | None]:
-    """A content fingerprint of the run's source, and the source if it had to be loaded to get it: Fashion-MNIST's
-    IDX files are hashed without loading the split; any other split uses the ``datasets`` fingerprint of the loaded
-    split. None for streams and splits without one."""
+def _source_fingerprint(cfg: Any, load: _SourceOnce) -> str | None:
+    """A content fingerprint of the run's source: Fashion-MNIST's IDX files are hashed without loading the split;
+    any other split uses the ``datasets`` fingerprint of the loaded split (kept by ``load`` for the rest of the
+    run). None for streams and splits without one."""
     if cfg.streaming:
-        return None, None
+        return None
     if is_fashion_mnist(cfg.dataset, cfg.data_files):
         files = fashion_mnist_files(cfg.split)
         if not all(path.is_file() for path in files):
-            return None, None  # loading the source reports what is missing
-        return f"fashion-mnist:{file_digest(files)}", None
-    source = load_run_source(cfg)
-    fingerprint = getattr(source.dataset, "_fingerprint", None)
-    return (f"datasets:{fingerprint}" if fingerprint else None), source
+            return None  # loading the source reports what is missing
+        return f"fashion-mnist:{file_digest(files)}"
+    fingerprint = getattr(load().dataset, "_fingerprint", None)
+    return f"datasets:{fingerprint}" if fingerprint else None
 
 
 def prepare_data(
@@ -503,12 +514,14 @@ def prepare_data(
     *,
     progress: bool = True,
     on_main: Callable[[Callable[[], None]], Any] | None = None,
+    split: Any | None = None,
 ) -> RunData:
     """The run's rows (see the module docstring). ``on_main`` runs the one-time preparation on the main process
     only (the engine passes its "run on main, re-raise everywhere" helper); every process then reads the state."""
     state_dir = Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    work = lambda: _prepare_on_main(cfg, state_dir, progress)  # noqa: E731
+    load = _SourceOnce(cfg, split)
+    work = lambda: _prepare_on_main(cfg, state_dir, progress, load)  # noqa: E731
     if on_main is None:
         work()
     else:
@@ -532,7 +545,7 @@ def prepare_data(
         )
     import pyarrow as pa
 
-    source = load_run_source(cfg)
+    source = load()
     manifest = Manifest.load(state_dir / MANIFEST_FILE)
     inputs = _inputs(cfg, plan, source, state_dir)
     num_classes = max(plan.class_count, manifest.num_classes, len(plan.label_names or ()))

@@ -1,4 +1,5 @@
-"""A text corpus for causal-LM scoring: open the split, find its text column, tokenize every document once into
+"""A text corpus for causal-LM scoring (the split is opened by ``datadiet_hub.sources.open_split``, the project's one
+set of rules for a dataset argument): find its text column, tokenize every document once into
 files of the run's state, and cut documents into context windows.
 
 Tokenizing streams: documents are read in batches (a ``datasets.Dataset`` or, with ``--streaming``, an
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from datadiet_hub.columns import LABEL_NAMES
-from datadiet_hub.errors import InvalidArgumentError, SourceNotFoundError
+from datadiet_hub.errors import InvalidArgumentError
 from datadiet_hub.hashing import example_id
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -41,48 +42,6 @@ LABEL_GUESSES = LABEL_NAMES  # the label names column detection uses (a `languag
 def text_id(text: str) -> str:
     """The ``example_id`` of an unlabeled document: the content hash of its text alone."""
     return example_id(text, None)
-
-
-def open_split(
-    name: str,
-    *,
-    split: str = "train",
-    revision: str | None = None,
-    data_files: list[str] | None = None,
-    streaming: bool = False,
-) -> Any:
-    """The split as ``datasets`` reads it: a Hub id, a local folder of data files or ``save_to_disk`` output, one
-    ``.parquet``/``.jsonl``/``.json``/``.csv`` file, or a builder (``parquet``, ``json``) with ``data_files``."""
-    import datasets
-
-    from datadiet_hub.sources import (
-        FILE_BUILDERS,
-        _builder_errors_quiet,
-        _load_from_disk,
-        _looks_local,
-        _saved_to_disk,
-    )
-
-    if data_files is None and _saved_to_disk(name):
-        saved = _load_from_disk(name, split)
-        return saved.to_iterable_dataset() if streaming else saved
-    if data_files is None and _looks_local(name) and not os.path.exists(name):
-        raise SourceNotFoundError(f"Could not load corpus {name!r}: there is no such file or folder.")
-    if os.path.isfile(name) and data_files is None:
-        suffix = Path(name).suffix.lower()
-        if suffix not in FILE_BUILDERS:
-            raise SourceNotFoundError(
-                f"Cannot read {name!r}: unknown file type {suffix!r}. Give a {', '.join(sorted(FILE_BUILDERS))} "
-                "file, a folder, or a Hub dataset id."
-            )
-        name, data_files = FILE_BUILDERS[suffix], [name]
-    try:
-        with _builder_errors_quiet():  # an unparsable file becomes one error of ours, not a raw ERROR log line too
-            return datasets.load_dataset(
-                name, split=split, revision=revision, data_files=data_files, streaming=streaming
-            )
-    except (FileNotFoundError, ValueError) as err:
-        raise SourceNotFoundError(f"Could not load corpus {name!r} split {split!r}: {err}") from err
 
 
 def _features(dataset: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,7 @@ from datadiet_hub.errors import DatadietError, InvalidArgumentError
 from datadiet_hub.hashing import fingerprint
 from datadiet_hub.provenance import Provenance
 from datadiet_hub.schema import config_name, score_schema
+from datadiet_hub.sources import open_split
 from datadiet_hub.writer import write_score_dataset
 
 from .. import checkpoint as ckpt
@@ -32,7 +34,7 @@ from ..distributed import broadcast, describe_hardware, gather_rows, make_accele
 from ..provenance import environment
 from ..state import RunState
 from ..train import Schedule
-from .corpus import Corpus, Windows, detect_text_column, is_unlabeled_text, load_corpus, open_split, tokenize_corpus
+from .corpus import Corpus, Windows, detect_text_column, is_unlabeled_text, load_corpus, tokenize_corpus
 from .engine import fold_windows, make_lm, score_windows, train_lm_seed
 from .models import DEFAULT_LM
 
@@ -63,22 +65,29 @@ not train a language model); any value given explicitly is kept."""
 def resolve_objective(cfg: ScoringConfig) -> str:
     """``classification`` or ``causal-lm``; ``auto`` looks at the split: a text column and no label column make it
     a corpus, and the log says so."""
+    return objective_and_split(cfg)[0]
+
+
+def objective_and_split(cfg: ScoringConfig) -> tuple[str, Any | None]:
+    """``resolve_objective`` and what ``open_split`` answered when it opened the split to decide (None when the
+    configuration alone decided): the run goes on with that split instead of opening it a second time."""
     if cfg.objective != "auto":
-        return cfg.objective
+        return cfg.objective, None
     if (
         cfg.image_column is not None
         or cfg.label_column is not None
         or cfg.dataset in ("fashion_mnist", "fashion-mnist")
     ):
-        return "classification"
+        return "classification", None
     from datasets.exceptions import DatasetGenerationError
 
     try:
-        dataset = open_split(
+        opened = open_split(
             cfg.dataset, split=cfg.split, revision=cfg.revision, data_files=cfg.data_files, streaming=cfg.streaming
         )
     except (DatadietError, DatasetGenerationError, OSError, ValueError):
-        return "classification"  # unreadable here: the classification path reports a bad dataset its own way
+        return "classification", None  # unreadable here: the classification path reports a bad dataset its own way
+    dataset = opened[0]
     if is_unlabeled_text(dataset, (cfg.input_column or cfg.text_column), cfg.label_column):
         column = detect_text_column(dataset, (cfg.input_column or cfg.text_column))
         logger.warning(
@@ -87,8 +96,8 @@ def resolve_objective(cfg: ScoringConfig) -> str:
             cfg.dataset,
             column,
         )
-        return "causal-lm"
-    return "classification"
+        return "causal-lm", opened
+    return "classification", opened
 
 
 def corpus_config(cfg: ScoringConfig) -> ScoringConfig:
@@ -109,9 +118,12 @@ def corpus_config(cfg: ScoringConfig) -> ScoringConfig:
     return resolved
 
 
-def run_corpus(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None) -> Path:
+def run_corpus(
+    cfg: ScoringConfig, *, progress: bool = True, command: str | None = None, split: Any | None = None
+) -> Path:
     """Run (or resume) the causal-LM scoring of ``cfg`` (already resolved by ``corpus_config``); returns the output
-    folder."""
+    folder. ``split``: ``open_split``'s answer for the corpus when the caller has opened it (``objective_and_split``),
+    so it is opened once."""
     started = time.perf_counter()
     determinism.enable(cfg.deterministic)
     accelerator = make_accelerator()
@@ -120,7 +132,7 @@ def run_corpus(cfg: ScoringConfig, *, progress: bool = True, command: str | None
     show = progress and accelerator.is_local_main_process
     run_on_main(accelerator, lambda: state.prepare(cfg))
     state.check_config(cfg)
-    run_on_main(accelerator, lambda: _tokenize(cfg, state.path, show))
+    run_on_main(accelerator, lambda: _tokenize(cfg, state.path, show, split[0] if split else None))
     corpus = load_corpus(state.path)
     windows = corpus.windows(cfg.max_length)
     schedule = Schedule.from_config(cfg, len(windows))
@@ -150,12 +162,13 @@ def run_corpus(cfg: ScoringConfig, *, progress: bool = True, command: str | None
     return out
 
 
-def _tokenize(cfg: ScoringConfig, state_dir: Path, progress: bool) -> None:
+def _tokenize(cfg: ScoringConfig, state_dir: Path, progress: bool, dataset: Any | None = None) -> None:
     if (state_dir / "corpus" / "source.json").is_file():
         return
-    dataset = open_split(
-        cfg.dataset, split=cfg.split, revision=cfg.revision, data_files=cfg.data_files, streaming=cfg.streaming
-    )
+    if dataset is None:
+        dataset, _ = open_split(
+            cfg.dataset, split=cfg.split, revision=cfg.revision, data_files=cfg.data_files, streaming=cfg.streaming
+        )
     column = detect_text_column(dataset, (cfg.input_column or cfg.text_column))
     tokenize_corpus(
         dataset,
