@@ -17,6 +17,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -183,6 +184,74 @@ def save_checkpoint(
             old_path.unlink(missing_ok=True)
 
 
+class TrainingState(Protocol):
+    """State a seed's training keeps besides the model and optimizer (the forgetting tracker), saved with them."""
+
+    def state(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None: ...
+
+
+@dataclass
+class SeedStart:
+    """One seed's model and optimizer on the device, resumed from the seed's latest checkpoint: ``start`` is the step
+    training goes on from (0 for a fresh seed, whose step-0 checkpoint is written). ``checkpoint`` is the
+    ``train_loop`` callback that saves at every step of ``checkpoint_steps``."""
+
+    seed: int
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    start: int
+    state_dir: Path
+    schedule: Schedule
+    wanted: set[int]
+    extra: TrainingState | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.start >= self.schedule.total_steps
+
+    def save(self, step: int) -> None:
+        extra = self.extra.state() if self.extra is not None else {}
+        save_checkpoint(
+            self.state_dir, self.seed, step, ckpt.pack_training_state(self.model, self.optimizer, extra), self.schedule
+        )
+
+    def checkpoint(self, out: StepOutput) -> None:
+        if out.step in self.wanted:
+            self.save(out.step)
+
+
+def start_seed(
+    cfg: ScoringConfig,
+    model: torch.nn.Module,
+    seed: int,
+    schedule: Schedule,
+    state_dir: Path,
+    device: torch.device,
+    *,
+    extra: TrainingState | None = None,
+) -> SeedStart:
+    """The setup every single-seed training shares (an image or text classifier, a reference LM): ``model`` (built
+    from the seed) moved to ``device``, its optimizer, the latest checkpoint of ``seed`` restored into both (and
+    into ``extra``), or a step-0 checkpoint written for a fresh seed."""
+    model = model.to(device)
+    optimizer = make_optimizer(cfg, model)
+    start = 0
+    latest = ckpt.latest_checkpoint(state_dir, seed)
+    if latest is not None:
+        start, path = latest
+        tensors, _ = ckpt.load(path)
+        restored = ckpt.unpack_training_state(tensors, model, optimizer)
+        if extra is not None:
+            extra.load_state(restored)
+        logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
+    begun = SeedStart(seed, model, optimizer, start, state_dir, schedule, checkpoint_steps(cfg, schedule), extra)
+    if latest is None:
+        begun.save(0)
+    return begun
+
+
 def train_seed(
     cfg: ScoringConfig,
     data: RunData,
@@ -194,32 +263,15 @@ def train_seed(
     progress: bool = True,
 ) -> None:
     """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
-    model = make_model(cfg, data, seed).to(device)
-    optimizer = make_optimizer(cfg, model)
     tracker = ForgettingTracker(len(data))
-    start = 0
-    latest = ckpt.latest_checkpoint(state_dir, seed)
-    if latest is not None:
-        start, path = latest
-        tensors, _ = ckpt.load(path)
-        tracker.load_state(ckpt.unpack_training_state(tensors, model, optimizer))
-        logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
+    begun = start_seed(cfg, make_model(cfg, data, seed), seed, schedule, state_dir, device, extra=tracker)
+    model, optimizer, start = begun.model, begun.optimizer, begun.start
     spe = schedule.steps_per_epoch
-    wanted = checkpoint_steps(cfg, schedule)
-
-    def save(step: int) -> None:
-        save_checkpoint(state_dir, seed, step, ckpt.pack_training_state(model, optimizer, tracker.state()), schedule)
 
     def track_forgetting(out: StepOutput) -> None:
         tracker.update(out.batch[IDX], out.logits.argmax(1) == out.batch[LABELS])
 
-    def checkpoint(out: StepOutput) -> None:
-        if out.step in wanted:
-            save(out.step)
-
-    if latest is None:
-        save(0)
-    if start >= schedule.total_steps:
+    if begun.finished:
         return
     bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = data.train_batches(
@@ -237,7 +289,7 @@ def train_seed(
         start_step=start,
         lr=lambda step: lr_at(cfg, step // spe),
         reseed=lambda step: stream_seed("step", seed, step),
-        callbacks=[track_forgetting, checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
+        callbacks=[track_forgetting, begun.checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
         autocast=autocast_for(cfg.precision, device),
     )
     bar.close()

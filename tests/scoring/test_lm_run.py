@@ -152,3 +152,30 @@ def test_a_corpus_run_loads_its_split_once(corpus_file, tmp_path, monkeypatch):
     args += ["--max-length", "24", "--vocab-size", "200", "--width", "0.25", "--no-progress"]
     assert main(args) == 0
     assert len(calls) == 1, calls
+
+
+def test_precision_applies_to_reference_lm_training(corpus_file, tmp_path):
+    """``--precision bf16`` is part of a corpus run's recorded configuration, so its training runs under bf16
+    autocast as a classifier's does (the shared ``train.start_seed`` setup): the bf16 weights after one epoch differ
+    from the float32 ones, slightly. Both runs read one tokenizer file."""
+    from datadiet_hub.scoring.data.text import train_tokenizer
+
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_text(train_tokenizer(iter(stdlib_docstrings()), vocab_size=200).to_str())
+
+    def trained(precision: str) -> dict[str, torch.Tensor]:
+        out = tmp_path / precision
+        args = ["--dataset", str(corpus_file), "--output-dir", str(out), "--seeds", "0", "--at", "1"]
+        args += ["--objective", "causal-lm", "--max-length", "24", "--vocab-size", "200", "--width", "0.25"]
+        args += ["--batch-size", "16", "--precision", precision, "--tokenizer", str(tokenizer), "--no-progress"]
+        assert main(args) == 0
+        state = out / ".datadiet"
+        step = ckpt.latest_checkpoint(state, 0)
+        assert step is not None and step[0] > 0
+        return ckpt.load(step[1])[0]
+
+    fp32, bf16 = trained("fp32"), trained("bf16")
+    weights = [k for k in fp32 if k.startswith("model.") and fp32[k].is_floating_point()]
+    gaps = [float((fp32[k] - bf16[k]).abs().max()) for k in weights]
+    assert max(gaps) > 0  # trained under autocast, not in float32
+    assert max(gaps) < 0.1  # and the same training otherwise

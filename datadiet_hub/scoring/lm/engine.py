@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import checkpoint as ckpt
 from ..config import ScoringConfig
 from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
 from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
-from ..train import EpochLog, Schedule, lr_at, make_optimizer, seed_generator, stream_seed, training_bar
+from ..precision import autocast_for
+from ..train import EpochLog, Schedule, lr_at, seed_generator, start_seed, stream_seed, training_bar
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
 from .metrics import IGNORE, lm_loss
@@ -56,34 +56,12 @@ def train_lm_seed(
     *,
     progress: bool = True,
 ) -> None:
-    """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
-    model = make_lm(cfg, corpus, seed).to(device)
-    optimizer = make_optimizer(cfg, model)
-    start = 0
-    latest = ckpt.latest_checkpoint(state_dir, seed)
-    if latest is not None:
-        start, path = latest
-        tensors, _ = ckpt.load(path)
-        ckpt.unpack_training_state(tensors, model, optimizer)
-        logger.info("seed %d: resuming from step %d (%s)", seed, start, path.name)
+    """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists (the setup and
+    checkpoints of a classifier's seed: ``datadiet_hub.scoring.train.start_seed``)."""
+    begun = start_seed(cfg, make_lm(cfg, corpus, seed), seed, schedule, state_dir, device)
+    model, optimizer, start = begun.model, begun.optimizer, begun.start
     spe = schedule.steps_per_epoch
-    score_steps = set(schedule.score_steps)
-    periodic = {e * spe for e in range(0, schedule.total_steps // spe + 1, cfg.checkpoint_every)}
-    wanted = {s for s in score_steps | periodic if s <= schedule.total_steps} | {schedule.total_steps}
-
-    def save(step: int) -> None:
-        ckpt.atomic_save(
-            ckpt.pack_training_state(model, optimizer, {}),
-            ckpt.checkpoint_path(state_dir, seed, step),
-            {"seed": seed, "step": step},
-        )
-        for old_step, old_path in ckpt.list_checkpoints(state_dir, seed):
-            if old_step < step and old_step not in score_steps:
-                old_path.unlink(missing_ok=True)
-
-    if latest is None:
-        save(0)
-    if start >= schedule.total_steps:
+    if begun.finished:
         return
     bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = lm_batches.train_batches(
@@ -101,11 +79,9 @@ def train_lm_seed(
         start_step=start,
         lr=lambda step: lr_at(cfg, step // spe),
         reseed=lambda step: stream_seed("step", seed, step),
-        callbacks=[
-            lambda out: save(out.step) if out.step in wanted else None,
-            EpochLog(seed, spe, schedule.total_steps, bar),
-        ],
+        callbacks=[begun.checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
         loss_fn=lm_loss,
+        autocast=autocast_for(cfg.precision, device),
     )
     bar.close()
 
