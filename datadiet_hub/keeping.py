@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._join import ids_reader, provenance_for, validate_join
+from ._join import copies_to_keep, ids_reader, provenance_for, validate_join
 from .align import (
     IdIndex,
     check_alignment,
@@ -73,8 +73,11 @@ class KeepPredicate:
         labels: LabelSpace | None = None,
         own_names: list[str] | None = None,
         scored: tuple[str | None, str | None] = (None, None),
+        limits: dict[int, int] | None = None,
     ):
         self.mask = mask
+        self.limits = limits or {}  # score position -> copies to keep, for content scored more than once
+        self._taken: dict[int, int] = {}
         self.on = on
         self.missing = missing
         self.index = index
@@ -198,7 +201,14 @@ class KeepPredicate:
                 self.stats["missing"],
                 self.missing,
             )
-        return np.where(pos >= 0, self.mask[np.maximum(pos, 0)], self.missing == "keep")
+        kept = np.where(pos >= 0, self.mask[np.maximum(pos, 0)], self.missing == "keep")
+        if self.limits:  # content scored several times: the first copies that pass, as many as were selected
+            for i in np.flatnonzero(np.isin(pos, list(self.limits))).tolist():
+                p = int(pos[i])
+                taken = self._taken.get(p, 0)
+                kept[i] = taken < self.limits[p]
+                self._taken[p] = taken + 1
+        return kept
 
 
 def _is_batch(batch: Any) -> bool:
@@ -250,7 +260,9 @@ def keep(
 
     Args:
         scores: the score table of the scored split.
-        on: ``idx`` (row positions) or ``example_id`` (content-hash join, any order or subset).
+        on: ``idx`` (row positions) or ``example_id`` (content-hash join, any order or subset; ``fraction`` and
+            ``count`` count the scored split's rows, and content scored several times keeps the first copies that
+            pass, as many as were selected: the rows ``prune`` keeps).
         missing: with ``on="example_id"``, rows without a score: ``error``, ``drop`` or ``keep``.
         dataset: a ``datasets.Dataset`` to check before filtering (length, sampled hashes, card fingerprint);
             without it, ``on="idx"`` checks the sampled rows as they stream past. Its ``ClassLabel`` names, if any,
@@ -284,7 +296,12 @@ def keep(
         ids = score_ids(scores)
         if verify == "full":
             check_fingerprint(ids, provenance, what="the score table's example ids")
-        return KeepPredicate(mask, on=on, index=IdIndex(ids), missing=missing, **hashing)
+        index = IdIndex(ids)
+        first = index.lookup(ids)  # each scored row's first copy: rows sharing content count as one example's
+        counts = copies_to_keep(scores, sel, first, kept)
+        repeated = np.flatnonzero(np.bincount(first, minlength=n) > 1) if len(first) else np.empty(0, np.int64)
+        limits = {int(p): int(counts[p]) for p in repeated.tolist()}
+        return KeepPredicate(counts > 0, on=on, index=index, missing=missing, limits=limits, **hashing)
     has_ids = verify != "none" and "example_id" in column_names(scores)
     if dataset is not None and hasattr(dataset, "__len__"):
         check_alignment(

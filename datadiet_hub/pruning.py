@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from ._datasets_compat import select_rows
-from ._join import ids_reader, provenance_for, validate_join
-from .align import check_alignment, check_fingerprint, dataset_example_ids, join_by_content
+from ._join import copies_to_keep, ids_reader, provenance_for, rows_to_keep, validate_join
+from .align import IdIndex, check_alignment, check_fingerprint, dataset_example_ids, join_by_content
 from .keeping import _one_input_column, keep
 from .provenance import Provenance
 from .score_table import num_scores, score_ids
@@ -46,7 +46,9 @@ def prune(
         dataset: a ``datasets.Dataset``, or an ``IterableDataset`` (pruned lazily with ``filter(keep(...))``).
         scores: the score table of the same split.
         on: ``idx`` (row positions must match; checked by length and sampled content hashes) or ``example_id``
-            (content-hash join; for reordered, subsampled or re-exported copies).
+            (content-hash join; for reordered, subsampled or re-exported copies). With ``example_id``, ``fraction``
+            and ``count`` count the scored split's rows, and rows sharing one content are kept or dropped together
+            except where the cut falls among them (``_join.copies_to_keep``).
         missing: with ``on="example_id"``, rows without a score: ``error``, ``drop`` or ``keep``.
         verify: ``sample`` (default: length, card row count, 32 sampled hashes), ``full`` (every row's hash and the
             card's source fingerprint) or ``none`` (length only).
@@ -94,12 +96,13 @@ def prune(
     ids = score_ids(scores)
     if verify == "full":
         check_fingerprint(ids, provenance, what="the score table's example ids")
+    index = IdIndex(ids)
+    first = index.lookup(ids)  # each scored row's first copy: rows sharing content are one content's
     mapped = join_by_content(
         dataset_example_ids(dataset, input_column=input_column, label_column=label_column, provenance=provenance),
-        ids,
+        index,
         missing=missing,
     )
-    mask = np.zeros(n, dtype=bool)
-    mask[kept] = True
-    rows = np.flatnonzero(np.where(mapped >= 0, mask[np.maximum(mapped, 0)], missing == "keep"))
+    counts = copies_to_keep(scores, sel, first, kept)
+    rows = np.flatnonzero(rows_to_keep(mapped, counts, first) | ((mapped < 0) & (missing == "keep")))
     return select_rows(dataset, rows)

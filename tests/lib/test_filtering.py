@@ -83,3 +83,57 @@ def test_keep_works_on_a_streaming_dataset(tmp_path, image_dataset):
     scores = scores_for(image_dataset, np.arange(40, dtype=np.float32))
     kept = list(datadiet_hub.prune(stream, scores, fraction=0.1))
     assert [row["label"] for row in kept] == image_dataset.select(range(36, 40))["label"]
+
+
+@pytest.fixture(scope="module")
+def duplicated_split():
+    """A real split in which every Fashion-MNIST image appears twice (60 rows, 30 contents), scored row by row: the
+    two copies of an image got different scores, as two rows of a scored split do."""
+    import pyarrow as pa
+
+    from datadiet_hub.align import dataset_example_ids
+    from datadiet_hub.sources import fashion_mnist_dataset
+
+    base = fashion_mnist_dataset("test").select(range(30))
+    ds = datasets.concatenate_datasets([base, base]).flatten_indices()
+    values = np.random.default_rng(0).random(60).astype(np.float32)
+    table = pa.table(
+        {"idx": np.arange(60), "example_id": dataset_example_ids(ds), "el2n": values, "label": ds["label"]}
+    )
+    return ds, datasets.Dataset(table)
+
+
+@pytest.mark.parametrize("strategy", ["hardest", "easiest", "random"])
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5])
+def test_join_by_content_honours_fraction_with_duplicate_content(duplicated_split, strategy, fraction):
+    from datadiet_hub.align import dataset_example_ids
+
+    ds, scores = duplicated_split
+    shuffled = ds.shuffle(seed=3).flatten_indices()
+    for data in (ds, shuffled):
+        pruned = datadiet_hub.prune(data, scores, fraction=fraction, strategy=strategy, on="example_id")
+        predicate = datadiet_hub.keep(scores, fraction=fraction, strategy=strategy, on="example_id")
+        filtered = data.filter(predicate, with_indices=True, batched=True, batch_size=7)
+        assert len(pruned) == len(filtered) == round(fraction * 60)  # rows of the dataset, not contents
+        assert sorted(dataset_example_ids(pruned).to_pylist()) == sorted(dataset_example_ids(filtered).to_pylist())
+    if strategy != "random":  # a ranking keeps both copies of a content, except the one the cut falls inside
+        counts = np.unique(dataset_example_ids(pruned).to_pylist(), return_counts=True)[1]
+        assert (counts == 1).sum() <= 1
+        # and ranks each content by its first scored copy (the row the join matches)
+        first = np.asarray(scores["el2n"])[:30]
+        order = np.argsort(-first if strategy == "hardest" else first, kind="stable")
+        expected = {scores[int(i)]["example_id"] for i in order[: int(np.ceil(fraction * 30))]}
+        assert set(dataset_example_ids(pruned).to_pylist()) == expected
+
+
+def test_a_copy_of_the_duplicated_split_keeps_the_selected_rows_it_holds(duplicated_split):
+    """``fraction`` counts the scored split's rows: pruning a part of it keeps the part's selected rows."""
+    from datadiet_hub.align import dataset_example_ids
+
+    ds, scores = duplicated_split
+    whole = datadiet_hub.prune(ds, scores, fraction=0.3, on="example_id")
+    part = ds.select(range(0, 45)).flatten_indices()  # both copies of 15 contents, one copy of 15 others
+    pruned = datadiet_hub.prune(part, scores, fraction=0.3, on="example_id")
+    kept = set(dataset_example_ids(whole).to_pylist())
+    assert set(dataset_example_ids(pruned).to_pylist()) <= kept
+    assert len(pruned) == sum(i in kept for i in dataset_example_ids(part).to_pylist())
