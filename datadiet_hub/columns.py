@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, did_you_mean
 
 
 class InputKind(str, enum.Enum):
@@ -202,8 +202,8 @@ def detect_columns(
     for given, flag in [*named, (label_column, "--label-column")]:
         if given is not None and given not in roles:
             raise InvalidArgumentError(
-                f"Column {given!r} ({flag}) is not in the dataset; its columns are {columns}. Check the spelling "
-                "(column names are case-sensitive) or leave the flag out to detect the column.",
+                f"Column {given!r} ({flag}) is not in the dataset; its columns are {columns}.{did_you_mean(given, columns)}"
+                " Check the spelling (column names are case-sensitive) or leave the flag out to detect the column.",
                 column=given,
                 value=given,
             )

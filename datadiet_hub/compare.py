@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError, ScoreMismatchError
+from .errors import InvalidArgumentError, ScoreMismatchError, did_you_mean
 from .ranking import INDEX, TieBreak, order_hardest
 from .score_table import column_names, numpy_column
 from .stats import spearman
@@ -86,7 +86,8 @@ def _aligned(a: Any, b: Any, column: str) -> tuple[np.ndarray, np.ndarray, np.nd
         for needed in ("idx", column):
             if needed not in cols:
                 raise ScoreMismatchError(
-                    f"Score table {label} has no column {needed!r}; its columns are {cols}. Pass column= one of them.",
+                    f"Score table {label} has no column {needed!r}; its columns are {cols}."
+                    f"{did_you_mean(needed, cols)} Pass column= one of them.",
                     column=needed,
                 )
     idx_a, idx_b = numpy_column(a, "idx").astype(np.int64), numpy_column(b, "idx").astype(np.int64)

@@ -7,6 +7,8 @@ quotes the bad value and names the fix. ``cli_errors`` maps these types to one l
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -167,3 +169,17 @@ def transport_errors() -> tuple[type[BaseException], ...]:
             if isinstance(kind, type) and issubclass(kind, BaseException):
                 found.append(kind)
     return tuple(found)
+
+
+def did_you_mean(value: Any, choices: Iterable[Any]) -> str:
+    """`` Did you mean 'el2n'?`` when ``value`` (a name the user typed: a column, a flag's value) is close to some
+    of ``choices`` (``difflib``; a different case counts as close), else ``""``: the one way every "unknown column"
+    error suggests the intended name."""
+    if not isinstance(value, str):
+        return ""
+    names = [str(c) for c in choices]
+    same_case = [c for c in names if c.lower() == value.lower() and c != value]
+    matches = list(dict.fromkeys(same_case + difflib.get_close_matches(value, names, n=3, cutoff=0.6)))[:3]
+    if not matches:
+        return ""
+    return " Did you mean " + " or ".join(repr(m) for m in matches) + "?"

@@ -24,7 +24,7 @@ from . import metrics
 from ._join import ids_reader, provenance_for, validate_join
 from .align import IdIndex, check_alignment, dataset_example_ids, join_columns, label_space, scored_columns
 from .columns import Columns
-from .errors import ColumnNotFoundError, DatadietError, InvalidArgumentError, ScoreMismatchError
+from .errors import ColumnNotFoundError, DatadietError, InvalidArgumentError, ScoreMismatchError, did_you_mean
 from .hashing import own_class_names
 from .provenance import Provenance
 from .ranking import INDEX, TieBreak, top_k
@@ -194,8 +194,8 @@ def score_column(scores: Any, column: str | None = None) -> str:
             )
     if column not in names:
         raise ColumnNotFoundError(
-            f"Score column {column!r} not found; this score table has {names}. Pass column= one of them "
-            "(CLI: --column).",
+            f"Score column {column!r} not found; this score table has {names}.{did_you_mean(column, names)} Pass "
+            "column= one of them (CLI: --column).",
             column=column,
             value=column,
         )

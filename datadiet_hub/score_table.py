@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from ._arrow import take_rows
 from ._datasets_compat import arrow_column
-from .errors import ColumnNotFoundError, InvalidTypeError, ScoreMismatchError, ScoreTableError
+from .errors import ColumnNotFoundError, InvalidTypeError, ScoreMismatchError, ScoreTableError, did_you_mean
 from .schema import is_score_column
 
 
@@ -109,7 +109,8 @@ def idx_inverse(idx: np.ndarray) -> np.ndarray | None:
 def _missing_column(column: str, names: list[str], why: str) -> ColumnNotFoundError:
     available = [c for c in names if is_score_column(c)] or names
     return ColumnNotFoundError(
-        f"{why} {column!r} not found; this score table has {available}. Pass column= one of them.",
+        f"{why} {column!r} not found; this score table has {available}.{did_you_mean(column, names)} Pass column= "
+        "one of them.",
         column=column,
         value=column,
     )
@@ -163,8 +164,9 @@ def read_scores(
     if secondary is not None:
         if secondary not in names:
             raise ColumnNotFoundError(
-                f"tie_break={secondary!r} names no column of the score table; it has {names}. Use "
-                "tie_break='random', 'index' or a score column such as 'el2n'.",
+                f"tie_break={secondary!r} names no column of the score table; it has {names}."
+                f"{did_you_mean(secondary, [*names, 'random', 'index'])} Use tie_break='random', 'index' or a score "
+                "column such as 'el2n'.",
                 column=secondary,
                 value=secondary,
             )
@@ -228,5 +230,7 @@ def numpy_column(scores: Any, name: str) -> np.ndarray:
     """One column as numpy in table row order (not reordered by ``idx``): for callers that join by ``idx``."""
     names = column_names(scores)
     if name not in names:
-        raise ColumnNotFoundError(f"The score table has no column {name!r}; its columns are {names}.", column=name)
+        raise ColumnNotFoundError(
+            f"The score table has no column {name!r}; its columns are {names}.{did_you_mean(name, names)}", column=name
+        )
     return to_numpy(arrow_table(scores, [name]).column(name))

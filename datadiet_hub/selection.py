@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics, strategies
-from .errors import ColumnNotFoundError, InvalidArgumentError
+from .errors import ColumnNotFoundError, InvalidArgumentError, did_you_mean
 from .ranking import INDEX, RANDOM, TieBreak
 from .schema import BASE_COLUMNS, SUBSET_COLUMN_RE
 from .score_table import arrow_table, column_names, idx_inverse, num_scores, read_scores, to_numpy
@@ -288,7 +288,8 @@ def select_indices(
         groups = group_column(scores, sel.by) if groups is None else np.asarray(groups)
         if groups is None:
             raise ColumnNotFoundError(
-                f"by={sel.by!r} is not a column of the score table (columns: {column_names(scores)}); pass the dataset "
+                f"by={sel.by!r} is not a column of the score table (columns: {column_names(scores)})."
+                f"{did_you_mean(sel.by, column_names(scores))} Pass the dataset "
                 "(prune(dataset, scores, by=...), keep(scores, dataset=ds, by=...)) so the groups are read from it, "
                 "or add the column to the table.",
                 column=sel.by,

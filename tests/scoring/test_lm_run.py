@@ -179,3 +179,14 @@ def test_precision_applies_to_reference_lm_training(corpus_file, tmp_path):
     gaps = [float((fp32[k] - bf16[k]).abs().max()) for k in weights]
     assert max(gaps) > 0  # trained under autocast, not in float32
     assert max(gaps) < 0.1  # and the same training otherwise
+
+
+def test_a_typod_text_column_of_a_corpus_gets_the_close_match(corpus_file):
+    import datasets
+
+    from datadiet_hub.errors import InvalidArgumentError
+    from datadiet_hub.scoring.lm.corpus import detect_text_column
+
+    corpus = datasets.load_dataset("json", data_files=str(corpus_file), split="train")
+    with pytest.raises(InvalidArgumentError, match="Did you mean 'text'\\?"):
+        detect_text_column(corpus, "txet")

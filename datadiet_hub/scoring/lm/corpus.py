@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from datadiet_hub.columns import LABEL_NAMES
-from datadiet_hub.errors import InvalidArgumentError
+from datadiet_hub.errors import InvalidArgumentError, did_you_mean
 from datadiet_hub.hashing import example_id
 from datadiet_hub.writer import atomic_write_bytes
 
@@ -67,7 +67,8 @@ def detect_text_column(dataset: Any, text_column: str | None = None) -> str:
     if text_column is not None:
         if text_column not in features:
             raise InvalidArgumentError(
-                f"Column {text_column!r} (--text-column) is not in the corpus; columns are {columns}.",
+                f"Column {text_column!r} (--text-column) is not in the corpus; columns are {columns}."
+                f"{did_you_mean(text_column, columns)}",
                 column=text_column,
                 value=text_column,
             )
