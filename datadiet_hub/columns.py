@@ -15,6 +15,10 @@ The rule, in order:
    label: the only one, or the one left after setting aside usual metadata names (``id``, ``source``, ``language``,
    ``url``, ...), or the one with a usual text name (``text``, ``sentence``, ``content``, ...). Anything else is an
    error naming ``--input-column``.
+4. A string input whose values are image file paths (``photos/1.png``; or path-like values in a column with a usual
+   image name) is refused with the cast that makes it images (``ds.cast_column(name, datasets.Image())``): scoring
+   would read the file names as text, and the ``example_id`` of a path is not the one of its image. Only
+   ``--text-column`` (the kind named explicitly) reads such a column as text.
 
 Typed features decide first; a streamed dataset without features, and a plain batch, are typed from their first row.
 This module imports neither torch nor (at import time) ``datasets``.
@@ -23,6 +27,7 @@ This module imports neither torch nor (at import time) ``datasets``.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -224,8 +229,66 @@ def detect_columns(
                 f"{_LABEL_FLAG}.",
                 column=given_input,
             )
+        if kind is InputKind.TEXT and text_column != given_input:
+            _refuse_image_paths(source, given_input)
         return Columns(given_input, kind, label)
-    return _detect_input(roles, label)
+    columns = _detect_input(roles, label)
+    if columns.kind is InputKind.TEXT:
+        _refuse_image_paths(source, columns.input)
+    return columns
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+_SAMPLE = 8
+
+
+def _sample_values(source: Any, column: str) -> list[Any]:
+    """The first few values of ``column`` (a dataset, a stream, a batch or a row); [] for bare features."""
+    if hasattr(source, "take") and not hasattr(source, "__len__"):  # IterableDataset: a few rows of the stream
+        return [row.get(column) for row in source.take(_SAMPLE)]
+    if hasattr(source, "select_columns") and hasattr(source, "__len__"):  # datasets.Dataset
+        rows = source.select_columns([column]).with_format(None)
+        return list(rows[: min(_SAMPLE, len(rows))][column])
+    if hasattr(source, "column_names") and hasattr(source, "column"):  # a pyarrow.Table batch
+        return source.column(column).slice(0, _SAMPLE).to_pylist()
+    if isinstance(source, Mapping) and column in source:
+        value = source[column]
+        if type(value).__module__.startswith("datasets.features"):
+            return []
+        return [value] if isinstance(value, str) else list(value[:_SAMPLE])
+    return []
+
+
+def _path_like(value: str) -> bool:
+    return (
+        bool(value) and len(value) < 4096 and not any(c.isspace() for c in value) and ("/" in value or "\\" in value)
+    )
+
+
+def _refuse_image_paths(source: Any, column: str) -> None:
+    """Raise when the string column ``column`` holds image file paths (rule 4 of the module docstring)."""
+    values = [v for v in _sample_values(source, column) if v is not None]
+    if not values or not all(isinstance(v, str) for v in values):
+        return
+    suffixed = all(v.strip().lower().endswith(IMAGE_SUFFIXES) and "\n" not in v.strip() for v in values)
+    named = column.lower() in IMAGE_NAMES and all(_path_like(v) for v in values)
+    if not (suffixed or named):
+        return
+    found = sum(os.path.isfile(v) for v in values)
+    where = (
+        f"{found} of the first {len(values)} exist as files here"
+        if found
+        else f"none of the first {len(values)} exists relative to {os.getcwd()}: cast where they do, or make them "
+        "absolute"
+    )
+    raise InvalidArgumentError(
+        f"Column {column!r} holds image file paths as strings ({values[0]!r}, ...; {where}), not images: scoring "
+        f"would read the file names as text. Cast it to images first: ds = ds.cast_column({column!r}, "
+        "datasets.Image()), then ds.save_to_disk(FOLDER) and give FOLDER (or keep the dataset in Python). To score "
+        "the strings as text anyway, name them with --text-column.",
+        column=column,
+        value=values[0],
+    )
 
 
 def _kind_of(column: str, role: str, as_image: bool, as_text: bool) -> InputKind:
