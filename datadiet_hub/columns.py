@@ -232,10 +232,10 @@ def detect_columns(
         if kind is InputKind.TEXT and text_column != given_input:
             _refuse_image_paths(source, given_input)
         return Columns(given_input, kind, label)
-    columns = _detect_input(roles, label)
-    if columns.kind is InputKind.TEXT:
-        _refuse_image_paths(source, columns.input)
-    return columns
+    detected = _detect_input(roles, label)
+    if detected.kind is InputKind.TEXT:
+        _refuse_image_paths(source, detected.input)
+    return detected
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
