@@ -17,7 +17,7 @@ import numpy as np
 
 from ._plotting import pyplot, save_png
 from .errors import InvalidArgumentError
-from .examples import GROUPS, UNREADABLE, ExampleSet
+from .examples import UNREADABLE, ExampleSet
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -112,18 +112,18 @@ def _short(text: str, limit: int = 18) -> str:
 
 def draw_grid(examples: ExampleSet, target: Path) -> Path:
     """Draw ``examples`` (rows: hardest, easiest, mislabeled) and write the PNG atomically to ``target``."""
-    cols = max([len(examples.group(g)) for g in GROUPS] + [1])
+    cols = max([len(examples.group(g)) for g in examples.groups] + [1])
     if cols > MAX_COLUMNS:
         raise InvalidArgumentError(
             f"{cols} examples per group do not fit one readable grid; show at most {MAX_COLUMNS} (--per-group).",
             value=cols,
         )
     plt = pyplot()
-    width, height = grid_pixels(len(GROUPS), cols)
+    width, height = grid_pixels(len(examples.groups), cols)
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     if examples.title:
         fig.suptitle(_short(examples.title, 120), fontsize=10, y=1 - 12 / height)
-    for r, group in enumerate(GROUPS):
+    for r, group in enumerate(examples.groups):
         shown = examples.group(group)
         bottom = 1 - (TITLE_PX + (r + 1) * CELL_PX[1]) / height
         fig.text(

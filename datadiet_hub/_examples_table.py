@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .examples import GROUPS, ExampleSet
+from .examples import ExampleSet
 
 NEWLINE_MARK = " ↵ "
 ELLIPSIS = "…"
@@ -35,11 +35,16 @@ def markdown_table(examples: ExampleSet, *, max_chars: int = 200) -> str:
     lines: list[str] = []
     if examples.title:
         lines += [f"## {escape_cell(examples.title)}", ""]
-    for group in GROUPS:
+    for group in examples.groups:
         lines += [f"### {escape_cell(examples.group_title(group))}", ""]
         rows = examples.group(group)
         if not rows:
             lines += ["*(no rows)*", ""]
+            continue
+        if not examples.labeled:  # an unlabeled corpus: no label column
+            lines += [f"| idx | {column} | text |", "|---:|---:|---|"]
+            lines += [f"| {e.idx} | {e.score_text} | {escape_cell(e.value, max_chars=max_chars)} |" for e in rows]
+            lines.append("")
             continue
         lines += [f"| idx | label | {column} | text |", "|---:|---|---:|---|"]
         lines += [

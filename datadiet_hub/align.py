@@ -186,7 +186,8 @@ def join_columns(
                 "with on='idx' the check can be skipped with verify='none'.",
                 value=err.value,
             ) from err
-    return detect_columns(source, input_column=input_column, label_column=label_column)
+    unlabeled = scored[0] is not None and scored[1] is None  # the card of a corpus: documents hash their text alone
+    return detect_columns(source, input_column=input_column, label_column=label_column, require_label=not unlabeled)
 
 
 def dataset_example_ids(

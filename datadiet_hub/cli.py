@@ -29,7 +29,7 @@ from .align import MISSING_POLICIES, VERIFY_MODES, scored_columns
 from .cli_errors import EXIT_CODES_HELP, run_guarded
 from .compare import compare_scores, format_comparison
 from .errors import InvalidArgumentError, ScoresNotFoundError
-from .examples import DEFAULT_MAX_CHARS, DEFAULT_PER_GROUP, GROUPS, SUFFIXES, collect_examples, score_column
+from .examples import DEFAULT_MAX_CHARS, DEFAULT_PER_GROUP, SUFFIXES, collect_examples, score_column
 from .hub import push_version
 from .loading import load_scores
 from .pruning import prune
@@ -195,6 +195,7 @@ def show_examples(args: argparse.Namespace) -> int:
         data_files=args.data_files,
         for_scoring=False,  # labels as the user has them; align maps them through the card's class names
         recorded=scored_columns(provenance_for(scores, None)),  # as scored, e.g. with --label-column
+        require_label="label" in scores.column_names,  # a corpus scored by language models has no labels
     )
     out = _examples_output(args, source.kind, column)
     inputs = [args.examples, *(args.data_files or []), args.scores]
@@ -223,7 +224,7 @@ def show_examples(args: argparse.Namespace) -> int:
         print(markdown_table(examples, max_chars=args.max_chars))
         return 0
     render_examples(examples, out, max_chars=args.max_chars)
-    print(f"Wrote {len(examples.examples)} examples ({', '.join(GROUPS)}; by {column}) -> {out}")
+    print(f"Wrote {len(examples.examples)} examples ({', '.join(examples.groups)}; by {column}) -> {out}")
     return 0
 
 

@@ -63,12 +63,15 @@ def _check_per_group(per_group: Any) -> int:
     return int(per_group)
 
 
-def pick_rows(values: np.ndarray, labels: np.ndarray, *, per_group: int = DEFAULT_PER_GROUP) -> dict[str, np.ndarray]:
+def pick_rows(
+    values: np.ndarray, labels: np.ndarray | None, *, per_group: int = DEFAULT_PER_GROUP
+) -> dict[str, np.ndarray]:
     """Row positions of each group, in display order (pure: no dataset, no plotting).
 
     Args:
         values: the score of row i at position i (larger is harder).
-        labels: the class id of row i.
+        labels: the class id of row i; None for rows without labels (a text corpus scored by language models),
+            which have no ``mislabeled`` group.
         per_group: how many rows each group holds at most (fewer when the split is smaller).
 
     ``hardest``: highest scores first; ``easiest``: lowest first; ``mislabeled``: the highest-scoring row of each
@@ -78,6 +81,11 @@ def pick_rows(values: np.ndarray, labels: np.ndarray, *, per_group: int = DEFAUL
     """
     per_group = _check_per_group(per_group)
     values = np.asarray(values)
+    if labels is None:
+        return {
+            "hardest": _highest(values, per_group),
+            "easiest": _highest(-values.astype(np.float64), per_group),
+        }
     labels = np.asarray(labels)
     if values.ndim != 1 or labels.shape != values.shape:
         raise InvalidArgumentError(
@@ -138,8 +146,8 @@ class Example:
         group: ``hardest``, ``easiest`` or ``mislabeled``.
         idx: the row of the scored split (the score table's ``idx``).
         score: its value in the score column.
-        label: its class id (the score table's ``label``).
-        label_name: the class name when the dataset has ``ClassLabel`` names, else the label as text.
+        label: its class id (the score table's ``label``); None for an unlabeled corpus.
+        label_name: the class name when the dataset has ``ClassLabel`` names, else the label as text ("" without).
         value: the input as the dataset decodes it (a PIL image, an array, a string).
         never_learned: ranked by ``forgetting``, a row some seed never learned (it ranks above every learned row,
             as data_diet's infinite forgetting; ``score`` is its stored count).
@@ -148,7 +156,7 @@ class Example:
     group: str
     idx: int
     score: float
-    label: int
+    label: int | None
     label_name: str
     value: Any
     never_learned: bool = False
@@ -161,13 +169,19 @@ class Example:
 
 @dataclass(frozen=True)
 class ExampleSet:
-    """The examples of one score column, ready to draw (``kind`` ``image``) or tabulate (``kind`` ``text``)."""
+    """The examples of one score column, ready to draw (``kind`` ``image``) or tabulate (``kind`` ``text``);
+    ``groups``: the groups shown, in order (no ``mislabeled`` for rows without labels)."""
 
     kind: str
     column: str
     examples: tuple[Example, ...]
     title: str = ""
     higher_is_harder: bool = True
+    groups: tuple[str, ...] = GROUPS
+
+    @property
+    def labeled(self) -> bool:
+        return "mislabeled" in self.groups
 
     def group_title(self, name: str) -> str:
         return group_title(name, self.column, self.higher_is_harder)
@@ -308,16 +322,10 @@ def collect_examples(
             value=source.name,
         )
     column = score_column(scores, column)
-    if "label" not in column_names(scores):
-        raise ColumnNotFoundError(
-            f"The score table has no 'label' column (it has {column_names(scores)}), so the rows cannot be "
-            "grouped by class; use a table written by `datadiet score`.",
-            column="label",
-        )
-    table = read_scores(scores, column, need_labels=True)
+    labeled = "label" in column_names(scores)  # a corpus scored by language models has none: no mislabeled group
+    table = read_scores(scores, column, need_labels=labeled)
     stored = read_scores(scores, column, never_learned_as_inf=False).values  # what the table holds, for display
     never = stored != table.values  # forgetting: the rows ranked as never learned
-    assert table.labels is not None
     declared = metrics.METRICS.get(column)
     higher_is_harder = declared is None or declared.higher_is_harder  # as selection ranks it
     hardness = table.values if higher_is_harder else -table.values
@@ -337,7 +345,7 @@ def collect_examples(
             "what its column says; fix or remove it.",
             value=source.name,
         ) from err
-    label = columns.label or source.label_column
+    label = columns.label or (source.label_column if labeled else None)
     fetched = source.dataset.select(rows.tolist()) if len(rows) else None
     try:
         inputs = fetched[columns.input] if fetched is not None else []
@@ -347,22 +355,30 @@ def collect_examples(
             "Fix or remove the file, or look at another score column.",
             value=source.name,
         ) from err
-    labels = fetched[label] if fetched is not None else []
-    names = own_class_names(source.dataset.features, label) or label_space(provenance).names
+    labels = fetched[label] if fetched is not None and label is not None else []
+    names = (own_class_names(source.dataset.features, label) if label is not None else None) or label_space(
+        provenance
+    ).names
+    groups = tuple(g for g in GROUPS if g in picks)
     where = {int(p): i for i, p in enumerate(wanted)}
     examples = tuple(
         Example(
             group=group,
             idx=int(position),
             score=float(stored[position]),
-            label=int(table.labels[position]),
-            label_name=_label_name(labels[where[int(position)]], names),
+            label=int(table.labels[position]) if table.labels is not None else None,
+            label_name=_label_name(labels[where[int(position)]], names) if label is not None else "",
             value=inputs[where[int(position)]],
             never_learned=bool(never[position]),
         )
-        for group in GROUPS
+        for group in groups
         for position in picks[group]
     )
     return ExampleSet(
-        kind=str(columns.kind), column=column, examples=examples, title=title, higher_is_harder=higher_is_harder
+        kind=str(columns.kind),
+        column=column,
+        examples=examples,
+        title=title,
+        higher_is_harder=higher_is_harder,
+        groups=groups,
     )

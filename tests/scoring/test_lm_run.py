@@ -190,3 +190,23 @@ def test_a_typod_text_column_of_a_corpus_gets_the_close_match(corpus_file):
     corpus = datasets.load_dataset("json", data_files=str(corpus_file), split="train")
     with pytest.raises(InvalidArgumentError, match="Did you mean 'text'\\?"):
         detect_text_column(corpus, "txet")
+
+
+def test_show_examples_of_a_corpus_without_labels(scored, corpus_file, capsys, tmp_path):
+    """``datadiet show RUN --examples CORPUS``: the hardest and easiest documents with their text; no mislabeled
+    group (there are no labels), in the terminal and in a Markdown file."""
+    import datasets
+
+    from datadiet_hub.cli import main as datadiet
+
+    args = ["show", str(scored), "--config", "causal-transformer-ep1", "--examples", str(corpus_file)]
+    assert datadiet([*args, "--column", "loss", "--per-group", "3", "--max-chars", "5000"]) == 0
+    shown = capsys.readouterr().out
+    assert "Hardest (highest loss)" in shown and "Easiest (lowest loss)" in shown and "mislabeled" not in shown
+    scores = datasets.load_dataset(str(scored), "causal-transformer-ep1", split="train")
+    texts = [json.loads(line)["text"] for line in corpus_file.read_text().splitlines()]
+    hardest = int(np.argmax(scores["loss"]))
+    assert f"| {hardest} | " in shown and texts[hardest].splitlines()[0][:40] in shown.replace("\\", "")
+    out = tmp_path / "examples.md"
+    assert datadiet([*args, "--output", str(out)]) == 0
+    assert "Easiest (lowest el2n)" in out.read_text() and "mislabeled" not in out.read_text()
