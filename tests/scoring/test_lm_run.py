@@ -210,3 +210,23 @@ def test_show_examples_of_a_corpus_without_labels(scored, corpus_file, capsys, t
     out = tmp_path / "examples.md"
     assert datadiet([*args, "--output", str(out)]) == 0
     assert "Easiest (lowest el2n)" in out.read_text() and "mislabeled" not in out.read_text()
+
+
+def test_two_fresh_bpe_runs_give_the_same_tokenizer_and_scores(corpus_file, tmp_path):
+    """A BPE tokenizer trained on the corpus is the same in every run (``tokenizers``' BPE trainer breaks count ties
+    by token, deterministically), so two fresh runs with the same seeds give identical files and scores. WordPiece
+    training is not reproducible (docs/corpus.md says why), hence this test names ``--tokenizer-kind bpe``."""
+    import datasets
+
+    def run(name: str) -> tuple[str, list[float]]:
+        out = tmp_path / name
+        args = ["--dataset", str(corpus_file), "--output-dir", str(out), "--seeds", "0", "--at", "1"]
+        args += ["--objective", "causal-lm", "--max-length", "24", "--vocab-size", "200", "--width", "0.25"]
+        args += ["--batch-size", "16", "--tokenizer-kind", "bpe", "--no-progress"]
+        assert main(args) == 0
+        scores = datasets.load_dataset(str(out), "causal-transformer-ep1", split="train")
+        return (out / ".datadiet" / "tokenizer.json").read_text(), scores["loss"]
+
+    (tokenizer_a, loss_a), (tokenizer_b, loss_b) = run("a"), run("b")
+    assert tokenizer_a == tokenizer_b
+    assert loss_a == loss_b

@@ -37,7 +37,8 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 8000, kind: str =
     """A ``tokenizers.Tokenizer`` trained on ``texts`` (an iterator is fine: nothing is kept in memory).
 
     Normalisation: Unicode NFC and lower case, accents kept (they tell languages apart); pre-tokenisation on
-    whitespace and punctuation.
+    whitespace and punctuation. ``bpe`` trains to the same tokenizer every time; ``wordpiece`` does not (its
+    trainer numbers the ``##`` pieces in the order of a randomly seeded hash map and breaks ties by those numbers).
     """
     if kind not in TOKENIZER_KINDS:
         raise InvalidArgumentError(f"Unknown tokenizer kind {kind!r}. Choose between {', '.join(TOKENIZER_KINDS)}.")
@@ -55,6 +56,12 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 8000, kind: str =
         trainer = tk.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     tokenizer.normalizer = tk.normalizers.Sequence([tk.normalizers.NFC(), tk.normalizers.Lowercase()])
     tokenizer.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    if kind == "wordpiece":
+        logger.info(
+            "WordPiece training is not reproducible across runs (the tokenizers trainer breaks ties in a randomly "
+            "seeded hash order); a resumed run reuses its saved tokenizer, and --tokenizer-kind bpe or --tokenizer "
+            "FILE make fresh runs identical"
+        )
     tokenizer.train_from_iterator(texts, trainer=trainer)
     _add_template(tokenizer)
     return tokenizer
