@@ -56,8 +56,8 @@ def copies_to_keep(scores: Any, sel: Selection, first: np.ndarray, kept: np.ndar
         counts = np.zeros(n, dtype=np.int64)
         counts[kept] = 1
         return counts
-    names = [c for c in column_names(scores) if c != "example_id"]
-    table = arrow_table(scores, names)
+    wanted = ("idx", sel.column, "never_learned", "label", sel.tie_break, sel.by)  # what the selection reads
+    table = arrow_table(scores, [c for c in dict.fromkeys(wanted) if c is not None])
     inverse = idx_inverse(to_numpy(table.column("idx"))) if "idx" in table.column_names else None
     order = first if inverse is None else inverse[first]
     table = table.take(pa.array(order)).drop_columns([c for c in ("idx",) if c in table.column_names])
