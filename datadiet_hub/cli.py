@@ -399,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "show",
         "Summarise one config of a score dataset: columns, score quantiles, hardest rows; with --examples DATASET,\n"
-        "show the hardest, the easiest and the most likely mislabeled rows (highest score within their class):\n"
-        "a PNG grid of thumbnails for images, a Markdown table for texts.",
+        "show the hardest, the easiest and the most likely mislabeled rows (highest score within their class; none\n"
+        "for a corpus without labels): a PNG grid of thumbnails for images, a Markdown table for texts.",
         [
             "datadiet show fashion-mnist-datadiet --config cnn-ep2",
             "datadiet show runs/fmnist --top 5",
