@@ -8,19 +8,31 @@ position predicts) never count.
 EL2N per token is ``||softmax(z_t) - onehot(y_t)||_2``; with ``p = softmax(z_t)``,
 ``||p - e_y||^2 = 1 - 2 p_y + sum_v p_v^2``, so only ``p_y`` and ``sum p^2`` are needed per position. They are
 computed over chunks of positions, so at most ``CHUNK_BYTES`` of probabilities exist at a time, never ``T x V``
-for a whole batch.
+for a whole batch; ``hidden_token_scores`` goes further and computes the logits themselves chunk by chunk from the
+hidden states before the output layer (``datadiet_hub.scoring.lm.head``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 IGNORE = -100
-CHUNK_BYTES = 1 << 26
-"""Float32 probabilities held at once by ``token_scores`` (64 MiB: 8,192 positions of a 2,048-token vocabulary)."""
+CHUNK_BYTES = 1 << 21
+"""Float32 logits per chunk of positions (2 MiB: 64 positions of an 8,000-token vocabulary): small enough that a
+chunk stays in the CPU caches from the output layer (``hidden_token_scores``) through every pass of the scores."""
 
-__all__ = ["IGNORE", "document_loss", "lm_loss", "next_token_labels", "token_scores", "window_sums"]
+__all__ = [
+    "IGNORE",
+    "document_loss",
+    "hidden_token_scores",
+    "lm_loss",
+    "next_token_labels",
+    "token_scores",
+    "window_sums",
+]
 
 
 def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,21 +59,79 @@ def token_scores(
     """
     vocab = logits.shape[-1]
     flat = logits.reshape(-1, vocab)
-    targets = labels.reshape(-1)
-    rows = (targets != IGNORE).nonzero().squeeze(1)
-    loss = torch.zeros(targets.shape, dtype=torch.float32, device=logits.device)
-    el2n = torch.zeros_like(loss)
     step = max(1, chunk_bytes // (4 * vocab))
-    for start in range(0, len(rows), step):
-        part = rows[start : start + step]
-        z = _wide(flat[part])
-        y = targets[part].unsqueeze(1)
-        if "loss" in want:  # log-sum-exp minus the target's logit: no [positions, V] temporary
-            loss[part] = (torch.logsumexp(z, dim=1) - z.gather(1, y).squeeze(1)).float()
-        if "el2n" in want:  # one fused softmax, then p_y and sum_v p_v^2
-            p = torch.softmax(z, dim=1)
-            sum_p2 = torch.linalg.vector_norm(p, ord=2, dim=1).square()
-            el2n[part] = (1 - 2 * p.gather(1, y).squeeze(1) + sum_p2).clamp_min(0).sqrt().float()
+    return _chunked(lambda part: _wide(flat[part]), labels, step, want, fresh=False, dtype=_wide_dtype(logits.dtype))
+
+
+def hidden_token_scores(
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    labels: torch.Tensor,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
+    want: tuple[str, ...] = ("loss", "el2n"),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``token_scores`` of the logits ``hidden @ weight^T + bias`` (``hidden`` ``[B, T, D]``, ``weight`` ``[V, D]``),
+    computed a chunk of positions at a time: each chunk's logits are reduced to the scores while they are still in
+    the caches, and the ``[B, T, V]`` logits never exist."""
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    step = max(1, chunk_bytes // (4 * weight.shape[0]))
+    dtype = _wide_dtype(torch.promote_types(hidden.dtype, weight.dtype))
+    return _chunked(
+        lambda part: _wide(F.linear(flat[part], weight, bias)), labels, step, want, fresh=True, dtype=dtype
+    )
+
+
+def _chunked(
+    logits_at: Callable[[slice | torch.Tensor], torch.Tensor],
+    labels: torch.Tensor,
+    step: int,
+    want: tuple[str, ...],
+    *,
+    fresh: bool,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores of the counted positions, ``step`` at a time; ``logits_at(positions)`` gives their logits ``[n, V]``
+    (``fresh``: a new tensor the scores may overwrite), in ``dtype`` (float32, or float64 for float64 logits).
+
+    With ``e = exp(z - max z)`` and ``s = sum e`` per position, ``lse = max z + log s``, the loss is ``lse - z_y``,
+    ``p_y = exp(z_y - lse)`` and ``sum p^2 = ||e||^2 / s^2``: one exponential per logit. Each chunk only leaves four
+    numbers per position (``z_y``, ``max z``, ``s``, ``||e||``); the rest is done once for the whole batch, so few
+    operations run per chunk.
+    """
+    targets = labels.reshape(-1)
+    counted = targets != IGNORE
+    if bool(counted.all()):  # every position counts (full windows): plain slices, no index copies
+        rows = None
+        n = len(targets)
+        parts: list[slice | torch.Tensor] = [slice(start, min(n, start + step)) for start in range(0, n, step)]
+    else:
+        rows = counted.nonzero().squeeze(1)
+        n = len(rows)
+        parts = [rows[start : start + step] for start in range(0, n, step)]
+    z_y, top, total, norm = torch.empty(4, n, dtype=dtype, device=labels.device)
+    done = 0
+    for part in parts:
+        z = logits_at(part)
+        m = z.shape[0]
+        at = slice(done, done + m)
+        done += m
+        z_y[at] = z.gather(1, targets[part].unsqueeze(1)).squeeze(1)
+        peak = z.amax(1, keepdim=True)
+        top[at] = peak.squeeze(1)
+        e = (z.sub_(peak) if fresh else z - peak).exp_()
+        total[at] = e.sum(1)
+        if "el2n" in want:
+            norm[at] = torch.linalg.vector_norm(e, dim=1)  # one pass (vecdot would multiply, then sum)
+    lse = top + total.log()
+    loss = torch.zeros(targets.shape, dtype=torch.float32, device=labels.device)
+    el2n = torch.zeros_like(loss)
+    where = slice(None) if rows is None else rows
+    if "loss" in want:
+        loss[where] = (lse - z_y).float()
+    if "el2n" in want:
+        el2n[where] = (1 - 2 * torch.exp(z_y - lse) + (norm / total).square()).clamp_min(0).sqrt().float()
     return loss.view(labels.shape), el2n.view(labels.shape)
 
 
@@ -89,3 +159,7 @@ def lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def _wide(logits: torch.Tensor) -> torch.Tensor:
     """Half-precision logits in float32 for the softmax; float32 and float64 as they are."""
     return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
+def _wide_dtype(dtype: torch.dtype) -> torch.dtype:
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
