@@ -128,14 +128,15 @@ def _token_sums(names: list[str]):
         fused = tuple(name for name in names if name in FUSED_TOKEN_SCORES)
         others = [name for name in names if name not in FUSED_TOKEN_SCORES]
         per_token: dict[str, torch.Tensor] = {}
-        logits = logits_of(model, inputs) if others else None
-        if fused:
-            if logits is None:  # the logits need not exist at once (from the hidden states when possible)
-                pair = next_token_scores(model, inputs, labels, want=fused)
-            else:
-                pair = token_scores(logits, labels, want=fused)
+        pair: tuple[torch.Tensor, torch.Tensor] | None = None
+        if others:  # one forward for all: the full logits
+            logits = logits_of(model, inputs)
+            per_token.update({name: TOKEN_COMPUTATIONS[name](logits, labels) for name in others})
+            pair = token_scores(logits, labels, want=fused) if fused else None
+        elif fused:  # the logits need not exist at once (from the hidden states when the model allows)
+            pair = next_token_scores(model, inputs, labels, want=fused)
+        if pair is not None:
             per_token.update({name: pair[FUSED_TOKEN_SCORES.index(name)] for name in fused})
-        per_token.update({name: TOKEN_COMPUTATIONS[name](logits, labels) for name in others})
         columns = [(labels != IGNORE).sum(1).float()] + [per_token[name].sum(1) for name in names]
         return torch.stack(columns, dim=1)
 
