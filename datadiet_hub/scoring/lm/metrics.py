@@ -83,6 +83,7 @@ def hidden_token_scores(
     )
 
 
+@torch.no_grad()  # scores, never differentiated (GraNd differentiates ``document_loss``)
 def _chunked(
     logits_at: Callable[[slice | torch.Tensor], torch.Tensor],
     labels: torch.Tensor,
@@ -110,7 +111,7 @@ def _chunked(
         rows = counted.nonzero().squeeze(1)
         n = len(rows)
         parts = [rows[start : start + step] for start in range(0, n, step)]
-    z_y, top, total, norm = torch.empty(4, n, dtype=dtype, device=labels.device)
+    z_y, top, total, norm = (torch.empty(n, dtype=dtype, device=labels.device) for _ in range(4))
     done = 0
     for part in parts:
         z = logits_at(part)
