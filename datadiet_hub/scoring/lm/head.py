@@ -117,7 +117,11 @@ def next_token_scores(
     splits at its output layer (``output_split``), else from its full logits."""
     split = output_split(model) if isinstance(inputs, Mapping) else None
     if split is not None and model not in _CHECKED:
-        _CHECKED[model] = _reproduces_logits(model, split, inputs)
+        try:
+            _CHECKED[model] = _reproduces_logits(model, split, inputs)
+        except (TypeError, ValueError, AttributeError) as err:  # a base model that takes other arguments
+            logger.debug("%s: no split at the output layer (%s)", type(model).__name__, err)
+            _CHECKED[model] = False
         if not _CHECKED[model]:
             logger.info(
                 "%s: its logits are not exactly its output layer applied to its hidden states; scoring from its "
