@@ -152,3 +152,37 @@ def test_a_subclass_is_not_split():
     )  # fmt: skip
     assert output_split(Scaled(config)) is None
     assert output_split(transformers.LlamaForCausalLM(config)) is not None
+
+
+def test_chunks_are_sized_per_cpu_thread_and_larger_on_an_accelerator():
+    from datadiet_hub.scoring.lm import metrics
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert metrics.default_chunk_bytes(torch.device("cpu")) == 2 * metrics.CHUNK_BYTES
+        torch.set_num_threads(1)
+        assert metrics.default_chunk_bytes(torch.device("cpu")) == metrics.CHUNK_BYTES
+    finally:
+        torch.set_num_threads(threads)
+    assert metrics.default_chunk_bytes(torch.device("cuda")) == metrics.DEVICE_CHUNK_BYTES > metrics.CHUNK_BYTES
+
+
+def test_a_base_model_that_rejects_the_call_falls_back_to_the_full_logits(monkeypatch):
+    model = build_lm(SPLIT_MODELS[1], vocab_size=VOCAB, max_length=16, pad_token_id=0, seed=7).double().eval()
+
+    def refuse(*args, **kwargs):
+        raise TypeError("forward() got an unexpected keyword argument 'use_cache'")
+
+    split = output_split(model)
+    assert split is not None
+    monkeypatch.setattr(head, "output_split", lambda m: head.OutputSplit(refuse, split.weight, split.bias))
+    ids, mask = _batch(seed=8)
+    inputs, labels = {"input_ids": ids, "attention_mask": mask}, next_token_labels(ids, mask)
+    with torch.no_grad():
+        loss, el2n = next_token_scores(model, inputs, labels)
+        logits = model(**inputs).logits
+    assert not head._CHECKED[model]
+    expected_loss, expected_el2n, counted = _reference(logits, labels)
+    np.testing.assert_allclose(loss[counted].numpy(), expected_loss, rtol=1e-6)
+    np.testing.assert_allclose(el2n[counted].numpy(), expected_el2n, rtol=1e-6, atol=1e-7)
