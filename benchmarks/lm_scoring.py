@@ -116,7 +116,7 @@ def main() -> None:
 
         def forward() -> None:
             with eval_mode(model), torch.no_grad():
-                model(**inputs)
+                logits_of(model, inputs)
 
         def scores() -> None:
             with eval_mode(model), torch.no_grad():
@@ -125,7 +125,7 @@ def main() -> None:
         def forward_backward() -> None:
             with eval_mode(model):
                 model.zero_grad(set_to_none=True)
-                lm_loss(model(**inputs), batch["labels"]).backward()
+                lm_loss(logits_of(model, inputs), batch["labels"]).backward()
 
         def grand_pass() -> None:
             with eval_mode(model):
