@@ -186,3 +186,32 @@ def test_a_base_model_that_rejects_the_call_falls_back_to_the_full_logits(monkey
     expected_loss, expected_el2n, counted = _reference(logits, labels)
     np.testing.assert_allclose(loss[counted].numpy(), expected_loss, rtol=1e-6)
     np.testing.assert_allclose(el2n[counted].numpy(), expected_el2n, rtol=1e-6, atol=1e-7)
+
+
+def test_worker_threads_give_the_same_scores_without_a_graph():
+
+    g = torch.Generator().manual_seed(9)
+    ids, mask = _batch(b=4, t=11)
+    labels = next_token_labels(ids, mask)
+    hidden = torch.randn(*ids.shape, 8, generator=g, requires_grad=True)  # as in a scoring pass with grad on
+    weight = torch.randn(VOCAB, 8, generator=g, requires_grad=True)
+    threads = torch.get_num_threads()
+    results = {}
+    try:
+        for n in (1, 3):  # one thread: the caller's loop; three: a share of the chunks per worker thread
+            torch.set_num_threads(n)
+            results[n] = hidden_token_scores(hidden, weight, None, labels, chunk_bytes=4 * VOCAB * 2)
+            with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast is per thread: the caller's loop runs it
+                results[(n, "bf16")] = hidden_token_scores(hidden, weight, None, labels, chunk_bytes=4 * VOCAB * 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    for scores in results.values():
+        assert not any(t.requires_grad for t in scores)
+    for one, three in zip(results[1], results[3], strict=True):
+        torch.testing.assert_close(one, three, rtol=1e-6, atol=1e-6)
+    expected_loss, _, counted = _reference(F.linear(hidden.detach().double(), weight.detach().double()), labels)
+    np.testing.assert_allclose(results[3][0][counted].numpy(), expected_loss, rtol=1e-5, atol=1e-5)
+    for one, three in zip(results[(1, "bf16")], results[(3, "bf16")], strict=True):
+        torch.testing.assert_close(one, three)  # the same bfloat16 logits either way
+    assert not torch.equal(results[(3, "bf16")][0], results[3][0])  # autocast really applied
