@@ -49,16 +49,18 @@ def use_ghost(positions: int, in_features: int, out_features: int) -> bool:
 
 
 ELEMENT_COST = 64
-"""Multiply-adds one element of a temporary costs when it is written and then squared and summed (memory-bound work
-next to a matrix product's; measured on 2 CPU cores: ~80)."""
+"""Multiply-adds one element of a temporary is costed as when it is written and then squared and summed
+(memory-bound work next to a matrix product's)."""
 
 
 def linear_use_ghost(positions: int, in_features: int, out_features: int) -> bool:
     """:func:`use_ghost` for a Linear layer applied at ``positions`` tokens, counting the temporaries too: the
     materialized gradients (``d*p`` per example) are squared and summed after their product, the Gram matrices
-    (``T^2`` each) multiplied and summed. Near ``T*(d+p) = d*p`` this decides: for a language model's output layer
-    (T=128, d=128, p=8000) the Gram form measured 35 ms against 57 ms materialized for 16 windows on one core;
-    at T=512 materializing stays cheaper (56 ms against 105 ms for 4 windows)."""
+    (``T^2`` each) multiplied and summed. Near ``T*(d+p) = d*p`` this decides: a language model's output layer at
+    T=128 (d=128, p=8000) takes the Gram form, which made GraNd's cost there drop from 1.30x to 1.05x of a forward +
+    backward together with the causal attention change (benchmarks/results/lm_scoring_cpu_before.txt, then
+    lm_scoring_cpu_clock.txt: CPU time, one thread); at T=512 it
+    stays materialized."""
     t, d, p = positions, in_features, out_features
     return t * t * (d + p) + ELEMENT_COST * t * t <= t * d * p + ELEMENT_COST * d * p
 
