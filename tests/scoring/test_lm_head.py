@@ -215,3 +215,23 @@ def test_worker_threads_give_the_same_scores_without_a_graph():
     for one, three in zip(results[(1, "bf16")], results[(3, "bf16")], strict=True):
         torch.testing.assert_close(one, three)  # the same bfloat16 logits either way
     assert not torch.equal(results[(3, "bf16")][0], results[3][0])  # autocast really applied
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_scores_with_its_own_worker_threads():
+    import os
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        hidden, weight = torch.randn(2, 40, 4), torch.randn(VOCAB, 4)
+        labels = torch.randint(0, VOCAB, (2, 40))
+        parent = hidden_token_scores(hidden, weight, None, labels, chunk_bytes=4 * VOCAB * 4)  # starts the workers
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's worker threads do not exist here
+            child = hidden_token_scores(hidden, weight, None, labels, chunk_bytes=4 * VOCAB * 4)
+            os._exit(0 if all(torch.equal(a, b) for a, b in zip(parent, child, strict=True)) else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        torch.set_num_threads(threads)

@@ -14,6 +14,7 @@ hidden states before the output layer (``datadiet_hub.scoring.lm.head``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -170,6 +171,7 @@ def _run_split(run: Callable[[list], None], jobs: list, device: torch.device) ->
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+os.register_at_fork(after_in_child=_POOLS.clear)  # a forked child has none of the parent's threads: start its own
 
 
 def _workers(threads: int) -> ThreadPoolExecutor:
