@@ -32,5 +32,5 @@ def place(model: nn.Module, cfg: ScoringConfig, device: torch.device | str) -> n
     """``model`` on ``device``, its 4-d weights channels-last where :func:`channels_last_choice` says so."""
     model = model.to(device)
     if channels_last_choice(cfg, model, device)[0]:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack it
     return model
