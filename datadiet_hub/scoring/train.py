@@ -31,6 +31,7 @@ from .data.prepare import RunData
 from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import MODELS, build_model, choose_training, resolve_training
+from .placement import place
 from .precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -233,9 +234,10 @@ def start_seed(
     extra: TrainingState | None = None,
 ) -> SeedStart:
     """The setup every single-seed training shares (an image or text classifier, a reference LM): ``model`` (built
-    from the seed) moved to ``device``, its optimizer, the latest checkpoint of ``seed`` restored into both (and
-    into ``extra``), or a step-0 checkpoint written for a fresh seed."""
-    model = model.to(device)
+    from the seed) placed on ``device``, its optimizer, the latest checkpoint of ``seed`` restored into both (and
+    into ``extra``), or a step-0 checkpoint written for a fresh seed. ``placement.place`` puts the model on the
+    device (channels-last where that is chosen)."""
+    model = place(model, cfg, device)
     optimizer = make_optimizer(cfg, model)
     start = 0
     latest = ckpt.latest_checkpoint(state_dir, seed)
