@@ -46,7 +46,7 @@ SUMMARY = ROOT / "docs" / "results" / "corpus_downstream_summary.csv"
 PLOT = ROOT / "docs" / "results" / "corpus_downstream.png"
 COMMAND = "PYTHONPATH=. nice -n 19 python -m experiments.corpus_downstream"
 SEEDS = (0, 1, 2)
-STEPS, BATCH, CONTEXT, WIDTH, LR = 200, 16, 64, 0.5, 2e-3
+STEPS, BATCH, CONTEXT, WIDTH, LR = 150, 16, 64, 0.5, 2e-3
 ARMS = [("loss", "random")] + [(c, s) for c in ("loss", "el2n") for s in ("easiest", "middle", "hardest")]
 FIELDS = [
     "arm", "column", "strategy", "seed", "kept_docs", "kept_junk_docs", "kept_tokens", "train_steps",
@@ -173,7 +173,8 @@ def plot(rows: list[dict]) -> None:
     ax.errorbar(range(len(rows)), means, yerr=np.nan_to_num(err), fmt="o", capsize=4)
     ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
     ax.set_ylabel("held-out perplexity")
-    ax.set_title(f"Kept half by selection, matched tokens, mean and 95% t-interval over {len(SEEDS)} seeds")
+    seeds = min(r["n_seeds"] for r in rows)
+    ax.set_title(f"Kept half by selection, matched tokens: mean and 95% t-interval over {seeds} seeds")
     ax.title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(PLOT, dpi=120)

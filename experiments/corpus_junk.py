@@ -9,7 +9,7 @@ which resumes from its checkpoints when rerun; the analysis then takes seconds.
 Corpus (``experiments/corpus_text.py``): N_CLEAN clean prose paragraphs of real English (Debian READMEs, the Python
 documentation, the Debian Reference) and N_JUNK documents of every junk kind (shuffled words, random characters,
 German, repeated boilerplate), shuffled together. Reference LMs: SEEDS seeds of the registry ``causal-transformer``
-(width 1: 128-dim, 2 layers) with a 4000-token WordPiece vocabulary trained on the corpus and a 128-token context,
+(width 0.5: 64-dim, 2 layers) with a 4000-token WordPiece vocabulary trained on the corpus and a 64-token context,
 Adam, 32 windows a step, scored after 3 epochs, every score averaged over the seeds as the product writes it. The trigram model is
 fit on the same corpus (add-one smoothing) and scores each document by its mean negative log-probability per
 character. ``loss_per_char`` is the product's ``loss * num_tokens / characters``: the document's total
@@ -46,8 +46,8 @@ SCORE_ARGS = [
     "--unit", "epoch", "--at", "3",
     "--batch-size", "32",
     "--vocab-size", "4000",
-    "--max-length", "128",
-    "--width", "1",
+    "--max-length", "64",
+    "--width", "0.5",
     "--scores", "loss,el2n",
     "--no-progress",
 ]  # fmt: skip
