@@ -10,7 +10,7 @@ the reference LM, ``loss`` and ``el2n`` averaged over them) are the input here.
 
 Arms: the half kept by ``datadiet_hub.keep(scores, column=C, fraction=0.5, strategy=S)`` for C in loss, el2n and S in
 easiest (low), middle, hardest (high), and a random half (``strategy="random"``, a new half per seed). Every arm
-trains the registry ``causal-transformer`` (width 0.5) from scratch with the engine's own trainer
+trains the registry ``causal-transformer`` (width 0.5, Adam at lr LR) from scratch with the engine's own trainer
 (``datadiet_hub.scoring.lm.engine.train_lm_seed``: Adam, the engine's data order and checkpoints) on the kept
 documents tokenized with the reference run's tokenizer and packed into one stream cut into full windows of CONTEXT
 tokens: every optimizer step is BATCH full windows, so every arm and seed trains on exactly STEPS * BATCH *
@@ -22,7 +22,8 @@ all arms (paired by seed).
 Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
 killed training resumes from its checkpoint. The summary (mean perplexity per arm with a 95% t-interval over the
 seeds, and each arm's paired difference to random) is rewritten at the end to
-docs/results/corpus_downstream_summary.csv and plotted to docs/results/corpus_downstream.png.
+docs/results/corpus_downstream_summary.csv and plotted to docs/results/corpus_downstream.png, and what each kept half
+holds (clean documents and each junk kind) to docs/results/corpus_downstream_kept.csv.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ STATE = ROOT / "experiments" / ".cache" / "corpus_downstream"
 OUT = ROOT / "docs" / "results" / "corpus_downstream.csv"
 SUMMARY = ROOT / "docs" / "results" / "corpus_downstream_summary.csv"
 PLOT = ROOT / "docs" / "results" / "corpus_downstream.png"
+KEPT = ROOT / "docs" / "results" / "corpus_downstream_kept.csv"
 COMMAND = "PYTHONPATH=. nice -n 19 python -m experiments.corpus_downstream"
 SEEDS = (0, 1, 2)
 STEPS, BATCH, CONTEXT, WIDTH, LR = 150, 16, 64, 0.5, 2e-3
@@ -146,6 +148,33 @@ def summarize(results: ResultsCSV) -> list[dict]:
     return out
 
 
+def kept_by_kind(corpus_ds, scores) -> list[dict]:
+    """Per arm and document kind (clean or a junk kind): how many documents the kept half holds (mean over the
+    seeds; only ``random`` changes with the seed)."""
+    kinds = np.asarray(corpus_ds["kind"])
+    rows = []
+    for column, strategy in ARMS:
+        counts = [
+            dict(zip(*np.unique(kept["kind"], return_counts=True), strict=True))
+            for kept in (kept_half(corpus_ds, scores, column, strategy, seed) for seed in SEEDS)
+        ]
+        for kind in sorted(set(kinds.tolist())):
+            rows.append({"arm": arm_name(column, strategy), "kind": kind, "in_corpus": int((kinds == kind).sum()),
+                         "kept_mean": round(float(np.mean([c.get(kind, 0) for c in counts])), 2), "command": COMMAND})  # fmt: skip
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    from datadiet_hub.atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_summary(rows: list[dict]) -> None:
     import csv
 
@@ -221,6 +250,7 @@ def main() -> None:
     rows = summarize(results)
     write_summary(rows)
     plot(rows)
+    write_rows(KEPT, kept_by_kind(corpus_ds, scores))
     for row in rows:
         print(row)
 
