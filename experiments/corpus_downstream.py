@@ -19,7 +19,8 @@ next-token loss over all predicted tokens of the held-out clean paragraphs (each
 ``score_windows``), reported as perplexity. The training seed sets the init and the batch order and is shared by
 all arms (paired by seed).
 
-Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
+Several processes can share the work (``--seeds 0``, ``--seeds 1``, ... with ``--threads 1``); each appends its
+rows, and a last run with every row present writes the summary. Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
 killed training resumes from its checkpoint. The summary (mean perplexity per arm with a 95% t-interval over the
 seeds, and each arm's paired difference to random) is rewritten at the end to
 docs/results/corpus_downstream_summary.csv and plotted to docs/results/corpus_downstream.png, and what each kept half
@@ -48,7 +49,7 @@ PLOT = ROOT / "docs" / "results" / "corpus_downstream.png"
 KEPT = ROOT / "docs" / "results" / "corpus_downstream_kept.csv"
 COMMAND = "PYTHONPATH=. nice -n 19 python -m experiments.corpus_downstream"
 SEEDS = (0, 1, 2)
-STEPS, BATCH, CONTEXT, WIDTH, LR = 150, 16, 64, 0.5, 2e-3
+STEPS, BATCH, CONTEXT, WIDTH, LR = 100, 16, 64, 0.5, 2e-3
 ARMS = [("loss", "random")] + [(c, s) for c in ("loss", "el2n") for s in ("easiest", "middle", "hardest")]
 FIELDS = [
     "arm", "column", "strategy", "seed", "kept_docs", "kept_junk_docs", "kept_tokens", "train_steps",
@@ -209,12 +210,22 @@ def plot(rows: list[dict]) -> None:
     fig.savefig(PLOT, dpi=120)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     import datasets
+    import torch
 
     import datadiet_hub
     from datadiet_hub.scoring.data.text import load_tokenizer, pad_id_of
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="training seeds to run here (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_seeds = [int(s) for s in args.seeds.split(",")]
     run = WORK / "run"
     configs = sorted(p.name for p in (run / "data").iterdir())
     config = configs[-1]  # the reference run's last score time
@@ -227,7 +238,7 @@ def main() -> None:
     held = [json.loads(line)["text"] for line in (WORK / "eval.jsonl").read_text().splitlines()]
     _, evaluation = documents(held, tokenizer, pad_id, vocab)
     results = ResultsCSV(OUT, FIELDS, key=["arm", "seed"])
-    for seed in SEEDS:
+    for seed in run_seeds:
         for column, strategy in ARMS:
             arm = arm_name(column, strategy)
             if results.done(arm=arm, seed=seed):
@@ -247,6 +258,7 @@ def main() -> None:
                 }
             )  # fmt: skip
             print(results.rows[-1], flush=True)
+    results = ResultsCSV(OUT, FIELDS, key=["arm", "seed"])  # reread: other processes may have added seeds
     rows = summarize(results)
     write_summary(rows)
     plot(rows)
