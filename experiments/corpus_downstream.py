@@ -20,7 +20,9 @@ next-token loss over all predicted tokens of the held-out clean paragraphs (each
 all arms (paired by seed).
 
 Several processes can share the work (``--seeds 0``, ``--seeds 1``, ... with ``--threads 1``); each appends its
-rows, and a last run with every row present writes the summary. Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
+rows, and a last run with every row present writes the summary. ``--steps 150`` after ``--steps 100`` continues
+each run from its 100-step checkpoint (the engine replays the same batches, so this is the 150-step run) and adds
+rows for the longer training; the summary compares arms at each length. Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
 killed training resumes from its checkpoint. The summary (mean perplexity per arm with a 95% t-interval over the
 seeds, and each arm's paired difference to random) is rewritten at the end to
 docs/results/corpus_downstream_summary.csv and plotted to docs/results/corpus_downstream.png, and what each kept half
@@ -51,6 +53,7 @@ COMMAND = "PYTHONPATH=. nice -n 19 python -m experiments.corpus_downstream"
 SEEDS = (0, 1, 2)
 STEPS, BATCH, CONTEXT, WIDTH, LR = 100, 16, 64, 0.5, 2e-3
 ARMS = [("loss", "random")] + [(c, s) for c in ("loss", "el2n") for s in ("easiest", "middle", "hardest")]
+ARM_ORDER = ["random"] + [f"{c}-{s}" for c, s in ARMS[1:]]
 FIELDS = [
     "arm", "column", "strategy", "seed", "kept_docs", "kept_junk_docs", "kept_tokens", "train_steps",
     "train_tokens", "eval_docs", "eval_tokens", "eval_loss", "eval_ppl", "wall_s", "score_config", "command",
@@ -126,18 +129,19 @@ def kept_half(corpus_ds, scores, column: str, strategy: str, seed: int):
 
 
 def summarize(results: ResultsCSV) -> list[dict]:
-    """Per arm: mean perplexity with its 95% t-interval over seeds, and the paired (by seed) difference to random,
-    in perplexity and in loss."""
-    by_arm: dict[str, dict[int, dict]] = {}
+    """Per training length and arm: mean perplexity with its 95% t-interval over seeds, and the paired (by seed)
+    difference to random at the same length, in perplexity and in loss."""
+    groups: dict[tuple[int, str], dict[int, dict]] = {}
     for row in results.rows:
-        by_arm.setdefault(row["arm"], {})[int(row["seed"])] = row
-    base = by_arm.get("random", {})
+        groups.setdefault((int(row["train_steps"]), row["arm"]), {})[int(row["seed"])] = row
     out = []
-    for arm, runs in by_arm.items():
+    for (steps, arm), runs in sorted(groups.items(), key=lambda item: (item[0][0], ARM_ORDER.index(item[0][1]))):
+        base = groups.get((steps, "random"), {})
         ppl = {s: float(r["eval_ppl"]) for s, r in runs.items()}
         loss = {s: float(r["eval_loss"]) for s, r in runs.items()}
         est = t_interval(ppl.values())
-        row = {"arm": arm, "n_seeds": est.n, "ppl_mean": est.mean, "ppl_ci95_low": est.lo, "ppl_ci95_high": est.hi,
+        row = {"train_steps": steps, "train_tokens": runs[min(runs)]["train_tokens"], "arm": arm, "n_seeds": est.n,
+               "ppl_mean": est.mean, "ppl_ci95_low": est.lo, "ppl_ci95_high": est.hi,
                "kept_junk_share": np.mean([int(r["kept_junk_docs"]) / int(r["kept_docs"]) for r in runs.values()])}  # fmt: skip
         if arm != "random" and base:
             d_ppl = t_interval(paired(ppl, {s: float(r["eval_ppl"]) for s, r in base.items()}))
@@ -181,7 +185,7 @@ def write_summary(rows: list[dict]) -> None:
 
     from datadiet_hub.atomic import atomic_path
 
-    fields = ["arm", "n_seeds", "ppl_mean", "ppl_ci95_low", "ppl_ci95_high", "kept_junk_share", "diff_ppl_vs_random",
+    fields = ["train_steps", "train_tokens", "arm", "n_seeds", "ppl_mean", "ppl_ci95_low", "ppl_ci95_high", "kept_junk_share", "diff_ppl_vs_random",
               "diff_ppl_ci95_low", "diff_ppl_ci95_high", "diff_loss_vs_random", "diff_loss_ci95_low",
               "diff_loss_ci95_high", "n_pairs", "command"]  # fmt: skip
     with atomic_path(SUMMARY) as tmp, open(tmp, "w", newline="") as handle:
@@ -196,12 +200,17 @@ def plot(rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    names = [r["arm"] for r in rows]
-    means = np.array([r["ppl_mean"] for r in rows])
-    err = np.array([[r["ppl_mean"] - r["ppl_ci95_low"], r["ppl_ci95_high"] - r["ppl_mean"]] for r in rows]).T
-    ax.errorbar(range(len(rows)), means, yerr=np.nan_to_num(err), fmt="o", capsize=4)
-    ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    lengths = sorted({r["train_steps"] for r in rows})
+    for k, steps in enumerate(lengths):
+        part = [r for r in rows if r["train_steps"] == steps]
+        x = np.array([ARM_ORDER.index(r["arm"]) for r in part]) + 0.15 * (k - (len(lengths) - 1) / 2)
+        means = np.array([r["ppl_mean"] for r in part])
+        err = np.array([[r["ppl_mean"] - r["ppl_ci95_low"], r["ppl_ci95_high"] - r["ppl_mean"]] for r in part]).T
+        label = f"{steps} steps ({part[0]['train_tokens']} tokens)"
+        ax.errorbar(x, means, yerr=np.nan_to_num(err), fmt="o", capsize=4, label=label)
+    ax.set_xticks(range(len(ARM_ORDER)), ARM_ORDER, rotation=30, ha="right")
+    ax.legend(fontsize=8)
     ax.set_ylabel("held-out perplexity")
     seeds = min(r["n_seeds"] for r in rows)
     ax.set_title(f"Kept half by selection, matched tokens: mean and 95% t-interval over {seeds} seeds")
@@ -211,6 +220,7 @@ def plot(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global STEPS
     import argparse
 
     import datasets
@@ -221,11 +231,13 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="training seeds to run here (default: all)")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"optimizer steps per run (default {STEPS})")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     run_seeds = [int(s) for s in args.seeds.split(",")]
+    STEPS = args.steps
     run = WORK / "run"
     configs = sorted(p.name for p in (run / "data").iterdir())
     config = configs[-1]  # the reference run's last score time
@@ -237,11 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     pad_id, vocab = pad_id_of(tokenizer), int(tokenizer.get_vocab_size())
     held = [json.loads(line)["text"] for line in (WORK / "eval.jsonl").read_text().splitlines()]
     _, evaluation = documents(held, tokenizer, pad_id, vocab)
-    results = ResultsCSV(OUT, FIELDS, key=["arm", "seed"])
+    results = ResultsCSV(OUT, FIELDS, key=["arm", "seed", "train_steps"])
     for seed in run_seeds:
         for column, strategy in ARMS:
             arm = arm_name(column, strategy)
-            if results.done(arm=arm, seed=seed):
+            if results.done(arm=arm, seed=seed, train_steps=STEPS):
                 continue
             started = time.perf_counter()
             kept = kept_half(corpus_ds, scores, column, strategy, seed)
@@ -254,11 +266,14 @@ def main(argv: list[str] | None = None) -> None:
                     "train_tokens": STEPS * BATCH * (CONTEXT - 1), "eval_docs": len(held),
                     "eval_ppl": round(math.exp(measured["eval_loss"]), 4), "eval_loss": round(measured["eval_loss"], 5),
                     "eval_tokens": measured["eval_tokens"], "kept_tokens": measured["kept_tokens"],
-                    "wall_s": round(time.perf_counter() - started, 1), "score_config": config, "command": COMMAND,
+                    "wall_s": round(time.perf_counter() - started, 1), "score_config": config,
+                    "command": f"{COMMAND} --steps {STEPS}",
                 }
             )  # fmt: skip
             print(results.rows[-1], flush=True)
-    results = ResultsCSV(OUT, FIELDS, key=["arm", "seed"])  # reread: other processes may have added seeds
+    results = ResultsCSV(
+        OUT, FIELDS, key=["arm", "seed", "train_steps"]
+    )  # reread: other processes may have added seeds
     rows = summarize(results)
     write_summary(rows)
     plot(rows)
