@@ -5,14 +5,19 @@ momentum 0.9, weight decay 5e-4) and one EL2N pass (batch 1024) on the CPU, each
 start to exit (imports included: a user's script pays them too):
 
 - ``bare``: a script that reads the IDX files with numpy, builds the same CNN, trains and computes EL2N, nothing
-  else (no ids, no checkpoints, no dataset written);
+  else (no ids, no checkpoints, no dataset written): the loop of issue 22, in torch's default NCHW layout, scoring
+  in batches of 1024;
+- ``bare_tuned``: the same script with what ``datadiet score`` itself does for speed on the CPU: the model's weights
+  channels-last (``datadiet_hub.scoring.placement``) and the EL2N pass in batches of 256 (the default
+  ``--eval-batch-size``). ``warm / bare_tuned`` is then the pure fixed cost around training (imports, ids,
+  checkpoints, the dataset, the card, its plots);
 - ``cold``: ``datadiet score --dataset fashion_mnist --seeds 0 --at 1 --scores el2n`` with an empty cache of
   prepared splits (``DATADIET_DECODED_CACHE`` pointing at a new folder): loads, decodes and hashes every row;
 - ``warm``: the same command with the cache an earlier run filled: links the prepared split instead.
 
-The three are interleaved ``--repeats`` times (bare, cold, warm, bare, ...) so the shared machine's load hits
-them alike; the medians, the per-repeat ratios to the bare loop of the same repeat, and their spread are printed
-and appended to ``--csv``. Goal (issue 22): the warm run within 1.2x of the bare loop.
+The four are interleaved ``--repeats`` times (bare, bare_tuned, cold, warm, bare, ...) so the shared machine's load
+hits them alike; the medians, the per-repeat ratios to the bare loops of the same repeat, and their spread are
+printed and appended to ``--csv``. Goal (issue 22): the warm run within 1.2x of the bare loop.
 
 ``--prepare-only`` times just the preparation of the 60,000 rows (everything between "data path: memory" and the
 first training step), in one process, interleaved:
@@ -63,11 +68,14 @@ labels = torch.from_numpy(idx(f"{root}/train-labels-idx1-ubyte.gz").astype(np.in
 x = images.float() / 255.0
 mean, std = x.mean(), x.std()
 torch.manual_seed(0)
+tuned = sys.argv[3] == "tuned"
 model = nn.Sequential(
     nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(2),
     nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(inplace=True), nn.MaxPool2d(2),
     nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(inplace=True), nn.Linear(128, 10),
 )
+if tuned:
+    model = model.to(memory_format=torch.channels_last)
 opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
 perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
 model.train()
@@ -79,10 +87,11 @@ for start in range(0, min(len(labels), 128 * int(sys.argv[2])), 128):
     opt.step()
 model.eval()
 scores = []
+eval_batch = 256 if tuned else 1024
 with torch.no_grad():
-    for start in range(0, len(labels), 1024):
-        probs = model((images[start:start + 1024].float() / 255.0 - mean) / std).softmax(1)
-        scores.append((probs - F.one_hot(labels[start:start + 1024], 10)).norm(dim=1))
+    for start in range(0, len(labels), eval_batch):
+        probs = model((images[start:start + eval_batch].float() / 255.0 - mean) / std).softmax(1)
+        scores.append((probs - F.one_hot(labels[start:start + eval_batch], 10)).norm(dim=1))
 np.save(sys.argv[1], torch.cat(scores).numpy())
 """
 
@@ -233,7 +242,8 @@ def main() -> None:
         )
         rows = []
         for repeat in range(args.repeats):
-            bare = timed([sys.executable, "-c", BARE, str(work / "bare.npy"), str(args.steps)], env, work)
+            bare = timed([sys.executable, "-c", BARE, str(work / "bare.npy"), str(args.steps), "plain"], env, work)
+            tuned = timed([sys.executable, "-c", BARE, str(work / "tuned.npy"), str(args.steps), "tuned"], env, work)
             cold_cache = work / f"cold-cache-{repeat}"
             cold = timed(
                 datadiet + command + ["--output-dir", str(work / f"cold-{repeat}")],
@@ -250,36 +260,36 @@ def main() -> None:
                 "steps": args.steps,
                 "repeat": repeat,
                 "bare_s": round(bare, 2),
+                "bare_tuned_s": round(tuned, 2),
                 "cold_s": round(cold, 2),
                 "warm_s": round(warm, 2),
                 "load1": f"{os.getloadavg()[0]:.1f}",
             }
             rows.append(row)
             print(
-                f"repeat {repeat}: bare {bare:.1f} s, cold {cold:.1f} s ({cold / bare:.2f}x), "
-                f"warm {warm:.1f} s ({warm / bare:.2f}x)",
+                f"repeat {repeat}: bare {bare:.1f} s, bare_tuned {tuned:.1f} s, cold {cold:.1f} s ({cold / bare:.2f}x), "
+                f"warm {warm:.1f} s ({warm / bare:.2f}x; {warm / tuned:.2f}x bare_tuned)",
                 flush=True,
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    cold_ratios = [r["cold_s"] / r["bare_s"] for r in rows]
-    warm_ratios = [r["warm_s"] / r["bare_s"] for r in rows]
     print(f"\nn={len(rows)} repeats, {os.cpu_count()} CPUs, torch threads default, {platform.platform()}")
-    print(f"bare loop   median {statistics.median(r['bare_s'] for r in rows):6.1f} s")
-    print(
-        f"cold cache  median {statistics.median(r['cold_s'] for r in rows):6.1f} s  ratio median "
-        f"{statistics.median(cold_ratios):.2f}x (min {min(cold_ratios):.2f}, max {max(cold_ratios):.2f})"
-    )
-    print(
-        f"warm cache  median {statistics.median(r['warm_s'] for r in rows):6.1f} s  ratio median "
-        f"{statistics.median(warm_ratios):.2f}x (min {min(warm_ratios):.2f}, max {max(warm_ratios):.2f})"
-    )
+    for name in ("bare", "bare_tuned", "cold", "warm"):
+        print(f"{name:10s}  median {statistics.median(r[name + '_s'] for r in rows):6.1f} s")
+    for run_name in ("cold", "warm"):
+        for base in ("bare", "bare_tuned"):
+            ratios = [r[run_name + "_s"] / r[base + "_s"] for r in rows]
+            print(
+                f"{run_name} / {base}: median {statistics.median(ratios):.2f}x "
+                f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+            )
     out = Path(args.csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
     with out.open("a", newline="") as handle:
         writer = csv.DictWriter(
-            handle, fieldnames=["when", "command", "steps", "repeat", "bare_s", "cold_s", "warm_s", "load1"]
+            handle,
+            fieldnames=["when", "command", "steps", "repeat", "bare_s", "bare_tuned_s", "cold_s", "warm_s", "load1"],
         )
         if new:
             writer.writeheader()

@@ -58,11 +58,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datadiet_hub.scoring.config import ScoringConfig
 from datadiet_hub.scoring.forward import Inputs, logits_of
 from datadiet_hub.scoring.metrics.el2n import el2n_from_logits
 from datadiet_hub.scoring.metrics.grand import per_example_grad_norms
 from datadiet_hub.scoring.metrics.reference import naive_grad_norms, vmap_grad_norms
 from datadiet_hub.scoring.models import build_model
+from datadiet_hub.scoring.placement import place
 from datadiet_hub.scoring.transformer import text_transformer
 
 SHAPES = {"cnn": (1, 28), "resnet18": (3, 32)}  # (channels, side): Fashion-MNIST and CIFAR-10 inputs
@@ -74,6 +76,12 @@ LLAMA = dict(
 LLAMA_LENGTH = 64
 GRAND_METHODS = ["plain fwd+bwd", "naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad", "ours"]
 EL2N_METHODS = ["plain eval fwd", "el2n"]
+
+
+LAYOUT = "scoring"
+"""The image models' memory layout: ``scoring`` places them as ``datadiet score`` does (channels-last for 2-d
+convolutions on the CPU, ``datadiet_hub.scoring.placement``), or ``contiguous`` / ``channels-last``; every method
+of a case times the same placed model."""
 
 
 def make_case(model_name: str, batch: int) -> tuple[nn.Module, Inputs, torch.Tensor]:
@@ -95,6 +103,8 @@ def make_case(model_name: str, batch: int) -> tuple[nn.Module, Inputs, torch.Ten
         return model.eval(), inputs, torch.randint(0, TEXT["num_classes"], (batch,))
     channels, side = SHAPES[model_name]
     model = build_model(model_name, num_classes=10, in_channels=channels, image_size=side).eval()
+    wanted = {"scoring": None, "contiguous": False, "channels-last": True}[LAYOUT]
+    model = place(model, ScoringConfig(channels_last=wanted), "cpu")
     return model, torch.randn(batch, channels, side, side), torch.randint(0, 10, (batch,))
 
 
@@ -247,7 +257,7 @@ def memory_probe(model_name: str, batch: int, method: str) -> None:
 
 def measure_memory(model_name: str, batch: int, method: str) -> float | None:
     cmd = [sys.executable, __file__, "--memory-probe", model_name, str(batch), method]
-    cmd += ["--threads", str(torch.get_num_threads())]
+    cmd += ["--threads", str(torch.get_num_threads()), "--layout", LAYOUT]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return None
@@ -283,8 +293,17 @@ def main() -> None:
         help="wall: elapsed time; cpu: this process's CPU time (all threads), far less disturbed by other jobs on a "
         "shared machine (use it with --threads 1)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=["scoring", "contiguous", "channels-last"],
+        default="scoring",
+        help="image models' memory layout: scoring = as `datadiet score` places them (channels-last for 2-d "
+        "convolutions on the CPU); default: %(default)s",
+    )
     parser.add_argument("--memory-probe", nargs=3, metavar=("MODEL", "BATCH", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global LAYOUT
+    LAYOUT = args.layout
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_probe:
@@ -299,6 +318,7 @@ def main() -> None:
         f"# torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
         f"{platform.processor() or platform.machine()}, python {platform.python_version()}"
     )
+    print(f"# image models' layout: {LAYOUT}")
     print(f"# clock: {'process CPU time (all threads)' if args.clock == 'cpu' else 'wall time'}")
     print(
         f"# median of {repeats} repeat(s) after 1 warm-up; 'x plain' = median over repeats of the ratio to the plain "

@@ -22,6 +22,7 @@ from datadiet_hub.scoring.loops import (
     shuffled_batches,
     train_loop,
 )
+from datadiet_hub.scoring.placement import place
 from datadiet_hub.scoring.train import lr_at, make_model, make_optimizer, resolved_for, seed_generator
 
 __all__ = ["TrainResult", "accuracy", "cosine_lr", "default_device", "train_and_evaluate"]
@@ -71,7 +72,7 @@ def train_and_evaluate(
     base_lr = cfg.lr
     assert base_lr is not None
     device = torch.device(device) if device is not None else default_device()
-    model = make_model(cfg, train, seed).to(device)
+    model = place(make_model(cfg, train, seed), cfg, device)
     optimizer = make_optimizer(cfg, model)
     spe = math.ceil(len(train) / cfg.batch_size)
 

@@ -20,7 +20,7 @@ UNITS = ("epoch", "step")
 AUGMENTATIONS = ("auto", "none", "crop-flip", "resized-crop-flip")
 DATA_PATHS = ("auto", "memory", "loader")
 TOKENIZER_KINDS = ("wordpiece", "bpe")
-NOT_IDENTITY = ("output_dir", "num_workers", "parallel_seeds")
+NOT_IDENTITY = ("output_dir", "num_workers", "parallel_seeds", "channels_last")
 """Fields that do not change a result (beyond float rounding), so a rerun may change them and still resume."""
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("sgd", "adam")
@@ -81,7 +81,7 @@ class ScoringConfig:
     epochs: int | None = None
     """Training length in epochs; defaults to the last score time (rounded up)."""
     batch_size: int = 128
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 256
     grand_batch_size: int = 128
     optimizer: str | None = None
     """sgd or adam; None: the model family's (``scoring.models.MODELS``)."""
@@ -112,6 +112,9 @@ class ScoringConfig:
     parallel_seeds: bool | None = None
     """Train the seeds together as one vectorized model (``datadiet_hub.scoring.parallel``); None: where it was
     measured faster (the log says which and why). Results equal sequential seeds up to float rounding."""
+    channels_last: bool | None = None
+    """Run the model's convolutions in the channels-last memory layout (``datadiet_hub.scoring.placement``); None:
+    where it was measured faster (2-d convolutions on the CPU). Changes the scores by float rounding only."""
 
     def __post_init__(self) -> None:
         self._coerce()
@@ -409,5 +412,7 @@ FLAG_HELP: dict[str, str] = {
     "slightly: docs/performance.md gives the measured agreement)",
     "parallel_seeds": "train the seeds together as one vectorized model (equal to one by one up to float "
     "rounding); default: where measured faster, which the log says",
+    "channels_last": "run convolutions in the channels-last memory layout (equal up to float rounding); default: "
+    "for 2-d convolutions on the CPU, where it was measured faster",
 }
 """One line per ``ScoringConfig`` field for ``--help``: what it does and its unit (the default is appended)."""

@@ -40,6 +40,7 @@ from .distributed import (
 )
 from .models import resolve_training
 from .parallel import train_in_parallel
+from .placement import channels_last_choice, place
 from .provenance import build_provenance, config_entries, environment
 from .score import score_rows, training_scores
 from .state import STATE, RunState
@@ -94,13 +95,15 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         resolved = cfg
         run_on_main(accelerator, lambda: state.record_resolved(resolved))
         state.check_config(cfg)
-        make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before any training
+        probe = make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before training
     except DatadietError:  # bad input: leave no folder behind that would pin a rerun to this config
         if created is not None and accelerator.is_main_process:
             shutil.rmtree(created, ignore_errors=True)
         raise
     if accelerator.is_main_process:
         logger.info("%s", choice.message)
+        channels_last, why = channels_last_choice(cfg, probe, accelerator.device)
+        logger.info("memory layout %s (%s)", "channels-last" if channels_last else "as built", why)
     setup = _Setup(data, Schedule.from_config(cfg, len(data)))
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)
@@ -169,7 +172,7 @@ def _score(cfg: ScoringConfig, setup: _Setup, state: RunState, accelerator, show
     for seed, step in tqdm(todo, desc="Scoring checkpoints", unit="ckpt", disable=not show, dynamic_ncols=True):
         t0 = time.perf_counter()
         tensors, _ = ckpt.load(ckpt.checkpoint_path(state.path, seed, step))
-        model = make_model(cfg, data, seed).to(device)
+        model = place(make_model(cfg, data, seed), cfg, device)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         model.eval()
         placed = {}

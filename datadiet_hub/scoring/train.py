@@ -30,6 +30,7 @@ from .data.prepare import RunData
 from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import MODELS, build_model, choose_training, resolve_training
+from .placement import place
 from .precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def train_seed(
     progress: bool = True,
 ) -> None:
     """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
-    model = make_model(cfg, data, seed).to(device)
+    model = place(make_model(cfg, data, seed), cfg, device)
     optimizer = make_optimizer(cfg, model)
     tracker = ForgettingTracker(len(data))
     start = 0

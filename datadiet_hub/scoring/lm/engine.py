@@ -110,16 +110,34 @@ def train_lm_seed(
     bar.close()
 
 
+FUSED_TOKEN_SCORES = ("loss", "el2n")
+"""Per-token scores computed together in one pass over each chunk of logits (``head.next_token_scores``), from the
+hidden states when the model allows; other registered per-token scores take the model's full logits."""
+
+
 def _token_sums(names: list[str]):
     """``(model, batch) -> [B, 1 + len(names)]``: each window's predicted tokens, then the sum over them of every
     registered per-token score in ``names``, from one forward pass."""
 
     def per_window(model: nn.Module, batch: Batch) -> torch.Tensor:
         from ..forward import logits_of
+        from .head import next_token_scores
+        from .metrics import token_scores
 
-        logits, labels = logits_of(model, model_inputs(batch)), batch[LABELS]
-        columns = [(labels != IGNORE).sum(1).float()]
-        columns += [TOKEN_COMPUTATIONS[name](logits, labels).sum(1) for name in names]
+        inputs, labels = model_inputs(batch), batch[LABELS]
+        fused = tuple(name for name in names if name in FUSED_TOKEN_SCORES)
+        others = [name for name in names if name not in FUSED_TOKEN_SCORES]
+        per_token: dict[str, torch.Tensor] = {}
+        pair: tuple[torch.Tensor, torch.Tensor] | None = None
+        if others:  # one forward for all: the full logits
+            logits = logits_of(model, inputs)
+            per_token.update({name: TOKEN_COMPUTATIONS[name](logits, labels) for name in others})
+            pair = token_scores(logits, labels, want=fused) if fused else None
+        elif fused:  # the logits need not exist at once (from the hidden states when the model allows)
+            pair = next_token_scores(model, inputs, labels, want=fused)
+        if pair is not None:
+            per_token.update({name: pair[FUSED_TOKEN_SCORES.index(name)] for name in fused})
+        columns = [(labels != IGNORE).sum(1).float()] + [per_token[name].sum(1) for name in names]
         return torch.stack(columns, dim=1)
 
     return per_window

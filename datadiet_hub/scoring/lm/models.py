@@ -43,13 +43,18 @@ class CausalTransformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]``; ``attention_mask`` is accepted for the common call signature and not needed
         (right padding + causal attention: real positions never attend to pads)."""
+        return self.head(self.hidden_states(input_ids, attention_mask))
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """What the output layer ``head`` reads ``[B, T, D]``: scoring applies the head chunk by chunk from here, so
+        the ``[B, T, V]`` logits never exist at once."""
         length = input_ids.shape[1]
         if length > self.max_length:
             raise InvalidArgumentError(f"input_ids has {length} tokens, more than max_length={self.max_length}.")
         h = self.tokens(input_ids) + self.positions(torch.arange(length, device=input_ids.device))
         causal = nn.Transformer.generate_square_subsequent_mask(length, device=input_ids.device, dtype=h.dtype)
         h = self.layers(h, mask=causal, is_causal=True)
-        return self.head(self.norm(h))
+        return self.norm(h)
 
 
 def causal_transformer(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datadiet_hub.scoring.metrics._grand_layers import _matmul_sq_norms, _slices, use_ghost
+from datadiet_hub.scoring.metrics._grand_layers import _matmul_sq_norms, _slices, linear_use_ghost
 
 _SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 
@@ -31,7 +31,7 @@ def linear_parts_sq_norms(a: torch.Tensor, g: torch.Tensor, weight: bool, bias: 
     positions, d, p = a.shape[1], a.shape[2], g.shape[2]
     out = a.new_zeros(n)
     if weight:
-        ghost = use_ghost(positions, d, p)
+        ghost = linear_use_ghost(positions, d, p)
         per_example = (2 * positions * positions if ghost else d * p) * a.element_size()
         for s in _slices(n, per_example):
             out[s] += _matmul_sq_norms(a[s], g[s], ghost)
@@ -95,8 +95,11 @@ def decomposed_forward(
         y = F.linear(x, w_part, b_part)
         hook(y, x, "", train_w, train_b)
         projected.append(y.view(n, -1, heads, dim // heads).transpose(1, 2))
+    # As F.multi_head_attention_forward does: ``is_causal`` declares ``attn_mask`` the causal mask, which SDPA then
+    # applies itself (its fused kernels; a materialized -inf mask sends it down the slower math path).
+    causal = bool(call["is_causal"]) and call["key_padding_mask"] is None and not call["need_weights"]
     mask = None
-    if call["attn_mask"] is not None:
+    if call["attn_mask"] is not None and not causal:
         mask = _additive(call["attn_mask"], q_in.dtype).view(1, 1, *call["attn_mask"].shape)
     if call["key_padding_mask"] is not None:
         pad = _additive(call["key_padding_mask"], q_in.dtype).view(n, 1, 1, -1)
@@ -109,7 +112,6 @@ def decomposed_forward(
         ctx = probs @ v
         weights = probs.mean(1) if call["average_attn_weights"] else probs
     else:
-        causal = bool(call["is_causal"]) and mask is None
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
     ctx = ctx.transpose(1, 2).reshape(n, length, dim)
     proj = module.out_proj

@@ -48,6 +48,23 @@ def use_ghost(positions: int, in_features: int, out_features: int) -> bool:
     return positions * (in_features + out_features) <= in_features * out_features
 
 
+ELEMENT_COST = 64
+"""Multiply-adds one element of a temporary is costed as when it is written and then squared and summed
+(memory-bound work next to a matrix product's)."""
+
+
+def linear_use_ghost(positions: int, in_features: int, out_features: int) -> bool:
+    """:func:`use_ghost` for a Linear layer applied at ``positions`` tokens, counting the temporaries too: the
+    materialized gradients (``d*p`` per example) are squared and summed after their product, the Gram matrices
+    (``T^2`` each) multiplied and summed. Near ``T*(d+p) = d*p`` this decides: a language model's output layer at
+    T=128 (d=128, p=8000) takes the Gram form, which made GraNd's cost there drop from 1.30x to 1.05x of a forward +
+    backward together with the causal attention change (benchmarks/results/lm_scoring_cpu_before.txt, then
+    lm_scoring_cpu_clock.txt: CPU time, one thread); at T=512 it
+    stays materialized."""
+    t, d, p = positions, in_features, out_features
+    return t * t * (d + p) + ELEMENT_COST * t * t <= t * d * p + ELEMENT_COST * d * p
+
+
 def _slices(n: int, bytes_per_example: int) -> Iterator[slice]:
     """Consecutive slices of ``range(n)`` whose temporaries fit in :data:`WORKSPACE_BYTES`."""
     step = max(1, WORKSPACE_BYTES // max(1, bytes_per_example))
@@ -83,7 +100,7 @@ def linear_sq_norms(module: nn.Linear, a: torch.Tensor, g: torch.Tensor) -> torc
             # ||a g^T||^2 = ||a||^2 ||g||^2: the ghost identity with T = 1, no temporaries.
             out += a.square().sum((1, 2)) * g.square().sum((1, 2))
         else:
-            ghost = use_ghost(positions, d, p)
+            ghost = linear_use_ghost(positions, d, p)
             per_example = (2 * positions * positions if ghost else d * p) * a.element_size()
             for s in _slices(n, per_example):
                 out[s] += _matmul_sq_norms(a[s], g[s], ghost)
