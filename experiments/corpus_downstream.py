@@ -20,10 +20,10 @@ next-token loss over all predicted tokens of the held-out clean paragraphs (each
 all arms (paired by seed).
 
 Several processes can share the work (``--seeds 0``, ``--seeds 1``, ... with ``--threads 1``); each appends its
-rows, and a last run with every row present writes the summary. ``--steps 150`` after ``--steps 100`` continues
-each run from its 100-step checkpoint (the engine replays the same batches, so this is the 150-step run) and adds
-rows for the longer training; the summary compares arms at each length. Resumable: every finished (arm, seed) is one row of docs/results/corpus_downstream.csv, skipped on rerun, and a
-killed training resumes from its checkpoint. The summary (mean perplexity per arm with a 95% t-interval over the
+rows, and a last run with every row present writes the summary. A longer ``--steps`` (150 after 100, ...)
+continues each run from its latest checkpoint (the engine replays the same batches, so this is the longer run) and
+adds rows for that length; the summary compares arms at each length. Resumable: every finished (arm, seed, steps) is
+one row of docs/results/corpus_downstream.csv, skipped on rerun, and a killed training resumes from its checkpoint. The summary (mean perplexity per arm with a 95% t-interval over the
 seeds, and each arm's paired difference to random) is rewritten at the end to
 docs/results/corpus_downstream_summary.csv and plotted to docs/results/corpus_downstream.png, and what each kept half
 holds (clean documents and each junk kind) to docs/results/corpus_downstream_kept.csv.

@@ -12,7 +12,8 @@ German, repeated boilerplate), shuffled together. Reference LMs: SEEDS seeds of 
 (width 0.5: 64-dim, 2 layers) with a 4000-token WordPiece vocabulary trained on the corpus and a 64-token context,
 Adam, 32 windows a step, scored after 3 epochs, every score averaged over the seeds as the product writes it. The trigram model is
 fit on the same corpus (add-one smoothing) and scores each document by its mean negative log-probability per
-character. ``loss_per_char`` is the product's ``loss * num_tokens / characters``: the document's total
+character. ``grand`` is computed afterwards from the same checkpoints (``grand_scores``; its bootstrap draws its own
+random stream, so adding it left the other rows unchanged). ``loss_per_char`` is the product's ``loss * num_tokens / characters``: the document's total
 negative log-likelihood per character, which does not depend on how the tokenizer cuts the text.
 Writes docs/results/corpus_junk.csv.
 """
@@ -78,6 +79,24 @@ def run_scoring(corpus: Path) -> Path:
     return ROOT / WORK / "run"
 
 
+def grand_scores(run: Path, texts: list[str]) -> np.ndarray:
+    """Per-document GraNd from the run's own checkpoints (mean over the seeds), computed by ``ReferenceModels``, the
+    class the datatrove scoring step uses (the CLI run scored ``loss,el2n`` only, to fit the CPU time); cached."""
+    import dataclasses
+
+    from datadiet_hub.atomic import atomic_path
+    from datadiet_hub.scoring.lm.reference import ReferenceModels
+
+    cache = ROOT / WORK / "grand.npy"
+    if not cache.exists():
+        models = ReferenceModels(run)
+        models.cfg = dataclasses.replace(models.cfg, scores=["grand"])
+        values = np.asarray(models.score(texts)["grand"], dtype=np.float64)
+        with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, values)
+    return np.load(cache)
+
+
 def trigram_scores(texts: list[str]) -> np.ndarray:
     """Mean negative log probability per character under an add-one character trigram model of the corpus."""
     tri: Counter[str] = Counter()
@@ -139,7 +158,8 @@ def analyse(docs: list[dict], run: Path, command: str) -> list[dict]:
         scores = {name: np.asarray(table[name], dtype=np.float64) for name in ("loss", "el2n")}
         scores["loss_per_char"] = scores["loss"] * np.asarray(table["num_tokens"], dtype=np.float64) / chars
         scores["char_trigram"] = trigram
-        rng = np.random.default_rng(0)
+        grand = grand_scores(run, [d["text"] for d in docs])
+        rng, rng_grand = np.random.default_rng(0), np.random.default_rng(1)
         for kind in JUNK_KINDS:
             keep = (kinds == kind) | (kinds == "clean")
             mask = kinds[keep] == kind
@@ -155,6 +175,13 @@ def analyse(docs: list[dict], run: Path, command: str) -> list[dict]:
                 rows.append({**base, "score": f"{name}-minus-char_trigram", "auroc": round(point, 4),
                              "ci95_low": round(lo, 4), "ci95_high": round(hi, 4), "command": command})  # fmt: skip
                 print(rows[-1], flush=True)
+            lo, hi = bootstrap(grand[kinds == kind], grand[kinds == "clean"], rng_grand)
+            point = auroc(grand[kinds == kind], grand[kinds == "clean"])
+            rows.append({**base, "score": "grand", "auroc": round(point, 4), "ci95_low": round(lo, 4),
+                         "ci95_high": round(hi, 4), "command": command})  # fmt: skip
+            point, lo, hi = paired_difference(grand[keep], trigram[keep], mask, rng_grand)
+            rows.append({**base, "score": "grand-minus-char_trigram", "auroc": round(point, 4),
+                         "ci95_low": round(lo, 4), "ci95_high": round(hi, 4), "command": command})  # fmt: skip
     return rows
 
 
