@@ -15,11 +15,13 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from datadiet_hub.errors import InvalidArgumentError
@@ -28,7 +30,7 @@ from . import checkpoint as ckpt
 from .config import ScoringConfig
 from .data import TensorData
 from .data.prepare import RunData
-from .loops import IDX, LABELS, StepOutput, step_lr, train_loop
+from .loops import IDX, LABELS, Batch, StepCallback, StepOutput, step_lr, train_loop
 from .metrics.forgetting import ForgettingTracker
 from .models import MODELS, build_model, choose_training, resolve_training
 from .placement import place
@@ -222,6 +224,34 @@ class SeedStart:
         if out.step in self.wanted:
             self.save(out.step)
 
+    def train(
+        self,
+        cfg: ScoringConfig,
+        batches: Iterable[Batch],
+        device: torch.device,
+        *,
+        callbacks: Sequence[StepCallback] = (),
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+        progress: bool = True,
+    ) -> None:
+        """Train on ``batches`` (those of steps ``start`` to the end) with what every single-seed training shares:
+        the learning-rate schedule, per-step reseeding, precision, the checkpoints, a progress bar and the epoch
+        log; ``callbacks`` run first after each step."""
+        spe = self.schedule.steps_per_epoch
+        bar = training_bar(f"seed {self.seed}", self.schedule, self.start, progress)
+        train_loop(
+            self.model,
+            self.optimizer,
+            batches,
+            start_step=self.start,
+            lr=lambda step: lr_at(cfg, step // spe),
+            reseed=lambda step: stream_seed("step", self.seed, step),
+            callbacks=[*callbacks, self.checkpoint, EpochLog(self.seed, spe, self.schedule.total_steps, bar)],
+            loss_fn=loss_fn,
+            autocast=autocast_for(cfg.precision, device),
+        )
+        bar.close()
+
 
 def start_seed(
     cfg: ScoringConfig,
@@ -267,31 +297,18 @@ def train_seed(
     """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists."""
     tracker = ForgettingTracker(len(data))
     begun = start_seed(cfg, make_model(cfg, data, seed), seed, schedule, state_dir, device, extra=tracker)
-    model, optimizer, start = begun.model, begun.optimizer, begun.start
-    spe = schedule.steps_per_epoch
 
     def track_forgetting(out: StepOutput) -> None:
         tracker.update(out.batch[IDX], out.logits.argmax(1) == out.batch[LABELS])
 
     if begun.finished:
         return
-    bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = data.train_batches(
         seed=seed,
-        steps=range(start, schedule.total_steps),
+        steps=range(begun.start, schedule.total_steps),
         batch_size=cfg.batch_size,
         order=lambda epoch: seed_generator("order", seed, epoch),
         augment=lambda step: seed_generator("augment", seed, step),
         device=device,
     )
-    train_loop(
-        model,
-        optimizer,
-        batches,
-        start_step=start,
-        lr=lambda step: lr_at(cfg, step // spe),
-        reseed=lambda step: stream_seed("step", seed, step),
-        callbacks=[track_forgetting, begun.checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
-        autocast=autocast_for(cfg.precision, device),
-    )
-    bar.close()
+    begun.train(cfg, batches, device, callbacks=[track_forgetting], progress=progress)

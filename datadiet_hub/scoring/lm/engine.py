@@ -22,10 +22,9 @@ import torch
 from torch import nn
 
 from ..config import ScoringConfig
-from ..loops import LABELS, Batch, evaluate, model_inputs, train_loop
+from ..loops import LABELS, Batch, evaluate, model_inputs
 from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
-from ..precision import autocast_for
-from ..train import EpochLog, Schedule, lr_at, seed_generator, start_seed, stream_seed, training_bar
+from ..train import Schedule, seed_generator, start_seed
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
 from .metrics import IGNORE, lm_loss
@@ -59,31 +58,17 @@ def train_lm_seed(
     """Train ``seed`` to the end of the schedule, resuming from its latest checkpoint if one exists (the setup and
     checkpoints of a classifier's seed: ``datadiet_hub.scoring.train.start_seed``)."""
     begun = start_seed(cfg, make_lm(cfg, corpus, seed), seed, schedule, state_dir, device)
-    model, optimizer, start = begun.model, begun.optimizer, begun.start
-    spe = schedule.steps_per_epoch
     if begun.finished:
         return
-    bar = training_bar(f"seed {seed}", schedule, start, progress)
     batches = lm_batches.train_batches(
         corpus,
         windows,
         batch_size=cfg.batch_size,
-        steps=range(start, schedule.total_steps),
+        steps=range(begun.start, schedule.total_steps),
         order=lambda epoch: seed_generator("order", seed, epoch),
         device=device,
     )
-    train_loop(
-        model,
-        optimizer,
-        batches,
-        start_step=start,
-        lr=lambda step: lr_at(cfg, step // spe),
-        reseed=lambda step: stream_seed("step", seed, step),
-        callbacks=[begun.checkpoint, EpochLog(seed, spe, schedule.total_steps, bar)],
-        loss_fn=lm_loss,
-        autocast=autocast_for(cfg.precision, device),
-    )
-    bar.close()
+    begun.train(cfg, batches, device, loss_fn=lm_loss, progress=progress)
 
 
 FUSED_TOKEN_SCORES = ("loss", "el2n")
