@@ -37,7 +37,6 @@ Goal: preparing 60,000 small images in under 3 s (warm).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import shutil
@@ -47,6 +46,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_csv import append_rows  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -193,25 +194,14 @@ def prepare_only(repeats: int, csv_path: Path) -> None:
     for name in ("before", "cold"):
         ratios = [r[name] / r["warm"] for r in rows]
         print(f"  {name} / warm: median {statistics.median(ratios):.1f}x ({min(ratios):.1f}-{max(ratios):.1f})")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    new = not csv_path.exists()
-    with csv_path.open("a", newline="") as handle:
-        writer = csv.DictWriter(
-            handle, fieldnames=["when", "command", "repeat", "read_s", "before_s", "cold_s", "warm_s", "load1"]
-        )
-        if new:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for repeat, r in enumerate(rows):
-            writer.writerow(
-                {
-                    "when": stamp,
-                    "command": f"python benchmarks/fixed_cost.py --prepare-only --repeats {repeats}",
-                    "repeat": repeat,
-                    **{f"{k}_s": round(v, 3) for k, v in r.items()},
-                    "load1": f"{loads[repeat]:.1f}",
-                }
-            )
+    append_rows(
+        csv_path,
+        f"python benchmarks/fixed_cost.py --prepare-only --repeats {repeats}",
+        [
+            {"repeat": repeat, **{f"{k}_s": round(v, 3) for k, v in r.items()}, "load1": f"{loads[repeat]:.1f}"}
+            for repeat, r in enumerate(rows)
+        ],
+    )
 
 
 def main() -> None:
@@ -283,25 +273,7 @@ def main() -> None:
                 f"{run_name} / {base}: median {statistics.median(ratios):.2f}x "
                 f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
             )
-    out = Path(args.csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as handle:
-        writer = csv.DictWriter(
-            handle,
-            fieldnames=["when", "command", "steps", "repeat", "bare_s", "bare_tuned_s", "cold_s", "warm_s", "load1"],
-        )
-        if new:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for row in rows:
-            writer.writerow(
-                {
-                    "when": stamp,
-                    "command": f"python benchmarks/fixed_cost.py --repeats {args.repeats} --steps {args.steps}",
-                    **row,
-                }
-            )
+    append_rows(args.csv, f"python benchmarks/fixed_cost.py --repeats {args.repeats} --steps {args.steps}", rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ appended to ``--csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import statistics
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_csv import append_rows  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -124,18 +125,7 @@ def main() -> None:
             f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
             f"{examples / seq:.0f} / {examples / par:.0f} |"
         )
-    out = Path(args.csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as handle:
-        fields = ["when", "command", *rows[0]]
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        if new:
-            writer.writeheader()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        command = "python benchmarks/parallel_seeds.py " + " ".join(sys.argv[1:])
-        for row in rows:
-            writer.writerow({"when": stamp, "command": command, **row})
+    append_rows(args.csv, "python benchmarks/parallel_seeds.py " + " ".join(sys.argv[1:]), rows)
 
 
 if __name__ == "__main__":
