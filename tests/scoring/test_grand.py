@@ -63,11 +63,21 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("method", ["auto", "ghost", "materialize"])
+def _force_conv_method(monkeypatch: pytest.MonkeyPatch, method: str) -> None:
+    """Make every convolution use ``method`` where it applies (the input Gram needs zero padding)."""
+    applies = _grand_layers.input_gram_applies
+    monkeypatch.setattr(
+        _grand_layers,
+        "conv_method",
+        lambda module, *shapes: method if method != "input_gram" or applies(module) else "materialize",
+    )
+
+
+@pytest.mark.parametrize("method", ["auto", "ghost", "materialize", "input_gram"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_registry_models_match_naive_loop(name, method, monkeypatch):
     if method != "auto":
-        monkeypatch.setattr(_grand_layers, "use_ghost", lambda *shape: method == "ghost")
+        _force_conv_method(monkeypatch, method)
     kw = MODELS[name]
     model = _randomize_norm_layers(build_model(name, num_classes=5, **kw))
     x = torch.randn(5, kw["in_channels"], kw["image_size"], kw["image_size"])
@@ -119,16 +129,45 @@ CONVS = {
 SPATIAL = {"conv1d": (9,), "conv1d_groups_same": (9,), "conv3d": (4, 5, 5)}
 
 
+ZERO_PADDED = sorted(kind for kind in CONVS if "reflect" not in kind and "circular" not in kind)
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # asymmetric 'same' is the point
-@pytest.mark.parametrize("method", ["ghost", "materialize"])
-@pytest.mark.parametrize("kind", sorted(CONVS))
+@pytest.mark.parametrize(
+    ("kind", "method"),
+    [(kind, m) for kind in sorted(CONVS) for m in ("ghost", "materialize", "materialize per example")]
+    + [(k, "input_gram") for k in ZERO_PADDED],
+)
 def test_conv_variants_match_naive_loop(kind, method, monkeypatch):
-    monkeypatch.setattr(_grand_layers, "use_ghost", lambda *shape: method == "ghost")
+    if method.startswith("materialize"):  # one weight-gradient call per example, or the batch as groups
+        monkeypatch.setattr(_grand_layers, "per_example_calls", lambda a, g, macs: method.endswith("per example"))
+        method = "materialize"
+    monkeypatch.setattr(_grand_layers, "conv_method", lambda *args: method)
     conv = CONVS[kind]()
     x = torch.randn(4, conv.in_channels, *SPATIAL.get(kind, (7, 7)))
     features = conv(x).flatten(1).shape[1]
     model = nn.Sequential(conv, nn.Tanh(), nn.Flatten(), nn.Linear(features, 3))
     _assert_matches_oracle(model, x, torch.tensor([0, 1, 2, 1]))
+
+
+def test_input_gram_refuses_padding_it_cannot_express():
+    conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
+    a, g = torch.randn(2, 3, 6, 6), torch.randn(2, 4, 6, 6)
+    assert "input_gram" not in _grand_layers.conv_costs(conv, (6, 6), (6, 6))
+    with pytest.raises(ValueError, match="padding_mode='reflect'"):
+        _grand_layers.conv_sq_norms(conv, a, g, method="input_gram")
+
+
+def test_conv_method_picks_by_shape_on_the_cifar_resnet18():
+    """The picks that benchmarks/results/grand_conv_methods_b32.txt timed as fastest (or within 1.2x of it)."""
+    pick = _grand_layers.conv_method
+    assert pick(nn.Conv2d(64, 64, 3, padding=1), (32, 32), (32, 32)) == "materialize"  # stage 1: many positions
+    assert pick(nn.Conv2d(128, 128, 3, padding=1), (16, 16), (16, 16)) == "input_gram"  # stage 2
+    assert pick(nn.Conv2d(256, 256, 3, padding=1), (8, 8), (8, 8)) == "input_gram"  # stage 3
+    assert pick(nn.Conv2d(128, 256, 1, stride=2), (16, 16), (8, 8)) == "ghost"  # strided 1x1 shortcut
+    assert pick(nn.Conv2d(64, 128, 1, stride=2), (32, 32), (16, 16)) == "materialize"
+    # reflect padding adds copies of real positions, not zeros: the input Gram is never considered
+    assert pick(nn.Conv2d(256, 256, 3, padding=1, padding_mode="reflect"), (8, 8), (8, 8)) == "ghost"
 
 
 # ------------------------------------------------------------------------------------ sequences, norms, embedding
@@ -148,7 +187,7 @@ class TokenModel(nn.Module):
 
 @pytest.mark.parametrize("method", ["ghost", "materialize"])
 def test_embedding_sequence_linear_and_layernorm(method, monkeypatch):
-    monkeypatch.setattr(_grand_layers, "use_ghost", lambda *shape: method == "ghost")
+    monkeypatch.setattr(_grand_layers, "linear_use_ghost", lambda *shape: method == "ghost")
     ids = torch.tensor([[1, 2, 1, 1, 0, 3], [0, 0, 4, 5, 6, 4], [2, 2, 2, 2, 2, 2], [6, 5, 4, 3, 2, 1]])
     _assert_matches_oracle(TokenModel(), ids, torch.tensor([0, 2, 1, 1]))
 

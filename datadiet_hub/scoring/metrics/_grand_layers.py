@@ -12,15 +12,21 @@ can be computed two ways:
 - *materialize*: form ``A^T G`` (d x p per example) and square it; cost ~ T*d*p, memory d*p;
 - *ghost*: ``sum_{t,t'} (A A^T)_{tt'} (G G^T)_{tt'}``; cost ~ T^2*(d+p), memory 2*T^2.
 
-:func:`use_ghost` picks one from the shapes alone. Work is done over slices of the batch so that the temporaries
-(unfolded patches, Gram matrices or materialized gradients) stay under :data:`WORKSPACE_BYTES`.
+A convolution with zero padding has a third way, the *input Gram*: the patch Gram ``A A^T`` is a sum, over the
+kernel offsets, of shifted windows of the input's own position Gram ``X X^T`` (S x S over the S input positions, C
+channels), so ``sum_k <shift_k(X X^T), G G^T>`` needs neither an im2col copy nor the ``d = C * prod(kernel)``-wide
+product; cost ~ S^2*C + T^2*p. It is the cheapest for late, small-image stages (ResNet-18 stages 2-4 at CIFAR size).
+
+:func:`linear_use_ghost` picks between the first two for a linear map, :func:`conv_method` among all three for a
+convolution, from the shapes alone. Work is done over slices of the batch so that the temporaries (unfolded patches,
+Gram matrices or materialized gradients) stay under :data:`WORKSPACE_BYTES`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -36,25 +42,14 @@ class UnsupportedModuleError(TypeError):
     """A module owns trainable parameters whose per-example gradients the fast GraNd path cannot compute exactly."""
 
 
-def use_ghost(positions: int, in_features: int, out_features: int) -> bool:
-    """Whether the ghost identity is cheaper than materializing per-example gradients for one linear map.
-
-    Ghost costs ~ T^2*(d+p) multiply-adds per example against T*d*p, so it wins when ``T*(d+p) <= d*p``.
-    A memory rule (ghost when ``2*T^2 <= p*d``) is the other common choice; since both methods run on batch slices
-    under :data:`WORKSPACE_BYTES`, memory does not decide, and the two rules only differ near the boundary, where
-    the arithmetic rule measured faster (ResNet-18 stage 2, T=256, d=1152, p=128: 37 ms materialized vs 54 ms
-    ghost for 32 examples on 2 CPU cores).
-    """
-    return positions * (in_features + out_features) <= in_features * out_features
-
-
 ELEMENT_COST = 64
 """Multiply-adds one element of a temporary is costed as when it is written and then squared and summed
 (memory-bound work next to a matrix product's)."""
 
 
 def linear_use_ghost(positions: int, in_features: int, out_features: int) -> bool:
-    """:func:`use_ghost` for a Linear layer applied at ``positions`` tokens, counting the temporaries too: the
+    """Whether the ghost form is cheaper for a Linear layer applied at ``positions`` tokens (ghost ~ T^2*(d+p)
+    multiply-adds per example against T*d*p materialized), counting the temporaries too: the
     materialized gradients (``d*p`` per example) are squared and summed after their product, the Gram matrices
     (``T^2`` each) multiplied and summed. Near ``T*(d+p) = d*p`` this decides: a language model's output layer at
     T=128 (d=128, p=8000) takes the Gram form, which made GraNd's cost there drop from 1.30x to 1.05x of a forward +
@@ -142,12 +137,38 @@ def _patches(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
     return a.permute(0, 1, *k_dims, *out_dims).reshape(n, c * math.prod(module.kernel_size), -1)
 
 
-def _conv_weight_grads(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Per-example weight gradients [m, *weight.shape] as one convolution weight-gradient with the batch as groups.
+PER_EXAMPLE_CALL_MACS = 4_000_000
+"""Per-example weight-gradient work (``T*d*p`` multiply-adds) above which one weight-gradient convolution per
+example beats a single call with the batch folded into the groups on the CPU: by up to 10% on the ResNet-18's stage-1
+layers when contiguous, by 25-50% when channels-last (``benchmarks/results/grand_conv_methods_*.txt``, one thread);
+below it the per-call overhead dominates."""
 
-    Folding the batch into the channel dim ([1, m*C, ...] with ``groups = m * module.groups``) makes the backend's
-    own weight-gradient kernel produce every example's gradient at once, without an im2col copy of the input;
-    on CPU this is ~2x faster than unfold + batched matmul.
+
+COPY_ELEMENTS = 32_768
+"""Elements per example of a channels-last layer's input and output gradient above which copying them to fold the
+batch into the channels costs more than one call per example (the CIFAR ResNet-18's first convolution and strided
+shortcut, a depthwise layer; the small CNN's 16-channel layers stay below)."""
+
+
+def per_example_calls(a: torch.Tensor, g: torch.Tensor, macs: int) -> bool:
+    """Whether to form the per-example weight gradients of a layer (input ``a``, output gradient ``g``, ``macs``
+    multiply-adds per example) with one call per example rather than one call with the batch as groups."""
+    if a.device.type != "cpu":
+        return False
+    if macs >= PER_EXAMPLE_CALL_MACS:
+        return True
+    copied = not (a.is_contiguous() and g.is_contiguous())
+    return copied and a[0].numel() + g[0].numel() >= COPY_ELEMENTS
+
+
+def _materialized_sq_norms(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Squared norms of the per-example weight gradients, each formed by the backend's weight-gradient convolution.
+
+    Two ways, both without an im2col copy: one call per example, or one call with the batch folded into the channel
+    dim (``[1, m*C, ...]`` with ``groups = m * module.groups``). On the CPU the per-example calls win for large
+    layers, and for channels-last tensors of many elements: folding the batch into the channels of a channels-last
+    tensor needs a copy of both the input and the gradient. On a GPU, where each call is a kernel launch, one call
+    does (not measured).
     """
     m, nd = a.shape[0], a.dim() - 2
     padding = list(module.padding) if not isinstance(module.padding, str) else [0] * nd
@@ -155,20 +176,26 @@ def _conv_weight_grads(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torc
         a = _pad_like_module(module, a)
         padding = [0] * nd
     weight = module.weight
-    _, grad_weight, _ = torch.ops.aten.convolution_backward(
+    geometry = (list(module.stride), padding, list(module.dilation), False, [0] * nd)
+    macs = g[0, 0].numel() * weight[0].numel() * weight.shape[0] // module.groups
+    if per_example_calls(a, g, macs):
+        out = a.new_empty(m)
+        for i in range(m):
+            grad = torch.ops.aten.convolution_backward(
+                g[i : i + 1], a[i : i + 1], weight, None, *geometry, module.groups, [False, True, False]
+            )[1].flatten()
+            out[i] = torch.linalg.vecdot(grad, grad)
+        return out
+    grads = torch.ops.aten.convolution_backward(
         g.reshape(1, m * g.shape[1], *g.shape[2:]),
         a.reshape(1, m * a.shape[1], *a.shape[2:]),
         weight.new_zeros(()).expand(m * weight.shape[0], *weight.shape[1:]),  # only its shape is read
         None,
-        list(module.stride),
-        padding,
-        list(module.dilation),
-        False,
-        [0] * nd,
+        *geometry,
         m * module.groups,
         [False, True, False],
-    )
-    return grad_weight.reshape(m, -1)
+    )[1].reshape(m, -1)
+    return torch.linalg.vecdot(grads, grads)
 
 
 def _pad_like_module(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.Tensor:
@@ -179,33 +206,135 @@ def _pad_like_module(module: nn.modules.conv._ConvNd, a: torch.Tensor) -> torch.
     return F.pad(a, pad, mode="constant" if module.padding_mode == "zeros" else module.padding_mode)
 
 
-def conv_sq_norms(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+ConvMethod = Literal["materialize", "ghost", "input_gram"]
+
+CONV_ELEMENT_COST = 8
+"""Multiply-adds one element of a convolution rule's memory-bound temporaries (im2col copies, padded and shifted
+Gram windows) is costed as; fitted to per-layer timings of the three methods on one CPU thread
+(``benchmarks/grand_conv_methods.py``)."""
+
+IM2COL_ELEMENT_COST = 24
+"""The same for one element of an im2col copy: a strided gather, dearer than a contiguous pass."""
+
+
+def input_gram_applies(module: nn.modules.conv._ConvNd) -> bool:
+    """The input-Gram method needs zero padding: padded positions then add zero rows and columns to ``X X^T``."""
+    return module.padding_mode == "zeros" and not module.transposed
+
+
+def conv_costs(
+    module: nn.modules.conv._ConvNd, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...]
+) -> dict[ConvMethod, int]:
+    """Estimated multiply-adds per example of each applicable method for one convolution call (see the module doc)."""
+    groups = module.groups
+    c_group = module.in_channels // groups
+    p_group = module.out_channels // groups
+    d_group = c_group * math.prod(module.kernel_size)
+    t = math.prod(out_spatial)
+    e = CONV_ELEMENT_COST
+    costs: dict[ConvMethod, int] = {
+        "materialize": groups * (t * d_group * p_group + e * d_group * p_group),
+        "ghost": groups * (t * t * (d_group + p_group) + IM2COL_ELEMENT_COST * d_group * t + e * t * t),
+    }
+    if input_gram_applies(module):
+        costs["input_gram"] = groups * (_input_gram_flops(module, in_spatial, out_spatial, c_group, p_group))
+    return costs
+
+
+def _input_gram_flops(
+    module: nn.modules.conv._ConvNd, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...], c: int, p: int
+) -> int:
+    s, t = math.prod(in_spatial), math.prod(out_spatial)
+    padded = _padded(module, in_spatial)
+    elements = math.prod(padded) ** 2  # the padded Gram
+    dims = list(padded)
+    for i, k in enumerate(module.kernel_size):  # one windowed sum per spatial dim: k adds over the shrinking array
+        dims[i] = out_spatial[i]
+        elements += k * math.prod(dims) ** 2
+    return s * s * c + t * t * p + CONV_ELEMENT_COST * (elements + t * t)
+
+
+def _padded(module: nn.modules.conv._ConvNd, in_spatial: tuple[int, ...]) -> list[int]:
+    """Input spatial sizes after the module's padding (``_reversed_padding_repeated_twice`` lists the last dim first)."""
+    pad = module._reversed_padding_repeated_twice
+    nd = len(in_spatial)
+    return [size + pad[2 * (nd - 1 - i)] + pad[2 * (nd - 1 - i) + 1] for i, size in enumerate(in_spatial)]
+
+
+def conv_method(
+    module: nn.modules.conv._ConvNd, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...]
+) -> ConvMethod:
+    """The cheapest exact method for one convolution call, by :func:`conv_costs`."""
+    costs = conv_costs(module, in_spatial, out_spatial)
+    return min(costs, key=costs.__getitem__)
+
+
+def _input_gram_sq_norms(module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``sum_k <shift_k(X X^T), G G^T>`` per example, for an input slice ``a`` [m, C, *S] and ``g`` [m, P, *T].
+
+    The padded input Gram over position pairs is summed over each spatial dim's kernel taps in turn (a window of
+    stride ``stride`` starting at ``tap * dilation``, taken on both positions of the pair at once), which leaves the
+    patch Gram ``A A^T`` of the im2col form without building the patches.
+    """
+    m, nd, groups = a.shape[0], a.dim() - 2, module.groups
+    in_spatial, out_spatial = tuple(a.shape[2:]), tuple(g.shape[2:])
+    x = a.reshape(m, groups, a.shape[1] // groups, -1)
+    y = g.reshape(m, groups, g.shape[1] // groups, -1)
+    gram = (x.transpose(-1, -2) @ x).view(m * groups, *in_spatial, *in_spatial)
+    pad = list(module._reversed_padding_repeated_twice)
+    if any(pad):
+        gram = F.pad(gram, pad + pad)
+    for i in range(nd):
+        taps = []
+        for k in range(module.kernel_size[i]):
+            start = k * module.dilation[i]
+            window = slice(start, start + module.stride[i] * (out_spatial[i] - 1) + 1, module.stride[i])
+            index: list[Any] = [slice(None)] * gram.dim()
+            index[1 + i] = index[1 + nd + i] = window
+            taps.append(gram[tuple(index)])
+        gram = taps[0].clone() if len(taps) > 1 else taps[0]
+        for tap in taps[1:]:
+            gram += tap
+    gram_out = y.transpose(-1, -2) @ y
+    return torch.linalg.vecdot(gram.reshape(m, -1), gram_out.reshape(m, -1))
+
+
+def conv_sq_norms(
+    module: nn.modules.conv._ConvNd, a: torch.Tensor, g: torch.Tensor, method: ConvMethod | None = None
+) -> torch.Tensor:
     """``nn.Conv{1,2,3}d`` with any stride, padding (and padding mode), dilation and groups, per batch slice.
 
-    Ghost layers (few output positions: late ResNet stages) use im2col patches and T x T Gram matrices; the others
-    materialize per-example weight gradients with :func:`_conv_weight_grads`.
+    ``method`` forces one method (tests, benchmarks); by default :func:`conv_method` picks, from the shapes: the input Gram (:func:`_input_gram_sq_norms`) for few input
+    positions with zero padding, the ghost form on im2col patches for few output positions otherwise, and per-example
+    weight gradients from :func:`_materialized_sq_norms` (early, large-image layers).
     """
     n, groups = a.shape[0], module.groups
     out_channels = g.shape[1]
-    positions = g[0, 0].numel()
+    in_spatial, out_spatial = tuple(a.shape[2:]), tuple(g.shape[2:])
+    positions = math.prod(out_spatial)
     out = a.new_zeros(n)
     if module.weight.requires_grad:
         d_group = module.weight[0].numel()  # (C / groups) * prod(kernel)
         p_group = out_channels // groups
-        ghost = use_ghost(positions, d_group, p_group)
-        if ghost:
+        method = method or conv_method(module, in_spatial, out_spatial)
+        if method == "input_gram" and not input_gram_applies(module):
+            raise ValueError(f"the input-Gram method needs zero padding, got padding_mode={module.padding_mode!r}")
+        if method == "input_gram":
+            per_example = groups * (2 * math.prod(_padded(module, in_spatial)) ** 2 + 2 * positions * positions)
+        elif method == "ghost":
             per_example = groups * (2 * positions * positions + d_group * positions)
         else:
             per_example = groups * d_group * p_group
         for s in _slices(n, per_example * a.element_size()):
             m = s.stop - s.start
-            if ghost:
+            if method == "input_gram":
+                out[s] += _input_gram_sq_norms(module, a[s], g[s])
+            elif method == "ghost":
                 patches = _patches(module, a[s]).reshape(m, groups, d_group, positions).transpose(-1, -2)
                 grads = g[s].reshape(m, groups, p_group, positions).transpose(-1, -2)  # [m, G, T, pg]
                 out[s] += _matmul_sq_norms(patches, grads, ghost=True)
             else:
-                grads = _conv_weight_grads(module, a[s], g[s])
-                out[s] += torch.linalg.vecdot(grads, grads)
+                out[s] += _materialized_sq_norms(module, a[s], g[s])
     if module.bias is not None and module.bias.requires_grad:
         out += g.reshape(n, out_channels, -1).sum(2).square().sum(1)
     return out
