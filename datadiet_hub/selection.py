@@ -245,8 +245,17 @@ def dataset_groups(dataset: Any, scores: Any, sel: Selection, on: str) -> np.nda
     """The ``by`` column read from the dataset (row i: source row i) when the score table does not carry it."""
     if sel.by is None or sel.by in column_names(scores):
         return None
-    if dataset is None or not hasattr(dataset, "__len__") or sel.by not in (dataset.column_names or []):
+    if dataset is None or not hasattr(dataset, "__len__"):
         return None  # select_indices names the missing column
+    if dataset.column_names and sel.by not in dataset.column_names:
+        both = [*column_names(scores), *dataset.column_names]
+        raise ColumnNotFoundError(
+            f"by={sel.by!r} is a column neither of the score table (columns: {column_names(scores)}) nor of the "
+            f"dataset (columns: {dataset.column_names}).{did_you_mean(sel.by, both)} Name a column of either, or add "
+            f"it to the dataset first (dataset.add_column({sel.by!r}, values)).",
+            column=sel.by,
+            value=sel.by,
+        )
     if on != "idx":
         raise InvalidArgumentError(
             f"by={sel.by!r} from the dataset needs on='idx' (rows in the scored order); with on='example_id' add "

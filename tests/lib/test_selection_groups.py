@@ -78,5 +78,7 @@ def test_by_reads_the_score_table_and_keep_reads_the_dataset():
     assert sorted(filtered["text"]) == sorted(corpus.select(from_table)["text"])
     with pytest.raises(DatadietError, match="by='domain' is not a column of the score table"):
         select_indices(scores, column="loss", fraction=0.3, by="domain")
+    with pytest.raises(DatadietError, match="neither of the score table .* nor of the dataset.*Did you mean 'domain'"):
+        datadiet_hub.keep(scores, dataset=corpus, column="loss", fraction=0.3, by="domian", verify="none")
     with pytest.raises(DatadietError, match="not both"):
         select_indices(scores, column="loss", fraction=0.3, by="domain", class_balanced=True)
