@@ -44,3 +44,15 @@ def in_bfloat16(model: torch.nn.Module, batches: Iterable[Mapping]) -> tuple[tor
         }
 
     return copied, (cast(batch) for batch in batches)
+
+
+def evaluation_under(
+    precision: str, model: torch.nn.Module, batches: Iterable[Mapping], device: torch.device | str, grad: bool
+) -> tuple[torch.nn.Module, Iterable[Mapping], Callable[[], AbstractContextManager]]:
+    """The model, batches and autocast factory a scoring pass runs with: autocast for forward-only metrics, and for
+    metrics that need gradients under bf16 the bfloat16 copy of :func:`in_bfloat16` without autocast. Classifier and
+    corpus scoring both go through here, so ``--precision`` means the same for both."""
+    if precision == "bf16" and grad:
+        copied, cast = in_bfloat16(model, batches)
+        return copied, cast, autocast_for("fp32", device)
+    return model, batches, autocast_for(precision, device)

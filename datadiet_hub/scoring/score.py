@@ -17,7 +17,7 @@ from .config import ScoringConfig
 from .data.prepare import RunData
 from .loops import evaluate
 from .metrics.registry import get
-from .precision import autocast_for, in_bfloat16
+from .precision import evaluation_under
 
 
 def metric_rows(
@@ -39,11 +39,8 @@ def metric_rows(
             f"Metric {name!r} is counted during training, not computed on a checkpoint's rows.", value=name
         )
     batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
-    autocast = autocast_for(precision, device)
-    if precision == "bf16" and computation.grad:
-        model, batches = in_bfloat16(model, batches)
-        autocast = autocast_for("fp32", device)
-    return evaluate(model, batches, computation.per_batch, grad=computation.grad, autocast=autocast).to(torch.float32)
+    scorer, inputs, autocast = evaluation_under(precision, model, batches, device, computation.grad)
+    return evaluate(scorer, inputs, computation.per_batch, grad=computation.grad, autocast=autocast).to(torch.float32)
 
 
 def wanted(cfg: ScoringConfig, seed: int) -> list[str]:

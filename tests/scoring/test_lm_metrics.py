@@ -116,3 +116,32 @@ def test_windows_predict_every_token_once_and_fold_to_the_token_mean():
         rows = windows.doc == d
         assert docs["grand"][d] == pytest.approx(np.average(grand[rows], weights=tokens[rows]), rel=1e-5)
     assert docs["loss"][0] == 0 and docs["num_tokens"][0] == 0  # a one-token document predicts nothing
+
+
+def test_precision_applies_to_corpus_scoring():
+    """``--precision bf16`` scores a corpus under bf16 as it does a classifier's rows: ``loss``/``el2n`` under
+    autocast, ``grand`` on a bfloat16 copy of the model. Same model, same windows: the scores move, slightly."""
+    from datadiet_hub.scoring.config import ScoringConfig
+    from datadiet_hub.scoring.lm.corpus import Corpus
+    from datadiet_hub.scoring.lm.engine import score_windows
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 30, size=12)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    tokens = rng.integers(1, 37, size=int(offsets[-1])).astype(np.int32)
+    ids = np.array([f"doc{i}".encode() for i in range(len(lengths))])
+    corpus = Corpus(tokens, offsets, ids, pad_id=0, vocab_size=37, source={})
+    windows = corpus.windows(16)
+    model = build_lm("causal-transformer", vocab_size=37, max_length=16, pad_token_id=0, width=0.125, seed=3).eval()
+
+    def scores(precision: str) -> dict[str, np.ndarray]:
+        cfg = ScoringConfig(scores=["loss", "el2n", "grand"], precision=precision, eval_batch_size=4)
+        _, values = score_windows(cfg, model, corpus, windows, torch.device("cpu"))
+        assert all(v.dtype == torch.float32 for v in values.values())
+        return {k: v.numpy() for k, v in values.items()}
+
+    fp32, bf16 = scores("fp32"), scores("bf16")
+    assert np.array_equal(fp32["tokens"], bf16["tokens"])
+    for name in ("loss", "el2n", "grand"):
+        assert not np.array_equal(fp32[name], bf16[name]), f"{name} was not computed under bf16"
+        np.testing.assert_allclose(bf16[name], fp32[name], rtol=0.05, err_msg=name)
