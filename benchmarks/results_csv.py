@@ -14,9 +14,18 @@ def append_rows(path: str | Path, command: str, rows: list[dict[str, Any]]) -> N
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
+    fields = ["when", "command", *rows[0]]
+    if not new:
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != fields:
+            raise ValueError(
+                f"{path} has the columns {header}, these rows have {fields}: the rows would land under the wrong "
+                "names. Append to a new file (--csv), or add the missing columns to the old rows first."
+            )
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with path.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["when", "command", *rows[0]])
+        writer = csv.DictWriter(handle, fieldnames=fields)
         if new:
             writer.writeheader()
         for row in rows:
