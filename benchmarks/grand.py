@@ -75,6 +75,10 @@ LLAMA = dict(
 )  # fmt: skip
 LLAMA_LENGTH = 64
 GRAND_METHODS = ["plain fwd+bwd", "naive loop", "vmap(grad) chunk 8", "backpack BatchL2Grad", "ours"]
+ABLATIONS = ["ours (input as root)"]
+"""Timed only when named in ``--methods``: ``ours (input as root)`` is ours as it was before the backward stopped at
+the first layer's output (``grand._rule_on_fresh_input`` answering no: the input image is made a graph root and its
+gradient computed)."""
 EL2N_METHODS = ["plain eval fwd", "el2n"]
 
 
@@ -130,6 +134,7 @@ def make_methods(
         "naive loop": lambda: naive_grad_norms(model, x, y),
         "vmap(grad) chunk 8": lambda: vmap_grad_norms(model, x, y, chunk_size=8),
         "ours": lambda: per_example_grad_norms(model, x, y),
+        "ours (input as root)": lambda: _input_as_root(model, x, y),
         "plain eval fwd": eval_forward,
         "el2n": el2n,
     }
@@ -137,6 +142,17 @@ def make_methods(
     if backpack_run is not None:
         methods["backpack BatchL2Grad"] = backpack_run
     return methods
+
+
+def _input_as_root(model: nn.Module, x: Inputs, y: torch.Tensor) -> torch.Tensor:
+    from datadiet_hub.scoring.metrics import grand
+
+    stop_at_output = grand._rule_on_fresh_input
+    grand._rule_on_fresh_input = lambda *args: False  # type: ignore[assignment]
+    try:
+        return per_example_grad_norms(model, x, y)
+    finally:
+        grand._rule_on_fresh_input = stop_at_output
 
 
 def _backpack_method(model: nn.Module, x: Inputs, y: torch.Tensor) -> Callable[[], torch.Tensor] | None:
@@ -283,7 +299,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per method (default 3, 1 quick)")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-method memory subprocesses")
     parser.add_argument(
-        "--methods", default=None, help=f"comma-separated subset of: {', '.join(GRAND_METHODS + EL2N_METHODS)}"
+        "--methods",
+        default=None,
+        help=f"comma-separated subset of: {', '.join(GRAND_METHODS + EL2N_METHODS + ABLATIONS)}",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     parser.add_argument(
@@ -337,6 +355,7 @@ def main() -> None:
             model, x, y = make_case(model_name, batch)
             methods = make_methods(model, x, y)
             names = [n for n in GRAND_METHODS + EL2N_METHODS if not chosen or n in chosen]
+            names += [n for n in ABLATIONS if n in chosen]
             seconds = time_methods(
                 methods, names, repeats, time.process_time if args.clock == "cpu" else time.perf_counter
             )

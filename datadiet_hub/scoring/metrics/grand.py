@@ -394,6 +394,16 @@ def _pre_hook(state: _Pass, tap: _Tap, module: nn.Module, args: tuple, kwargs: d
     return _open_call(state, tap, args, kwargs)
 
 
+def _rule_on_fresh_input(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> bool:
+    """A rule layer called on one floating tensor of the examples that is not in the graph yet (the first layer, on
+    the inputs). Its rule needs only the input's values and the output's gradient, so the backward may stop at the
+    output: a gradient for the input (a whole input-gradient convolution for a model's first layer) is not needed."""
+    if tap.rule is None or kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):
+        return False
+    x = args[0]
+    return x.is_floating_point() and not x.requires_grad and state.tracker is not None and state.tracker.is_batched(x)
+
+
 @_untracked
 def _open_call(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
     state.stack.append((len(state.log), len(state.flow.meetings) if state.flow is not None else 0))
@@ -415,6 +425,8 @@ def _open_call(state: _Pass, tap: _Tap, args: tuple, kwargs: dict) -> tuple[tupl
         isinstance(a, torch.Tensor) and (a.requires_grad or not a.is_floating_point()) for a in args
     ):
         return None  # the usual call: nothing to make a root
+    if _rule_on_fresh_input(state, tap, args, kwargs):
+        return None  # its output becomes the root instead (_rule_call): no gradient for the input is computed
     flat, spec = tree_flatten((args, kwargs))
     flat = [root(leaf) for leaf in flat]
     if not changed:
@@ -514,7 +526,7 @@ def _rule_call(
             raise _no_batch_dim(tap, what, tuple(t.shape), n, bd)
     if bd:
         a = a.movedim(bd, 0)
-    if not x.is_floating_point():
+    if not x.is_floating_point() or not x.requires_grad:  # token ids, or a fresh input (_rule_on_fresh_input)
         state.roots.append(output)
         new_output = hooked = output.clone()
         tracker.mark(new_output)
