@@ -390,8 +390,10 @@ FLAG_HELP: dict[str, str] = {
     "unit": "unit of --at: epoch or step (optimizer steps)",
     "epochs": "training length in epochs (default: the last score time, rounded up)",
     "batch_size": "training batch size in examples",
-    "eval_batch_size": "batch size in examples of the EL2N scoring pass (does not change the scores)",
-    "grand_batch_size": "batch size in examples of the GraNd pass (memory ~ batch x model size)",
+    "eval_batch_size": "batch size in examples of the EL2N scoring pass (does not change the scores; lowered, with a "
+    "log line, where a batch would not fit in memory)",
+    "grand_batch_size": "batch size in examples of the GraNd pass (memory ~ batch x activations; lowered, with a log "
+    "line, where a batch would not fit in memory)",
     "optimizer": "sgd or adam (default: the model family's: sgd for cnn/mlp/resnet18, adam for fasttext and "
     "transformers)",
     "lr": "learning rate (default: the model family's: 0.1 with sgd, 0.01 for fasttext, 0.001 for transformers)",

@@ -11,6 +11,7 @@ training ``datadiet_hub.scoring.train``, scoring ``datadiet_hub.scoring.score``,
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -26,7 +27,7 @@ from datadiet_hub.provenance import SourceInfo
 from datadiet_hub.writer import write_score_dataset
 
 from . import checkpoint as ckpt
-from . import determinism
+from . import determinism, memory
 from .aggregate import build_table
 from .config import ScoringConfig
 from .data.prepare import RunData, load_run_source, prepare_data
@@ -99,6 +100,8 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         run_on_main(accelerator, lambda: state.record_resolved(resolved))
         state.check_config(cfg)
         probe = make_model(cfg, data, cfg.seeds[0])  # a model spec that cannot be built fails now, before training
+        schedule = Schedule.from_config(cfg, len(data))
+        scoring_cfg = _fit_memory(cfg, data, probe, schedule, accelerator)  # too large to train fails now, too
     except DatadietError:  # bad input: leave no folder behind that would pin a rerun to this config
         if created is not None and accelerator.is_main_process:
             shutil.rmtree(created, ignore_errors=True)
@@ -107,11 +110,11 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         logger.info("%s", choice.message)
         channels_last, why = channels_last_choice(cfg, probe, accelerator.device)
         logger.info("memory layout %s (%s)", "channels-last" if channels_last else "as built", why)
-    setup = _Setup(data, Schedule.from_config(cfg, len(data)))
+    setup = _Setup(data, schedule)
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)
     _train(cfg, setup, state, accelerator, show)
-    _score(cfg, setup, state, accelerator, show)
+    _score(scoring_cfg, setup, state, accelerator, show)
     hardware = describe_hardware(accelerator)
     run_on_main(
         accelerator,
@@ -121,14 +124,44 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
     return out
 
 
+def _fit_memory(cfg: ScoringConfig, data: RunData, probe: torch.nn.Module, schedule: Schedule, accelerator):
+    """``cfg`` with scoring batches that fit in memory (``datadiet_hub.scoring.memory``); raises when training at
+    ``--batch-size`` cannot fit."""
+    device = accelerator.device
+    first = next(iter(data.eval_batches(batch_size=1, device=device)))
+    sizes = memory.activation_sizes(place(probe, cfg, device), first)
+    available = memory.available_bytes(device)
+    if available is None:
+        return cfg
+    what = f"{cfg.model} on {_input_shape(data)} inputs"
+    if schedule.total_steps > 0:
+        memory.check_training_fits(sizes, cfg.batch_size, available, what)
+    fitted = {}
+    for field, grad in (("eval_batch_size", False), ("grand_batch_size", True)):
+        requested = getattr(cfg, field)
+        fits = fitted[field] = memory.fitting_batch_size(sizes, requested, grad, available)
+        if fits < requested:
+            if accelerator.is_main_process:
+                logger.info(
+                    "--%s %d lowered to %d for %s: about %s of activations per example, %s available (the batch "
+                    "size of a scoring pass does not change the scores)",
+                    field.replace("_", "-"), requested, fits, what,
+                    memory.format_bytes(sizes.scoring(1, grad)), memory.format_bytes(available),
+                )  # fmt: skip
+    return dataclasses.replace(
+        cfg, eval_batch_size=fitted["eval_batch_size"], grand_batch_size=fitted["grand_batch_size"]
+    )
+
+
+def _input_shape(data: RunData) -> str:
+    plan = data.plan
+    return f"{plan.channels}x{plan.image_size}x{plan.image_size}" if plan.kind == InputKind.IMAGE else "text"
+
+
 def _log_setup(setup: _Setup, accelerator) -> None:
     schedule = setup.schedule
     data = setup.data
-    shape = (
-        f"{data.plan.channels}x{data.plan.image_size}x{data.plan.image_size}"
-        if data.plan.kind == InputKind.IMAGE
-        else "text"
-    )
+    shape = _input_shape(data)
     logger.info(
         "%d rows (%s, %s path), %d classes, %d steps/epoch, %d steps, score at steps %s, "
         "augmentation %s, %d process(es) on %s",
