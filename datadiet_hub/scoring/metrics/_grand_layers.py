@@ -237,11 +237,11 @@ def conv_costs(
         "ghost": groups * (t * t * (d_group + p_group) + IM2COL_ELEMENT_COST * d_group * t + e * t * t),
     }
     if input_gram_applies(module):
-        costs["input_gram"] = groups * (_input_gram_flops(module, in_spatial, out_spatial, c_group, p_group))
+        costs["input_gram"] = groups * (_input_gram_cost(module, in_spatial, out_spatial, c_group, p_group))
     return costs
 
 
-def _input_gram_flops(
+def _input_gram_cost(
     module: nn.modules.conv._ConvNd, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...], c: int, p: int
 ) -> int:
     s, t = math.prod(in_spatial), math.prod(out_spatial)
@@ -304,9 +304,10 @@ def conv_sq_norms(
 ) -> torch.Tensor:
     """``nn.Conv{1,2,3}d`` with any stride, padding (and padding mode), dilation and groups, per batch slice.
 
-    ``method`` forces one method (tests, benchmarks); by default :func:`conv_method` picks, from the shapes: the input Gram (:func:`_input_gram_sq_norms`) for few input
-    positions with zero padding, the ghost form on im2col patches for few output positions otherwise, and per-example
-    weight gradients from :func:`_materialized_sq_norms` (early, large-image layers).
+    ``method`` forces one method (tests, benchmarks). By default :func:`conv_method` picks from the shapes: the
+    input Gram (:func:`_input_gram_sq_norms`) for few input positions with zero padding, the ghost form on im2col
+    patches for few output positions otherwise, and per-example weight gradients from
+    :func:`_materialized_sq_norms` for early, large-image layers.
     """
     n, groups = a.shape[0], module.groups
     out_channels = g.shape[1]
