@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from .align import validate_missing, validate_verify
 from .errors import InvalidArgumentError
-from .provenance import Provenance
+from .hashing import own_class_names
+from .provenance import Provenance, SourceInfo
 from .score_table import arrow_table, column_names, idx_inverse, num_scores, score_ids, to_numpy
 from .selection import Selection, select_indices
 from .table_provenance import as_provenance, provenance_of
@@ -27,10 +28,15 @@ def validate_join(on: str, missing: str, verify: str) -> tuple[str, str, str]:
 
 
 def provenance_for(scores: Any, provenance: Provenance | Mapping[str, Any] | None) -> Provenance | None:
-    """The provenance given, else the one the score table carries (``load_scores``), else None."""
+    """The provenance given, else the one the score table carries (``load_scores``), else, for a table read with
+    plain ``load_dataset`` (which drops it), the class names of its ``label`` ``ClassLabel`` alone, else None."""
     if provenance is not None:
         return as_provenance(provenance)
-    return provenance_of(scores)
+    carried = provenance_of(scores)
+    if carried is not None:
+        return carried
+    names = own_class_names(getattr(scores, "features", None), "label")
+    return Provenance(source=SourceInfo(label_names=tuple(names))) if names else None
 
 
 def ids_reader(scores: Any) -> Callable[[np.ndarray | None], Any] | None:

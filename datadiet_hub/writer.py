@@ -7,6 +7,7 @@ schema metadata (key ``datadiet``), so a table read straight from it still says 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -65,6 +66,20 @@ def _per_seed(table: pa.Table, metric: str) -> np.ndarray | None:
     return column.flatten().to_numpy().reshape(len(table), lengths.pop())
 
 
+def _class_label_metadata(table: pa.Table, prov: Provenance) -> dict[bytes, bytes]:
+    """The ``datasets`` features of ``table`` with ``label`` as a ``ClassLabel`` of the scored class names, under the
+    schema key ``datasets`` reads them from: ``load_dataset`` then gives the names with the table (our own
+    ``datadiet`` key does not survive it), so ``keep`` can map a dataset's string labels without the card."""
+    names = prov.source.label_names
+    if not names or "label" not in table.column_names:
+        return {}
+    import datasets
+
+    features = datasets.Features.from_arrow_schema(table.schema)
+    features["label"] = datasets.ClassLabel(names=[str(n) for n in names])
+    return {b"huggingface": json.dumps({"info": {"features": features.to_dict()}}).encode("utf-8")}
+
+
 def _summary(name: str, table: pa.Table, info: ConfigInfo | None, override: Mapping[str, Any]) -> ConfigSummary:
     metrics = metrics_in(table.column_names)
     others = {m: _per_seed(table, m) for m in metrics[1:]} if info is not None and info.at_init else {}
@@ -110,7 +125,7 @@ def write_score_dataset(
         validate_config_name(name)
         checked[name] = validate_table(table)
     for name, table in checked.items():
-        table = table.replace_schema_metadata(prov.to_parquet_metadata(name))
+        table = table.replace_schema_metadata({**prov.to_parquet_metadata(name), **_class_label_metadata(table, prov)})
         write_parquet(target.data_file(name), table)
         summaries.append(_summary(name, table, prov.configs.get(name), config_info.get(name, {})))
         if plots:

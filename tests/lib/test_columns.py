@@ -139,6 +139,31 @@ def test_string_labels_join_to_scores_hashed_with_class_ids():
         prune(renamed, scores, fraction=0.5, provenance=provenance)
 
 
+def test_a_score_folder_read_with_plain_load_dataset_keeps_its_class_names(tmp_path):
+    """``load_dataset`` drops the card's provenance from the tables, so the writer also gives ``label`` its class
+    names as a ``ClassLabel``: ``keep`` and ``prune`` then map a dataset's string labels without the card."""
+    from datadiet_hub.writer import write_score_dataset
+
+    texts = [f"frase numero {i}" for i in range(40)]
+    labels = ["de", "en", "es", "it"] * 10
+    names = sorted(set(labels))
+    table, provenance = _scored(texts, names, labels)
+    table = table.append_column("label", pa.array([names.index(lab) for lab in labels]))
+    table = table.append_column("el2n_std", pa.array(np.zeros(40, dtype=np.float32)))
+    per_seed = pa.array([[v] for v in table.column("el2n").to_pylist()], type=pa.list_(pa.float32()))
+    table = table.append_column("el2n_per_seed", per_seed)
+    write_score_dataset(tmp_path / "scores", {"model-ep1": table}, provenance=provenance, plots=False)
+    scores = datasets.load_dataset(str(tmp_path / "scores"), "model-ep1", split="train")
+    assert scores.features["label"] == datasets.ClassLabel(names=names)
+    ds = datasets.Dataset.from_dict({"text": texts, "language": labels})
+    kept = ds.filter(keep(scores, fraction=0.5), with_indices=True, batched=True)
+    assert kept["text"] == prune(ds, scores, fraction=0.5, verify="full")["text"] == texts[:20]
+    with pytest.raises(ScoreMismatchError, match="record no class names"):  # what it did before
+        ds.filter(
+            keep(scores.cast_column("label", datasets.Value("int64")), fraction=0.5), with_indices=True, batched=True
+        )
+
+
 def test_integer_class_ids_hash_as_before():
     """Published ids (Fashion-MNIST: integer ClassLabel ids, no names on the card) keep matching."""
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b", "c"])})
