@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 import torch
 
 from .config import PRECISIONS
+from .loops import evaluate
 
 
 def autocast_for(precision: str, device: torch.device | str) -> Callable[[], AbstractContextManager]:
@@ -46,13 +47,20 @@ def in_bfloat16(model: torch.nn.Module, batches: Iterable[Mapping]) -> tuple[tor
     return copied, (cast(batch) for batch in batches)
 
 
-def evaluation_under(
-    precision: str, model: torch.nn.Module, batches: Iterable[Mapping], device: torch.device | str, grad: bool
-) -> tuple[torch.nn.Module, Iterable[Mapping], Callable[[], AbstractContextManager]]:
-    """The model, batches and autocast factory a scoring pass runs with: autocast for forward-only metrics, and for
-    metrics that need gradients under bf16 the bfloat16 copy of :func:`in_bfloat16` without autocast. Classifier and
-    corpus scoring both go through here, so ``--precision`` means the same for both."""
+def evaluate_at(
+    precision: str,
+    model: torch.nn.Module,
+    batches: Iterable[Mapping],
+    per_example: Callable[[torch.nn.Module, Mapping], torch.Tensor],
+    device: torch.device | str,
+    *,
+    grad: bool = False,
+) -> torch.Tensor:
+    """``loops.evaluate`` of a scoring pass under ``precision``, in float32: autocast for forward-only metrics, and
+    for metrics that need gradients under bf16 the bfloat16 copy of :func:`in_bfloat16` without autocast. Classifier
+    and corpus scoring both go through here, so ``--precision`` means the same for both."""
+    autocast = autocast_for(precision, device)
     if precision == "bf16" and grad:
-        copied, cast = in_bfloat16(model, batches)
-        return copied, cast, autocast_for("fp32", device)
-    return model, batches, autocast_for(precision, device)
+        model, batches = in_bfloat16(model, batches)
+        autocast = autocast_for("fp32", device)
+    return evaluate(model, batches, per_example, grad=grad, autocast=autocast).to(torch.float32)

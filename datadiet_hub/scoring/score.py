@@ -15,9 +15,8 @@ from datadiet_hub.errors import InvalidArgumentError
 
 from .config import ScoringConfig
 from .data.prepare import RunData
-from .loops import evaluate
 from .metrics.registry import get
-from .precision import evaluation_under
+from .precision import evaluate_at
 
 
 def metric_rows(
@@ -39,8 +38,7 @@ def metric_rows(
             f"Metric {name!r} is counted during training, not computed on a checkpoint's rows.", value=name
         )
     batches = data.eval_batches(batch_size=batch_size, device=device, rank=rank, world=world)
-    scorer, inputs, autocast = evaluation_under(precision, model, batches, device, computation.grad)
-    return evaluate(scorer, inputs, computation.per_batch, grad=computation.grad, autocast=autocast).to(torch.float32)
+    return evaluate_at(precision, model, batches, computation.per_batch, device, grad=computation.grad)
 
 
 def wanted(cfg: ScoringConfig, seed: int) -> list[str]:

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from ..config import ScoringConfig
-from ..loops import LABELS, Batch, evaluate, model_inputs
+from ..loops import LABELS, Batch, model_inputs
 from ..metrics.registry import TOKEN_COMPUTATIONS, WINDOW_COMPUTATIONS
-from ..precision import evaluation_under
+from ..precision import evaluate_at
 from ..train import Schedule, seed_generator, start_seed
 from . import batches as lm_batches
 from .corpus import Corpus, Windows
@@ -119,8 +119,7 @@ def score_windows(
     rows = lm_batches.eval_rows(windows, rank, world)
     per_token = [m for m in cfg.scores if m in TOKEN_COMPUTATIONS]
     batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=cfg.eval_batch_size, device=device)
-    scorer, inputs, autocast = evaluation_under(cfg.precision, model, batches, device, grad=False)
-    sums = evaluate(scorer, inputs, _token_sums(per_token), autocast=autocast).to(torch.float32)
+    sums = evaluate_at(cfg.precision, model, batches, _token_sums(per_token), device)
     out: dict[str, torch.Tensor] = {"tokens": sums[:, 0]}
     out.update({name: sums[:, 1 + k] for k, name in enumerate(per_token)})
     for name in cfg.scores:
@@ -129,9 +128,9 @@ def score_windows(
             size = getattr(cfg, computation.batch_size)
             batches = lm_batches.eval_batches(corpus, windows, rows, batch_size=size, device=device)
             assert computation.per_batch is not None
-            scorer, inputs, autocast = evaluation_under(cfg.precision, model, batches, device, computation.grad)
-            values = evaluate(scorer, inputs, computation.per_batch, grad=computation.grad, autocast=autocast)
-            out[name] = values.to(torch.float32)
+            out[name] = evaluate_at(
+                cfg.precision, model, batches, computation.per_batch, device, grad=computation.grad
+            )
     return torch.from_numpy(rows), out
 
 
