@@ -110,6 +110,7 @@ def run(cfg: ScoringConfig, *, progress: bool = True, command: str | None = None
         logger.info("%s", choice.message)
         channels_last, why = channels_last_choice(cfg, probe, accelerator.device)
         logger.info("memory layout %s (%s)", "channels-last" if channels_last else "as built", why)
+    del probe  # placed on the device by _fit_memory: not held through training
     setup = _Setup(data, schedule)
     if accelerator.is_main_process:
         _log_setup(setup, accelerator)
@@ -140,14 +141,13 @@ def _fit_memory(cfg: ScoringConfig, data: RunData, probe: torch.nn.Module, sched
     for field, grad in (("eval_batch_size", False), ("grand_batch_size", True)):
         requested = getattr(cfg, field)
         fits = fitted[field] = memory.fitting_batch_size(sizes, requested, grad, available)
-        if fits < requested:
-            if accelerator.is_main_process:
-                logger.info(
-                    "--%s %d lowered to %d for %s: about %s of activations per example, %s available (the batch "
-                    "size of a scoring pass does not change the scores)",
-                    field.replace("_", "-"), requested, fits, what,
-                    memory.format_bytes(sizes.scoring(1, grad)), memory.format_bytes(available),
-                )  # fmt: skip
+        if fits < requested and accelerator.is_main_process:
+            logger.info(
+                "--%s %d lowered to %d for %s: about %s of activations per example, %s available (the batch size "
+                "of a scoring pass does not change the scores)",
+                field.replace("_", "-"), requested, fits, what,
+                memory.format_bytes(sizes.scoring(1, grad)), memory.format_bytes(available),
+            )  # fmt: skip
     return dataclasses.replace(
         cfg, eval_batch_size=fitted["eval_batch_size"], grand_batch_size=fitted["grand_batch_size"]
     )
